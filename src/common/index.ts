@@ -1,0 +1,3 @@
+export * from './logger.js';
+export * from './limits.js';
+export * from './hash.js';

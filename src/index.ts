@@ -1,0 +1,4 @@
+/**
+ * The public surface of the `kvstore` package: the client library.
+ */
+export {};
