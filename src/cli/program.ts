@@ -1,9 +1,14 @@
 /**
- * Builds the `kvstore` commander program. Subcommands are added by the files that
- * implement them; this file only wires them together.
+ * Builds the `kvstore` commander program. Each subcommand lives in its own file
+ * and registers itself here.
  */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerClientCommands } from './client-commands.js';
+import { registerClusterCommand } from './cluster-command.js';
+import { registerManagerCommand } from './manager-command.js';
+import { registerNodeCommand } from './node-command.js';
+import { registerStatusCommand } from './status-command.js';
 
 /** The package version, read from package.json next to the build output. */
 export function packageVersion(): string {
@@ -20,10 +25,14 @@ export function buildProgram(): Command {
   const program = new Command('kvstore')
     .description('A distributed, sharded, Raft-replicated key-value store')
     .version(packageVersion(), '-V, --version')
-    .showHelpAfterError(false)
     .exitOverride();
   program.configureOutput({
     outputError: (message, write) => write(message.split('\n')[0] + '\n'),
   });
+  registerClusterCommand(program);
+  registerManagerCommand(program);
+  registerNodeCommand(program);
+  registerClientCommands(program);
+  registerStatusCommand(program);
   return program;
 }

@@ -1,0 +1,105 @@
+/**
+ * Helpers shared by the client-side commands (put/get/del/cas, status, cluster): the `--manager`
+ * option, exit codes, and one-line errors (DESIGN.md §6).
+ */
+import { Option, type Command } from 'commander';
+import { KVError } from '../client/index.js';
+
+/** Exit codes of every kvstore command (DESIGN.md §6). */
+export const EXIT = {
+  ok: 0,
+  notFound: 1,
+  badInput: 2,
+  unavailable: 3,
+  conflict: 4,
+} as const;
+
+/** The manager address used when neither `--manager` nor `KVSTORE_MANAGER` is given. */
+export const DEFAULT_MANAGER = '127.0.0.1:7000';
+
+/** Adds `--manager HOST:PORT`, defaulting to `KVSTORE_MANAGER`, else 127.0.0.1:7000. */
+export function addManagerOption(command: Command): Command {
+  const fromEnv = process.env['KVSTORE_MANAGER'];
+  return command.addOption(
+    new Option('--manager <host:port>', 'the manager to ask for the cluster map (env KVSTORE_MANAGER)').default(
+      fromEnv !== undefined && fromEnv !== '' ? fromEnv : DEFAULT_MANAGER,
+    ),
+  );
+}
+
+/** Thrown by option parsers and checks: printed as one line, exit 2. */
+export class BadInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BadInputError';
+  }
+}
+
+/** Checks a `host:port` address; throws {@link BadInputError} naming the flag otherwise. */
+export function checkAddress(address: string, flag: string): string {
+  const match = /^(.+):(\d{1,5})$/.exec(address);
+  const port = match === null ? NaN : Number(match[2]);
+  if (match === null || port < 1 || port > 65535) {
+    throw new BadInputError(`${flag} wants HOST:PORT, got "${address}"`);
+  }
+  return address;
+}
+
+/** Parses a whole number within [min, max] for `flag`; throws {@link BadInputError} otherwise. */
+export function parseInteger(text: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in ${min}…${max}`;
+    throw new BadInputError(`${flag} wants a whole number ${range}, got "${text}"`);
+  }
+  return value;
+}
+
+/** Parses a positive number of seconds (fractions allowed) for `flag`. */
+export function parseSeconds(text: string, flag: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value <= 0) {
+    throw new BadInputError(`${flag} wants a positive number of seconds, got "${text}"`);
+  }
+  return value;
+}
+
+/** Prints one line on stderr and sets the exit code. */
+export function failWith(message: string, exitCode: number): void {
+  process.stderr.write(`${oneLine(message)}\n`);
+  process.exitCode = exitCode;
+}
+
+/** The exit code for a KVError code: 2 bad input, 3 unavailable/timeout/closed, 4 conflict. */
+export function exitCodeFor(error: KVError): number {
+  switch (error.code) {
+    case 'INVALID_ARGUMENT':
+      return EXIT.badInput;
+    case 'CONFLICT':
+      return EXIT.conflict;
+    default:
+      return EXIT.unavailable;
+  }
+}
+
+/**
+ * Reports an error from a command as one line with the right exit code. Errors that are neither
+ * KVError nor bad input are bugs: they propagate.
+ */
+export function reportError(error: unknown): void {
+  if (error instanceof BadInputError) failWith(`error: ${error.message}`, EXIT.badInput);
+  else if (error instanceof KVError) failWith(`error: ${error.message}`, exitCodeFor(error));
+  else throw error;
+}
+
+/** Collapses a message to one line. */
+export function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** Reads all of stdin as bytes (for `VALUE` given as `-`). */
+export async function readStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return new Uint8Array(Buffer.concat(chunks));
+}

@@ -1,0 +1,368 @@
+/**
+ * KVClient: the public client of kvstore (DESIGN.md §6). It validates limits before sending, routes
+ * each key to its shard leader, multiplexes concurrent calls on one Batch stream per node, retries
+ * within a deadline, and makes retried writes exactly-once with a (clientId, seq) session.
+ */
+import { randomUUID } from 'node:crypto';
+import { checkKeyBytes, checkValueBytes, loadHasher } from '../common/index.js';
+import { ErrorCode, type Session } from '../gen/kvstore/v1/kvstore.js';
+import { backoffDelayMs, CallDeadline, sleep, type BackoffPolicy } from './deadline.js';
+import { KVError } from './errors.js';
+import { SILENT_LOGGER, type ClientLogger } from './logger.js';
+import { ManagerConnection } from './manager-connection.js';
+import { DEFAULT_ROUTER_OPTIONS, Router, type AttemptOutcome } from './router.js';
+import { ShardMapCache } from './shard-map.js';
+
+/** Construction options of {@link KVClient}. */
+export interface KVClientOptions {
+  /** The manager's `host:port`; the client asks it for the shard map at init and when routing fails. */
+  manager: string;
+  /** Default deadline of each call in ms (default 5000). A call retries inside it, then fails with TIMEOUT. */
+  timeoutMs?: number;
+  /**
+   * Most retries of one call after its first attempt (default: unbounded, only the deadline limits).
+   * When exhausted the call fails with UNAVAILABLE.
+   */
+  maxRetries?: number;
+  /** Where routing events go (debug level); silent by default. Never receives keys or values. */
+  logger?: ClientLogger;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Aborting it fails the call with TIMEOUT (retryable: false; for a write the outcome is unknown). */
+  signal?: AbortSignal;
+  /** This call's deadline in ms, instead of the client's `timeoutMs`. */
+  timeoutMs?: number;
+}
+
+/** Options of {@link KVClient.update}. */
+export interface UpdateOptions extends CallOptions {
+  /** Most read–cas rounds before giving up with CONFLICT (default 100). The deadline covers all rounds. */
+  maxAttempts?: number;
+}
+
+/** A value as the client accepts it: a string is stored as its UTF-8 bytes. */
+export type KVValue = string | Uint8Array;
+
+/** A stored value with its version (the Raft index of the key's last write). */
+export interface KVEntry {
+  /** The value decoded as UTF-8. */
+  value: string;
+  /** The value's exact bytes. */
+  bytes: Uint8Array;
+  /** Changes on every write of the key; pass it to {@link KVClient.cas}. */
+  version: number;
+}
+
+/** The function {@link KVClient.update} applies: from the current value (null when absent) to the new one. */
+export type UpdateFunction = (current: string | null) => KVValue | Promise<KVValue>;
+
+const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_UPDATE_ATTEMPTS = 100;
+/** Backoff between update rounds that hit a conflict: short, jittered, so contenders spread out. */
+const UPDATE_BACKOFF: BackoffPolicy = { baseDelayMs: 2, maxDelayMs: 100 };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * A client of one kvstore cluster. Create one per process and share it: it keeps one channel and one
+ * Batch stream per node. Call {@link KVClient.finalize} when done; the process then exits by itself.
+ */
+export class KVClient {
+  /** This client's session id: writes carry (clientId, seq) so retries apply once. */
+  readonly clientId: string = randomUUID();
+  private readonly timeoutMs: number;
+  private readonly logger: ClientLogger;
+  private readonly manager: ManagerConnection;
+  private readonly map: ShardMapCache;
+  private readonly router: Router;
+  private nextSeq = 1;
+  private closed = false;
+  private initializing: Promise<void> | undefined;
+
+  constructor(options: KVClientOptions) {
+    if (typeof options.manager !== 'string' || options.manager === '') {
+      throw new KVError('INVALID_ARGUMENT', 'KVClient needs { manager: "host:port" }');
+    }
+    this.timeoutMs = checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs');
+    if (options.maxRetries !== undefined && !(Number.isInteger(options.maxRetries) && options.maxRetries >= 0)) {
+      throw new KVError('INVALID_ARGUMENT', `maxRetries must be a non-negative integer, got ${String(options.maxRetries)}`);
+    }
+    this.logger = options.logger ?? SILENT_LOGGER;
+    this.manager = new ManagerConnection(options.manager);
+    this.map = new ShardMapCache(this.manager);
+    this.router = new Router(this.map, { ...DEFAULT_ROUTER_OPTIONS, maxRetries: options.maxRetries }, this.logger);
+  }
+
+  /**
+   * Fetches the cluster map. Fails fast with UNAVAILABLE when the manager is unreachable. Calling it is
+   * optional (the first operation initializes), but it surfaces a wrong address early.
+   */
+  async init(options: CallOptions = {}): Promise<void> {
+    await this.run('init', false, options, (deadline) => this.ensureReady(deadline));
+  }
+
+  /** Stores `value` under `key`; resolves once a majority of the shard's replicas committed it. */
+  async put(key: string, value: KVValue, options: CallOptions = {}): Promise<void> {
+    const keyBytes = keyToBytes(key);
+    const valueBytes = valueToBytes(value);
+    const session = this.newSession();
+    await this.run('put', true, options, (deadline) =>
+      this.router.execute(
+        {
+          name: 'put',
+          key: keyBytes,
+          isWrite: true,
+          build: (epoch) => ({ $case: 'put', value: { key: Buffer.from(keyBytes), value: Buffer.from(valueBytes), session, epoch } }),
+          interpret: (response): AttemptOutcome<void> => {
+            if (response.$case !== 'put') return mismatched('put', response.$case);
+            return response.value.error === undefined ? { ok: true, value: undefined } : { ok: false, error: response.value.error };
+          },
+        },
+        deadline,
+      ),
+    );
+  }
+
+  /** The value as a string (UTF-8), or null when absent. Linearizable: served by the shard leader. */
+  async get(key: string, options: CallOptions = {}): Promise<string | null> {
+    const entry = await this.getEntry(key, options);
+    return entry === null ? null : entry.value;
+  }
+
+  /** The value's exact bytes, or null when absent. */
+  async getBytes(key: string, options: CallOptions = {}): Promise<Uint8Array | null> {
+    const entry = await this.getEntry(key, options);
+    return entry === null ? null : entry.bytes;
+  }
+
+  /** The value and its version, or null when absent; the version feeds {@link KVClient.cas}. */
+  async getEntry(key: string, options: CallOptions = {}): Promise<KVEntry | null> {
+    const keyBytes = keyToBytes(key);
+    return this.run('get', false, options, (deadline) => this.readEntry(keyBytes, deadline));
+  }
+
+  /** Deletes `key`; resolves to whether it existed. */
+  async delete(key: string, options: CallOptions = {}): Promise<boolean> {
+    const keyBytes = keyToBytes(key);
+    const session = this.newSession();
+    return this.run('delete', true, options, (deadline) =>
+      this.router.execute(
+        {
+          name: 'delete',
+          key: keyBytes,
+          isWrite: true,
+          build: (epoch) => ({ $case: 'delete', value: { key: Buffer.from(keyBytes), session, epoch } }),
+          interpret: (response): AttemptOutcome<boolean> => {
+            if (response.$case !== 'delete') return mismatched('delete', response.$case);
+            const result = response.value;
+            return result.error === undefined ? { ok: true, value: result.existed } : { ok: false, error: result.error };
+          },
+        },
+        deadline,
+      ),
+    );
+  }
+
+  /**
+   * Writes `value` only if the key's version is `expectedVersion` (0 = the key must not exist).
+   * Resolves to the new version; rejects with CONFLICT (and `currentVersion`) otherwise.
+   */
+  async cas(key: string, expectedVersion: number, value: KVValue, options: CallOptions = {}): Promise<number> {
+    const keyBytes = keyToBytes(key);
+    const valueBytes = valueToBytes(value);
+    checkVersion(expectedVersion);
+    return this.run('cas', true, options, (deadline) => this.compareAndSet(keyBytes, expectedVersion, valueBytes, deadline));
+  }
+
+  /**
+   * The safe read-modify-write: reads the key, applies `fn` to its value (null when absent), writes the
+   * result back with compare-and-set, and on CONFLICT retries the whole round after a jittered backoff,
+   * up to `maxAttempts` rounds within the deadline. Resolves to the value written. `fn` may run more
+   * than once, so it should be free of side effects.
+   */
+  async update(key: string, fn: UpdateFunction, options: UpdateOptions = {}): Promise<KVValue> {
+    const keyBytes = keyToBytes(key);
+    if (typeof fn !== 'function') throw new KVError('INVALID_ARGUMENT', 'update needs a function');
+    const maxAttempts = options.maxAttempts ?? DEFAULT_UPDATE_ATTEMPTS;
+    if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1)) {
+      throw new KVError('INVALID_ARGUMENT', `maxAttempts must be a positive integer, got ${String(maxAttempts)}`);
+    }
+    return this.run('update', true, options, async (deadline) => {
+      for (let attempt = 0; ; attempt++) {
+        const current = await this.readEntry(keyBytes, deadline);
+        const next = await fn(current === null ? null : current.value);
+        const nextBytes = valueToBytes(next);
+        try {
+          await this.compareAndSet(keyBytes, current === null ? 0 : current.version, nextBytes, deadline);
+          return next;
+        } catch (error) {
+          if (!(error instanceof KVError) || error.code !== 'CONFLICT') throw error;
+          if (attempt + 1 >= maxAttempts) {
+            throw new KVError('CONFLICT', `update gave up after ${maxAttempts} conflicting attempts`, {
+              retryable: true,
+              ...(error.currentVersion === undefined ? {} : { currentVersion: error.currentVersion }),
+              cause: error,
+            });
+          }
+          await sleep(Math.min(backoffDelayMs(attempt, UPDATE_BACKOFF), deadline.remainingMs()), deadline.signal);
+        }
+      }
+    });
+  }
+
+  /**
+   * Closes every channel and stream. Calls in flight and later calls reject with CLOSED. Idempotent;
+   * afterwards the client holds no handles, so the process can exit by itself.
+   */
+  async finalize(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.router.close();
+    this.manager.close();
+    await this.map.settle();
+    await this.initializing?.catch(() => undefined);
+  }
+
+  private newSession(): Session {
+    return { clientId: this.clientId, seq: this.nextSeq++ };
+  }
+
+  /** Runs one public call under its deadline, mapping a passed deadline or closed client to its KVError. */
+  private async run<T>(name: string, isWrite: boolean, options: CallOptions, body: (deadline: CallDeadline) => Promise<T>): Promise<T> {
+    if (this.closed) throw new KVError('CLOSED', `${name}: the client was finalized`);
+    const timeoutMs = options.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs, 'timeoutMs');
+    const deadline = new CallDeadline(timeoutMs, options.signal);
+    try {
+      if (name !== 'init') await this.ensureReady(deadline);
+      return await body(deadline);
+    } catch (error) {
+      if (this.closed && !(error instanceof KVError && error.code === 'INVALID_ARGUMENT')) {
+        throw new KVError('CLOSED', `${name}: the client was finalized`, { cause: error });
+      }
+      if (error instanceof KVError) throw error;
+      if (deadline.expired) throw deadline.timeoutError(name, isWrite, error);
+      throw error;
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  /** Loads the hash function and the shard map once; concurrent callers share the work. */
+  private async ensureReady(deadline: CallDeadline): Promise<void> {
+    if (this.map.loaded && this.map.shardCount > 0) return;
+    this.initializing ??= this.initialize(deadline.timeoutMs).finally(() => {
+      this.initializing = undefined;
+    });
+    const initializing = this.initializing;
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(deadline.timeoutError('init', false));
+      deadline.signal.addEventListener('abort', onAbort, { once: true });
+      void initializing.then(resolve, reject).finally(() => deadline.signal.removeEventListener('abort', onAbort));
+    });
+  }
+
+  private async initialize(timeoutMs: number): Promise<void> {
+    await loadHasher();
+    const result = await this.map.refresh({ force: true, timeoutMs });
+    if (!result.ok) {
+      const reason = result.error instanceof Error ? result.error.message : String(result.error);
+      throw new KVError('UNAVAILABLE', reason, { cause: result.error });
+    }
+    if (this.map.shardCount <= 0) {
+      throw new KVError('UNAVAILABLE', `manager ${this.manager.address} has no shard map yet`);
+    }
+    this.logger.debug('shard map loaded', { manager: this.manager.address, shards: this.map.shardCount });
+  }
+
+  private readEntry(keyBytes: Uint8Array, deadline: CallDeadline): Promise<KVEntry | null> {
+    return this.router.execute(
+      {
+        name: 'get',
+        key: keyBytes,
+        isWrite: false,
+        build: (epoch) => ({ $case: 'get', value: { key: Buffer.from(keyBytes), epoch } }),
+        interpret: (response): AttemptOutcome<KVEntry | null> => {
+          if (response.$case !== 'get') return mismatched('get', response.$case);
+          const result = response.value;
+          if (result.error !== undefined) return { ok: false, error: result.error };
+          if (!result.found) return { ok: true, value: null };
+          const bytes = new Uint8Array(result.value);
+          return { ok: true, value: { value: decoder.decode(bytes), bytes, version: result.version } };
+        },
+      },
+      deadline,
+    );
+  }
+
+  private compareAndSet(keyBytes: Uint8Array, expectedVersion: number, valueBytes: Uint8Array, deadline: CallDeadline): Promise<number> {
+    const session = this.newSession();
+    return this.router.execute(
+      {
+        name: 'cas',
+        key: keyBytes,
+        isWrite: true,
+        build: (epoch) => ({
+          $case: 'cas',
+          value: { key: Buffer.from(keyBytes), expectedVersion, value: Buffer.from(valueBytes), session, epoch },
+        }),
+        interpret: (response): AttemptOutcome<number> => {
+          if (response.$case !== 'cas') return mismatched('cas', response.$case);
+          const result = response.value;
+          if (result.error === undefined) return { ok: true, value: result.version };
+          if (result.error.code === ErrorCode.ERROR_CODE_CONFLICT) {
+            const found = result.currentVersion === 0 ? 'the key is absent' : `its version is ${result.currentVersion}`;
+            throw new KVError('CONFLICT', `cas expected version ${expectedVersion} but ${found}`, {
+              currentVersion: result.currentVersion,
+            });
+          }
+          return { ok: false, error: result.error };
+        },
+      },
+      deadline,
+    );
+  }
+}
+
+/** A response of the wrong kind is a node bug; treat it like an unavailable replica. */
+function mismatched(expected: string, got: string): AttemptOutcome<never> {
+  return {
+    ok: false,
+    error: { code: ErrorCode.ERROR_CODE_UNAVAILABLE, message: `expected a ${expected} response, got ${got}`, leaderNodeId: '', leaderAddress: '', epoch: 0 },
+  };
+}
+
+/** Validates and encodes a key; rejects with INVALID_ARGUMENT naming the limit. */
+function keyToBytes(key: unknown): Uint8Array {
+  if (typeof key !== 'string') throw new KVError('INVALID_ARGUMENT', `key must be a string, got ${typeof key}`);
+  const bytes = encoder.encode(key);
+  const check = checkKeyBytes(bytes);
+  if (!check.ok) throw new KVError('INVALID_ARGUMENT', check.message);
+  return bytes;
+}
+
+/** Validates and encodes a value; rejects with INVALID_ARGUMENT naming the limit. */
+function valueToBytes(value: unknown): Uint8Array {
+  let bytes: Uint8Array;
+  if (typeof value === 'string') bytes = encoder.encode(value);
+  else if (value instanceof Uint8Array) bytes = value;
+  else throw new KVError('INVALID_ARGUMENT', `value must be a string or Uint8Array, got ${typeof value}`);
+  const check = checkValueBytes(bytes);
+  if (!check.ok) throw new KVError('INVALID_ARGUMENT', check.message);
+  return bytes;
+}
+
+function checkVersion(version: unknown): void {
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
+    throw new KVError('INVALID_ARGUMENT', `expectedVersion must be a non-negative integer (0 = absent), got ${String(version)}`);
+  }
+}
+
+function checkTimeout(timeoutMs: unknown, name: string): number {
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new KVError('INVALID_ARGUMENT', `${name} must be a positive number of milliseconds, got ${String(timeoutMs)}`);
+  }
+  return timeoutMs;
+}

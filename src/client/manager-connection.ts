@@ -1,0 +1,80 @@
+/**
+ * The client side of the manager's service: only GetClusterMap. The manager is never on the data
+ * path, so a client needs it at init and when its cached map goes stale.
+ */
+import { credentials, Metadata, status as GrpcStatus, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { ManagerServiceClient, type GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
+import { CHANNEL_OPTIONS } from './channel-options.js';
+
+/** A failed GetClusterMap: the manager was unreachable, too slow, or the call was aborted. */
+export class ManagerUnreachableError extends Error {
+  /** The gRPC status code, when the call reached the transport. */
+  readonly grpcCode: number | undefined;
+  constructor(message: string, grpcCode?: number, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'ManagerUnreachableError';
+    this.grpcCode = grpcCode;
+  }
+}
+
+/**
+ * One channel to the manager, reused for every map fetch. `close()` cancels calls still in flight,
+ * so nothing keeps the process alive after it.
+ */
+export class ManagerConnection {
+  /** The manager's `host:port`. */
+  readonly address: string;
+  private readonly client: ManagerServiceClient;
+  private readonly inFlight = new Set<ClientUnaryCall>();
+  private closed = false;
+
+  constructor(address: string) {
+    this.address = address;
+    this.client = new ManagerServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+  }
+
+  /**
+   * Fetches the cluster map, failing after `timeoutMs` or when `signal` aborts. Fails fast (well before
+   * the timeout) when nothing listens at the address.
+   */
+  getClusterMap(timeoutMs: number, signal?: AbortSignal): Promise<GetClusterMapResponse> {
+    if (this.closed) return Promise.reject(new ManagerUnreachableError('manager connection is closed'));
+    if (signal?.aborted === true) return Promise.reject(new ManagerUnreachableError('aborted'));
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => call.cancel();
+      const call = this.client.getClusterMap(
+        {},
+        new Metadata(),
+        { deadline: new Date(Date.now() + timeoutMs) },
+        (error: ServiceError | null, response: GetClusterMapResponse) => {
+          this.inFlight.delete(call);
+          signal?.removeEventListener('abort', onAbort);
+          if (error === null) {
+            resolve(response);
+            return;
+          }
+          const why = error.code === GrpcStatus.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs} ms` : conciseReason(error);
+          reject(new ManagerUnreachableError(`manager ${this.address} unreachable: ${why}`, error.code, error));
+        },
+      );
+      this.inFlight.add(call);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Cancels calls in flight and closes the channel. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const call of this.inFlight) call.cancel();
+    this.inFlight.clear();
+    this.client.close();
+  }
+}
+
+/** grpc-js details such as "No connection established. Last error: Error: connect ECONNREFUSED …. Resolution note:" cut to the cause. */
+function conciseReason(error: ServiceError): string {
+  const details = error.details || error.message;
+  const last = /Last error: (?:Error: )?(.*?)(?:\.?\s*Resolution note:.*)?$/s.exec(details);
+  return (last?.[1] ?? details).trim();
+}

@@ -1,0 +1,253 @@
+/**
+ * One storage node as the client sees it: one gRPC channel, and one bidirectional `Batch` stream that
+ * carries every concurrent request to that node (DESIGN.md §4). Requests issued in the same turn of the
+ * event loop go out in one BatchRequest; responses are matched by request id as they arrive, so a slow
+ * request blocks nobody. A broken stream fails the requests in flight on it (the router retries them,
+ * writes with the same session) and the next request opens a new stream.
+ */
+import { credentials, status as GrpcStatus, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  KvServiceClient,
+  type BatchRequest,
+  type BatchRequestItem,
+  type BatchResponse,
+  type BatchResponseItem,
+} from '../gen/kvstore/v1/kvstore.js';
+import { CHANNEL_OPTIONS } from './channel-options.js';
+
+/** One request: the `op` of a BatchRequestItem. */
+export type NodeRequest = NonNullable<BatchRequestItem['op']>;
+/** One answer: the `result` of a BatchResponseItem. */
+export type NodeResponse = NonNullable<BatchResponseItem['result']>;
+
+/**
+ * The request did not get an answer from this node: the stream or channel broke, the node is
+ * unreachable, or the attempt timed out. For a write the outcome is unknown (`maybeDelivered`).
+ */
+export class NodeTransportError extends Error {
+  /** The gRPC status code, when there was one. */
+  readonly grpcCode: number | undefined;
+  /** False only when the request certainly never left this process. */
+  readonly maybeDelivered: boolean;
+  constructor(message: string, options: { grpcCode?: number; maybeDelivered: boolean; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'NodeTransportError';
+    this.grpcCode = options.grpcCode;
+    this.maybeDelivered = options.maybeDelivered;
+  }
+}
+
+/** Most items in one BatchRequest: 256 × ~1 KiB stays far below gRPC's 4 MiB message limit. */
+const MAX_ITEMS_PER_BATCH = 256;
+
+interface Pending {
+  request: NodeRequest;
+  resolve: (response: NodeResponse) => void;
+  reject: (error: Error) => void;
+  /** The stream it was written to; undefined while queued. */
+  stream: ClientDuplexStream<BatchRequest, BatchResponse> | undefined;
+  cleanup: () => void;
+}
+
+/**
+ * The channel and Batch stream to one node. Falls back to unary calls if the node does not implement
+ * Batch (UNIMPLEMENTED), which keeps the client usable against minimal servers.
+ */
+export class NodeConnection {
+  /** The node's `host:port`. */
+  readonly address: string;
+  private readonly client: KvServiceClient;
+  private stream: ClientDuplexStream<BatchRequest, BatchResponse> | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private queue: BatchRequestItem[] = [];
+  private nextRequestId = 1;
+  private flushScheduled = false;
+  private writeBlocked = false;
+  private unaryOnly = false;
+  private closed = false;
+
+  constructor(address: string) {
+    this.address = address;
+    this.client = new KvServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+  }
+
+  /** Requests in flight on this connection (for tests and metrics). */
+  get inFlightCount(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Sends one request and resolves with the node's answer. Rejects with {@link NodeTransportError} when
+   * the node did not answer within `attemptTimeoutMs`, the stream broke, or `signal` aborted.
+   */
+  send(request: NodeRequest, signal: AbortSignal, attemptTimeoutMs: number): Promise<NodeResponse> {
+    if (this.closed) return Promise.reject(new NodeTransportError('connection closed', { maybeDelivered: false }));
+    if (signal.aborted) return Promise.reject(new NodeTransportError('aborted', { maybeDelivered: false }));
+    if (this.unaryOnly) return this.sendUnary(request, signal, attemptTimeoutMs);
+    const requestId = this.nextRequestId++;
+    return new Promise<NodeResponse>((resolve, reject) => {
+      const fail = (message: string): void => {
+        const entry = this.pending.get(requestId);
+        if (entry === undefined) return;
+        this.pending.delete(requestId);
+        entry.cleanup();
+        reject(new NodeTransportError(message, { maybeDelivered: entry.stream !== undefined }));
+      };
+      const onAbort = (): void => fail('aborted');
+      const timer = setTimeout(() => fail(`no answer from ${this.address} within ${attemptTimeoutMs} ms`), attemptTimeoutMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(requestId, {
+        request,
+        resolve,
+        reject,
+        stream: undefined,
+        cleanup: () => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+        },
+      });
+      this.queue.push({ requestId, op: request });
+      this.scheduleFlush();
+    });
+  }
+
+  /** Fails everything in flight, cancels the stream and closes the channel. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue = [];
+    this.failPending(() => true, 'connection closed', undefined);
+    const stream = this.stream;
+    this.stream = undefined;
+    if (stream !== undefined) {
+      stream.end();
+      stream.cancel();
+    }
+    this.client.close();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Writes queued requests, many per message, until the stream pushes back (`write() === false`). */
+  private flush(): void {
+    while (!this.closed && !this.writeBlocked && this.queue.length > 0) {
+      if (this.unaryOnly) {
+        this.moveQueueToUnary();
+        return;
+      }
+      const stream = this.ensureStream();
+      const chunk = this.queue.splice(0, MAX_ITEMS_PER_BATCH);
+      const items: BatchRequestItem[] = [];
+      for (const item of chunk) {
+        const entry = this.pending.get(item.requestId);
+        if (entry === undefined) continue; // aborted while queued
+        entry.stream = stream;
+        items.push(item);
+      }
+      if (items.length === 0) continue;
+      if (!stream.write({ items })) this.writeBlocked = true;
+    }
+  }
+
+  private ensureStream(): ClientDuplexStream<BatchRequest, BatchResponse> {
+    if (this.stream !== undefined) return this.stream;
+    const stream = this.client.batch();
+    this.stream = stream;
+    stream.on('data', (response: BatchResponse) => {
+      for (const item of response.items) this.settle(item);
+    });
+    stream.on('drain', () => {
+      if (this.stream !== stream) return;
+      this.writeBlocked = false;
+      this.flush();
+    });
+    stream.on('error', (error: ServiceError) => this.onStreamEnd(stream, error));
+    stream.on('end', () => this.onStreamEnd(stream, undefined));
+    stream.on('close', () => this.onStreamEnd(stream, undefined));
+    return stream;
+  }
+
+  private settle(item: BatchResponseItem): void {
+    const entry = this.pending.get(item.requestId);
+    if (entry === undefined) return; // timed out or aborted already
+    this.pending.delete(item.requestId);
+    entry.cleanup();
+    if (item.result === undefined) {
+      entry.reject(new NodeTransportError(`empty response from ${this.address}`, { maybeDelivered: true }));
+    } else {
+      entry.resolve(item.result);
+    }
+  }
+
+  private onStreamEnd(stream: ClientDuplexStream<BatchRequest, BatchResponse>, error: ServiceError | undefined): void {
+    if (this.stream !== stream) return;
+    this.stream = undefined;
+    this.writeBlocked = false;
+    if (error?.code === GrpcStatus.UNIMPLEMENTED) this.unaryOnly = true;
+    const why = error === undefined ? 'stream ended' : `stream failed: ${error.details || error.message}`;
+    this.failPending((entry) => entry.stream === stream, `${this.address}: ${why}`, error);
+    if (this.queue.length > 0) this.scheduleFlush();
+  }
+
+  private failPending(which: (entry: Pending) => boolean, message: string, error: ServiceError | undefined): void {
+    for (const [requestId, entry] of this.pending) {
+      if (!which(entry)) continue;
+      this.pending.delete(requestId);
+      entry.cleanup();
+      const options = { maybeDelivered: entry.stream !== undefined, cause: error };
+      entry.reject(new NodeTransportError(message, error === undefined ? options : { ...options, grpcCode: error.code }));
+    }
+  }
+
+  /** After the node said it has no Batch: send what was queued as unary calls. */
+  private moveQueueToUnary(): void {
+    const queued = this.queue;
+    this.queue = [];
+    for (const item of queued) {
+      const entry = this.pending.get(item.requestId);
+      if (entry === undefined) continue;
+      this.pending.delete(item.requestId);
+      entry.cleanup();
+      entry.reject(new NodeTransportError(`${this.address} has no Batch stream`, { maybeDelivered: false }));
+    }
+  }
+
+  private sendUnary(request: NodeRequest, signal: AbortSignal, attemptTimeoutMs: number): Promise<NodeResponse> {
+    return new Promise<NodeResponse>((resolve, reject) => {
+      const options = { deadline: new Date(Date.now() + attemptTimeoutMs) };
+      const metadata = new Metadata();
+      const done = (error: ServiceError | null, response: NodeResponse | undefined): void => {
+        signal.removeEventListener('abort', onAbort);
+        if (error === null && response !== undefined) resolve(response);
+        else {
+          const message = `${this.address}: ${error?.details || error?.message || 'no response'}`;
+          reject(new NodeTransportError(message, error === null ? { maybeDelivered: true } : { maybeDelivered: true, grpcCode: error.code, cause: error }));
+        }
+      };
+      let call: { cancel(): void };
+      switch (request.$case) {
+        case 'get':
+          call = this.client.get(request.value, metadata, options, (e, r) => done(e, r === undefined ? undefined : { $case: 'get', value: r }));
+          break;
+        case 'put':
+          call = this.client.put(request.value, metadata, options, (e, r) => done(e, r === undefined ? undefined : { $case: 'put', value: r }));
+          break;
+        case 'delete':
+          call = this.client.delete(request.value, metadata, options, (e, r) => done(e, r === undefined ? undefined : { $case: 'delete', value: r }));
+          break;
+        case 'cas':
+          call = this.client.cas(request.value, metadata, options, (e, r) => done(e, r === undefined ? undefined : { $case: 'cas', value: r }));
+          break;
+      }
+      const onAbort = (): void => call.cancel();
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}

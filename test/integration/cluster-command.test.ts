@@ -1,0 +1,118 @@
+/**
+ * `kvstore cluster`: prints the ready line once every shard has a leader, serves, stops every child
+ * on SIGTERM (exit 0, no orphans), restarts the same cluster with its data from the same data dir,
+ * and refuses --replicas > --nodes with exit 2.
+ */
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, MAIN_SCRIPT, runCli, waitFor } from '../support/cluster.js';
+
+/** PIDs of the direct children of `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+describe('integration: kvstore cluster', function () {
+  this.timeout(180_000);
+  let dir: string;
+  let running: ChildProcess | undefined;
+  let descendants: number[] = [];
+  let stdout = '';
+  let stderr = '';
+
+  function startCluster(port: number): ChildProcess {
+    stdout = '';
+    stderr = '';
+    const child = spawn(process.execPath, [MAIN_SCRIPT, 'cluster', '--nodes', '3', '--replicas', '3', '--shards', '8', '--port', String(port), '--data-dir', join(dir, 'data'), '--down-after', '3'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    running = child;
+    return child;
+  }
+
+  async function stop(child: ChildProcess): Promise<number | null> {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    return exited;
+  }
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kvstore-cluster-'));
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(`--- cluster stderr tail\n${stderr.split('\n').slice(-40).join('\n')}\n`);
+    if (running !== undefined && running.exitCode === null && running.signalCode === null) running.kill('SIGKILL');
+    for (const pid of descendants) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function basePort(): Promise<number> {
+    // the cluster takes port…port+3 (and the servers' default metrics ports +1000): choose from a free one
+    return waitFor('a free port range', async () => {
+      const port = await freePort();
+      return port < 60_000 ? port : undefined;
+    }, 5000, 10);
+  }
+
+  it('starts, serves, stops on SIGTERM without orphans, and restarts with its data', async () => {
+    const port = await basePort();
+    const manager = `127.0.0.1:${port}`;
+    const first = startCluster(port);
+    await waitFor('the ready line', () => stdout.includes(`ready manager=${manager}`) || (first.exitCode !== null ? Promise.reject(new Error(`cluster exited: ${stderr.slice(-500)}`)) : undefined), 60_000);
+    expect(stdout).to.equal(`ready manager=${manager}\n`);
+    descendants = childrenOf(first.pid!);
+    expect(descendants).to.have.length(4);
+    expect((await runCli(['put', 'kept', 'across-restarts', '--manager', manager])).code).to.equal(0);
+    expect(await stop(first)).to.equal(0);
+    await waitFor('every child to exit', () => descendants.every((pid) => !alive(pid)), 15_000);
+
+    const second = startCluster(port);
+    await waitFor('the ready line again', () => stdout.includes(`ready manager=${manager}`), 60_000);
+    descendants = childrenOf(second.pid!);
+    const get = await runCli(['get', 'kept', '--manager', manager]);
+    expect(get.code, get.stderr).to.equal(0);
+    expect(get.stdout).to.equal('across-restarts\n');
+    expect(await stop(second)).to.equal(0);
+    await waitFor('every child to exit', () => descendants.every((pid) => !alive(pid)), 15_000);
+  });
+
+  it('children exit when the cluster process is killed with -9', async () => {
+    const port = await basePort();
+    const child = startCluster(port);
+    await waitFor('the ready line', () => stdout.includes('ready manager='), 60_000);
+    descendants = childrenOf(child.pid!);
+    expect(descendants).to.have.length(4);
+    child.kill('SIGKILL');
+    await waitFor('every orphan to exit by itself', () => descendants.every((pid) => !alive(pid)), 15_000).catch((error: unknown) => {
+      const survivors = descendants.filter(alive).map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(2, 4).join(' '));
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; still running: ${survivors.join('; ')}`);
+    });
+  });
+
+  it('refuses --replicas larger than --nodes with one line and exit 2', async () => {
+    const result = await runCli(['cluster', '--nodes', '2', '--replicas', '3', '--data-dir', join(dir, 'never')]);
+    expect(result.code).to.equal(2);
+    expect(result.stderr.trim().split('\n')).to.have.length(1);
+    expect(result.stderr).to.match(/--replicas 3 .*--nodes 2/);
+  });
+});
