@@ -239,3 +239,62 @@ export interface RaftLogger {
 export interface RandomSource {
   nextInt(maxExclusive: number): number;
 }
+
+/**
+ * How the leader replicates to one follower (etcd `tracker/state.go`):
+ * `probe` sends one append at a time until it finds where logs match;
+ * `replicate` streams appends optimistically, bounded by `maxInflightMsgs`;
+ * `snapshot` waits for a snapshot to be installed.
+ */
+export enum ProgressState {
+  Probe = 'probe',
+  Replicate = 'replicate',
+  Snapshot = 'snapshot',
+}
+
+/** The leader's view of one member, as shown by `status()`. */
+export interface ProgressStatus {
+  /** Highest index known replicated on the member. Invariant: `match < next`. */
+  match: number;
+  /** Next index the leader will send. */
+  next: number;
+  state: ProgressState;
+  isLearner: boolean;
+  /** Heard from within the current election timeout (CheckQuorum). */
+  recentActive: boolean;
+}
+
+/** A snapshot of a replica's state for operators and tests. */
+export interface RaftStatus {
+  id: ReplicaId;
+  term: number;
+  vote: ReplicaId;
+  commit: number;
+  applied: number;
+  leaderId: ReplicaId;
+  role: Role;
+  /** The replica a leadership transfer is under way to, or {@link NONE}. */
+  leadTransferee: ReplicaId;
+  /** Current membership. */
+  confState: ConfState;
+  /** Per member, only when this replica is the leader. */
+  progress?: Map<ReplicaId, ProgressStatus>;
+}
+
+/**
+ * Why a proposal was refused. `NOT_LEADER`: only the leader accepts proposals
+ * (the node answers the client, no forwarding); `TRANSFERRING`: a leadership
+ * transfer is under way; `CONF_CHANGE_PENDING`: a membership change is not yet
+ * applied (one at a time); `TOO_LARGE`: the uncommitted log would exceed
+ * `maxUncommittedEntriesBytes`.
+ */
+export type ProposeRejection = 'NOT_LEADER' | 'TRANSFERRING' | 'CONF_CHANGE_PENDING' | 'TOO_LARGE';
+
+/**
+ * Outcome of `propose`/`proposeConfChange`: where the entry was appended, or why
+ * not. Appended is not committed: the caller matches `(index, term)` against
+ * committed entries later (a different term at that index means it was lost).
+ */
+export type ProposeResult =
+  | { ok: true; index: number; term: number }
+  | { ok: false; reason: ProposeRejection; leaderId: ReplicaId };

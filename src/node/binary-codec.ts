@@ -1,0 +1,164 @@
+/**
+ * Little-endian binary writer and reader for the node's own formats (KV commands,
+ * KV snapshots). Compact and allocation-light: the hot path never builds JSON.
+ * @internal
+ */
+
+const TWO_POW_32 = 0x1_0000_0000;
+
+/** A growable buffer that appends fixed-width integers and length-prefixed bytes. */
+export class BinaryWriter {
+  private buffer: Buffer;
+  private offset = 0;
+
+  constructor(initialBytes = 256) {
+    this.buffer = Buffer.allocUnsafe(initialBytes);
+  }
+
+  private reserve(bytes: number): void {
+    if (this.offset + bytes <= this.buffer.length) return;
+    let size = this.buffer.length * 2;
+    while (size < this.offset + bytes) size *= 2;
+    const grown = Buffer.allocUnsafe(size);
+    this.buffer.copy(grown, 0, 0, this.offset);
+    this.buffer = grown;
+  }
+
+  u8(value: number): this {
+    this.reserve(1);
+    this.buffer[this.offset++] = value;
+    return this;
+  }
+
+  u16(value: number): this {
+    this.reserve(2);
+    this.buffer.writeUInt16LE(value, this.offset);
+    this.offset += 2;
+    return this;
+  }
+
+  u32(value: number): this {
+    this.reserve(4);
+    this.buffer.writeUInt32LE(value, this.offset);
+    this.offset += 4;
+    return this;
+  }
+
+  /** A non-negative safe integer (< 2^53) in 8 bytes. */
+  u64(value: number): this {
+    this.reserve(8);
+    this.buffer.writeUInt32LE(value % TWO_POW_32, this.offset);
+    this.buffer.writeUInt32LE(Math.floor(value / TWO_POW_32), this.offset + 4);
+    this.offset += 8;
+    return this;
+  }
+
+  /** Raw bytes, no length. */
+  raw(bytes: Uint8Array): this {
+    this.reserve(bytes.length);
+    this.buffer.set(bytes, this.offset);
+    this.offset += bytes.length;
+    return this;
+  }
+
+  /** Bytes prefixed by a u8 length (≤ 255). */
+  bytes8(bytes: Uint8Array): this {
+    return this.u8(bytes.length).raw(bytes);
+  }
+
+  /** Bytes prefixed by a u32 length. */
+  bytes32(bytes: Uint8Array): this {
+    return this.u32(bytes.length).raw(bytes);
+  }
+
+  /** A copy of everything written, exactly sized. */
+  finish(): Buffer {
+    return Buffer.from(this.buffer.subarray(0, this.offset));
+  }
+}
+
+/** Thrown when a buffer ends early or holds an unknown tag: the data is corrupt. */
+export class CodecError extends Error {
+  readonly code = 'CORRUPT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CodecError';
+  }
+}
+
+/** Reads what {@link BinaryWriter} wrote; throws {@link CodecError} on truncation. */
+export class BinaryReader {
+  private offset = 0;
+  private readonly buffer: Buffer;
+
+  constructor(bytes: Uint8Array) {
+    this.buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  private need(bytes: number): void {
+    if (this.offset + bytes > this.buffer.length) {
+      throw new CodecError(`truncated: need ${bytes} bytes at offset ${this.offset} of ${this.buffer.length}`);
+    }
+  }
+
+  get remaining(): number {
+    return this.buffer.length - this.offset;
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.buffer[this.offset++] ?? 0;
+  }
+
+  u16(): number {
+    this.need(2);
+    const value = this.buffer.readUInt16LE(this.offset);
+    this.offset += 2;
+    return value;
+  }
+
+  u32(): number {
+    this.need(4);
+    const value = this.buffer.readUInt32LE(this.offset);
+    this.offset += 4;
+    return value;
+  }
+
+  u64(): number {
+    this.need(8);
+    const low = this.buffer.readUInt32LE(this.offset);
+    const high = this.buffer.readUInt32LE(this.offset + 4);
+    this.offset += 8;
+    return high * TWO_POW_32 + low;
+  }
+
+  /** A view (not a copy) of the next `length` bytes. */
+  raw(length: number): Buffer {
+    this.need(length);
+    const view = this.buffer.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return view;
+  }
+
+  bytes8(): Buffer {
+    return this.raw(this.u8());
+  }
+
+  bytes32(): Buffer {
+    return this.raw(this.u32());
+  }
+
+  /** The next u8-prefixed bytes as a latin1 string: a lossless, cheap map key for bytes. */
+  latin1String8(): string {
+    const length = this.u8();
+    this.need(length);
+    const text = this.buffer.toString('latin1', this.offset, this.offset + length);
+    this.offset += length;
+    return text;
+  }
+}
+
+/** A zero-copy Buffer view of a Uint8Array (generated proto types want Buffer). */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

@@ -1,0 +1,11 @@
+/**
+ * The storage node (DESIGN.md §4): a multi-Raft host with one WAL, one transport
+ * stream per peer and one timer, the KV state machine of every hosted shard, the
+ * client-facing KvService, and the manager client. The CLI's `kvstore node` and the
+ * in-process tests use only what is exported here.
+ */
+export { StorageNode, type StorageNodeOptions } from './storage-node.js';
+export type { CreateReplicaSpec } from './raft-host.js';
+export type { ShardMember } from './kv-state-machine.js';
+export { RESULT_RETENTION_MS, SESSION_IDLE_MS } from './session-table.js';
+export { REQUEST_TIMEOUT_MS } from './replica-requests.js';

@@ -1,0 +1,95 @@
+/**
+ * The KV state machine's commands as they travel in Raft log entries: a compact
+ * binary encoding (no JSON on the hot path).
+ *
+ * Layout, little-endian:
+ * ```
+ * u8  op            1 put · 2 delete · 3 cas
+ * u64 proposedAtMs  the proposing leader's wall clock; the only notion of time the
+ *                   state machine has (session expiry), identical on every replica
+ * u8  clientIdLen   0 = no session
+ * ..  clientId      UTF-8
+ * u64 seq           present only when clientIdLen > 0
+ * u8  keyLen, key
+ * u64 expectedVersion   cas only
+ * u16 valueLen, value   put and cas only
+ * ```
+ * @internal
+ */
+import { BinaryReader, BinaryWriter, CodecError } from './binary-codec.js';
+
+/** Operation tags in the first byte of a command. */
+export enum CommandOp {
+  Put = 1,
+  Delete = 2,
+  Cas = 3,
+}
+
+/** A client session: a retried `(clientId, seq)` returns the first result. */
+export interface CommandSession {
+  clientId: string;
+  seq: number;
+}
+
+/** A decoded write command. `key` is the key's bytes as a latin1 string (lossless). */
+export type KvCommand =
+  | { op: CommandOp.Put; proposedAtMs: number; session?: CommandSession; key: string; value: Buffer }
+  | { op: CommandOp.Delete; proposedAtMs: number; session?: CommandSession; key: string }
+  | {
+      op: CommandOp.Cas;
+      proposedAtMs: number;
+      session?: CommandSession;
+      key: string;
+      expectedVersion: number;
+      value: Buffer;
+    };
+
+/** Most bytes of a client id; longer ones are refused with INVALID_ARGUMENT. */
+export const MAX_CLIENT_ID_BYTES = 128;
+
+/** What a write asks for, before it is stamped and encoded. */
+export type WriteRequest =
+  | { op: CommandOp.Put; key: Uint8Array; value: Uint8Array; session?: CommandSession }
+  | { op: CommandOp.Delete; key: Uint8Array; session?: CommandSession }
+  | { op: CommandOp.Cas; key: Uint8Array; expectedVersion: number; value: Uint8Array; session?: CommandSession };
+
+/** Encodes a write for the log, stamping it with the proposer's clock. */
+export function encodeCommand(request: WriteRequest, proposedAtMs: number): Buffer {
+  const writer = new BinaryWriter(32 + request.key.length + ('value' in request ? request.value.length : 0));
+  writer.u8(request.op).u64(proposedAtMs);
+  if (request.session === undefined || request.session.clientId === '') {
+    writer.u8(0);
+  } else {
+    writer.bytes8(Buffer.from(request.session.clientId, 'utf8')).u64(request.session.seq);
+  }
+  writer.bytes8(request.key);
+  if (request.op === CommandOp.Cas) writer.u64(request.expectedVersion);
+  if (request.op !== CommandOp.Delete) writer.u16(request.value.length).raw(request.value);
+  return writer.finish();
+}
+
+/** Decodes an entry's data; throws CodecError on corrupt data (a bug or a broken log). */
+export function decodeCommand(data: Uint8Array): KvCommand {
+  const reader = new BinaryReader(data);
+  const op = reader.u8() as CommandOp;
+  const proposedAtMs = reader.u64();
+  const clientIdBytes = reader.bytes8();
+  const session = clientIdBytes.length === 0 ? undefined : { clientId: clientIdBytes.toString('utf8'), seq: reader.u64() };
+  const key = reader.latin1String8();
+  const withSession = session === undefined ? {} : { session };
+  switch (op) {
+    case CommandOp.Put: {
+      const value = Buffer.from(reader.raw(reader.u16()));
+      return { op, proposedAtMs, ...withSession, key, value };
+    }
+    case CommandOp.Delete:
+      return { op, proposedAtMs, ...withSession, key };
+    case CommandOp.Cas: {
+      const expectedVersion = reader.u64();
+      const value = Buffer.from(reader.raw(reader.u16()));
+      return { op, proposedAtMs, ...withSession, key, expectedVersion, value };
+    }
+    default:
+      throw new CodecError(`unknown KV command op ${String(op)}`);
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * The client-facing KvService: unary Get/Put/Delete/Cas and the bidirectional
+ * Batch stream. Every request is validated here, whoever sent it, then handed to
+ * the local leader replica of its shard; errors say how to recover (NOT_LEADER
+ * with the leader's id and address, WRONG_SHARD with the epoch, INVALID_ARGUMENT
+ * with the limit).
+ *
+ * On the Batch stream each item is answered as it completes, and answers that
+ * complete in one host turn leave together in one BatchResponse.
+ */
+import type { sendUnaryData, ServerDuplexStream, ServerUnaryCall } from '@grpc/grpc-js';
+import { checkKeyBytes, checkValueBytes, shardForKey } from '../common/index.js';
+import {
+  type BatchRequest,
+  type BatchRequestItem,
+  type BatchResponse,
+  type BatchResponseItem,
+  type CasRequest,
+  type CasResponse,
+  type DeleteRequest,
+  type DeleteResponse,
+  type Error as KvError,
+  ErrorCode,
+  type GetRequest,
+  type GetResponse,
+  type KvServiceServer,
+  type PutRequest,
+  type PutResponse,
+  type Session,
+} from '../gen/kvstore/v1/kvstore.js';
+import { CommandOp, MAX_CLIENT_ID_BYTES, type WriteRequest } from './kv-command.js';
+import { keyString } from './kv-state-machine.js';
+import { Role } from '../raft/index.js';
+import type { PeerDirectory } from './peer-directory.js';
+import type { RaftHost } from './raft-host.js';
+import type { Replica } from './replica.js';
+import type { FailureReason, WriteOutcome } from './replica-requests.js';
+import type { RequestMetrics } from './request-metrics.js';
+
+/** What the service needs from the node. */
+export interface KvServiceContext {
+  host: RaftHost;
+  peers: PeerDirectory;
+  metrics: RequestMetrics;
+  /** The cluster's shard count; 0 until known (then every request is UNAVAILABLE). */
+  shardCount(): number;
+  /** This node's own address, for NOT_LEADER hints that point at itself. */
+  address: string;
+  /** True once the node is stopping. */
+  closing(): boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+type Done<T> = (response: T) => void;
+
+/** Runs one request of any kind; shared by the unary handlers and the Batch stream. */
+export class KvRequestExecutor {
+  constructor(private readonly context: KvServiceContext) {}
+
+  /** Answers a linearizable read. */
+  get(request: GetRequest, done: Done<GetResponse>): void {
+    const startMs = performance.now();
+    const answer = (response: GetResponse): void => {
+      this.context.metrics.record(performance.now() - startMs, response.error === undefined);
+      done(response);
+    };
+    const located = this.locate(request.key);
+    if (!located.ok) {
+      answer({ error: located.error, found: false, value: EMPTY, version: 0 });
+      return;
+    }
+    const replica = located.replica;
+    replica.read(keyString(request.key), (outcome) => {
+      if (!outcome.ok) answer({ error: this.failure(replica, outcome.reason, false), found: false, value: EMPTY, version: 0 });
+      else if (outcome.value === undefined) answer({ found: false, value: EMPTY, version: 0 });
+      else answer({ found: true, value: outcome.value.value, version: outcome.value.version });
+    });
+    this.context.host.mark(replica);
+  }
+
+  /** Answers a put once it applied. */
+  put(request: PutRequest, done: Done<PutResponse>): void {
+    const invalid = checkValueBytes(request.value);
+    const write: WriteRequest = { op: CommandOp.Put, key: request.key, value: request.value, ...sessionOf(request.session) };
+    this.write(write, request.session, invalid.ok ? undefined : invalid.message, done, (outcome) =>
+      outcome.kind === 'put' ? { version: outcome.version } : { version: 0 },
+      (error) => ({ error, version: 0 }));
+  }
+
+  /** Answers a delete once it applied. */
+  delete(request: DeleteRequest, done: Done<DeleteResponse>): void {
+    const write: WriteRequest = { op: CommandOp.Delete, key: request.key, ...sessionOf(request.session) };
+    this.write(write, request.session, undefined, done, (outcome) =>
+      ({ existed: outcome.kind === 'delete' && outcome.existed }),
+      (error) => ({ error, existed: false }));
+  }
+
+  /** Answers a compare-and-set once it applied: CONFLICT carries the current version. */
+  cas(request: CasRequest, done: Done<CasResponse>): void {
+    const invalid = checkValueBytes(request.value);
+    const write: WriteRequest = {
+      op: CommandOp.Cas, key: request.key, value: request.value, expectedVersion: request.expectedVersion, ...sessionOf(request.session),
+    };
+    this.write(write, request.session, invalid.ok ? undefined : invalid.message, done, (outcome) => {
+      if (outcome.kind !== 'cas') return { version: 0, currentVersion: 0 };
+      if (outcome.ok) return { version: outcome.version, currentVersion: outcome.version };
+      return {
+        error: error(ErrorCode.ERROR_CODE_CONFLICT, `version is ${outcome.currentVersion}, expected ${request.expectedVersion}`),
+        version: 0,
+        currentVersion: outcome.currentVersion,
+      };
+    }, (failure) => ({ error: failure, version: 0, currentVersion: 0 }));
+  }
+
+  private write<T extends { error?: KvError | undefined }>(
+    request: WriteRequest,
+    session: Session | undefined,
+    invalidValue: string | undefined,
+    done: Done<T>,
+    success: (result: Exclude<WriteOutcome, { ok: false }>['result']) => T,
+    failure: (error: KvError) => T,
+  ): void {
+    const startMs = performance.now();
+    const answer = (response: T): void => {
+      this.context.metrics.record(performance.now() - startMs, response.error === undefined);
+      done(response);
+    };
+    if (invalidValue !== undefined) {
+      answer(failure(error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, invalidValue)));
+      return;
+    }
+    if (session !== undefined && Buffer.byteLength(session.clientId, 'utf8') > MAX_CLIENT_ID_BYTES) {
+      answer(failure(error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `client id is longer than ${MAX_CLIENT_ID_BYTES} bytes`)));
+      return;
+    }
+    const located = this.locate(request.key);
+    if (!located.ok) {
+      answer(failure(located.error));
+      return;
+    }
+    const replica = located.replica;
+    replica.write(request, (outcome) => {
+      if (!outcome.ok) {
+        answer(failure(this.failure(replica, outcome.reason, true)));
+      } else if (outcome.result.kind === 'session-expired') {
+        answer(failure(error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT,
+          'session expired: this (client id, seq) is older than the node remembers; it was not applied')));
+      } else {
+        answer(success(outcome.result));
+      }
+    });
+    this.context.host.mark(replica);
+  }
+
+  /** Validates the key and finds the local leader replica of its shard. */
+  private locate(key: Uint8Array): { ok: true; replica: Replica } | { ok: false; error: KvError } {
+    const keyCheck = checkKeyBytes(key);
+    if (!keyCheck.ok) return { ok: false, error: error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, keyCheck.message) };
+    if (this.context.closing()) return { ok: false, error: error(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node is shutting down') };
+    const shardCount = this.context.shardCount();
+    if (shardCount === 0) return { ok: false, error: error(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node does not know the shard count yet') };
+    const shardId = shardForKey(key, shardCount);
+    const replica = this.context.host.replica(shardId);
+    if (replica === undefined || replica.removed) {
+      return { ok: false, error: error(ErrorCode.ERROR_CODE_WRONG_SHARD, `this node holds no replica of shard ${shardId}`) };
+    }
+    if (replica.role !== Role.Leader) return { ok: false, error: this.notLeader(replica) };
+    return { ok: true, replica };
+  }
+
+  private notLeader(replica: Replica): KvError {
+    const leaderNodeId = replica.leaderId === 0 ? undefined : replica.nodeIdOf(replica.leaderId);
+    if (leaderNodeId === undefined) {
+      return { ...error(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} has no known leader`), epoch: replica.machine.epoch };
+    }
+    const leaderAddress = leaderNodeId === this.context.host.nodeId ? this.context.address : this.context.peers.get(leaderNodeId) ?? '';
+    return {
+      code: ErrorCode.ERROR_CODE_NOT_LEADER,
+      message: `not the leader of shard ${replica.shardId}`,
+      leaderNodeId,
+      leaderAddress,
+      epoch: replica.machine.epoch,
+    };
+  }
+
+  private failure(replica: Replica, reason: FailureReason, isWrite: boolean): KvError {
+    switch (reason) {
+      case 'NOT_LEADER':
+        return this.notLeader(replica);
+      case 'DROPPED':
+        return error(ErrorCode.ERROR_CODE_UNAVAILABLE, 'leader changed before the write committed; it was not applied, retry');
+      case 'TIMEOUT':
+        return error(ErrorCode.ERROR_CODE_TIMEOUT, isWrite
+          ? 'write did not apply in time: its outcome is unknown (retry within the same session)'
+          : 'read could not be confirmed in time');
+      case 'UNAVAILABLE':
+        return error(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} cannot serve now`);
+    }
+  }
+
+  /** Runs one Batch item, answering with a response item. */
+  item(item: BatchRequestItem, done: Done<BatchResponseItem>): void {
+    const requestId = item.requestId;
+    const op = item.op;
+    switch (op?.$case) {
+      case 'get':
+        this.get(op.value, (value) => done({ requestId, result: { $case: 'get', value } }));
+        return;
+      case 'put':
+        this.put(op.value, (value) => done({ requestId, result: { $case: 'put', value } }));
+        return;
+      case 'delete':
+        this.delete(op.value, (value) => done({ requestId, result: { $case: 'delete', value } }));
+        return;
+      case 'cas':
+        this.cas(op.value, (value) => done({ requestId, result: { $case: 'cas', value } }));
+        return;
+      case undefined: {
+        const value = { error: error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, 'batch item has no operation'), found: false, value: EMPTY, version: 0 };
+        done({ requestId, result: { $case: 'get', value } });
+      }
+    }
+  }
+}
+
+function error(code: ErrorCode, message: string): KvError {
+  return { code, message, leaderNodeId: '', leaderAddress: '', epoch: 0 };
+}
+
+function sessionOf(session: Session | undefined): { session?: { clientId: string; seq: number } } {
+  return session === undefined || session.clientId === '' ? {} : { session: { clientId: session.clientId, seq: session.seq } };
+}
+
+/** The gRPC implementation of KvService over an executor. */
+export function kvService(executor: KvRequestExecutor): KvServiceServer {
+  const unary = <Req, Res>(run: (request: Req, done: Done<Res>) => void) =>
+    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      run(call.request, (response) => callback(null, response));
+    };
+  return {
+    get: unary((request: GetRequest, done: Done<GetResponse>) => executor.get(request, done)),
+    put: unary((request: PutRequest, done: Done<PutResponse>) => executor.put(request, done)),
+    delete: unary((request: DeleteRequest, done: Done<DeleteResponse>) => executor.delete(request, done)),
+    cas: unary((request: CasRequest, done: Done<CasResponse>) => executor.cas(request, done)),
+    batch: (call: ServerDuplexStream<BatchRequest, BatchResponse>) => serveBatch(call, executor),
+  };
+}
+
+function serveBatch(call: ServerDuplexStream<BatchRequest, BatchResponse>, executor: KvRequestExecutor): void {
+  let outbox: BatchResponseItem[] = [];
+  let flushScheduled = false;
+  let inFlight = 0;
+  let inputEnded = false;
+  let finished = false;
+
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    call.end();
+  };
+  const flush = (): void => {
+    flushScheduled = false;
+    if (finished || outbox.length === 0) return;
+    const items = outbox;
+    outbox = [];
+    // Read on demand: stop taking requests while the client does not take answers.
+    if (!call.write({ items })) {
+      call.pause();
+      call.once('drain', () => call.resume());
+    }
+    if (inputEnded && inFlight === 0) finish();
+  };
+  const answer = (item: BatchResponseItem): void => {
+    inFlight -= 1;
+    if (finished) return;
+    outbox.push(item);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  };
+  call.on('data', (request: BatchRequest) => {
+    for (const item of request.items) {
+      inFlight += 1;
+      executor.item(item, answer);
+    }
+  });
+  call.on('end', () => {
+    inputEnded = true;
+    if (inFlight === 0 && !flushScheduled) finish();
+  });
+  call.on('cancelled', () => {
+    finished = true;
+  });
+  call.on('error', () => {
+    finished = true;
+  });
+}

@@ -1,0 +1,170 @@
+/**
+ * One shard's key-value state machine: `key → { value, version }`, where version is
+ * the Raft index of the key's last write. It applies committed commands in log
+ * order, remembers client sessions for exactly-once retries, and knows the group's
+ * members (replica id → node id) and epoch, so a snapshot carries everything a new
+ * replica needs.
+ *
+ * Everything here is a function of the applied log: no clock, no randomness.
+ */
+import { BinaryReader, BinaryWriter, CodecError } from './binary-codec.js';
+import { CommandOp, decodeCommand } from './kv-command.js';
+import { SessionTable, type WriteResult } from './session-table.js';
+
+export type { WriteResult } from './session-table.js';
+
+/** A stored value. `version` is the Raft index of the write that produced it. */
+export interface StoredValue {
+  value: Buffer;
+  version: number;
+}
+
+/** One member of a shard's group: which node hosts which replica id. */
+export interface ShardMember {
+  replicaId: number;
+  nodeId: string;
+}
+
+/** A membership change as the state machine records it. */
+export type MembershipChange = { type: 'add'; replicaId: number; nodeId: string } | { type: 'remove'; replicaId: number };
+
+const SNAPSHOT_FORMAT = 1;
+
+/** The KV state of one replica of one shard. */
+export class KvStateMachine {
+  /** Index of the last entry applied (or covered by the restored snapshot). */
+  appliedIndex = 0;
+  /** The shard's conf version: 1 at bootstrap, +1 per applied membership change; 0 while uninitialized. */
+  epoch = 0;
+  /** Replica id → node id of the group's members, as of {@link appliedIndex}. */
+  readonly members = new Map<number, string>();
+  private readonly data = new Map<string, StoredValue>();
+  private sessions = new SessionTable();
+  /** Largest `proposedAtMs` applied so far: the state machine's only clock. */
+  private logTimeMs = 0;
+
+  /** A fresh state machine for a group bootstrapped with `members` (epoch 1). */
+  static bootstrap(members: readonly ShardMember[]): KvStateMachine {
+    const machine = new KvStateMachine();
+    machine.epoch = 1;
+    for (const member of members) machine.members.set(member.replicaId, member.nodeId);
+    return machine;
+  }
+
+  /** Number of keys held. */
+  get keyCount(): number {
+    return this.data.size;
+  }
+
+  /** Number of live client sessions. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** The value of a key given as its bytes in latin1 (see {@link keyString}). */
+  get(key: string): StoredValue | undefined {
+    return this.data.get(key);
+  }
+
+  /** Records that an entry without a command (the leader's no-op) applied. */
+  applyEmpty(index: number): void {
+    this.advanceTo(index);
+  }
+
+  /**
+   * Applies the command in a committed entry's data at `index`. A retried
+   * `(clientId, seq)` returns its first result and changes nothing.
+   */
+  applyCommand(index: number, data: Uint8Array): WriteResult {
+    this.advanceTo(index);
+    const command = decodeCommand(data);
+    if (command.proposedAtMs > this.logTimeMs) this.logTimeMs = command.proposedAtMs;
+    this.sessions.expire(this.logTimeMs);
+    const session = command.session;
+    if (session !== undefined) {
+      const remembered = this.sessions.lookup(session.clientId, session.seq);
+      if (remembered !== undefined) return remembered;
+    }
+    let result: WriteResult;
+    switch (command.op) {
+      case CommandOp.Put:
+        this.data.set(command.key, { value: command.value, version: index });
+        result = { kind: 'put', version: index };
+        break;
+      case CommandOp.Delete:
+        result = { kind: 'delete', existed: this.data.delete(command.key) };
+        break;
+      case CommandOp.Cas: {
+        const currentVersion = this.data.get(command.key)?.version ?? 0;
+        if (currentVersion === command.expectedVersion) {
+          this.data.set(command.key, { value: command.value, version: index });
+          result = { kind: 'cas', ok: true, version: index };
+        } else {
+          result = { kind: 'cas', ok: false, currentVersion };
+        }
+        break;
+      }
+    }
+    if (session !== undefined) this.sessions.record(session.clientId, session.seq, result, this.logTimeMs);
+    return result;
+  }
+
+  /** Applies a committed membership change at `index`: updates members, bumps the epoch. */
+  applyMembershipChange(index: number, change: MembershipChange): void {
+    this.advanceTo(index);
+    if (change.type === 'add') this.members.set(change.replicaId, change.nodeId);
+    else this.members.delete(change.replicaId);
+    this.epoch += 1;
+  }
+
+  private advanceTo(index: number): void {
+    if (index !== this.appliedIndex + 1) {
+      throw new Error(`KV state machine applied index ${this.appliedIndex}, asked to apply ${index}: entries out of order`);
+    }
+    this.appliedIndex = index;
+  }
+
+  /** The whole state (data, sessions, members, epoch) as snapshot data. */
+  encodeSnapshot(): Buffer {
+    const writer = new BinaryWriter(64 + this.data.size * 64);
+    writer.u8(SNAPSHOT_FORMAT).u64(this.appliedIndex).u64(this.epoch).u64(this.logTimeMs);
+    writer.u32(this.members.size);
+    for (const [replicaId, nodeId] of this.members) writer.u64(replicaId).bytes8(Buffer.from(nodeId, 'utf8'));
+    writer.u32(this.data.size);
+    for (const [key, stored] of this.data) {
+      writer.bytes8(Buffer.from(key, 'latin1')).u64(stored.version).bytes32(stored.value);
+    }
+    this.sessions.encode(writer);
+    return writer.finish();
+  }
+
+  /** Restores a state machine from {@link encodeSnapshot} data; throws CodecError if corrupt. */
+  static fromSnapshot(data: Uint8Array): KvStateMachine {
+    const reader = new BinaryReader(data);
+    const format = reader.u8();
+    if (format !== SNAPSHOT_FORMAT) throw new CodecError(`unknown KV snapshot format ${format}`);
+    const machine = new KvStateMachine();
+    machine.appliedIndex = reader.u64();
+    machine.epoch = reader.u64();
+    machine.logTimeMs = reader.u64();
+    const memberCount = reader.u32();
+    for (let i = 0; i < memberCount; i++) {
+      const replicaId = reader.u64();
+      machine.members.set(replicaId, reader.bytes8().toString('utf8'));
+    }
+    const keyCount = reader.u32();
+    for (let i = 0; i < keyCount; i++) {
+      const key = reader.latin1String8();
+      const version = reader.u64();
+      machine.data.set(key, { version, value: Buffer.from(reader.bytes32()) });
+    }
+    machine.sessions = SessionTable.decode(reader);
+    if (reader.remaining !== 0) throw new CodecError(`KV snapshot has ${reader.remaining} trailing bytes`);
+    return machine;
+  }
+}
+
+/** A key's bytes as the state machine's map key: latin1 maps bytes 1:1 to chars. */
+export function keyString(key: Uint8Array): string {
+  return (Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength)).toString('latin1');
+}

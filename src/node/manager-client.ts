@@ -1,0 +1,133 @@
+/**
+ * The node's side of the manager protocol: Register (retried with backoff until the
+ * manager answers), then Heartbeat every interval with the state of every replica,
+ * handing the manager's answer (peer addresses, placement commands) to the node.
+ * The manager is never on the data path: while it is unreachable the node keeps
+ * serving its replicas, and this loop keeps retrying.
+ * @internal
+ */
+import { type ClientUnaryCall, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../common/index.js';
+import {
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  ManagerServiceClient,
+  type RegisterRequest,
+  type RegisterResponse,
+} from '../gen/kvstore/v1/manager.js';
+
+/** What the manager client needs from the node. */
+export interface ManagerClientOptions {
+  managerAddress: string;
+  registration: RegisterRequest;
+  logger: Logger;
+  /** Called after every successful Register. */
+  onRegistered(response: RegisterResponse): void;
+  /** The heartbeat to send now. */
+  heartbeat(): HeartbeatRequest;
+  /** Called with every heartbeat answer. */
+  onHeartbeatResponse(response: HeartbeatResponse): void;
+}
+
+const RPC_TIMEOUT_MS = 2_000;
+const INITIAL_BACKOFF_MS = 200;
+const MAX_BACKOFF_MS = 5_000;
+const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
+
+/** Registers with the manager and heartbeats until closed. */
+export class ManagerClient {
+  private readonly client: ManagerServiceClient;
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
+  /** The call in flight, cancelled by {@link close}. */
+  private inFlight: ClientUnaryCall | undefined;
+  /** True between a successful Register and a `reregister` answer. */
+  registered = false;
+
+  constructor(private readonly options: ManagerClientOptions) {
+    this.client = new ManagerServiceClient(options.managerAddress, credentials.createInsecure());
+  }
+
+  /** Starts the register/heartbeat loop in the background. */
+  start(): void {
+    this.loop ??= this.run().catch((error: unknown) => {
+      if (!this.abort.signal.aborted) this.options.logger.error('manager loop failed', { error: String(error) });
+    });
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    let backoffMs = INITIAL_BACKOFF_MS;
+    let reportedUnreachable = false;
+    while (!signal.aborted) {
+      try {
+        if (!this.registered) {
+          const response = await this.register();
+          this.registered = true;
+          reportedUnreachable = false;
+          backoffMs = INITIAL_BACKOFF_MS;
+          if (response.heartbeatIntervalMs > 0) this.heartbeatIntervalMs = response.heartbeatIntervalMs;
+          this.options.logger.info('registered with manager', {
+            manager: this.options.managerAddress, shardCount: response.shardCount, heartbeatIntervalMs: this.heartbeatIntervalMs,
+          });
+          this.options.onRegistered(response);
+          continue;
+        }
+        const response = await this.sendHeartbeat(this.options.heartbeat());
+        reportedUnreachable = false;
+        if (response.reregister) {
+          this.options.logger.info('manager asked to register again', { manager: this.options.managerAddress });
+          this.registered = false;
+        }
+        this.options.onHeartbeatResponse(response);
+        await sleep(this.heartbeatIntervalMs, undefined, { signal });
+      } catch (error) {
+        if (signal.aborted) return;
+        const message = (error as ServiceError).details ?? String(error);
+        if (!reportedUnreachable) {
+          this.options.logger.warn('manager unreachable; retrying', { manager: this.options.managerAddress, error: message });
+          reportedUnreachable = true;
+        }
+        const delayMs = this.registered ? this.heartbeatIntervalMs : backoffMs;
+        backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+        try {
+          await sleep(delayMs, undefined, { signal });
+        } catch {
+          return;
+        }
+      }
+    }
+  }
+
+  private register(): Promise<RegisterResponse> {
+    return new Promise((resolve, reject) => {
+      this.inFlight = this.client.register(this.options.registration, new Metadata(), { deadline: rpcDeadline() }, (error, response) => {
+        if (error !== null) reject(error);
+        else resolve(response);
+      });
+    });
+  }
+
+  private sendHeartbeat(request: HeartbeatRequest): Promise<HeartbeatResponse> {
+    return new Promise((resolve, reject) => {
+      this.inFlight = this.client.heartbeat(request, new Metadata(), { deadline: rpcDeadline() }, (error, response) => {
+        if (error !== null) reject(error);
+        else resolve(response);
+      });
+    });
+  }
+
+  /** Stops the loop and closes the channel. */
+  async close(): Promise<void> {
+    this.abort.abort();
+    this.inFlight?.cancel();
+    await this.loop;
+    this.client.close();
+  }
+}
+
+function rpcDeadline(): Date {
+  return new Date(Date.now() + RPC_TIMEOUT_MS);
+}

@@ -1,0 +1,97 @@
+/**
+ * What a node must remember beyond the WAL: the cluster's shard count (so it can
+ * serve clients with the manager down) and, for each hosted shard, its replica id
+ * and bootstrap members (the WAL keeps Raft state by shard id only, and the
+ * bootstrap configuration is not in any log entry). Kept in `<data-dir>/node.json`,
+ * rewritten with temp file + fsync + rename, and only on rare events (register,
+ * replica created or destroyed) — never on the data path.
+ * @internal
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ShardMember } from './kv-state-machine.js';
+
+/** One hosted replica as recorded on disk. */
+export interface HostedReplicaRecord {
+  replicaId: number;
+  /** The group's bootstrap members; empty when the replica joined an existing group. */
+  bootstrapMembers: ShardMember[];
+}
+
+interface NodeStateData {
+  shardCount: number;
+  replicas: Record<string, HostedReplicaRecord>;
+}
+
+/** The node's small persistent state. `dataDir` undefined keeps it in memory (tests). */
+export class NodeStateFile {
+  private data: NodeStateData = { shardCount: 0, replicas: {} };
+  private readonly file: string | undefined;
+
+  constructor(dataDir?: string) {
+    this.file = dataDir === undefined ? undefined : join(dataDir, 'node.json');
+    if (this.file !== undefined) this.load(this.file);
+  }
+
+  private load(file: string): void {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    const parsed = JSON.parse(text) as Partial<NodeStateData>;
+    this.data = {
+      shardCount: typeof parsed.shardCount === 'number' ? parsed.shardCount : 0,
+      replicas: typeof parsed.replicas === 'object' ? parsed.replicas : {},
+    };
+  }
+
+  /** The cluster's shard count; 0 until the manager told us. */
+  get shardCount(): number {
+    return this.data.shardCount;
+  }
+
+  set shardCount(count: number) {
+    if (count === this.data.shardCount) return;
+    this.data.shardCount = count;
+    this.save();
+  }
+
+  /** Every recorded replica by shard id. */
+  replicas(): [number, HostedReplicaRecord][] {
+    return Object.entries(this.data.replicas).map(([shardId, record]) => [Number(shardId), record]);
+  }
+
+  /** The record of the shard's replica, if hosted. */
+  replica(shardId: number): HostedReplicaRecord | undefined {
+    return this.data.replicas[String(shardId)];
+  }
+
+  /** Records a hosted replica; durable when this returns. */
+  setReplica(shardId: number, record: HostedReplicaRecord): void {
+    this.data.replicas[String(shardId)] = record;
+    this.save();
+  }
+
+  /** Forgets a replica; durable when this returns. */
+  deleteReplica(shardId: number): void {
+    if (this.data.replicas[String(shardId)] === undefined) return;
+    delete this.data.replicas[String(shardId)];
+    this.save();
+  }
+
+  private save(): void {
+    if (this.file === undefined) return;
+    const temporary = `${this.file}.tmp`;
+    const descriptor = openSync(temporary, 'w');
+    try {
+      writeSync(descriptor, JSON.stringify(this.data, null, 2) + '\n');
+      fsyncSync(descriptor);
+    } finally {
+      closeSync(descriptor);
+    }
+    renameSync(temporary, this.file);
+  }
+}

@@ -1,0 +1,411 @@
+/**
+ * The multi-Raft host: every replica of this node, one timer, one WAL, one
+ * transport (C `store_raft.go` `raftTickLoop` + `scheduler.go`; T: groups share one
+ * log with group commit).
+ *
+ * Inputs (ticks, messages, proposals, reads, placement actions) only queue work on
+ * a replica and mark it. The host loop then runs turns; in each turn every marked
+ * replica runs at most once:
+ *
+ * 1. step its queued inputs into its RawNode;
+ * 2. take its Ready and write hard state, entries and snapshot into the shared WAL;
+ * 3. ONE `sync()` for all replicas — every write of the turn is durable BEFORE
+ *    step 4 (the Ready contract: persist before sending what depends on it);
+ * 4. send messages, apply committed entries, answer reads, advance;
+ * 5. flush the transport: one `SendRequest` per peer node for the whole turn.
+ *
+ * A turn's fsync is awaited, and inputs arriving meanwhile wait for the next turn,
+ * so the busier the node the more work each fsync covers.
+ * @internal
+ */
+import { randomInt } from 'node:crypto';
+import type { Logger } from '../common/index.js';
+import type { RaftMessage } from '../gen/kvstore/v1/raft.js';
+import {
+  ConfChangeType,
+  type Message,
+  MessageType,
+  type RaftLogger,
+  type Ready,
+  Role,
+  SeededRandom,
+  type WritableStorage,
+} from '../raft/index.js';
+import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
+import { fromWireMessage, toWireMessage } from './message-codec.js';
+import type { NodeStateFile } from './node-state.js';
+import type { PeerDirectory } from './peer-directory.js';
+import { RaftTransport, type TransportReceiver, type TransportReporter } from './raft-transport.js';
+import { confChangeFor, type MessageRouter, Replica } from './replica.js';
+import type { ReplicaStorageProvider } from './replica-storage.js';
+
+/** Host settings; every field has a default suited to a node on one machine. */
+export interface RaftHostOptions {
+  nodeId: string;
+  logger: Logger;
+  storage: ReplicaStorageProvider;
+  peers: PeerDirectory;
+  state: NodeStateFile;
+  /** Tick period of every group. Default 50 ms. */
+  tickIntervalMs?: number;
+  /** Election timeout in ticks, randomised in [n, 2n) by the core. Default 10 (0.5–1 s at 50 ms). */
+  electionTick?: number;
+  /** Leader heartbeat period in ticks. Default 2 (100 ms at 50 ms). */
+  heartbeatTick?: number;
+  /** Snapshot and compact every this many applied entries. Default 10,000. */
+  snapshotIntervalEntries?: number;
+  /** Entries kept behind a snapshot so slightly slow followers catch up without one. Default 2,000. */
+  retainedEntries?: number;
+  /** Called once when the host cannot go on (WAL I/O failure, broken invariant). */
+  onFatal: (error: unknown) => void;
+}
+
+/** A replica to create: bootstrap when `initialMembers` is non-empty. */
+export interface CreateReplicaSpec {
+  shardId: number;
+  replicaId: number;
+  initialMembers: ShardMember[];
+  campaign: boolean;
+}
+
+/** Runs every replica of the node. */
+export class RaftHost implements TransportReceiver, TransportReporter, MessageRouter {
+  readonly nodeId: string;
+  readonly transport: RaftTransport;
+  private readonly replicasByShard = new Map<number, Replica>();
+  private readonly marked = new Set<Replica>();
+  private readonly logger: Logger;
+  private readonly options: RaftHostOptions;
+  private timer: NodeJS.Timeout | undefined;
+  private turnScheduled = false;
+  private turnRunning: Promise<void> | undefined;
+  private closed = false;
+  /** Counters for tests and metrics. */
+  readonly stats = { turns: 0, syncs: 0 };
+
+  constructor(options: RaftHostOptions) {
+    this.options = options;
+    this.nodeId = options.nodeId;
+    this.logger = options.logger;
+    this.transport = new RaftTransport({ nodeId: options.nodeId, peers: options.peers, logger: options.logger, reporter: this });
+  }
+
+  /** Re-creates every replica recorded in the node state from its storage, then starts the timer. */
+  start(): void {
+    for (const [shardId, record] of this.options.state.replicas()) {
+      const storage = this.options.storage.recovered(shardId);
+      if (storage === undefined) {
+        // Recorded but never persisted anything: recreate it as it was created.
+        this.addReplica({ shardId, replicaId: record.replicaId, initialMembers: record.bootstrapMembers, campaign: false }, false);
+        continue;
+      }
+      const snapshot = storage.snapshot();
+      const machine =
+        snapshot.ok && snapshot.value.metadata.index > 0 ? KvStateMachine.fromSnapshot(snapshot.value.data)
+        : record.bootstrapMembers.length > 0 ? KvStateMachine.bootstrap(record.bootstrapMembers)
+        : new KvStateMachine();
+      this.install(shardId, record.replicaId, storage, machine);
+      this.logger.info('replica recovered', { shard: shardId, replica: record.replicaId, applied: machine.appliedIndex });
+    }
+    for (const shardId of this.options.storage.recoveredShardIds()) {
+      if (this.options.state.replica(shardId) === undefined) {
+        this.logger.warn('dropping WAL group with no replica record', { shard: shardId });
+        this.options.storage.drop(shardId);
+      }
+    }
+    const tickIntervalMs = this.options.tickIntervalMs ?? 50;
+    this.timer = setInterval(() => this.onTick(), tickIntervalMs);
+    this.timer.unref();
+  }
+
+  private install(shardId: number, replicaId: number, storage: WritableStorage, machine: KvStateMachine): Replica {
+    const logger = this.logger.child({ shard: shardId });
+    const replica = new Replica({
+      shardId,
+      replicaId,
+      storage,
+      machine,
+      logger,
+      snapshotIntervalEntries: this.options.snapshotIntervalEntries ?? 10_000,
+      retainedEntries: this.options.retainedEntries ?? 2_000,
+      raft: {
+        electionTick: this.options.electionTick ?? 10,
+        heartbeatTick: this.options.heartbeatTick ?? 2,
+        maxSizePerMsg: 1024 * 1024,
+        maxInflightMsgs: 256,
+        maxUncommittedEntriesBytes: 64 * 1024 * 1024,
+        preVote: true,
+        checkQuorum: true,
+        random: new SeededRandom(randomInt(0x7fff_ffff)),
+        logger: raftLogger(logger),
+      },
+    });
+    this.replicasByShard.set(shardId, replica);
+    this.mark(replica);
+    return replica;
+  }
+
+  /** The local replica of a shard, if hosted. */
+  replica(shardId: number): Replica | undefined {
+    return this.replicasByShard.get(shardId);
+  }
+
+  /** Every hosted replica. */
+  replicas(): IterableIterator<Replica> {
+    return this.replicasByShard.values();
+  }
+
+  /**
+   * Creates a replica (idempotent: an existing replica with the same id is kept). Its
+   * record is durable before it takes part in the group.
+   */
+  createReplica(spec: CreateReplicaSpec): void {
+    this.addReplica(spec, true);
+  }
+
+  private addReplica(spec: CreateReplicaSpec, record: boolean): void {
+    const existing = this.replicasByShard.get(spec.shardId);
+    if (existing !== undefined) {
+      if (existing.replicaId !== spec.replicaId) {
+        this.logger.warn('create replica refused: shard hosts another replica', {
+          shard: spec.shardId, replica: spec.replicaId, existing: existing.replicaId,
+        });
+      }
+      return;
+    }
+    const bootstrap = spec.initialMembers.length > 0;
+    if (record) this.options.state.setReplica(spec.shardId, { replicaId: spec.replicaId, bootstrapMembers: spec.initialMembers });
+    const storage = this.options.storage.create(
+      spec.shardId,
+      bootstrap ? { voters: spec.initialMembers.map((member) => member.replicaId), learners: [] } : undefined,
+    );
+    const machine = bootstrap ? KvStateMachine.bootstrap(spec.initialMembers) : new KvStateMachine();
+    const replica = this.install(spec.shardId, spec.replicaId, storage, machine);
+    if (spec.campaign && bootstrap) replica.control({ kind: 'campaign' });
+    this.logger.info('replica created', {
+      shard: spec.shardId, replica: spec.replicaId, bootstrap, members: spec.initialMembers.map((member) => member.nodeId),
+    });
+  }
+
+  /** Destroys a replica that is no longer a member, with its data. Idempotent. */
+  destroyReplica(shardId: number, replicaId: number): void {
+    const replica = this.replicasByShard.get(shardId);
+    if (replica === undefined || replica.replicaId !== replicaId) return;
+    replica.removed = true;
+    replica.failAll('UNAVAILABLE');
+    this.replicasByShard.delete(shardId);
+    this.marked.delete(replica);
+    this.options.storage.drop(shardId);
+    this.options.state.deleteReplica(shardId);
+    this.logger.info('replica destroyed', { shard: shardId, replica: replicaId });
+  }
+
+  /** Proposes adding `replicaId` on `nodeId` as a learner (leader only; idempotent). */
+  addLearner(shardId: number, replicaId: number, nodeId: string): void {
+    const replica = this.leaderReplica(shardId);
+    if (replica === undefined || replica.nodeIdOf(replicaId) !== undefined && isMember(replica, replicaId)) return;
+    replica.control({ kind: 'conf-change', change: confChangeFor(ConfChangeType.AddLearner, replicaId, nodeId) });
+    this.mark(replica);
+  }
+
+  /** Proposes promoting a learner to voter (leader only; idempotent). */
+  promoteLearner(shardId: number, replicaId: number): void {
+    const replica = this.leaderReplica(shardId);
+    if (replica === undefined || !replica.confState.learners.includes(replicaId)) return;
+    const nodeId = replica.nodeIdOf(replicaId) ?? '';
+    replica.control({ kind: 'conf-change', change: confChangeFor(ConfChangeType.AddVoter, replicaId, nodeId) });
+    this.mark(replica);
+  }
+
+  /**
+   * Proposes removing a member (leader only; idempotent). A leader asked to remove
+   * itself first hands leadership to the most caught-up voter; the manager repeats
+   * the command, which then reaches the new leader.
+   */
+  removeMember(shardId: number, replicaId: number): void {
+    const replica = this.leaderReplica(shardId);
+    if (replica === undefined || !isMember(replica, replicaId)) return;
+    if (replicaId === replica.replicaId) {
+      const successor = bestSuccessor(replica);
+      if (successor !== undefined) replica.control({ kind: 'transfer-leader', to: successor });
+    } else {
+      const nodeId = replica.nodeIdOf(replicaId) ?? '';
+      replica.control({ kind: 'conf-change', change: confChangeFor(ConfChangeType.RemoveReplica, replicaId, nodeId) });
+    }
+    this.mark(replica);
+  }
+
+  /** Asks the leader to hand leadership to `toReplicaId`. */
+  transferLeader(shardId: number, toReplicaId: number): void {
+    const replica = this.leaderReplica(shardId);
+    if (replica === undefined || toReplicaId === replica.replicaId || !replica.confState.voters.includes(toReplicaId)) return;
+    replica.control({ kind: 'transfer-leader', to: toReplicaId });
+    this.mark(replica);
+  }
+
+  private leaderReplica(shardId: number): Replica | undefined {
+    const replica = this.replicasByShard.get(shardId);
+    if (replica === undefined || replica.removed || replica.role !== Role.Leader) return undefined;
+    return replica;
+  }
+
+  /** Marks a replica for the next turn and makes sure a turn will run. */
+  mark(replica: Replica): void {
+    if (this.closed) return;
+    this.marked.add(replica);
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    setImmediate(() => this.runTurns());
+  }
+
+  private onTick(): void {
+    const nowMs = Date.now();
+    for (const replica of this.replicasByShard.values()) {
+      replica.expire(nowMs);
+      if (replica.removed) continue;
+      replica.pendingTicks += 1;
+      this.mark(replica);
+    }
+  }
+
+  private runTurns(): void {
+    if (this.turnRunning !== undefined) return; // the running turn re-schedules when it ends
+    this.turnScheduled = false;
+    if (this.closed || this.marked.size === 0) return;
+    this.turnRunning = this.turn()
+      .catch((error: unknown) => {
+        this.closed = true;
+        this.options.onFatal(error);
+      })
+      .finally(() => {
+        this.turnRunning = undefined;
+        if (this.marked.size > 0 && !this.closed) {
+          this.turnScheduled = true;
+          setImmediate(() => this.runTurns());
+        }
+      });
+  }
+
+  private async turn(): Promise<void> {
+    this.stats.turns += 1;
+    const batch = [...this.marked];
+    this.marked.clear();
+    const readies: [Replica, Ready, boolean][] = [];
+    let mustSync = false;
+    for (const replica of batch) {
+      replica.step();
+      const ready = replica.collectReady();
+      if (ready === undefined) continue;
+      if (ready.mustSync) mustSync = true;
+      // Messages go out before the fsync when they depend on nothing it makes durable:
+      // a Ready that needs no sync (heartbeat and read-index answers of an idle group must
+      // not wait for another group's write), and a leader's, which may send appends while
+      // its own write is on disk (Raft thesis §10.2.1; etcd does the same) — an entry
+      // commits only once a quorum persisted it, and a leader acknowledges nothing.
+      const isLeader = (ready.softState?.role ?? replica.role) === Role.Leader;
+      const sendEarly = ready.snapshot === undefined && (isLeader || !ready.mustSync);
+      if (sendEarly) for (const message of ready.messages) this.route(replica, message);
+      readies.push([replica, ready, sendEarly]);
+    }
+    this.transport.flush();
+    // One fsync for every group's writes of this turn, only when a Ready needs it: a
+    // commit-index-only hard state (or a snapshot record) rides along with the next one.
+    if (mustSync) {
+      this.stats.syncs += 1;
+      await this.options.storage.sync();
+    }
+    for (const [replica, ready, messagesSent] of readies) {
+      if (this.replicasByShard.get(replica.shardId) !== replica) continue; // destroyed meanwhile
+      replica.handleReady(ready, messagesSent ? undefined : this);
+      if (replica.hasWork()) this.marked.add(replica);
+    }
+    this.transport.flush();
+  }
+
+  // ---- transport ---------------------------------------------------------------------------------
+
+  /** Sends a replica's message to the node hosting its destination. */
+  route(replica: Replica, message: Message): void {
+    const nodeId = replica.nodeIdOf(message.to);
+    if (nodeId === undefined || nodeId === this.nodeId) {
+      this.logger.debug('no node for replica', { shard: replica.shardId, to: message.to });
+      if (message.type === MessageType.Snapshot) replica.control({ kind: 'snapshot-status', replicaId: message.to, status: 'failure' });
+      else replica.control({ kind: 'unreachable', replicaId: message.to });
+      return;
+    }
+    if (message.type === MessageType.Snapshot && message.snapshot !== undefined) {
+      this.transport.sendSnapshot(nodeId, toWireMessage(replica.shardId, message, true), message.snapshot.data);
+      return;
+    }
+    this.transport.send(nodeId, toWireMessage(replica.shardId, message));
+  }
+
+  /** Routes a received message to the local replica `(shardId, to)`; unknown ones are dropped. */
+  deliver(fromNodeId: string, wire: RaftMessage, snapshotData?: Buffer): void {
+    const replica = this.replicasByShard.get(wire.shardId);
+    if (replica === undefined || replica.replicaId !== wire.to || replica.removed) {
+      this.logger.debug('message for unknown replica dropped', { shard: wire.shardId, to: wire.to, from: fromNodeId });
+      return;
+    }
+    if (!replica.machine.members.has(wire.from)) replica.learnedNodes.set(wire.from, fromNodeId);
+    replica.receive(fromWireMessage(wire, snapshotData));
+    this.mark(replica);
+  }
+
+  /** The transport dropped a message to `(shardId, replicaId)`. */
+  reportUnreachable(shardId: number, replicaId: number): void {
+    const replica = this.replicasByShard.get(shardId);
+    if (replica === undefined || replica.removed) return;
+    replica.control({ kind: 'unreachable', replicaId });
+    this.mark(replica);
+  }
+
+  /** A snapshot stream to `(shardId, replicaId)` ended. */
+  reportSnapshot(shardId: number, replicaId: number, status: 'finish' | 'failure'): void {
+    const replica = this.replicasByShard.get(shardId);
+    if (replica === undefined || replica.removed) return;
+    replica.control({ kind: 'snapshot-status', replicaId, status });
+    this.mark(replica);
+  }
+
+  /** Stops the timer, finishes the running turn, fails waiting requests, closes the transport and syncs storage. */
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.closed = true;
+    await this.turnRunning;
+    for (const replica of this.replicasByShard.values()) replica.failAll('UNAVAILABLE');
+    await this.transport.close();
+    await this.options.storage.close();
+  }
+}
+
+function isMember(replica: Replica, replicaId: number): boolean {
+  return replica.confState.voters.includes(replicaId) || replica.confState.learners.includes(replicaId);
+}
+
+/** The voter other than the leader with the highest match index. */
+function bestSuccessor(replica: Replica): number | undefined {
+  const progress = replica.rawNode.status().progress;
+  let best: number | undefined;
+  let bestMatch = -1;
+  for (const voter of replica.confState.voters) {
+    if (voter === replica.replicaId) continue;
+    const match = progress?.get(voter)?.match ?? 0;
+    if (match > bestMatch) {
+      best = voter;
+      bestMatch = match;
+    }
+  }
+  return best;
+}
+
+/** The core's events at info are ones the node logs itself with node context (role, snapshots, membership): keep them at debug. */
+function raftLogger(logger: Logger): RaftLogger {
+  return {
+    debug: (event, fields) => logger.debug(event, fields),
+    info: (event, fields) => logger.debug(event, fields),
+    warn: (event, fields) => logger.warn(event, fields),
+    error: (event, fields) => logger.error(event, fields),
+  };
+}

@@ -1,0 +1,456 @@
+/**
+ * One replica of one shard on this node: a Raft group member (`RawNode` + storage)
+ * and its KV state machine, plus the bookkeeping that turns Raft's asynchronous
+ * Ready loop into answers for clients — proposals matched to the entries that apply
+ * them, reads confirmed through ReadIndex.
+ *
+ * The host drives it in turns: {@link Replica.step} feeds the inputs gathered since
+ * the last turn, {@link Replica.collectReady} persists (buffers into the WAL), and
+ * after the host's one fsync {@link Replica.handleReady} sends, applies, answers
+ * and advances. A replica runs at most once per turn.
+ * @internal
+ */
+import type { Logger } from '../common/index.js';
+import {
+  type ConfChange,
+  ConfChangeType,
+  type ConfState,
+  decodeConfChange,
+  type Entry,
+  EntryType,
+  type Message,
+  RawNode,
+  type RaftConfig,
+  type Ready,
+  Role,
+  type WritableStorage,
+} from '../raft/index.js';
+import { encodeCommand, type WriteRequest } from './kv-command.js';
+import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
+import { type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type FailureReason } from './replica-requests.js';
+
+/** Sends a replica's outgoing messages (implemented by the host over the transport). */
+export interface MessageRouter {
+  route(replica: Replica, message: Message): void;
+}
+
+/** What a replica is built from. */
+export interface ReplicaOptions {
+  shardId: number;
+  replicaId: number;
+  storage: WritableStorage;
+  machine: KvStateMachine;
+  logger: Logger;
+  /** Raft settings other than id, storage and applied (tick counts, PreVote, random, logger...). */
+  raft: Omit<RaftConfig, 'id' | 'storage' | 'applied'>;
+  /** Take a snapshot and compact the log every this many applied entries. */
+  snapshotIntervalEntries: number;
+  /** Entries kept behind a snapshot for slow followers, so they catch up without one. */
+  retainedEntries: number;
+}
+
+interface PendingWrite {
+  term: number;
+  deadlineMs: number;
+  callback: WriteCallback;
+}
+
+interface QueuedWrite {
+  request: WriteRequest;
+  deadlineMs: number;
+  callback: WriteCallback;
+}
+
+interface PendingRead {
+  key: string;
+  callback: ReadCallback;
+}
+
+interface ReadBatch {
+  reads: PendingRead[];
+  deadlineMs: number;
+  /** Set once the ReadState arrived: serve when applied ≥ index. */
+  index: number;
+}
+
+/** A control action queued for the next turn (placement commands, transport reports). */
+type ControlAction =
+  | { kind: 'campaign' }
+  | { kind: 'conf-change'; change: ConfChange }
+  | { kind: 'transfer-leader'; to: number }
+  | { kind: 'unreachable'; replicaId: number }
+  | { kind: 'snapshot-status'; replicaId: number; status: 'finish' | 'failure' };
+
+/** One hosted replica. */
+export class Replica {
+  readonly shardId: number;
+  readonly replicaId: number;
+  readonly rawNode: RawNode;
+  readonly storage: WritableStorage;
+  machine: KvStateMachine;
+  /** The group's configuration as of the applied index. */
+  confState: ConfState;
+  role: Role = Role.Follower;
+  leaderId = 0;
+  term = 0;
+  /** Set once this replica applied its own removal: it no longer takes part in the group. */
+  removed = false;
+  /** Replica id → node id learned from received messages (senders not in `machine.members`, e.g. for a new learner). */
+  readonly learnedNodes = new Map<number, string>();
+
+  pendingTicks = 0;
+  private inbox: Message[] = [];
+  private queuedWrites: QueuedWrite[] = [];
+  private queuedReads: PendingRead[] = [];
+  private readonly actions: ControlAction[] = [];
+  /** Proposed writes by log index, in proposal order. */
+  private readonly pendingWrites = new Map<number, PendingWrite>();
+  /** ReadIndex batches by context id. */
+  private readonly readBatches = new Map<number, ReadBatch>();
+  private nextReadId = 1;
+  private snapshotIndex: number;
+  private snapshotRequested = false;
+  private readonly logger: Logger;
+  private readonly snapshotIntervalEntries: number;
+  private readonly retainedEntries: number;
+
+  constructor(options: ReplicaOptions) {
+    this.shardId = options.shardId;
+    this.replicaId = options.replicaId;
+    this.storage = options.storage;
+    this.machine = options.machine;
+    this.logger = options.logger;
+    this.snapshotIntervalEntries = options.snapshotIntervalEntries;
+    this.retainedEntries = options.retainedEntries;
+    const snapshot = options.storage.snapshot();
+    this.snapshotIndex = snapshot.ok ? snapshot.value.metadata.index : 0;
+    this.confState = options.storage.initialState().confState;
+    this.rawNode = new RawNode({ ...options.raft, id: options.replicaId, storage: options.storage, applied: this.machine.appliedIndex });
+  }
+
+  /** True while the group has no configuration (created without members, waiting for the leader). */
+  get uninitialized(): boolean {
+    return this.confState.voters.length === 0 && this.confState.learners.length === 0;
+  }
+
+  /** The node hosting `replicaId` in this group, when known. */
+  nodeIdOf(replicaId: number): string | undefined {
+    return this.machine.members.get(replicaId) ?? this.learnedNodes.get(replicaId);
+  }
+
+  /** The group's members with their node ids and learner flags, as applied. */
+  members(): (ShardMember & { learner: boolean })[] {
+    const members: (ShardMember & { learner: boolean })[] = [];
+    for (const replicaId of this.confState.voters) members.push({ replicaId, nodeId: this.nodeIdOf(replicaId) ?? '', learner: false });
+    for (const replicaId of this.confState.learners) members.push({ replicaId, nodeId: this.nodeIdOf(replicaId) ?? '', learner: true });
+    return members;
+  }
+
+  // ---- inputs, queued for the next turn --------------------------------------------------------
+
+  /** Queues a received message. */
+  receive(message: Message): void {
+    this.inbox.push(message);
+  }
+
+  /** Queues a write; the callback gets the result once its entry applies. */
+  write(request: WriteRequest, callback: WriteCallback): void {
+    this.queuedWrites.push({ request, callback, deadlineMs: Date.now() + REQUEST_TIMEOUT_MS });
+  }
+
+  /** Queues a linearizable read of `key` (latin1 key string). */
+  read(key: string, callback: ReadCallback): void {
+    this.queuedReads.push({ key, callback });
+  }
+
+  /** Queues a control action (placement command or transport report). */
+  control(action: ControlAction): void {
+    this.actions.push(action);
+  }
+
+  /** True when the next turn has something to do for this replica. */
+  hasWork(): boolean {
+    if (this.removed) return false;
+    return (
+      this.pendingTicks > 0 ||
+      this.inbox.length > 0 ||
+      this.queuedWrites.length > 0 ||
+      this.queuedReads.length > 0 ||
+      this.actions.length > 0 ||
+      this.rawNode.hasReady()
+    );
+  }
+
+  // ---- one turn --------------------------------------------------------------------------------
+
+  /** Feeds everything queued since the last turn into the Raft node. */
+  step(): void {
+    if (this.removed) {
+      this.failQueued('UNAVAILABLE');
+      return;
+    }
+    for (; this.pendingTicks > 0; this.pendingTicks--) this.rawNode.tick();
+    const inbox = this.inbox;
+    this.inbox = [];
+    for (const message of inbox) this.rawNode.step(message);
+    for (const action of this.actions.splice(0)) this.runAction(action);
+    this.proposeQueuedWrites();
+    this.startQueuedReads();
+  }
+
+  private runAction(action: ControlAction): void {
+    switch (action.kind) {
+      case 'campaign':
+        this.rawNode.campaign();
+        return;
+      case 'conf-change': {
+        const outcome = this.rawNode.proposeConfChange(action.change);
+        if (!outcome.ok) this.logger.debug('conf change not proposed', { reason: outcome.reason, replica: action.change.replicaId });
+        return;
+      }
+      case 'transfer-leader':
+        this.rawNode.transferLeader(action.to);
+        return;
+      case 'unreachable':
+        this.rawNode.reportUnreachable(action.replicaId);
+        return;
+      case 'snapshot-status':
+        this.rawNode.reportSnapshot(action.replicaId, action.status);
+        return;
+    }
+  }
+
+  private proposeQueuedWrites(): void {
+    if (this.queuedWrites.length === 0) return;
+    const queued = this.queuedWrites;
+    this.queuedWrites = [];
+    if (this.role !== Role.Leader) {
+      for (const write of queued) write.callback({ ok: false, reason: 'NOT_LEADER' });
+      return;
+    }
+    const nowMs = Date.now();
+    for (const write of queued) {
+      const outcome = this.rawNode.propose(encodeCommand(write.request, nowMs));
+      if (!outcome.ok) {
+        write.callback({ ok: false, reason: this.role === Role.Leader ? 'UNAVAILABLE' : 'NOT_LEADER' });
+        continue;
+      }
+      // A proposal at an index some older, lost proposal held: that one can no longer apply.
+      const lost = this.pendingWrites.get(outcome.index);
+      if (lost !== undefined) {
+        this.pendingWrites.delete(outcome.index); // re-inserted last, keeping the map in deadline order
+        lost.callback({ ok: false, reason: 'DROPPED' });
+      }
+      this.pendingWrites.set(outcome.index, { term: outcome.term, deadlineMs: write.deadlineMs, callback: write.callback });
+    }
+  }
+
+  private startQueuedReads(): void {
+    if (this.queuedReads.length === 0) return;
+    const reads = this.queuedReads;
+    this.queuedReads = [];
+    if (this.role !== Role.Leader) {
+      for (const read of reads) read.callback({ ok: false, reason: 'NOT_LEADER' });
+      return;
+    }
+    // Every read of this turn shares one ReadIndex round (Raft thesis §6.4).
+    const readId = this.nextReadId++;
+    const context = Buffer.allocUnsafe(8);
+    context.writeDoubleLE(readId, 0);
+    this.readBatches.set(readId, { reads, deadlineMs: Date.now() + REQUEST_TIMEOUT_MS, index: -1 });
+    this.rawNode.readIndex(context);
+  }
+
+  /** Takes this turn's Ready, if any, and writes its state to storage (buffered until the host's sync). */
+  collectReady(): Ready | undefined {
+    if (this.removed || !this.rawNode.hasReady()) return undefined;
+    const ready = this.rawNode.ready();
+    if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
+    if (ready.entries.length > 0) this.storage.append(ready.entries);
+    if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
+    return ready;
+  }
+
+  /**
+   * After the host's fsync: sends the messages (unless the host already did, `router`
+   * undefined), applies the snapshot and committed entries, answers reads, advances.
+   */
+  handleReady(ready: Ready, router: MessageRouter | undefined): void {
+    if (ready.softState !== undefined) this.changeRole(ready.softState.role, ready.softState.leaderId);
+    if (ready.hardState !== undefined) this.term = ready.hardState.term;
+    if (router !== undefined) for (const message of ready.messages) router.route(this, message);
+    if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot.metadata.index, ready.snapshot.data, ready.snapshot.metadata.confState);
+    for (const entry of ready.committedEntries) {
+      this.applyEntry(entry);
+      if (this.removed) break;
+    }
+    for (const readState of ready.readStates) this.onReadState(readState.index, readState.context);
+    this.serveReads();
+    this.rawNode.advance(ready);
+    this.maybeSnapshot();
+  }
+
+  private changeRole(role: Role, leaderId: number): void {
+    const wasLeader = this.role === Role.Leader;
+    this.role = role;
+    this.leaderId = leaderId;
+    const term = this.rawNode.status().term;
+    if (role === Role.Leader && !wasLeader) this.logger.info('became leader', { term });
+    if (wasLeader && role !== Role.Leader) {
+      this.logger.info('lost leadership', { term, leader: leaderId });
+      // Reads whose index never came back cannot be confirmed by a non-leader.
+      for (const [readId, batch] of this.readBatches) {
+        if (batch.index >= 0) continue;
+        this.readBatches.delete(readId);
+        for (const read of batch.reads) read.callback({ ok: false, reason: 'NOT_LEADER' });
+      }
+    }
+  }
+
+  private installSnapshot(index: number, data: Uint8Array, confState: ConfState): void {
+    this.machine = KvStateMachine.fromSnapshot(data);
+    if (this.machine.appliedIndex !== index) {
+      throw new Error(`snapshot at index ${index} holds state applied through ${this.machine.appliedIndex}`);
+    }
+    this.confState = { voters: [...confState.voters], learners: [...confState.learners] };
+    this.snapshotIndex = index;
+    // Proposals the snapshot covers can no longer be matched to their entries.
+    for (const [pendingIndex, pending] of this.pendingWrites) {
+      if (pendingIndex > index) continue;
+      this.pendingWrites.delete(pendingIndex);
+      pending.callback({ ok: false, reason: 'TIMEOUT' });
+    }
+    this.logger.info('snapshot installed', { index, epoch: this.machine.epoch, keys: this.machine.keyCount });
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.index <= this.machine.appliedIndex) return;
+    const pending = this.pendingWrites.get(entry.index);
+    if (pending !== undefined) this.pendingWrites.delete(entry.index);
+    if (entry.type === EntryType.ConfChange) {
+      this.applyConfChange(entry);
+    } else if (entry.data.length === 0) {
+      this.machine.applyEmpty(entry.index);
+    } else {
+      const result = this.machine.applyCommand(entry.index, entry.data);
+      if (pending !== undefined && pending.term === entry.term) {
+        pending.callback({ ok: true, result });
+        return;
+      }
+    }
+    pending?.callback({ ok: false, reason: 'DROPPED' });
+  }
+
+  private applyConfChange(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    const wasMember = this.confState.voters.includes(change.replicaId) || this.confState.learners.includes(change.replicaId);
+    this.confState = this.rawNode.applyConfChange(change);
+    if (change.type === ConfChangeType.RemoveReplica) {
+      this.machine.applyMembershipChange(entry.index, { type: 'remove', replicaId: change.replicaId });
+    } else {
+      const nodeId = nodeIdFromContext(change.context) ?? this.nodeIdOf(change.replicaId) ?? '';
+      this.machine.applyMembershipChange(entry.index, { type: 'add', replicaId: change.replicaId, nodeId });
+      // A new member must start from a snapshot holding the whole configuration: the
+      // bootstrap members are not in the log, so replaying it from index 1 is not enough.
+      if (!wasMember) this.snapshotRequested = true;
+    }
+    this.logger.info('membership change applied', {
+      change: ConfChangeType[change.type],
+      replica: change.replicaId,
+      epoch: this.machine.epoch,
+      voters: this.confState.voters,
+      learners: this.confState.learners,
+    });
+    if (change.type === ConfChangeType.RemoveReplica && change.replicaId === this.replicaId) {
+      this.removed = true;
+      this.logger.info('replica removed from its group', { epoch: this.machine.epoch });
+      this.failAll('UNAVAILABLE');
+    }
+  }
+
+  private onReadState(index: number, context: Uint8Array): void {
+    if (context.length !== 8) return;
+    const readId = Buffer.from(context.buffer, context.byteOffset, 8).readDoubleLE(0);
+    const batch = this.readBatches.get(readId);
+    if (batch !== undefined) batch.index = index;
+  }
+
+  private serveReads(): void {
+    if (this.readBatches.size === 0) return;
+    const applied = this.machine.appliedIndex;
+    for (const [readId, batch] of this.readBatches) {
+      if (batch.index < 0 || batch.index > applied) continue;
+      this.readBatches.delete(readId);
+      for (const read of batch.reads) read.callback({ ok: true, value: this.machine.get(read.key) });
+    }
+  }
+
+  private maybeSnapshot(): void {
+    if (this.removed) return;
+    const applied = this.machine.appliedIndex;
+    if (applied <= this.snapshotIndex) return;
+    if (!this.snapshotRequested && applied - this.snapshotIndex < this.snapshotIntervalEntries) return;
+    const forced = this.snapshotRequested;
+    this.snapshotRequested = false;
+    this.storage.createSnapshot(applied, this.confState, this.machine.encodeSnapshot());
+    this.snapshotIndex = applied;
+    const keepFrom = forced ? applied + 1 : Math.max(this.storage.firstIndex(), applied + 1 - this.retainedEntries);
+    if (keepFrom > this.storage.firstIndex()) this.storage.compact(keepFrom);
+    this.logger.debug('snapshot taken', { index: applied, forced });
+  }
+
+  // ---- deadlines and shutdown --------------------------------------------------------------------
+
+  /** Answers TIMEOUT to every write and read past its deadline. */
+  expire(nowMs: number): void {
+    for (const [index, pending] of this.pendingWrites) {
+      if (pending.deadlineMs > nowMs) break;
+      this.pendingWrites.delete(index);
+      pending.callback({ ok: false, reason: 'TIMEOUT' });
+    }
+    for (const [readId, batch] of this.readBatches) {
+      if (batch.deadlineMs > nowMs) break;
+      this.readBatches.delete(readId);
+      for (const read of batch.reads) read.callback({ ok: false, reason: 'TIMEOUT' });
+    }
+  }
+
+  private failQueued(reason: FailureReason): void {
+    for (const write of this.queuedWrites.splice(0)) write.callback({ ok: false, reason });
+    for (const read of this.queuedReads.splice(0)) read.callback({ ok: false, reason });
+  }
+
+  /** Answers every waiting request with `reason` (shutdown, removal, destruction). */
+  failAll(reason: FailureReason): void {
+    this.failQueued(reason);
+    for (const pending of this.pendingWrites.values()) pending.callback({ ok: false, reason: reason === 'UNAVAILABLE' ? 'TIMEOUT' : reason });
+    this.pendingWrites.clear();
+    for (const batch of this.readBatches.values()) for (const read of batch.reads) read.callback({ ok: false, reason });
+    this.readBatches.clear();
+    this.inbox = [];
+  }
+
+  /** Number of writes and reads waiting for an answer (tests, metrics). */
+  get waitingRequests(): number {
+    let reads = 0;
+    for (const batch of this.readBatches.values()) reads += batch.reads.length;
+    return this.pendingWrites.size + this.queuedWrites.length + this.queuedReads.length + reads;
+  }
+}
+
+/** A ConfChange for a placement command, with the node id in its context. */
+export function confChangeFor(type: ConfChangeType, replicaId: number, nodeId: string): ConfChange {
+  return { type, replicaId, context: Buffer.from(JSON.stringify({ nodeId }), 'utf8') };
+}
+
+/** The node id in a ConfChange context (`{"nodeId":"n3"}`), or undefined if absent or malformed. */
+export function nodeIdFromContext(context: Uint8Array): string | undefined {
+  if (context.length === 0) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(context.buffer, context.byteOffset, context.byteLength).toString('utf8'));
+    if (typeof parsed === 'object' && parsed !== null && 'nodeId' in parsed && typeof parsed.nodeId === 'string') return parsed.nodeId;
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}

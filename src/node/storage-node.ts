@@ -1,0 +1,281 @@
+/**
+ * A storage node: one gRPC server (KvService + RaftService), the multi-Raft host
+ * with its WAL and transport, the manager client and the metrics endpoint, wired
+ * together and closed in order.
+ */
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { mkdirSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import { loadHasher, type Logger } from '../common/index.js';
+import { KvServiceService } from '../gen/kvstore/v1/kvstore.js';
+import {
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type PlacementCommand,
+  ReplicaRole,
+  type ReplicaStatus,
+} from '../gen/kvstore/v1/manager.js';
+import { RaftServiceService } from '../gen/kvstore/v1/raft.js';
+import { Role } from '../raft/index.js';
+import { KvRequestExecutor, kvService } from './kv-service.js';
+import { ManagerClient } from './manager-client.js';
+import { startMetricsServer } from './metrics-server.js';
+import { NodeStateFile } from './node-state.js';
+import { PeerDirectory } from './peer-directory.js';
+import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
+import { RAFT_CHANNEL_OPTIONS } from './raft-transport.js';
+import type { Replica } from './replica.js';
+import { MemoryStorageProvider, type ReplicaStorageProvider, WalStorageProvider } from './replica-storage.js';
+import { RequestMetrics } from './request-metrics.js';
+
+/** How to run a storage node. */
+export interface StorageNodeOptions {
+  /** This node's id (`--id`). */
+  nodeId: string;
+  /** Interface the gRPC server listens on. Default 127.0.0.1. */
+  host?: string;
+  /** gRPC port; 0 picks a free one (see {@link StorageNode.port}). */
+  port: number;
+  /** `host:port` peers and clients use; default `host:port` as bound. */
+  advertise?: string;
+  /** The manager's `host:port`; omitted, the node runs without one (tests bootstrap replicas directly). */
+  managerAddress?: string;
+  /** Data directory (`wal/`, `snap/`, `peers.json`, `node.json`); omitted, state is kept in memory (tests). */
+  dataDir?: string;
+  /** HTTP metrics port; undefined disables the endpoint. */
+  metricsPort?: number;
+  /** The shard count when there is no manager to tell it (tests). */
+  shardCount?: number;
+  /** Raft timing; defaults: tick 50 ms, election 10 ticks, heartbeat 2 ticks. */
+  tickIntervalMs?: number;
+  electionTick?: number;
+  heartbeatTick?: number;
+  /** Snapshot every this many applied entries. Default 10,000. */
+  snapshotIntervalEntries?: number;
+  logger: Logger;
+  /** Called when the node cannot go on (WAL failure); the CLI logs and exits non-zero. */
+  onFatal?: (error: unknown) => void;
+}
+
+const ROLES: Record<Role, ReplicaRole> = {
+  [Role.Follower]: ReplicaRole.REPLICA_ROLE_FOLLOWER,
+  [Role.PreCandidate]: ReplicaRole.REPLICA_ROLE_PRE_CANDIDATE,
+  [Role.Candidate]: ReplicaRole.REPLICA_ROLE_CANDIDATE,
+  [Role.Leader]: ReplicaRole.REPLICA_ROLE_LEADER,
+};
+
+/** A running storage node. */
+export class StorageNode {
+  /** The multi-Raft host (exposed for tests and the metrics endpoint). */
+  readonly host: RaftHost;
+  private readonly requests = new RequestMetrics();
+  private manager: ManagerClient | undefined;
+  private metricsServer: HttpServer | undefined;
+  private closing = false;
+  private closed: Promise<void> | undefined;
+
+  private constructor(
+    private readonly options: StorageNodeOptions,
+    private readonly server: Server,
+    private readonly state: NodeStateFile,
+    private readonly peers: PeerDirectory,
+    storage: ReplicaStorageProvider,
+    /** The bound gRPC port. */
+    readonly port: number,
+    /** The address peers and clients use. */
+    readonly address: string,
+  ) {
+    const logger = options.logger.child({ component: 'node', node: options.nodeId });
+    this.host = new RaftHost({
+      nodeId: options.nodeId,
+      logger,
+      storage,
+      peers,
+      state,
+      ...(options.tickIntervalMs === undefined ? {} : { tickIntervalMs: options.tickIntervalMs }),
+      ...(options.electionTick === undefined ? {} : { electionTick: options.electionTick }),
+      ...(options.heartbeatTick === undefined ? {} : { heartbeatTick: options.heartbeatTick }),
+      ...(options.snapshotIntervalEntries === undefined ? {} : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
+      onFatal: (error) => {
+        logger.error('node stopped: fatal error', { error: error instanceof Error ? error.message : String(error) });
+        (options.onFatal ?? ((e: unknown) => { throw e; }))(error);
+      },
+    });
+  }
+
+  /** Opens the data dir, recovers every replica, binds the server and starts the loops. */
+  static async start(options: StorageNodeOptions): Promise<StorageNode> {
+    await loadHasher();
+    const logger = options.logger.child({ component: 'node', node: options.nodeId });
+    if (options.dataDir !== undefined) mkdirSync(options.dataDir, { recursive: true });
+    const state = new NodeStateFile(options.dataDir);
+    if (options.shardCount !== undefined) state.shardCount = options.shardCount;
+    const peers = new PeerDirectory(options.dataDir);
+    const storage: ReplicaStorageProvider =
+      options.dataDir === undefined ? new MemoryStorageProvider()
+      : await WalStorageProvider.open(options.dataDir, {
+        debug: (event, fields) => logger.debug(event, fields),
+        info: (event, fields) => logger.info(event, fields),
+        warn: (event, fields) => logger.warn(event, fields),
+        error: (event, fields) => logger.error(event, fields),
+      });
+    const listenHost = options.host ?? '127.0.0.1';
+    const server = new Server(RAFT_CHANNEL_OPTIONS);
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${listenHost}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) => {
+        if (error !== null) reject(error);
+        else resolve(bound);
+      });
+    });
+    const address = options.advertise ?? `${listenHost}:${port}`;
+    const node = new StorageNode(options, server, state, peers, storage, port, address);
+    const executor = new KvRequestExecutor({
+      host: node.host,
+      peers,
+      metrics: node.requests,
+      address,
+      shardCount: () => state.shardCount,
+      closing: () => node.closing,
+    });
+    server.addService(KvServiceService, kvService(executor));
+    server.addService(RaftServiceService, node.host.transport.service(node.host));
+    node.host.start();
+    if (options.metricsPort !== undefined) {
+      node.metricsServer = await startMetricsServer(listenHost, options.metricsPort, {
+        host: node.host, requests: node.requests, serving: () => state.shardCount > 0,
+      });
+    }
+    if (options.managerAddress !== undefined) node.startManagerClient(options.managerAddress, logger);
+    logger.info('node started', { address, port, manager: options.managerAddress, dataDir: options.dataDir });
+    return node;
+  }
+
+  private startManagerClient(managerAddress: string, logger: Logger): void {
+    this.manager = new ManagerClient({
+      managerAddress,
+      logger,
+      registration: { nodeId: this.options.nodeId, address: this.address, metricsPort: this.options.metricsPort ?? 0 },
+      onRegistered: (response) => {
+        if (response.shardCount > 0) this.state.shardCount = response.shardCount;
+      },
+      heartbeat: () => this.heartbeat(),
+      onHeartbeatResponse: (response) => this.onHeartbeatResponse(response),
+    });
+    this.manager.start();
+  }
+
+  /** Creates a replica directly (what the manager's CreateReplica does); for tests and tools. */
+  createReplica(spec: CreateReplicaSpec): void {
+    this.host.createReplica(spec);
+  }
+
+  /** Records peer addresses (what heartbeat answers do); for tests and tools. */
+  setPeers(nodes: { nodeId: string; address: string }[]): void {
+    for (const nodeId of this.peers.update(nodes)) this.host.transport.resetPeer(nodeId);
+  }
+
+  /** The heartbeat for the manager: every replica's state plus request rate and p99. */
+  heartbeat(): HeartbeatRequest {
+    const { opsPerSecond, p99LatencyMs } = this.requests.takeInterval();
+    const replicas: ReplicaStatus[] = [];
+    for (const replica of this.host.replicas()) replicas.push(replicaStatus(replica));
+    return {
+      nodeId: this.options.nodeId,
+      address: this.address,
+      replicas,
+      opsPerSecond,
+      p99LatencyMs,
+      metricsPort: this.options.metricsPort ?? 0,
+    };
+  }
+
+  private onHeartbeatResponse(response: HeartbeatResponse): void {
+    this.setPeers(response.nodes.filter((node) => node.nodeId !== this.options.nodeId));
+    for (const command of response.commands) this.execute(command);
+  }
+
+  /** Executes one placement command; every command is idempotent, so the manager may repeat it. */
+  execute(placement: PlacementCommand): void {
+    const command = placement.command;
+    if (command === undefined) return;
+    const host = this.host;
+    switch (command.$case) {
+      case 'createReplica': {
+        const { shardId, replicaId, initialMembers, campaign } = command.value;
+        host.createReplica({
+          shardId, replicaId, campaign, initialMembers: initialMembers.map((member) => ({ replicaId: member.replicaId, nodeId: member.nodeId })),
+        });
+        return;
+      }
+      case 'addReplica': {
+        const member = command.value.member;
+        if (member !== undefined) host.addLearner(command.value.shardId, member.replicaId, member.nodeId);
+        return;
+      }
+      case 'promoteLearner':
+        host.promoteLearner(command.value.shardId, command.value.replicaId);
+        return;
+      case 'removeReplica':
+        host.removeMember(command.value.shardId, command.value.replicaId);
+        return;
+      case 'transferLeader':
+        host.transferLeader(command.value.shardId, command.value.toReplicaId);
+        return;
+      case 'destroyReplica':
+        host.destroyReplica(command.value.shardId, command.value.replicaId);
+        return;
+    }
+  }
+
+  /**
+   * Stops cleanly: refuses new requests, stops the manager loop, finishes the Raft
+   * turn in flight, closes peer streams, syncs and closes the WAL, stops the servers.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.shutdown();
+    return this.closed;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true;
+    await this.manager?.close();
+    await this.host.close();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 500);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    const metricsServer = this.metricsServer;
+    if (metricsServer !== undefined) {
+      metricsServer.closeAllConnections();
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+    }
+    this.options.logger.child({ component: 'node', node: this.options.nodeId }).info('node stopped');
+  }
+}
+
+/** A replica's state as the manager wants it. */
+function replicaStatus(replica: Replica): ReplicaStatus {
+  const status = replica.rawNode.status();
+  const members = replica.members();
+  const leader = status.role === Role.Leader;
+  return {
+    shardId: replica.shardId,
+    replicaId: replica.replicaId,
+    role: ROLES[status.role],
+    term: status.term,
+    commitIndex: status.commit,
+    appliedIndex: replica.machine.appliedIndex,
+    leaderReplicaId: status.leaderId,
+    members: members.map((member) => ({ replicaId: member.replicaId, nodeId: member.nodeId, learner: member.learner })),
+    epoch: replica.machine.epoch,
+    keyCount: replica.machine.keyCount,
+    matchIndexes: leader ? members.map((member) => status.progress?.get(member.replicaId)?.match ?? 0) : [],
+    uninitialized: replica.uninitialized,
+  };
+}

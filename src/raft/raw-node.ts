@@ -1,0 +1,263 @@
+/**
+ * The Raft core's public face (etcd `rawnode.go`): a synchronous, pure state
+ * machine driven by `tick`/`step`/`propose`/`readIndex` and drained through
+ * `ready()`/`advance()`. No timers, no I/O, no promises.
+ */
+import { encodeConfChange } from './conf-change.js';
+import { resolveConfig, type RaftConfig } from './config.js';
+import { RaftInvariantError } from './errors.js';
+import { Raft, newMessage } from './raft.js';
+import {
+  EntryType,
+  MessageType,
+  Role,
+  type ConfChange,
+  type ConfState,
+  type HardState,
+  type Message,
+  type ProgressStatus,
+  type ProposeResult,
+  type RaftStatus,
+  type Ready,
+  type ReplicaId,
+  type SoftState,
+} from './types.js';
+
+/** Message types the caller must never feed in from the network. */
+const LOCAL_ONLY = new Set<MessageType>([MessageType.Propose, MessageType.SnapshotStatus, MessageType.Unreachable]);
+
+/** Response types, accepted only from current members. */
+const RESPONSES = new Set<MessageType>([
+  MessageType.AppendResponse,
+  MessageType.VoteResponse,
+  MessageType.PreVoteResponse,
+  MessageType.HeartbeatResponse,
+]);
+
+/**
+ * One replica of one Raft group. Drive it from a single loop:
+ *
+ * ```
+ * node.tick() / node.step(msg) / node.propose(data) / node.readIndex(ctx)
+ * if (node.hasReady()) { const rd = node.ready(); persist; send; apply; node.advance(rd); }
+ * ```
+ *
+ * The Ready contract is documented on {@link Ready}: persist, then send, then
+ * apply, then advance. Calling `ready()` twice without `advance()` throws.
+ */
+export class RawNode {
+  private readonly raft: Raft;
+  private previousSoftState: SoftState;
+  private previousHardState: HardState;
+  private awaitingAdvance = false;
+
+  constructor(config: RaftConfig) {
+    this.raft = new Raft(resolveConfig(config));
+    this.previousSoftState = this.softState();
+    this.previousHardState = this.raft.hardState();
+  }
+
+  /** Advances logical time one tick (elections, heartbeats, CheckQuorum). */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Campaigns now (bootstrap leader placement, tests); skips nothing but the timeout. */
+  campaign(): void {
+    this.raft.hup(this.raft.preVote ? 'pre-election' : 'election');
+  }
+
+  /**
+   * Feeds a message received from a peer. Local-only types and responses from
+   * non-members are ignored (a misbehaving peer must not crash the replica).
+   */
+  step(message: Message): void {
+    if (LOCAL_ONLY.has(message.type)) {
+      this.raft.logger.debug('ignored local-only message from the network', { replica: this.raft.id, type: message.type });
+      return;
+    }
+    if (RESPONSES.has(message.type) && !this.raft.tracker.progress.has(message.from)) return;
+    this.raft.step(message);
+  }
+
+  /** Proposes application data; only the leader accepts (no forwarding). */
+  propose(data: Uint8Array): ProposeResult {
+    return this.raft.propose(EntryType.Normal, data);
+  }
+
+  /**
+   * Proposes a membership change; refused with `CONF_CHANGE_PENDING` while an
+   * earlier one is not yet applied (one at a time, thesis §4.1).
+   */
+  proposeConfChange(change: ConfChange): ProposeResult {
+    return this.raft.propose(EntryType.ConfChange, encodeConfChange(change));
+  }
+
+  /**
+   * Applies a committed conf change. The caller MUST call this when it applies
+   * the ConfChange entry, in log order, and record the returned ConfState with
+   * its next snapshot.
+   */
+  applyConfChange(change: ConfChange): ConfState {
+    return this.applyConfChange(raft, change);
+  }
+
+  /**
+   * Asks for leadership to move to `to` (thesis §3.10). Forwarded to the
+   * leader by a follower; proposals are refused until it completes or an
+   * election timeout passes.
+   */
+  transferLeader(to: ReplicaId): void {
+    const message = newMessage(MessageType.TransferLeader, this.raft.id, to, 0);
+    this.raft.step(message);
+  }
+
+  /**
+   * Requests a linearizable read (thesis §6.4). The answer arrives as a
+   * {@link ReadState} with the same `context` in a later Ready — or never, if
+   * leadership is lost: the caller times out and retries.
+   */
+  readIndex(context: Uint8Array): void {
+    this.readIndex(raft, { from: this.raft.id, context });
+  }
+
+  /** The caller could not deliver messages to `id`: the leader falls back to probing it. */
+  reportUnreachable(id: ReplicaId): void {
+    this.raft.step(newMessage(MessageType.Unreachable, this.raft.id, id, 0));
+  }
+
+  /** Outcome of sending a snapshot to `id`; the leader resumes appends (or retries) afterwards. */
+  reportSnapshot(id: ReplicaId, status: 'finish' | 'failure'): void {
+    const message = newMessage(MessageType.SnapshotStatus, this.raft.id, id, 0);
+    message.reject = status === 'failure';
+    this.raft.step(message);
+  }
+
+  private softState(): SoftState {
+    return { leaderId: this.raft.lead, role: this.raft.role };
+  }
+
+  private hardStateChanged(hardState: HardState): boolean {
+    const previous = this.previousHardState;
+    return hardState.term !== previous.term || hardState.vote !== previous.vote || hardState.commit !== previous.commit;
+  }
+
+  /** True when a Ready has something to do. Never true between `ready()` and `advance()`. */
+  hasReady(): boolean {
+    if (this.awaitingAdvance) return false;
+    const raft = this.raft;
+    if (raft.hasDeferredWork()) return true;
+    if (raft.messages.length > 0 || raft.readStates.length > 0) return true;
+    if (raft.log.unstable.length > 0 || raft.log.hasPendingSnapshot() || raft.log.hasNextCommittedEntries()) return true;
+    if (raft.lead !== this.previousSoftState.leaderId || raft.role !== this.previousSoftState.role) return true;
+    return this.hardStateChanged(raft.hardState());
+  }
+
+  /**
+   * What to persist, send and apply now. See {@link Ready} for the order.
+   * @throws RaftInvariantError (`READY_NOT_ADVANCED`) if the previous Ready was not advanced.
+   */
+  ready(): Ready {
+    if (this.awaitingAdvance) {
+      throw new RaftInvariantError('ready() called again before advance()', { replica: this.raft.id }, 'READY_NOT_ADVANCED');
+    }
+    const raft = this.raft;
+    raft.flush();
+    const log = raft.log;
+    const committedEntries = log.nextCommittedEntries();
+    const entries = log.unstable.allEntries();
+    const ready: Ready = {
+      readStates: raft.readStates,
+      entries,
+      committedEntries,
+      messages: raft.messages,
+      mustSync: false,
+    };
+    raft.readStates = [];
+    raft.messages = [];
+    const softState = this.softState();
+    if (softState.leaderId !== this.previousSoftState.leaderId || softState.role !== this.previousSoftState.role) {
+      ready.softState = softState;
+      this.previousSoftState = softState;
+    }
+    const hardState = raft.hardState();
+    const previous = this.previousHardState;
+    if (this.hardStateChanged(hardState)) {
+      ready.hardState = hardState;
+      this.previousHardState = hardState;
+    }
+    const snapshot = log.unstable.snapshot;
+    if (snapshot !== undefined) ready.snapshot = snapshot;
+    ready.mustSync =
+      entries.length > 0 || snapshot !== undefined || hardState.term !== previous.term || hardState.vote !== previous.vote;
+    const lastCommitted = committedEntries[committedEntries.length - 1];
+    if (lastCommitted !== undefined) log.applyingTo(lastCommitted.index);
+    this.awaitingAdvance = true;
+    return ready;
+  }
+
+  /**
+   * Tells the core that `ready` was persisted, sent and applied. Entries become
+   * stable, the applied index moves, and the next Ready may be taken.
+   */
+  advance(ready: Ready): void {
+    if (!this.awaitingAdvance) {
+      throw new RaftInvariantError('advance() without a pending ready()', { replica: this.raft.id }, 'READY_NOT_ADVANCED');
+    }
+    const raft = this.raft;
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry !== undefined) raft.log.stableTo(lastEntry.index, lastEntry.term);
+    if (ready.snapshot !== undefined) {
+      raft.log.stableSnapshotTo(ready.snapshot.metadata.index);
+      raft.log.appliedTo(ready.snapshot.metadata.index);
+    }
+    const lastCommitted = ready.committedEntries[ready.committedEntries.length - 1];
+    if (lastCommitted !== undefined) {
+      raft.log.appliedTo(lastCommitted.index);
+      if (raft.role === Role.Leader) raft.reduceUncommittedBytes(ready.committedEntries);
+    }
+    this.awaitingAdvance = false;
+  }
+
+  /** Where this replica stands; progress per member only on the leader. */
+  status(): RaftStatus {
+    const raft = this.raft;
+    const status: RaftStatus = {
+      id: raft.id,
+      term: raft.term,
+      vote: raft.vote,
+      commit: raft.log.committed,
+      applied: raft.log.applied,
+      leaderId: raft.lead,
+      role: raft.role,
+      leadTransferee: raft.leadTransferee,
+      confState: raft.tracker.confState(),
+    };
+    if (raft.role === Role.Leader) {
+      const progress = new Map<ReplicaId, ProgressStatus>();
+      for (const id of raft.tracker.members) {
+        const member = raft.tracker.progress.get(id);
+        if (member === undefined) continue;
+        progress.set(id, {
+          match: member.match,
+          next: member.next,
+          state: member.state,
+          isLearner: member.isLearner,
+          recentActive: member.recentActive,
+        });
+      }
+      status.progress = progress;
+    }
+    return status;
+  }
+
+  /** True when this replica believes it is the leader (cheap; for the host loop). */
+  isLeader(): boolean {
+    return this.raft.role === Role.Leader;
+  }
+
+  /** The known leader, or `NONE` (0). */
+  leaderId(): ReplicaId {
+    return this.raft.lead;
+  }
+}

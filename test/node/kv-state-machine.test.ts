@@ -1,0 +1,171 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { CommandOp, decodeCommand, encodeCommand, type WriteRequest } from '../../src/node/kv-command.js';
+import { KvStateMachine, keyString } from '../../src/node/kv-state-machine.js';
+import { RESULT_RETENTION_MS, SESSION_IDLE_MS } from '../../src/node/session-table.js';
+
+const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
+const T0 = 1_700_000_000_000;
+
+/** Applies requests at consecutive indexes, like a replica applying committed entries. */
+class Applier {
+  readonly machine: KvStateMachine;
+  constructor(machine = KvStateMachine.bootstrap([{ replicaId: 1, nodeId: 'n1' }])) {
+    this.machine = machine;
+  }
+  apply(request: WriteRequest, atMs = T0): ReturnType<KvStateMachine['applyCommand']> {
+    return this.machine.applyCommand(this.machine.appliedIndex + 1, encodeCommand(request, atMs));
+  }
+  put(key: string, value: string, session?: { clientId: string; seq: number }, atMs = T0) {
+    return this.apply({ op: CommandOp.Put, key: bytes(key), value: bytes(value), ...(session ? { session } : {}) }, atMs);
+  }
+  value(key: string): string | undefined {
+    return this.machine.get(keyString(bytes(key)))?.value.toString('utf8');
+  }
+}
+
+describe('node/kv-command', () => {
+  it('round-trips every command shape', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(CommandOp.Put, CommandOp.Delete, CommandOp.Cas),
+        fc.uint8Array({ minLength: 1, maxLength: 20 }),
+        fc.uint8Array({ maxLength: 1024 }),
+        fc.option(fc.record({ clientId: fc.string({ minLength: 1, maxLength: 40 }), seq: fc.nat() }), { nil: undefined }),
+        fc.nat(),
+        fc.integer({ min: 0, max: 2 ** 47 }),
+        (op, key, value, session, expectedVersion, atMs) => {
+          const base = session === undefined ? {} : { session };
+          const request: WriteRequest =
+            op === CommandOp.Put ? { op, key, value, ...base }
+            : op === CommandOp.Delete ? { op, key, ...base }
+            : { op, key, value, expectedVersion, ...base };
+          const decoded = decodeCommand(encodeCommand(request, atMs));
+          expect(decoded.op).to.equal(op);
+          expect(decoded.proposedAtMs).to.equal(atMs);
+          expect(decoded.key).to.equal(keyString(key));
+          expect(decoded.session).to.deep.equal(session);
+          if (decoded.op !== CommandOp.Delete) expect(Buffer.compare(decoded.value, Buffer.from(value))).to.equal(0);
+          if (decoded.op === CommandOp.Cas) expect(decoded.expectedVersion).to.equal(expectedVersion);
+        },
+      ),
+      { seed: Number(process.env['SEED'] ?? Date.now()), verbose: true },
+    );
+  });
+});
+
+describe('node/kv-state-machine', () => {
+  it('versions a key by the Raft index of its last write', () => {
+    const kv = new Applier();
+    expect(kv.put('a', '1')).to.deep.equal({ kind: 'put', version: 1 });
+    kv.machine.applyEmpty(2);
+    expect(kv.put('a', '2')).to.deep.equal({ kind: 'put', version: 3 });
+    expect(kv.value('a')).to.equal('2');
+    expect(kv.machine.get(keyString(bytes('a')))?.version).to.equal(3);
+    expect(kv.machine.keyCount).to.equal(1);
+  });
+
+  it('deletes, telling whether the key existed', () => {
+    const kv = new Applier();
+    kv.put('a', '1');
+    expect(kv.apply({ op: CommandOp.Delete, key: bytes('a') })).to.deep.equal({ kind: 'delete', existed: true });
+    expect(kv.apply({ op: CommandOp.Delete, key: bytes('a') })).to.deep.equal({ kind: 'delete', existed: false });
+    expect(kv.value('a')).to.equal(undefined);
+  });
+
+  it('compare-and-sets on the version; 0 means must not exist', () => {
+    const kv = new Applier();
+    const cas = (expectedVersion: number, value: string) =>
+      kv.apply({ op: CommandOp.Cas, key: bytes('k'), expectedVersion, value: bytes(value) });
+    expect(cas(0, 'first')).to.deep.equal({ kind: 'cas', ok: true, version: 1 });
+    expect(cas(0, 'again')).to.deep.equal({ kind: 'cas', ok: false, currentVersion: 1 });
+    expect(cas(7, 'stale')).to.deep.equal({ kind: 'cas', ok: false, currentVersion: 1 });
+    expect(cas(1, 'second')).to.deep.equal({ kind: 'cas', ok: true, version: 4 });
+    expect(kv.value('k')).to.equal('second');
+    kv.apply({ op: CommandOp.Delete, key: bytes('k') });
+    expect(cas(4, 'gone')).to.deep.equal({ kind: 'cas', ok: false, currentVersion: 0 });
+  });
+
+  it('applies a retried (clientId, seq) exactly once and returns the first result', () => {
+    const kv = new Applier();
+    const session = { clientId: 'c1', seq: 1 };
+    expect(kv.put('a', 'x', session)).to.deep.equal({ kind: 'put', version: 1 });
+    kv.put('a', 'y', { clientId: 'c2', seq: 1 });
+    // The retry of c1/1 commits again at index 3 but must not overwrite c2's write.
+    expect(kv.put('a', 'x', session)).to.deep.equal({ kind: 'put', version: 1 });
+    expect(kv.value('a')).to.equal('y');
+    expect(kv.machine.get(keyString(bytes('a')))?.version).to.equal(2);
+    // A retried cas returns its first success even though the version moved on.
+    const casSession = { clientId: 'c1', seq: 2 };
+    const first = kv.apply({ op: CommandOp.Cas, key: bytes('a'), expectedVersion: 2, value: bytes('z'), session: casSession });
+    expect(first).to.deep.equal({ kind: 'cas', ok: true, version: 4 });
+    const retry = kv.apply({ op: CommandOp.Cas, key: bytes('a'), expectedVersion: 2, value: bytes('z'), session: casSession });
+    expect(retry).to.deep.equal(first);
+    // Writes without a session are never deduplicated.
+    expect(kv.put('b', '1')).to.deep.equal({ kind: 'put', version: 6 });
+    expect(kv.put('b', '1')).to.deep.equal({ kind: 'put', version: 7 });
+  });
+
+  it('expires results and idle sessions by log time, never by the local clock', () => {
+    const kv = new Applier();
+    kv.put('a', '1', { clientId: 'c1', seq: 1 }, T0);
+    kv.put('a', '2', { clientId: 'c1', seq: 2 }, T0 + 1000);
+    // Within retention the retry is answered from the table.
+    expect(kv.put('a', 'retry', { clientId: 'c1', seq: 1 }, T0 + 5000)).to.deep.equal({ kind: 'put', version: 1 });
+    // Past retention, seq 1's result is forgotten and its retry is refused, not re-applied.
+    kv.put('a', '3', { clientId: 'c1', seq: 3 }, T0 + RESULT_RETENTION_MS + 2000);
+    expect(kv.put('a', 'late', { clientId: 'c1', seq: 1 }, T0 + RESULT_RETENTION_MS + 3000)).to.deep.equal({ kind: 'session-expired' });
+    expect(kv.value('a')).to.equal('3');
+    expect(kv.machine.sessionCount).to.equal(1);
+    // Another client's write far in the future sweeps the idle session away.
+    kv.put('b', '1', { clientId: 'c2', seq: 1 }, T0 + SESSION_IDLE_MS + RESULT_RETENTION_MS + 10_000);
+    expect(kv.machine.sessionCount).to.equal(1);
+    // A leader with a clock behind does not move log time backwards.
+    kv.put('b', '2', { clientId: 'c2', seq: 2 }, T0);
+    expect(kv.put('b', '3', { clientId: 'c2', seq: 1 }, T0)).to.deep.equal({ kind: 'put', version: kv.machine.appliedIndex - 2 });
+  });
+
+  it('records membership changes and bumps the epoch', () => {
+    const kv = new Applier(KvStateMachine.bootstrap([{ replicaId: 1, nodeId: 'n1' }, { replicaId: 2, nodeId: 'n2' }]));
+    expect(kv.machine.epoch).to.equal(1);
+    kv.machine.applyMembershipChange(1, { type: 'add', replicaId: 7, nodeId: 'n3' });
+    kv.machine.applyMembershipChange(2, { type: 'remove', replicaId: 2 });
+    expect(kv.machine.epoch).to.equal(3);
+    expect([...kv.machine.members]).to.deep.equal([[1, 'n1'], [7, 'n3']]);
+  });
+
+  it('refuses to apply out of order', () => {
+    const kv = new Applier();
+    expect(() => kv.machine.applyCommand(5, encodeCommand({ op: CommandOp.Delete, key: bytes('a') }, T0))).to.throw(/out of order/);
+  });
+
+  it('round-trips data, sessions, members and epoch through a snapshot', () => {
+    const kv = new Applier(KvStateMachine.bootstrap([{ replicaId: 1, nodeId: 'n1' }, { replicaId: 4, nodeId: 'nödé' }]));
+    kv.put('a', '1', { clientId: 'c1', seq: 1 });
+    kv.put('€', 'binary', { clientId: 'c2', seq: 9 });
+    kv.apply({ op: CommandOp.Put, key: bytes('bin'), value: Buffer.from([0, 255, 1, 128]) });
+    kv.machine.applyMembershipChange(4, { type: 'add', replicaId: 9, nodeId: 'n9' });
+    kv.apply({ op: CommandOp.Cas, key: bytes('a'), expectedVersion: 0, value: bytes('x'), session: { clientId: 'c1', seq: 2 } });
+
+    const restored = new Applier(KvStateMachine.fromSnapshot(kv.machine.encodeSnapshot()));
+    expect(restored.machine.appliedIndex).to.equal(5);
+    expect(restored.machine.epoch).to.equal(2);
+    expect([...restored.machine.members]).to.deep.equal([[1, 'n1'], [4, 'nödé'], [9, 'n9']]);
+    expect(restored.value('a')).to.equal('1');
+    expect(restored.value('€')).to.equal('binary');
+    expect(restored.machine.get(keyString(bytes('bin')))?.value).to.deep.equal(Buffer.from([0, 255, 1, 128]));
+    // Sessions survive: retries after restore still return the first results.
+    expect(restored.put('€', 'again', { clientId: 'c2', seq: 9 })).to.deep.equal({ kind: 'put', version: 2 });
+    const casRetry = restored.apply({ op: CommandOp.Cas, key: bytes('a'), expectedVersion: 0, value: bytes('x'), session: { clientId: 'c1', seq: 2 } });
+    expect(casRetry).to.deep.equal({ kind: 'cas', ok: false, currentVersion: 1 });
+    expect(restored.value('€')).to.equal('binary');
+    // And the snapshot of the restored machine equals a fresh apply of the same history.
+    expect(KvStateMachine.fromSnapshot(restored.machine.encodeSnapshot()).encodeSnapshot()).to.deep.equal(restored.machine.encodeSnapshot());
+  });
+
+  it('rejects a corrupt snapshot', () => {
+    const snapshot = new Applier().machine.encodeSnapshot();
+    expect(() => KvStateMachine.fromSnapshot(snapshot.subarray(0, snapshot.length - 3))).to.throw(/truncated/);
+    expect(() => KvStateMachine.fromSnapshot(Buffer.from([9]))).to.throw(/format/);
+  });
+});
