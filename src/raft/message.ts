@@ -26,6 +26,7 @@ export function newMessage(type: MessageType, to: ReplicaId, from: ReplicaId, te
   };
 }
 
+/** Byte-wise equality (contexts are small). */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

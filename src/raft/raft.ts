@@ -3,11 +3,14 @@
  * roles, elections, replication and commit. Pure: it reacts to ticks and
  * messages, and queues outgoing messages and read states for the next Ready.
  */
-import { applyConfChangeToTracker, restoreTracker } from './conf-change.js';
+import { restoreTracker } from './conf-change.js';
 import type { ResolvedRaftConfig } from './config.js';
 import { assertInvariant } from './errors.js';
+import { CAMPAIGN_TRANSFER, EMPTY_BYTES, bytesEqual, newMessage, voteResponseType } from './message.js';
 import { RaftLog, entrySize } from './raft-log.js';
+import { startReadRound } from './read-index.js';
 import { ReadOnly, encodeRoundKey, type ReadRequest } from './read-only.js';
+import { broadcastAppend, broadcastHeartbeat } from './replication.js';
 import { VoteResult } from './quorum.js';
 import { stepLeader } from './step-leader.js';
 import { stepCandidate, stepFollower } from './step-follower.js';
@@ -16,10 +19,7 @@ import {
   EntryType,
   MessageType,
   NONE,
-  ProgressState,
   Role,
-  type ConfChange,
-  type ConfState,
   type Entry,
   type HardState,
   type Message,
@@ -28,7 +28,6 @@ import {
   type RandomSource,
   type ReadState,
   type ReplicaId,
-  type Snapshot,
 } from './types.js';
 
 /** Why a replica campaigns. */
@@ -69,7 +68,8 @@ export class Raft {
   readOnly = new ReadOnly();
   /** Reads waiting to start a round: at the next flush, or once this leader committed an entry of its term. */
   readBatch: ReadRequest[] = [];
-  private nextReadKey = 1;
+  /** Next ReadIndex round key; never reused, so a stale ack cannot complete a new round. */
+  nextReadKey = 1;
   /** Followers need an append (new entries or commit): sent once per turn by {@link flush}. */
   needsBroadcast = false;
 

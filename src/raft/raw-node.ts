@@ -6,7 +6,10 @@
 import { encodeConfChange } from './conf-change.js';
 import { resolveConfig, type RaftConfig } from './config.js';
 import { RaftInvariantError } from './errors.js';
-import { Raft, newMessage } from './raft.js';
+import { applyConfChange } from './membership.js';
+import { newMessage } from './message.js';
+import { Raft } from './raft.js';
+import { readIndex } from './read-index.js';
 import {
   EntryType,
   MessageType,
@@ -99,7 +102,7 @@ export class RawNode {
    * its next snapshot.
    */
   applyConfChange(change: ConfChange): ConfState {
-    return this.applyConfChange(raft, change);
+    return applyConfChange(this.raft, change);
   }
 
   /**
@@ -118,7 +121,7 @@ export class RawNode {
    * leadership is lost: the caller times out and retries.
    */
   readIndex(context: Uint8Array): void {
-    this.readIndex(raft, { from: this.raft.id, context });
+    readIndex(this.raft, { from: this.raft.id, context });
   }
 
   /** The caller could not deliver messages to `id`: the leader falls back to probing it. */

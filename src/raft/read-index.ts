@@ -23,6 +23,7 @@ export function readIndex(raft: Raft, request: ReadRequest): void {
   raft.send(message);
 }
 
+/** Starts one heartbeat round for every batched read (answers at once in a single-voter group). */
 export function startReadRound(raft: Raft): void {
   const requests = raft.readBatch;
   raft.readBatch = [];

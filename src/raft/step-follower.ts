@@ -3,7 +3,10 @@
  * `stepCandidate`): the receiving side of AppendEntries, heartbeats and
  * InstallSnapshot, vote counting, and forwarding to the leader.
  */
-import { newMessage, type Raft } from './raft.js';
+import { restore } from './membership.js';
+import { newMessage } from './message.js';
+import type { Raft } from './raft.js';
+import { readIndex } from './read-index.js';
 import { VoteResult } from './quorum.js';
 import { MessageType, NONE, Role, type Message } from './types.js';
 

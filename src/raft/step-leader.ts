@@ -3,6 +3,8 @@
  * and commit, heartbeat acks confirm ReadIndex rounds, and transfers start here.
  */
 import type { Raft } from './raft.js';
+import { answerRead, readIndex } from './read-index.js';
+import { maybeSendAppend, maybeSendSnapshot, sendAppend } from './replication.js';
 import { voteResult, VoteResult } from './quorum.js';
 import { decodeRoundKey } from './read-only.js';
 import { MessageType, NONE, ProgressState, type Message } from './types.js';

@@ -1,0 +1,156 @@
+/**
+ * Membership changes one replica at a time (Raft thesis §4.1, §4.2.1 learners,
+ * §4.2.2 removing the leader, §4.2.3 disruptive removed servers).
+ */
+import { expect } from 'chai';
+import {
+  ConfChangeType,
+  MemoryStorage,
+  MessageType,
+  Role,
+  decodeConfChange,
+  encodeConfChange,
+  type ConfChange,
+} from '../../src/raft/index.js';
+import { TestNetwork } from './simulation/test-network.js';
+import { utf8 } from './simulation/replica.js';
+
+const change = (type: ConfChangeType, replicaId: number): ConfChange => ({
+  type,
+  replicaId,
+  context: utf8(JSON.stringify({ nodeId: `n${replicaId}` })),
+});
+
+describe('raft membership changes', () => {
+  it('encodes and decodes conf changes, keeping the context', () => {
+    const original = change(ConfChangeType.AddLearner, 2 ** 40 + 7);
+    expect(decodeConfChange(encodeConfChange(original))).to.deep.equal(original);
+    expect(() => decodeConfChange(new Uint8Array(3))).to.throw('too short');
+    const bad = encodeConfChange(original);
+    bad[1] = 9;
+    expect(() => decodeConfChange(bad)).to.throw('unknown conf change type');
+    bad[0] = 2;
+    expect(() => decodeConfChange(bad)).to.throw('unknown conf change format');
+  });
+
+  it('thesis §4.2.1: a new uninitialized replica is added as a learner, receives the membership by snapshot, then the log', () => {
+    const net = new TestNetwork([1, 2, 3]);
+    net.elect(1);
+    net.get(1).node.propose(utf8('before'));
+    net.stabilize();
+    net.add(4, new MemoryStorage());
+    expect(net.get(1).node.proposeConfChange(change(ConfChangeType.AddLearner, 4)).ok).to.equal(true);
+    net.stabilize();
+    // The bootstrap snapshot's send is reported; heartbeats resume appends.
+    net.get(1).node.reportSnapshot(4, 'finish');
+    net.tickAll(3);
+    const learner = net.get(4);
+    expect(learner.texts).to.deep.equal(['before']);
+    expect(learner.confState).to.deep.equal({ voters: [1, 2, 3], learners: [4] });
+    expect(net.get(1).node.status().progress?.get(4)?.isLearner).to.equal(true);
+  });
+
+  it('thesis §4.2.1: learners receive the log but never count toward a commit quorum', () => {
+    const net = new TestNetwork([1, 2], { checkQuorum: false }, 1, [3]);
+    net.elect(1);
+    net.isolate(2);
+    net.get(1).node.propose(utf8('needs 2'));
+    net.stabilize();
+    expect(net.get(3).storage.lastIndex(), 'the learner stores it').to.equal(2);
+    expect(net.get(1).node.status().commit, 'but leader + learner is no majority').to.equal(1);
+    net.heal();
+    net.tickAll(2);
+    expect(net.get(1).node.status().commit).to.equal(2);
+  });
+
+  it('thesis §4.1: AddVoter on a learner promotes it; it then counts and may lead', () => {
+    const net = new TestNetwork([1, 2], {}, 1, [3]);
+    net.elect(1);
+    expect(net.get(1).node.proposeConfChange(change(ConfChangeType.AddVoter, 3)).ok).to.equal(true);
+    net.stabilize();
+    for (const id of [1, 2, 3]) expect(net.get(id).confState).to.deep.equal({ voters: [1, 2, 3], learners: [] });
+    net.get(1).node.transferLeader(3);
+    net.stabilize();
+    expect(net.leaders()).to.deep.equal([3]);
+  });
+
+  it('thesis §4.1: only one conf change may be pending; a second is refused until the first is applied', () => {
+    const net = new TestNetwork([1, 2, 3]);
+    net.elect(1);
+    const leader = net.get(1).node;
+    expect(leader.proposeConfChange(change(ConfChangeType.AddLearner, 4)).ok).to.equal(true);
+    expect(leader.proposeConfChange(change(ConfChangeType.AddLearner, 5))).to.deep.include({
+      ok: false,
+      reason: 'CONF_CHANGE_PENDING',
+    });
+    net.stabilize();
+    expect(leader.proposeConfChange(change(ConfChangeType.AddLearner, 5)).ok).to.equal(true);
+  });
+
+  it('a new leader refuses conf changes until it has applied every entry from before its election', () => {
+    const net = new TestNetwork([1, 2, 3], { checkQuorum: false });
+    net.elect(1);
+    net.drop((m) => m.type === MessageType.AppendResponse);
+    net.get(1).node.propose(utf8('uncommitted'));
+    net.stabilize();
+    net.get(1).crash();
+    net.elect(2);
+    expect(net.get(2).node.isLeader()).to.equal(true);
+    expect(net.get(2).node.proposeConfChange(change(ConfChangeType.AddLearner, 4))).to.deep.include({
+      reason: 'CONF_CHANGE_PENDING',
+    });
+    net.heal();
+    net.get(2).node.tick();
+    net.stabilize();
+    expect(net.get(2).node.proposeConfChange(change(ConfChangeType.AddLearner, 4)).ok).to.equal(true);
+  });
+
+  it('thesis §4.2.2: removing the leader: it steps down after applying, and the rest elect a leader', () => {
+    const net = new TestNetwork([1, 2, 3]);
+    net.elect(1);
+    expect(net.get(1).node.proposeConfChange(change(ConfChangeType.RemoveReplica, 1)).ok).to.equal(true);
+    net.stabilize();
+    expect(net.get(1).node.status().role).to.equal(Role.Follower);
+    net.tickAll(30);
+    const leaders = net.leaders();
+    expect(leaders).to.have.length(1);
+    expect(leaders[0]).to.not.equal(1);
+    const newLeader = net.get(leaders[0] as number);
+    expect(newLeader.confState).to.deep.equal({ voters: [2, 3], learners: [] });
+    expect(newLeader.node.propose(utf8('after removal')).ok).to.equal(true);
+    net.stabilize();
+    expect(net.get(2).texts).to.include('after removal');
+    expect(net.get(3).texts).to.include('after removal');
+    // The removed replica never campaigns again.
+    net.get(1).node.campaign();
+    net.stabilize();
+    expect(net.get(1).node.status().role).to.equal(Role.Follower);
+  });
+
+  it('thesis §4.2.3: a removed replica that missed its removal does not disrupt the group (PreVote + CheckQuorum)', () => {
+    const net = new TestNetwork([1, 2, 3, 4]);
+    net.elect(1);
+    net.isolate(4);
+    expect(net.get(1).node.proposeConfChange(change(ConfChangeType.RemoveReplica, 4)).ok).to.equal(true);
+    net.stabilize();
+    expect(net.get(1).confState.voters).to.deep.equal([1, 2, 3]);
+    expect(net.get(4).confState.voters, 'replica 4 never learned it was removed').to.deep.equal([1, 2, 3, 4]);
+    const term = net.get(1).node.status().term;
+    net.heal();
+    for (let i = 0; i < 100; i++) net.tickAll(1);
+    expect(net.leaders()).to.deep.equal([1]);
+    expect(net.get(1).node.status().term, 'no election was forced').to.equal(term);
+  });
+
+  it('a demoted voter (AddLearner on a voter) no longer counts; removing the last voter is refused', () => {
+    const net = new TestNetwork([1, 2]);
+    net.elect(1);
+    net.get(1).node.proposeConfChange(change(ConfChangeType.AddLearner, 2));
+    net.stabilize();
+    expect(net.get(1).confState).to.deep.equal({ voters: [1], learners: [2] });
+    net.get(1).node.proposeConfChange(change(ConfChangeType.RemoveReplica, 1));
+    net.stabilize();
+    expect(net.get(1).confState.voters).to.deep.equal([1]);
+    expect(net.get(1).node.isLeader()).to.equal(true);
+  });
+});

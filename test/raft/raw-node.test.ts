@@ -1,0 +1,130 @@
+/**
+ * The RawNode API and the Ready contract (etcd `rawnode.go`, `node.go`).
+ */
+import { expect } from 'chai';
+import {
+  MemoryStorage,
+  MessageType,
+  RaftInvariantError,
+  RawNode,
+  Role,
+  SeededRandom,
+  type Message,
+  type RaftLogger,
+} from '../../src/raft/index.js';
+import { utf8 } from './simulation/replica.js';
+
+const newNode = (voters = [1], options: Partial<ConstructorParameters<typeof RawNode>[0]> = {}): RawNode =>
+  new RawNode({
+    id: 1,
+    storage: new MemoryStorage({ confState: { voters, learners: [] } }),
+    random: new SeededRandom(1),
+    ...options,
+  });
+
+function message(type: MessageType, from: number, to: number, term = 0): Message {
+  return { type, from, to, term, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0) };
+}
+
+describe('RawNode', () => {
+  it('throws on ready() twice without advance(), and on advance() without ready()', () => {
+    const storage = new MemoryStorage({ confState: { voters: [1], learners: [] } });
+    const node = new RawNode({ id: 1, storage, random: new SeededRandom(1) });
+    node.campaign();
+    expect(node.hasReady()).to.equal(true);
+    const ready = node.ready();
+    expect(node.hasReady(), 'nothing new while a Ready is out').to.equal(false);
+    expect(() => node.ready()).to.throw(RaftInvariantError).with.property('code', 'READY_NOT_ADVANCED');
+    storage.append(ready.entries);
+    node.advance(ready);
+    expect(() => node.advance(ready)).to.throw(RaftInvariantError);
+  });
+
+  it('Ready: soft state on role change, hard state and mustSync on term/vote change, entries before commit', () => {
+    const storage = new MemoryStorage({ confState: { voters: [1], learners: [] } });
+    const node = new RawNode({ id: 1, storage, random: new SeededRandom(1) });
+    node.campaign();
+    const ready = node.ready();
+    expect(ready.softState).to.deep.equal({ leaderId: 1, role: Role.Leader });
+    expect(ready.hardState).to.deep.equal({ term: 1, vote: 1, commit: 1 });
+    expect(ready.mustSync).to.equal(true);
+    expect(ready.entries.map((e) => [e.index, e.term])).to.deep.equal([[1, 1]]);
+    expect(ready.committedEntries.map((e) => e.index)).to.deep.equal([1]);
+    storage.append(ready.entries);
+    storage.setHardState(ready.hardState as never);
+    node.advance(ready);
+    expect(node.hasReady()).to.equal(false);
+    node.propose(utf8('x'));
+    const next = node.ready();
+    expect(next.softState).to.equal(undefined);
+    expect(next.hardState).to.deep.equal({ term: 1, vote: 1, commit: 2 });
+    expect(next.mustSync).to.equal(true);
+    storage.append(next.entries);
+    node.advance(next);
+    expect(node.status()).to.deep.include({ commit: 2, applied: 2, term: 1, leaderId: 1, role: Role.Leader });
+  });
+
+  it('status() shows per-member progress only on the leader', () => {
+    const node = newNode([1, 2]);
+    expect(node.status().progress).to.equal(undefined);
+    expect(node.status().confState).to.deep.equal({ voters: [1, 2], learners: [] });
+    node.step({ ...message(MessageType.PreVoteResponse, 2, 1, 1) });
+    node.campaign();
+    node.step({ ...message(MessageType.PreVoteResponse, 2, 1, 1) });
+    node.step({ ...message(MessageType.VoteResponse, 2, 1, 1) });
+    expect(node.isLeader()).to.equal(true);
+    expect(node.leaderId()).to.equal(1);
+    const progress = node.status().progress;
+    expect(progress?.get(2)).to.deep.include({ match: 0, next: 1, isLearner: false });
+    expect(progress?.get(1)?.match).to.equal(1);
+  });
+
+  it('step ignores local-only message types from the network and responses from non-members', () => {
+    const node = newNode([1, 2]);
+    node.step(message(MessageType.Propose, 2, 1, 1));
+    node.step(message(MessageType.Unreachable, 2, 1, 1));
+    node.step(message(MessageType.VoteResponse, 9, 1, 1));
+    expect(node.status().term).to.equal(0);
+  });
+
+  it('rejects an invalid config', () => {
+    expect(() => newNode([1], { electionTick: 1, heartbeatTick: 1 })).to.throw('electionTick must exceed heartbeatTick');
+    expect(() => newNode([1], { id: 0 })).to.throw('id must be a positive number');
+    expect(() => newNode([1], { maxInflightMsgs: 0 })).to.throw('maxInflightMsgs');
+    expect(() => newNode([1], { heartbeatTick: 0 })).to.throw('heartbeatTick');
+    expect(() => newNode([1], { maxSizePerMsg: -1 })).to.throw('maxSizePerMsg');
+  });
+
+  it('logs through the injected logger only', () => {
+    const events: string[] = [];
+    const logger: RaftLogger = {
+      debug: (event) => events.push(`debug ${event}`),
+      info: (event) => events.push(`info ${event}`),
+      warn: (event) => events.push(`warn ${event}`),
+      error: (event) => events.push(`error ${event}`),
+    };
+    const node = newNode([1], { logger });
+    node.campaign();
+    expect(events).to.include('info became leader');
+  });
+
+  it('restarts from storage with `applied`, not re-delivering applied entries', () => {
+    const storage = new MemoryStorage({ confState: { voters: [1], learners: [] } });
+    const node = new RawNode({ id: 1, storage, random: new SeededRandom(1) });
+    node.campaign();
+    for (let i = 0; i < 3; i++) node.propose(utf8(`e${i}`));
+    const ready = node.ready();
+    storage.append(ready.entries);
+    if (ready.hardState !== undefined) storage.setHardState(ready.hardState);
+    node.advance(ready);
+    const restarted = new RawNode({ id: 1, storage, random: new SeededRandom(1), applied: 2 });
+    const replay = restarted.ready();
+    expect(replay.committedEntries.map((e) => e.index)).to.deep.equal([3, 4]);
+    expect(replay.hardState).to.equal(undefined);
+  });
+
+  it('refuses a hard state whose commit lies outside the log (corrupt storage)', () => {
+    const storage = new MemoryStorage({ confState: { voters: [1], learners: [] }, hardState: { term: 1, vote: 1, commit: 5 } });
+    expect(() => new RawNode({ id: 1, storage, random: new SeededRandom(1) })).to.throw(RaftInvariantError);
+  });
+});
