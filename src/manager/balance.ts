@@ -69,6 +69,7 @@ function chooseMove(context: SchedulerContext, nodeIds: string[], countOf: (node
   for (const fromNodeId of fullestFirst) {
     for (const toNodeId of emptiestFirst) {
       if (countOf(fromNodeId) - countOf(toNodeId) < 2) break;
+      if (!context.isResponsive(toNodeId)) continue;
       let fallback: ChosenMove | null = null;
       for (const shard of context.shards) {
         const source = shard.members.find((member) => member.nodeId === fromNodeId);
@@ -154,7 +155,8 @@ export function balanceLeaders(context: SchedulerContext): void {
 
 /** The node reports this replica as an initialized follower: a sensible transfer target. */
 function isReadyFollower(context: SchedulerContext, shard: ShardRecord, nodeId: string, replicaId: number): boolean {
+  if (!context.isResponsive(nodeId)) return false;
   const status = context.nodes.get(nodeId)?.replicas.get(shard.shardId);
   return status !== undefined && status.replicaId === replicaId && !status.uninitialized
-    && status.role === ReplicaRole.REPLICA_ROLE_FOLLOWER;
+    && status.role === ReplicaRole.REPLICA_ROLE_FOLLOWER && status.term === shard.term;
 }

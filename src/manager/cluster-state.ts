@@ -234,6 +234,7 @@ export class ClusterState {
       nextReplicaId: this.nextReplicaId,
       nodes: [...this.runtime.entries()].map(([nodeId, runtime]) => ({
         nodeId, health: runtime.health, reported: runtime.reported, replicas: runtime.replicas,
+        silentMs: nowMs - runtime.lastSeenMs,
       })),
       shards: this.shards,
       tasks: this.tasks,
@@ -314,6 +315,16 @@ export class ClusterState {
     const counts: Record<Health, number> = { up: 0, suspect: 0, down: 0 };
     for (const runtime of this.runtime.values()) counts[runtime.health] += 1;
     return counts;
+  }
+
+  /** Every known node's health, for metrics. */
+  nodeHealths(): [string, Health][] {
+    return [...this.runtime.entries()].map(([nodeId, runtime]) => [nodeId, runtime.health]);
+  }
+
+  /** The running moves, for metrics (read-only view; the scheduler replaces the list each round). */
+  moveTasks(): readonly MoveTask[] {
+    return this.tasks;
   }
 
   private visibleLeader(shard: ShardRecord): string | null {

@@ -100,7 +100,7 @@ export function leastLoadedTarget(context: SchedulerContext, shard: ShardRecord)
   const counts = context.projectedReplicaCounts();
   let best: { nodeId: string; count: number } | null = null;
   for (const node of [...context.nodes.values()].sort((a, b) => compareIds(a.nodeId, b.nodeId))) {
-    if (!context.isLive(node.nodeId) || !canHost(context, shard, node.nodeId)) continue;
+    if (!context.isResponsive(node.nodeId) || !canHost(context, shard, node.nodeId)) continue;
     const count = counts.get(node.nodeId) ?? 0;
     if (best === null || count < best.count) best = { nodeId: node.nodeId, count };
   }

@@ -53,7 +53,18 @@ export interface NodeView {
   reported: boolean;
   /** Replicas in the node's latest heartbeat, by shard id. */
   replicas: ReadonlyMap<number, ReplicaStatus>;
+  /** Time since the node's latest heartbeat (0 when unknown). */
+  silentMs?: number;
 }
+
+/**
+ * Longest silence after which a node no longer counts as responsive, although it
+ * stays `up` until the suspect timeout: a heartbeat interval (1 s) plus slack. A node
+ * killed a moment ago must not be handed leadership, which would stall the shard's
+ * writes for an election timeout. (The node also refuses to transfer to a follower
+ * its Raft progress shows inactive, which covers the first interval.)
+ */
+export const RESPONSIVE_SILENCE_MS = 1250;
 
 /** A command sent recently, kept to avoid re-sending it before `reissueAfterMs`. */
 export interface IssuedCommand {
@@ -131,6 +142,12 @@ export class SchedulerContext {
   isLive(nodeId: string): boolean {
     const node = this.nodes.get(nodeId);
     return node !== undefined && node.health === 'up' && node.reported;
+  }
+
+  /** Live and heard from within {@link RESPONSIVE_SILENCE_MS}: fit to receive leadership. */
+  isResponsive(nodeId: string): boolean {
+    const node = this.nodes.get(nodeId);
+    return node !== undefined && this.isLive(nodeId) && (node.silentMs ?? 0) <= RESPONSIVE_SILENCE_MS;
   }
 
   /** True when the node is known to be down (or was never registered). */

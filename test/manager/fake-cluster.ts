@@ -46,6 +46,9 @@ export interface FakeClusterOptions {
   scheduler?: Partial<SchedulerConfig>;
 }
 
+/** Rounds from a leader's death until its group has a new leader (randomised election timeout + vote). */
+const ELECTION_ROUNDS = 3;
+
 /** Simulated nodes plus the manager's real model, stepped in 500 ms rounds. */
 export class FakeCluster {
   state: ClusterState;
@@ -58,6 +61,8 @@ export class FakeCluster {
   private readonly groups = new Map<number, Group>();
   private readonly hosted = new Map<string, Map<number, HostedReplica>>();
   private readonly alive = new Set<string>();
+  /** Round in which each dead node died: its groups elect a new leader only after an election timeout. */
+  private readonly diedInRound = new Map<string, number>();
   private readonly options: FakeClusterOptions;
   private readonly config: SchedulerConfig;
 
@@ -84,6 +89,7 @@ export class FakeCluster {
   /** Stops a node's heartbeats; its replicas stop answering. */
   killNode(nodeId: string): void {
     this.alive.delete(nodeId);
+    this.diedInRound.set(nodeId, this.round);
   }
 
   /** One round: Raft progress, heartbeats, health, scheduling, command delivery. */
@@ -174,6 +180,8 @@ export class FakeCluster {
       const voters = group.members.filter((m) => !m.learner);
       const live = voters.filter((m) => this.alive.has(m.nodeId) && this.hosted.get(m.nodeId)?.get(shardId)?.replicaId === m.replicaId);
       if (leaderNode === undefined || !this.alive.has(leaderNode)) {
+        // Followers notice after an election timeout plus the vote: about 1.5 s, 3 rounds.
+        if (leaderNode !== undefined && this.round - (this.diedInRound.get(leaderNode) ?? 0) < ELECTION_ROUNDS) continue;
         group.leaderReplicaId = 0;
         if (live.length >= Math.floor(voters.length / 2) + 1) {
           const winner = live.sort((a, b) => a.replicaId - b.replicaId)[0];

@@ -114,6 +114,22 @@ describe('manager/scheduler', () => {
     expect(cluster.received.slice(before).some((r) => kindOf(r.command) === 'promoteLearner' && shardOf(r.command) === lost.shardId)).to.equal(true);
   });
 
+  it('never hands leadership to a node that stopped heartbeating, even before it is suspect', () => {
+    const cluster = new FakeCluster({ shardCount: 24, replicationFactor: 3, nodeIds: ['n1', 'n2', 'n3'] });
+    cluster.runUntil(() => cluster.healthy() && cluster.state.movesInFlight === 0, 40);
+    cluster.run(10);
+    const before = cluster.received.length;
+    cluster.killNode('n2');
+    // Rounds of 500 ms: its leaders fail over after ~1.5 s while the manager still has it `up`
+    // (suspect after 3 s), and n2 then leads nothing: the imbalance that invites a transfer to it.
+    cluster.run(5);
+    const toDeadNode = cluster.received.slice(before).filter((r) => {
+      const command = r.command.command;
+      return command?.$case === 'transferLeader' && cluster.nodeOf(command.value.shardId, command.value.toReplicaId) === 'n2';
+    });
+    expect(toDeadNode, 'leadership sent to a silent node stalls writes for an election timeout').to.deep.equal([]);
+  });
+
   it('node join → replicas rebalance to ±1 of S·K/N and leaders to ±1 of S/N', () => {
     const shardCount = 32;
     const cluster = new FakeCluster({ shardCount, replicationFactor: 3, nodeIds: ['n1', 'n2', 'n3'] });
