@@ -1,0 +1,122 @@
+/**
+ * `kvstore bench` end to end: for each replication factor a fresh local cluster (or the one at
+ * `--manager`), a preload and a measured phase from worker processes, the key distribution from the
+ * shard map, a printed table per run, and with an output dir `results.json` plus the charts.
+ */
+import { mkdirSync } from 'node:fs';
+import { ManagerConnection } from '../client/index.js';
+import type { GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
+import { writeCharts } from './charts.js';
+import { percentilesOf } from './histogram.js';
+import { compareNodeIds, keyDistribution } from './key-distribution.js';
+import { LocalCluster } from './local-cluster.js';
+import { createProgress } from './progress.js';
+import { machineInfo, renderRunTable, writeResultsJson, type BenchResults, type BenchRun, type BenchSettings } from './results.js';
+import { runWorkerPool } from './worker-pool.js';
+import { benchKeys, checkWorkload, type WorkloadSettings } from './workload.js';
+
+/** How the bench reports as it goes. */
+export interface BenchOutput {
+  /** Results (the tables, the files written): stdout. */
+  result(text: string): void;
+  /** Progress notes (cluster starting, preloading): stderr. */
+  note(text: string): void;
+}
+
+/** Runs the whole bench. `outDir` (optional) receives results.json and the charts. */
+export async function runBench(settings: BenchSettings, output: BenchOutput, outDir?: string, signal?: AbortSignal): Promise<BenchResults> {
+  const workload: WorkloadSettings = { keys: settings.keys, keyBytes: settings.keyBytes, valueBytes: settings.valueBytes, getPercent: settings.mix };
+  checkWorkload(workload);
+  if (outDir !== undefined) mkdirSync(outDir, { recursive: true });
+  const results: BenchResults = { startedAt: new Date().toISOString(), settings, machine: machineInfo(), runs: [] };
+
+  if (settings.manager !== null) {
+    results.runs.push(await measure(settings, workload, settings.manager, output, signal));
+  } else {
+    for (const replicas of settings.replicas) {
+      if (signal?.aborted === true) break;
+      const nodes = settings.nodes ?? 3;
+      const shards = settings.shards ?? 64;
+      output.note(`starting a local cluster: ${nodes} nodes, ${replicas} replicas per shard, ${shards} shards`);
+      const cluster = await LocalCluster.start({ nodes, replicas, shards }, signal);
+      try {
+        results.runs.push(await measure(settings, workload, cluster.managerAddress, output, signal));
+      } finally {
+        await cluster.stop();
+      }
+    }
+  }
+
+  if (outDir !== undefined) {
+    const written = [writeResultsJson(outDir, results), ...(await writeCharts(outDir, results))];
+    output.result(`wrote ${written.join(', ')}`);
+  }
+  return results;
+}
+
+/** One run against the cluster at `manager`. */
+async function measure(settings: BenchSettings, workload: WorkloadSettings, manager: string, output: BenchOutput, signal?: AbortSignal): Promise<BenchRun> {
+  const before = await fetchMap(manager);
+  output.note(`preloading ${settings.keys} keys, then ${settings.ops !== null ? `${settings.ops} ops` : `${String(settings.durationSeconds)} s`} ` +
+    `from ${settings.clients} client processes, ${settings.concurrency} in flight`);
+  const timed = settings.ops === null;
+  const total = settings.ops ?? settings.durationSeconds ?? 0;
+  const progress = createProgress(`K=${before.replicationFactor}`, total, timed ? 's' : 'ops');
+  const phaseStartedMs = { value: 0 };
+  let result;
+  try {
+    result = await runWorkerPool({
+      manager,
+      workers: settings.clients,
+      workload,
+      concurrency: settings.concurrency,
+      ...(settings.ops === null ? {} : { ops: settings.ops }),
+      ...(settings.durationSeconds === null ? {} : { durationMs: settings.durationSeconds * 1000 }),
+      seed: settings.seed,
+      onProgress: (ops, errors) => {
+        if (phaseStartedMs.value === 0) phaseStartedMs.value = performance.now();
+        progress.update(timed ? (performance.now() - phaseStartedMs.value) / 1000 : ops + errors, ops, errors);
+      },
+      ...(signal === undefined ? {} : { signal }),
+    });
+  } finally {
+    progress.stop();
+  }
+  const map = await fetchMap(manager);
+  const distribution = await keyDistribution(benchKeys(workload), map);
+  const leadersPerNode: Record<string, number> = {};
+  for (const node of [...map.nodes].sort((a, b) => compareNodeIds(a.nodeId, b.nodeId))) leadersPerNode[node.nodeId] = 0;
+  for (const shard of map.shards) if (shard.leaderNodeId !== '') leadersPerNode[shard.leaderNodeId] = (leadersPerNode[shard.leaderNodeId] ?? 0) + 1;
+  const elapsedSeconds = result.elapsedMs / 1000;
+  const run: BenchRun = {
+    nodes: map.nodes.length,
+    replicas: map.replicationFactor,
+    shards: map.shardCount,
+    ops: result.ops,
+    gets: result.gets,
+    puts: result.puts,
+    opsPerSec: elapsedSeconds > 0 ? Math.round(result.ops / elapsedSeconds) : 0,
+    elapsedSeconds: Math.round(elapsedSeconds * 100) / 100,
+    get: percentilesOf(result.get),
+    put: percentilesOf(result.put),
+    errors: result.errors,
+    errorsByKind: result.errorsByKind,
+    keysPerNode: distribution.keysPerNode,
+    meanKeysPerNode: distribution.meanKeysPerNode,
+    maxKeyDeviationPercent: distribution.maxDeviationPercent,
+    leadersPerNode,
+    preloadSeconds: Math.round(result.preloadMs / 10) / 100,
+    preloadFailed: result.preloadFailed,
+  };
+  output.result(renderRunTable(run));
+  return run;
+}
+
+async function fetchMap(manager: string): Promise<GetClusterMapResponse> {
+  const connection = new ManagerConnection(manager);
+  try {
+    return await connection.getClusterMap(5000);
+  } finally {
+    connection.close();
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The bench's results: the `results.json` shape (documented in docs/benchmarks.md; fields may be added,
+ * never renamed), the machine description, and the per-run text table.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { LatencyPercentiles } from './histogram.js';
+
+/** The settings a bench ran with (`--…` flags after defaults). */
+export interface BenchSettings {
+  /** `--manager` when an existing cluster was measured; null for local clusters. */
+  manager: string | null;
+  /** `--nodes` of the local clusters; null with `--manager`. */
+  nodes: number | null;
+  /** `--replicas`: one local cluster (and run) per replication factor; empty with `--manager`. */
+  replicas: number[];
+  /** `--shards` of the local clusters; null with `--manager`. */
+  shards: number | null;
+  /** `--ops` (total per run) or `--duration` (seconds per run); one of them is null. */
+  ops: number | null;
+  durationSeconds: number | null;
+  /** `--mix`: percentage of gets. */
+  mix: number;
+  /** `--concurrency`: requests in flight in total. */
+  concurrency: number;
+  /** `--clients`: worker processes. */
+  clients: number;
+  keys: number;
+  keyBytes: number;
+  valueBytes: number;
+  seed: number;
+}
+
+/** The machine the numbers came from. */
+export interface MachineInfo {
+  /** Logical CPUs. */
+  cpus: number;
+  /** CPU model string. */
+  model: string;
+  /** Node.js version, e.g. v20.19.0. */
+  node: string;
+  platform: string;
+  /** Total memory in GiB. */
+  memoryGiB: number;
+}
+
+/** One measured run: one cluster, one replication factor. Latencies in ms. */
+export interface BenchRun {
+  nodes: number;
+  replicas: number;
+  shards: number;
+  /** Successful operations in the measured phase. */
+  ops: number;
+  gets: number;
+  puts: number;
+  /** Successful operations per second of the measured phase. */
+  opsPerSec: number;
+  /** Length of the measured phase, seconds. */
+  elapsedSeconds: number;
+  get: LatencyPercentiles;
+  put: LatencyPercentiles;
+  /** Failed operations, and by error code. */
+  errors: number;
+  errorsByKind: Record<string, number>;
+  /**
+   * node id → keys of the keyspace it stores: each key counts once on every node holding a voting
+   * replica of its shard (from the shard map after the run), so the counts add up to replicas × keys.
+   */
+  keysPerNode: Record<string, number>;
+  meanKeysPerNode: number;
+  /** Largest |count − mean| / mean, percent. */
+  maxKeyDeviationPercent: number;
+  /** node id → shard leaders it held after the run (where gets and puts were served). */
+  leadersPerNode: Record<string, number>;
+  /** How long the preload of every key took, seconds; and keys it could not write. */
+  preloadSeconds: number;
+  preloadFailed: number;
+}
+
+/** The whole `results.json`. */
+export interface BenchResults {
+  /** ISO time the bench started. */
+  startedAt: string;
+  settings: BenchSettings;
+  machine: MachineInfo;
+  runs: BenchRun[];
+}
+
+/** Describes this machine. */
+export function machineInfo(): MachineInfo {
+  const list = cpus();
+  return {
+    cpus: list.length,
+    model: list[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+  };
+}
+
+/** Writes `DIR/results.json` (pretty-printed); returns its path. */
+export function writeResultsJson(dir: string, results: BenchResults): string {
+  const path = join(dir, 'results.json');
+  writeFileSync(path, `${JSON.stringify(results, null, 2)}\n`);
+  return path;
+}
+
+/** One run as text: throughput, latency percentiles, errors, and the keys per node (count and %). */
+export function renderRunTable(run: BenchRun): string {
+  const lines: string[] = [];
+  lines.push(`nodes ${run.nodes}  replicas ${run.replicas}  shards ${run.shards}: ${run.opsPerSec.toLocaleString('en-US')} ops/s ` +
+    `(${run.ops.toLocaleString('en-US')} ops in ${run.elapsedSeconds.toFixed(1)} s), errors ${run.errors}${formatErrorKinds(run.errorsByKind)}`);
+  lines.push(...alignColumns([
+    ['op', 'count', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
+    ...(['get', 'put'] as const).map((op) => {
+      const p = run[op];
+      return [op, String(p.count), fmt(p.p50), fmt(p.p90), fmt(p.p99), fmt(p.p999), fmt(p.max)];
+    }),
+  ]).map((line) => `  ${line}`));
+  const total = Object.values(run.keysPerNode).reduce((sum, count) => sum + count, 0);
+  lines.push(`  keys per node (each key on every node holding a replica of its shard; mean ${run.meanKeysPerNode}, worst ±${run.maxKeyDeviationPercent}%):`);
+  lines.push(...alignColumns([
+    ['node', 'keys', '% of total', 'leaders'],
+    ...Object.entries(run.keysPerNode).map(([node, count]) => [
+      node, String(count), total === 0 ? '0.0' : ((100 * count) / total).toFixed(1), String(run.leadersPerNode[node] ?? 0),
+    ]),
+  ]).map((line) => `    ${line}`));
+  return lines.join('\n');
+}
+
+function fmt(ms: number): string {
+  return ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0);
+}
+
+function formatErrorKinds(kinds: Record<string, number>): string {
+  const entries = Object.entries(kinds);
+  return entries.length === 0 ? '' : ` (${entries.map(([kind, count]) => `${kind} ${count}`).join(', ')})`;
+}
+
+/** Right-aligns every column but the first. */
+function alignColumns(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  '));
+}

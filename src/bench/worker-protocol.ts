@@ -1,0 +1,82 @@
+/**
+ * The IPC messages between `kvstore bench` and its worker processes (child_process.fork of
+ * worker.ts). The parent configures each worker, waits until all have preloaded their slice of the
+ * keyspace, then starts them together so the measured phase overlaps; each worker sends its counts
+ * and its latency histograms (compressed base64) back, and the parent merges them.
+ */
+import type { WorkloadSettings } from './workload.js';
+
+/** Parent → worker: what to do. Sent once, first. */
+export interface WorkerConfigMessage {
+  type: 'config';
+  /** The manager the worker's KVClient asks for the shard map. */
+  manager: string;
+  /** This worker's number (0-based); seeds its random stream. */
+  workerIndex: number;
+  workload: WorkloadSettings;
+  /** The half-open range of key indexes this worker preloads. */
+  preloadFrom: number;
+  preloadTo: number;
+  /** Requests this worker keeps in flight. */
+  concurrency: number;
+  /** Operations for this worker, or how long to run (ms). */
+  ops?: number;
+  durationMs?: number;
+  seed: number;
+}
+
+/** Parent → worker: start the measured phase (all workers get it at once), or stop early. */
+export interface WorkerControlMessage {
+  type: 'run' | 'stop';
+}
+
+/** Everything the parent sends. */
+export type ParentMessage = WorkerConfigMessage | WorkerControlMessage;
+
+/** Worker → parent: preload done. */
+export interface WorkerLoadedMessage {
+  type: 'loaded';
+  /** Keys of the slice that could not be written. */
+  failed: number;
+}
+
+/** Worker → parent: counts so far, a few times a second while running. */
+export interface WorkerProgressMessage {
+  type: 'progress';
+  ops: number;
+  errors: number;
+}
+
+/** Worker → parent: the measured phase's results. */
+export interface WorkerResultMessage {
+  type: 'result';
+  ops: number;
+  gets: number;
+  puts: number;
+  errors: number;
+  errorsByKind: Record<string, number>;
+  elapsedMs: number;
+  /** hdr-histogram-js compressed base64, µs. */
+  getHistogram: string;
+  putHistogram: string;
+}
+
+/** Worker → parent: the worker failed (it exits non-zero after sending this). */
+export interface WorkerErrorMessage {
+  type: 'error';
+  message: string;
+}
+
+/** Everything a worker sends. */
+export type WorkerMessage = WorkerLoadedMessage | WorkerProgressMessage | WorkerResultMessage | WorkerErrorMessage;
+
+/** Narrows an IPC payload to a {@link WorkerMessage} by its `type` (the peer is our own code; this guards against bugs). */
+export function isWorkerMessage(message: unknown): message is WorkerMessage {
+  return typeof message === 'object' && message !== null && 'type' in message &&
+    ['loaded', 'progress', 'result', 'error'].includes(String(message.type));
+}
+
+/** Narrows an IPC payload to a {@link ParentMessage}. */
+export function isParentMessage(message: unknown): message is ParentMessage {
+  return typeof message === 'object' && message !== null && 'type' in message && ['config', 'run', 'stop'].includes(String(message.type));
+}

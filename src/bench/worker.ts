@@ -1,0 +1,101 @@
+/**
+ * A bench worker process, started by `kvstore bench` with child_process.fork (see worker-protocol.ts).
+ * It owns one KVClient, preloads its slice of the keyspace, waits for `run`, drives the closed loop
+ * (load-loop.ts) and sends its counts and histograms back. It exits when done, or when the parent
+ * goes away (the IPC channel closes).
+ */
+import { KVClient } from '../client/index.js';
+import { encodeHistogram } from './histogram.js';
+import { LoadCounters, preloadKeys, runClosedLoop, type LoadTarget } from './load-loop.js';
+import { deriveSeed, seededRandom } from './random.js';
+import { benchKeys, benchValue } from './workload.js';
+import { isParentMessage, type WorkerConfigMessage, type WorkerMessage } from './worker-protocol.js';
+
+const PROGRESS_INTERVAL_MS = 250;
+
+function send(message: WorkerMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+function disconnect(): void {
+  if (process.connected) process.disconnect();
+}
+
+async function runWorker(config: WorkerConfigMessage, started: Promise<void>, stop: AbortSignal): Promise<void> {
+  const client = new KVClient({ manager: config.manager });
+  try {
+    await client.init();
+    const target: LoadTarget = { get: (key) => client.getBytes(key), put: (key, value) => client.put(key, value) };
+    const keys = benchKeys(config.workload);
+    const value = benchValue(config.workload.valueBytes);
+    const failed = await preloadKeys(target, keys.slice(config.preloadFrom, config.preloadTo), value, config.concurrency);
+    send({ type: 'loaded', failed });
+    await started;
+    const counters = new LoadCounters();
+    const progress = setInterval(() => send({ type: 'progress', ops: counters.ops, errors: counters.errors }), PROGRESS_INTERVAL_MS);
+    try {
+      const result = await runClosedLoop(target, {
+        keys,
+        concurrency: config.concurrency,
+        getPercent: config.workload.getPercent,
+        value,
+        ...(config.ops === undefined ? {} : { ops: config.ops }),
+        ...(config.durationMs === undefined ? {} : { durationMs: config.durationMs }),
+        random: seededRandom(deriveSeed(config.seed, config.workerIndex)),
+        counters,
+        signal: stop,
+      });
+      send({
+        type: 'result',
+        ops: result.ops,
+        gets: result.gets,
+        puts: result.puts,
+        errors: result.errors,
+        errorsByKind: result.errorsByKind,
+        elapsedMs: result.elapsedMs,
+        getHistogram: encodeHistogram(result.get),
+        putHistogram: encodeHistogram(result.put),
+      });
+    } finally {
+      clearInterval(progress);
+    }
+  } finally {
+    await client.finalize();
+  }
+}
+
+function main(): void {
+  if (process.send === undefined) {
+    process.stderr.write('the bench worker runs only as a forked child of `kvstore bench`\n');
+    process.exitCode = 2;
+    return;
+  }
+  const stop = new AbortController();
+  let startRun: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (startRun = resolve));
+  let running = false;
+  process.on('disconnect', () => {
+    stop.abort();
+    startRun();
+  });
+  process.on('message', (message: unknown) => {
+    if (!isParentMessage(message)) return;
+    if (message.type === 'config' && !running) {
+      running = true;
+      void runWorker(message, started, stop.signal)
+        .then(disconnect)
+        .catch((error: unknown) => {
+          send({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+          process.exitCode = 1;
+          disconnect();
+        });
+    } else if (message.type === 'run') {
+      startRun();
+    } else if (message.type === 'stop') {
+      stop.abort();
+      startRun();
+    }
+  });
+}
+
+main();

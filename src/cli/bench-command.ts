@@ -1,0 +1,140 @@
+/**
+ * `kvstore bench`: throughput, latency and key spread (issue 6). With `--nodes/--replicas` it starts a
+ * fresh local cluster per replication factor; with `--manager` it measures that cluster. Load comes
+ * from `--clients` worker processes; each run prints a table, and `--out DIR` writes results.json and
+ * the charts (docs/benchmarks.md documents both). Exit 0; 2 bad input; 3 cluster unavailable.
+ */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { KVError, ManagerUnreachableError } from '../client/index.js';
+import { BenchWorkerError, checkWorkload, LocalClusterError, runBench, WorkloadError, type BenchSettings } from '../bench/index.js';
+import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError } from './client-util.js';
+
+/** Operations per run when neither `--ops` nor `--duration` is given. */
+const DEFAULT_OPS = 20_000;
+/** The shard count of local clusters is the smallest multiple of `--nodes` at or above this. */
+const MIN_DEFAULT_SHARDS = 64;
+
+interface BenchFlags {
+  manager?: string;
+  nodes?: string;
+  replicas?: string;
+  shards?: string;
+  ops?: string;
+  duration?: string;
+  mix: string;
+  concurrency: string;
+  clients: string;
+  keys: string;
+  keyBytes: string;
+  valueBytes: string;
+  seed: string;
+  out?: string;
+}
+
+/** Registers `bench` on the root program. */
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description('measure throughput, latency and key spread; one local cluster per replication factor, or --manager')
+    .option('--manager <host:port>', 'measure this running cluster instead of starting local ones')
+    .option('--nodes <n>', 'nodes of each local cluster', '3')
+    .option('--replicas <k,…>', 'replication factors: one local cluster and run per value', '3')
+    .option('--shards <s>', `shards of each local cluster (default: the smallest multiple of --nodes ≥ ${MIN_DEFAULT_SHARDS}, so every node holds as many)`)
+    .option('--ops <n>', `operations per run (default ${DEFAULT_OPS} unless --duration)`)
+    .option('--duration <seconds>', 'run each measurement this long instead of --ops')
+    .option('--mix <pct>', 'percentage of gets; the rest are puts', '50')
+    .option('--concurrency <c>', 'requests in flight in total', '64')
+    .option('--clients <p>', 'client worker processes sharing the load', '4')
+    .option('--keys <n>', 'keyspace size; every key is written before the measurement', '10000')
+    .option('--key-bytes <b>', 'bytes per key (≤ 20)', '16')
+    .option('--value-bytes <b>', 'bytes per value (≤ 1024)', '128')
+    .option('--seed <n>', 'seed of the key and operation choices', '1')
+    .option('--out <dir>', 'write results.json and the charts (SVG and PNG) here')
+    .action(async (flags: BenchFlags, command: Command) => {
+      let settings: BenchSettings;
+      try {
+        settings = parseBenchFlags(flags, (name) => command.getOptionValueSource(name) === 'cli');
+      } catch (error) {
+        reportError(error);
+        return;
+      }
+      process.exitCode = await runBenchCommand(settings, flags.out === undefined ? undefined : resolve(flags.out));
+    });
+}
+
+/** Validates the flags; throws {@link BadInputError}. `given(name)` says whether a flag was on the command line. */
+export function parseBenchFlags(flags: BenchFlags, given: (name: string) => boolean): BenchSettings {
+  if (flags.ops !== undefined && flags.duration !== undefined) throw new BadInputError('give --ops or --duration, not both');
+  const manager = flags.manager === undefined ? null : checkAddress(flags.manager, '--manager');
+  if (manager !== null) {
+    const clashing = ['nodes', 'replicas', 'shards'].filter(given);
+    if (clashing.length > 0) throw new BadInputError(`--manager measures a running cluster; drop ${clashing.map((name) => `--${name}`).join(', ')}`);
+  }
+  const nodes = parseInteger(flags.nodes ?? '3', '--nodes', 1, 100);
+  const replicas = manager !== null ? [] : (flags.replicas ?? '3').split(',').map((text) => parseInteger(text, '--replicas', 1, 100));
+  for (const k of replicas) {
+    if (k > nodes) throw new BadInputError(`--replicas ${k} is larger than --nodes ${nodes}: each replica of a shard needs its own node`);
+  }
+  const shards = flags.shards !== undefined ? parseInteger(flags.shards, '--shards', 1, 1_000_000) : nodes * Math.ceil(MIN_DEFAULT_SHARDS / nodes);
+  const ops = flags.ops !== undefined ? parseInteger(flags.ops, '--ops', 1) : flags.duration === undefined ? DEFAULT_OPS : null;
+  const clients = parseInteger(flags.clients, '--clients', 1, 64);
+  const concurrency = parseInteger(flags.concurrency, '--concurrency', 1, 100_000);
+  if (concurrency < clients) throw new BadInputError(`--concurrency ${concurrency} is below --clients ${clients}: every client needs at least one request in flight`);
+  const settings: BenchSettings = {
+    manager,
+    nodes: manager === null ? nodes : null,
+    replicas,
+    shards: manager === null ? shards : null,
+    ops,
+    durationSeconds: flags.duration === undefined ? null : parseSeconds(flags.duration, '--duration'),
+    mix: parseInteger(flags.mix, '--mix', 0, 100),
+    concurrency,
+    clients,
+    keys: parseInteger(flags.keys, '--keys', 1, 10_000_000),
+    keyBytes: parseInteger(flags.keyBytes, '--key-bytes', 1, 1000),
+    valueBytes: parseInteger(flags.valueBytes, '--value-bytes', 0, 1_000_000),
+    seed: parseInteger(flags.seed, '--seed', 0, 2 ** 32 - 1),
+  };
+  try {
+    checkWorkload({ keys: settings.keys, keyBytes: settings.keyBytes, valueBytes: settings.valueBytes, getPercent: settings.mix });
+  } catch (error) {
+    if (error instanceof WorkloadError) throw new BadInputError(error.message);
+    throw error;
+  }
+  return settings;
+}
+
+async function runBenchCommand(settings: BenchSettings, outDir: string | undefined): Promise<number> {
+  const interrupt = new AbortController();
+  const onSignal = (): void => interrupt.abort();
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  for (const signal of signals) process.on(signal, onSignal);
+  try {
+    await runBench(settings, {
+      result: (text) => process.stdout.write(`${text}\n`),
+      note: (text) => process.stderr.write(`${text}\n`),
+    }, outDir, interrupt.signal);
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof WorkloadError) {
+      failWith(`error: ${error.message}`, EXIT.badInput);
+      return EXIT.badInput;
+    }
+    if (error instanceof LocalClusterError) {
+      process.stderr.write(`error: ${error.message}\n`); // keeps the children's log tail readable
+      return EXIT.unavailable;
+    }
+    if (error instanceof ManagerUnreachableError || error instanceof BenchWorkerError) {
+      failWith(`error: ${error.message}`, EXIT.unavailable);
+      return EXIT.unavailable;
+    }
+    if (error instanceof KVError) {
+      reportError(error);
+      return typeof process.exitCode === 'number' ? process.exitCode : EXIT.unavailable;
+    }
+    throw error;
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * `kvstore bench` with small numbers on local clusters (one per replication factor): it prints a
+ * table per run, writes results.json with the documented fields, and the three charts as SVG and
+ * PNG; every process it started is gone when it exits.
+ */
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../support/cluster.js';
+import { killProcessesUsing } from './helpers.js';
+
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
+
+describe('kvstore bench', function () {
+  this.timeout(240_000);
+  let privateTmp = '';
+
+  before(() => {
+    privateTmp = mkdtempSync(join(tmpdir(), 'kvstore-bench-test-'));
+  });
+  after(() => {
+    killProcessesUsing(privateTmp);
+    rmSync(privateTmp, { recursive: true, force: true });
+  });
+
+  it('writes results.json with the documented fields and the charts', async () => {
+    const out = join(privateTmp, 'out');
+    const result = await runCli(
+      ['bench', '--nodes', '2', '--replicas', '1,2', '--shards', '4', '--ops', '400', '--keys', '200', '--clients', '2',
+        '--concurrency', '8', '--mix', '50', '--seed', '7', '--out', out],
+      { env: { ...process.env, TMPDIR: privateTmp }, timeoutMs: 200_000 },
+    );
+    const leaked = killProcessesUsing(privateTmp);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(leaked, 'processes still running after the bench exited').to.deep.equal([]);
+    expect(result.stdout).to.match(/nodes 2 {2}replicas 1 {2}shards 4: [\d,]+ ops\/s/);
+    expect(result.stdout).to.match(/nodes 2 {2}replicas 2 {2}shards 4: [\d,]+ ops\/s/);
+    expect(result.stdout).to.match(/keys per node/);
+
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Record<string, unknown>;
+    expect(results).to.include.keys('settings', 'machine', 'runs');
+    expect(results['settings']).to.include({ nodes: 2, shards: 4, ops: 400, mix: 50, concurrency: 8, clients: 2, keys: 200, seed: 7 });
+    expect(results['machine']).to.have.keys('cpus', 'model', 'node', 'platform', 'memoryGiB');
+    const runs = results['runs'] as Record<string, unknown>[];
+    expect(runs.map((run) => run['replicas'])).to.deep.equal([1, 2]);
+    for (const run of runs) {
+      expect(run).to.include({ nodes: 2, shards: 4 });
+      expect(run['ops'], 'successful ops').to.equal(400);
+      expect(run['errors']).to.equal(0);
+      expect(run['opsPerSec']).to.be.a('number').greaterThan(0);
+      for (const op of ['get', 'put']) {
+        const p = run[op] as Record<string, number>;
+        expect(p).to.include.keys('p50', 'p90', 'p99', 'p999');
+        expect(p['p50']).to.be.greaterThan(0);
+        expect(p['p50']).to.be.at.most(p['p90'] ?? 0);
+        expect(p['p99']).to.be.at.most(p['p999'] ?? 0);
+      }
+      const keysPerNode = run['keysPerNode'] as Record<string, number>;
+      expect(Object.keys(keysPerNode)).to.deep.equal(['n1', 'n2']);
+      const total = Object.values(keysPerNode).reduce((sum, count) => sum + count, 0);
+      expect(total, 'every key counted once per replica').to.equal(200 * (run['replicas'] as number));
+    }
+
+    for (const name of ['throughput', 'latency', 'keys-per-node']) {
+      const svg = readFileSync(join(out, `${name}.svg`), 'utf8');
+      expect(svg, `${name}.svg`).to.match(/^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+      expect(existsSync(join(out, `${name}.png`)), `${name}.png`).to.equal(true);
+      expect([...readFileSync(join(out, `${name}.png`)).subarray(0, 4)], `${name}.png is a PNG`).to.deep.equal(PNG_MAGIC);
+    }
+  });
+
+  it('refuses bad flags with exit 2 and one line', async () => {
+    const tooManyReplicas = await runCli(['bench', '--nodes', '3', '--replicas', '1,5']);
+    expect(tooManyReplicas.code).to.equal(2);
+    expect(tooManyReplicas.stderr).to.match(/--replicas 5 is larger than --nodes 3/);
+    const clash = await runCli(['bench', '--manager', '127.0.0.1:1', '--nodes', '3']);
+    expect(clash.code).to.equal(2);
+    expect(clash.stderr.trim().split('\n')).to.have.length(1);
+    const longKeys = await runCli(['bench', '--key-bytes', '21']);
+    expect(longKeys.code).to.equal(2);
+    expect(longKeys.stderr).to.match(/--key-bytes 21/);
+  });
+});
