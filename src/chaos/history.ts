@@ -1,0 +1,186 @@
+/**
+ * The history a chaos run records: one entry per client operation with its invocation and completion
+ * times on one monotonic clock, its input and its outcome. The checker (checker.ts) reads it; the
+ * report writes it as JSON lines (`history.jsonl`), one operation per line.
+ *
+ * Outcomes follow the client's contract (DESIGN.md §6): a write that failed with TIMEOUT or
+ * UNAVAILABLE is `unknown` — it may or may not have taken effect, at any time after its invocation —
+ * and a failed read is `failed`: it observed nothing, so the checker drops it.
+ */
+
+/** Fields every operation has. */
+interface OperationBase {
+  /** Unique within the history, in invocation order. */
+  id: number;
+  /** The client (worker) that issued it: sequential per client. Negative for the final reads. */
+  client: number;
+  key: string;
+  /** Monotonic milliseconds since the run started, when the call was made. */
+  invokedAtMs: number;
+  /**
+   * When the call returned (or failed). For an `unknown` outcome this is when the client gave up;
+   * the write itself may still take effect later, so the checker ignores it.
+   */
+  completedAtMs: number;
+  /** The client error code for `unknown` and `failed` outcomes. */
+  error?: string;
+}
+
+/** A read: `value` null when the key was absent (its version is then 0). */
+export interface GetOperation extends OperationBase {
+  type: 'get';
+  status: 'ok' | 'failed';
+  /** The value read (status `ok`). */
+  value?: string | null;
+  /** The version read: the Raft index of the write that produced the value; 0 when absent. */
+  version?: number;
+}
+
+/** A blind write. Values are unique per history, so a read names the write it saw. */
+export interface PutOperation extends OperationBase {
+  type: 'put';
+  value: string;
+  status: 'ok' | 'unknown';
+}
+
+/** Compare-and-set: writes `value` only if the key's version is `expectedVersion` (0 = absent). */
+export interface CasOperation extends OperationBase {
+  type: 'cas';
+  expectedVersion: number;
+  value: string;
+  status: 'ok' | 'conflict' | 'unknown';
+  /** The new version (status `ok`). */
+  version?: number;
+  /** The version the node found instead (status `conflict`), 0 when the key was absent. */
+  currentVersion?: number;
+}
+
+/** One recorded operation. */
+export type Operation = GetOperation | PutOperation | CasOperation;
+
+/** True for an operation whose outcome is not known: it may or may not have taken effect. */
+export function isIndeterminate(operation: Operation): boolean {
+  return operation.status === 'unknown';
+}
+
+/** True for an operation the checker uses: everything but failed reads. */
+export function isCheckable(operation: Operation): boolean {
+  return !(operation.type === 'get' && operation.status === 'failed');
+}
+
+/** True when `first` returned before `second` was invoked: the real-time order linearizability keeps. */
+export function precedes(first: Operation, second: Operation): boolean {
+  return !isIndeterminate(first) && first.completedAtMs < second.invokedAtMs;
+}
+
+/**
+ * Collects operations from concurrent workers. `invoke` stamps the start on the monotonic clock;
+ * the returned function stamps the end and appends the finished operation.
+ */
+export class HistoryRecorder {
+  private readonly operations: Operation[] = [];
+  private nextId = 0;
+  private readonly startedAtMs: number;
+
+  /** `nowMs` is the monotonic clock; `performance.now()` unless a test injects one. */
+  constructor(private readonly nowMs: () => number = () => performance.now()) {
+    this.startedAtMs = nowMs();
+  }
+
+  /** Milliseconds since the recorder was created, on the same clock as the operations. */
+  elapsedMs(): number {
+    return this.nowMs() - this.startedAtMs;
+  }
+
+  /**
+   * Starts an operation. Call the returned function with the rest of the fields once it completes;
+   * it returns the recorded operation.
+   */
+  invoke(client: number, key: string): { id: number; complete: <T extends OperationFields>(fields: T) => Operation } {
+    const id = this.nextId++;
+    const invokedAtMs = this.elapsedMs();
+    return {
+      id,
+      complete: (fields) => {
+        const operation: Operation = { ...fields, id, client, key, invokedAtMs, completedAtMs: this.elapsedMs() };
+        this.operations.push(operation);
+        return operation;
+      },
+    };
+  }
+
+  /** The operations recorded so far, in invocation order. */
+  history(): Operation[] {
+    return [...this.operations].sort((a, b) => a.id - b.id);
+  }
+}
+
+/** What a worker supplies when an operation completes: everything but the fields the recorder stamps. */
+export type OperationFields =
+  | Omit<GetOperation, keyof OperationBase | 'error'> & { error?: string }
+  | Omit<PutOperation, keyof OperationBase | 'error'> & { error?: string }
+  | Omit<CasOperation, keyof OperationBase | 'error'> & { error?: string };
+
+/** One JSON line per operation, in invocation order. */
+export function historyToJsonLines(operations: readonly Operation[]): string {
+  return operations.map((operation) => JSON.stringify(operation)).join('\n') + (operations.length > 0 ? '\n' : '');
+}
+
+/** Parses `history.jsonl` back; throws on a line that is not an operation (a corrupt or foreign file). */
+export function historyFromJsonLines(text: string): Operation[] {
+  const operations: Operation[] = [];
+  for (const [index, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    const parsed: unknown = JSON.parse(line);
+    if (!isOperation(parsed)) throw new Error(`history line ${index + 1} is not an operation`);
+    operations.push(parsed);
+  }
+  return operations;
+}
+
+function isOperation(value: unknown): value is Operation {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return (
+    typeof record['id'] === 'number' &&
+    typeof record['client'] === 'number' &&
+    typeof record['key'] === 'string' &&
+    typeof record['invokedAtMs'] === 'number' &&
+    typeof record['completedAtMs'] === 'number' &&
+    (record['type'] === 'get' || record['type'] === 'put' || record['type'] === 'cas') &&
+    typeof record['status'] === 'string'
+  );
+}
+
+/** Groups operations by key (P-compositionality: each key is a register of its own). */
+export function partitionByKey(operations: readonly Operation[]): Map<string, Operation[]> {
+  const byKey = new Map<string, Operation[]>();
+  for (const operation of operations) {
+    let list = byKey.get(operation.key);
+    if (list === undefined) {
+      list = [];
+      byKey.set(operation.key, list);
+    }
+    list.push(operation);
+  }
+  return byKey;
+}
+
+/** One line describing an operation, for reports: `c2 cas(v41→"c2.17") ok v57`. */
+export function describeOperation(operation: Operation): string {
+  const who = operation.client < 0 ? 'final' : `c${operation.client}`;
+  switch (operation.type) {
+    case 'get':
+      return operation.status === 'ok'
+        ? `${who} get → ${operation.value === null || operation.value === undefined ? 'absent' : `"${operation.value}" v${operation.version ?? '?'}`}`
+        : `${who} get failed (${operation.error ?? 'error'})`;
+    case 'put':
+      return `${who} put "${operation.value}" ${operation.status === 'ok' ? 'ok' : `unknown (${operation.error ?? 'error'})`}`;
+    case 'cas': {
+      const call = `${who} cas(v${operation.expectedVersion} → "${operation.value}")`;
+      if (operation.status === 'ok') return `${call} ok v${operation.version ?? '?'}`;
+      if (operation.status === 'conflict') return `${call} conflict, found v${operation.currentVersion ?? '?'}`;
+      return `${call} unknown (${operation.error ?? 'error'})`;
+    }
+  }
+}

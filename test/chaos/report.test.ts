@@ -1,0 +1,86 @@
+/**
+ * The pure parts of a chaos run's ending: when the cluster counts as settled, the verdict line, and
+ * the rendering of a failing sub-history.
+ */
+import { expect } from 'chai';
+import {
+  checkHistory,
+  passed,
+  renderViolation,
+  settleProblems,
+  Timeline,
+  verdictLine,
+  type ChaosResult,
+  type Operation,
+} from '../../src/chaos/index.js';
+import { NodeHealth, type GetClusterMapResponse, type NodeInfo, type ShardInfo } from '../../src/gen/kvstore/v1/manager.js';
+import { get, put, resetIds } from './history-builders.js';
+
+function node(nodeId: string, health: NodeHealth): NodeInfo {
+  return { nodeId, address: '', health, replicaCount: 0, leaderCount: 0, keyCount: 0, opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0 };
+}
+
+function shard(shardId: number, leaderNodeId: string, voters: string[], learners: string[] = []): ShardInfo {
+  const replicas = [...voters.map((nodeId) => ({ nodeId, learner: false })), ...learners.map((nodeId) => ({ nodeId, learner: true }))];
+  return { shardId, epoch: 1, replicas: replicas.map((member, i) => ({ ...member, replicaId: i + 1 })), leaderNodeId, term: 1, commitIndex: 1 };
+}
+
+function result(history: Operation[], overrides: Partial<ChaosResult> = {}): ChaosResult {
+  return {
+    seed: 1,
+    history,
+    check: checkHistory(history),
+    violations: [],
+    lostWrites: [],
+    unreadKeys: [],
+    settleProblems: [],
+    faultCounts: { kill: 2 },
+    faultsInjected: 2,
+    probes: 0,
+    notes: [],
+    timeline: new Timeline(() => 0),
+    ...overrides,
+  };
+}
+
+describe('chaos report', () => {
+  beforeEach(resetIds);
+
+  it('counts a map as settled only with a live leader and K live voters per shard', () => {
+    const nodes = [node('n1', NodeHealth.NODE_HEALTH_UP), node('n2', NodeHealth.NODE_HEALTH_UP), node('n3', NodeHealth.NODE_HEALTH_UP), node('n4', NodeHealth.NODE_HEALTH_DOWN)];
+    const settled: GetClusterMapResponse = { shardCount: 2, replicationFactor: 3, nodes, shards: [shard(0, 'n1', ['n1', 'n2', 'n3']), shard(1, 'n2', ['n1', 'n2', 'n3'])] };
+    expect(settleProblems(settled, 3)).to.deep.equal([]);
+    const unsettled: GetClusterMapResponse = {
+      ...settled,
+      shards: [shard(0, '', ['n1', 'n2', 'n3']), shard(1, 'n4', ['n1', 'n2', 'n4'], ['n3'])],
+    };
+    const problems = settleProblems(unsettled, 3);
+    expect(problems).to.include('shard 0 has no leader');
+    expect(problems).to.include('shard 1 is led by n4, not a live voter');
+    expect(problems).to.include('shard 1 has 2 live of 3 voters, wants 3');
+    expect(settleProblems({ ...settled, shards: settled.shards.slice(0, 1) }, 3)).to.include('the map covers 1 of 2 shards');
+  });
+
+  it('prints the verdict line and passes only when every check did', () => {
+    const good = result([put(0, [0, 1], 'a'), get(0, [2, 3], 'a', 4)]);
+    expect(verdictLine(good)).to.equal('linearizable: yes  ops checked: 2  faults injected: 2  lost writes: 0  recovered: yes');
+    expect(passed(good)).to.equal(true);
+    expect(passed({ ...good, settleProblems: ['shard 0 has no leader'] })).to.equal(false);
+    expect(verdictLine({ ...good, unreadKeys: ['k'] })).to.include('recovered: NO');
+    const stale = result([put(0, [0, 1], 'a'), put(1, [2, 3], 'b'), get(2, [4, 5], 'a', 1)]);
+    expect(verdictLine(stale)).to.match(/^linearizable: NO {2}ops checked: 3 /);
+    expect(passed(stale)).to.equal(false);
+  });
+
+  it('renders a failing sub-history with one row per operation in invocation order', () => {
+    const operations = [put(0, [0, 1], 'a'), put(1, [2, 3], 'b'), get(2, [4, 50], 'a', 1)];
+    const check = checkHistory(operations).keys[0];
+    if (check === undefined) throw new Error('no key checked');
+    const text = renderViolation({ check, minimized: [...operations].reverse() });
+    const rows = text.split('\n').filter((line) => line.startsWith('#'));
+    expect(rows).to.have.length(3);
+    expect(rows[0]).to.include('c0 put "a" ok');
+    expect(rows[2]).to.include('c2 get → "a" v1').and.include('4.0–50.0 ms');
+    expect(text).to.include('smallest failing sub-history found: 3 of 3 operations');
+  });
+});
