@@ -6,6 +6,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
+import { watchParent } from '../common/parent-watch.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../common/index.js';
 import { StorageNode } from '../node/index.js';
 
@@ -18,6 +19,7 @@ interface NodeFlags {
   host: string;
   metricsPort?: number;
   logLevel?: LogLevel;
+  unsafeStaleReads?: boolean;
 }
 
 const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -58,12 +60,18 @@ export function registerNodeCommand(program: Command): void {
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .addOption(new Option('--metrics-port <port>', 'HTTP port for /metrics, /healthz, /readyz (default PORT+1000)').argParser(parsePort))
     .addOption(new Option('--log-level <level>', 'error, warn, info or debug').argParser(parseLogLevel))
+    .addOption(new Option('--unsafe-stale-reads', 'test only: serve reads without ReadIndex (needs KVSTORE_ALLOW_UNSAFE_TESTING=1)').hideHelp())
     .action(async (flags: NodeFlags) => {
       await runNode(flags);
     });
 }
 
 async function runNode(flags: NodeFlags): Promise<void> {
+  if (flags.unsafeStaleReads === true && process.env['KVSTORE_ALLOW_UNSAFE_TESTING'] !== '1') {
+    process.stderr.write('error: --unsafe-stale-reads is for tests only and needs KVSTORE_ALLOW_UNSAFE_TESTING=1\n');
+    process.exitCode = 2;
+    return;
+  }
   const logger = createLogger(flags.logLevel);
   const metricsPort = flags.metricsPort ?? flags.port + 1000;
   if (metricsPort > 65535) {
@@ -82,6 +90,7 @@ async function runNode(flags: NodeFlags): Promise<void> {
       dataDir: resolve(flags.dataDir),
       metricsPort,
       logger,
+      ...(flags.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
       onFatal: () => {
         // Logged by the node; a failed fsync or broken invariant cannot be retried.
         process.exit(1);
@@ -94,9 +103,11 @@ async function runNode(flags: NodeFlags): Promise<void> {
     return;
   }
   await new Promise<void>((resolveStop) => {
-    const stop = (signal: NodeJS.Signals): void => {
+    let stopWatching: () => void = () => undefined;
+    const stop = (signal: NodeJS.Signals | 'parent exited'): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      stopWatching();
       logger.info('stopping node', { component: 'node', node: flags.id, signal });
       node.close().then(
         () => resolveStop(),
@@ -109,6 +120,8 @@ async function runNode(flags: NodeFlags): Promise<void> {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // Under `kvstore cluster` (or a test harness), exit with the parent even if it was SIGKILLed.
+    stopWatching = watchParent(() => stop('parent exited'));
   });
   // Flush the logger before the process exits on its own.
   await new Promise<void>((resolveFlush) => {

@@ -4,8 +4,11 @@
  */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerBenchCommand } from './bench-command.js';
+import { registerChaosCommand } from './chaos-command.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerClusterCommand } from './cluster-command.js';
+import { registerDriverCommand } from './driver-command.js';
 import { registerManagerCommand } from './manager-command.js';
 import { registerNodeCommand } from './node-command.js';
 import { registerStatusCommand } from './status-command.js';
@@ -34,5 +37,8 @@ export function buildProgram(): Command {
   registerNodeCommand(program);
   registerClientCommands(program);
   registerStatusCommand(program);
+  registerDriverCommand(program);
+  registerBenchCommand(program);
+  registerChaosCommand(program);
   return program;
 }

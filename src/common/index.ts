@@ -1,3 +1,4 @@
 export * from './logger.js';
 export * from './limits.js';
 export * from './hash.js';
+export * from './metrics-server.js';

@@ -4,7 +4,7 @@
  * Control path only: nothing on the data path ever waits on it.
  */
 import * as grpc from '@grpc/grpc-js';
-import { createSilentLogger, type Logger } from '../common/index.js';
+import { createSilentLogger, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
 import {
   ManagerServiceService,
   type GetClusterMapResponse, type HeartbeatRequest, type HeartbeatResponse, type ManagerServiceServer,
@@ -13,7 +13,7 @@ import {
 import { ClusterState, type HealthTransition } from './cluster-state.js';
 import { ManagerError } from './errors.js';
 import { DEFAULT_DOWN_AFTER_MS, DEFAULT_SUSPECT_AFTER_MS } from './health.js';
-import { startMetricsServer, type MetricsServer } from './metrics-server.js';
+import { ManagerMetrics } from './manager-metrics.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from './scheduler-context.js';
 import { StateStore } from './state-store.js';
 
@@ -62,7 +62,8 @@ export class Manager {
   private readonly config: SchedulerConfig;
   private readonly options: ManagerOptions;
   private readonly now: () => number;
-  private metrics: MetricsServer | null = null;
+  private readonly metrics: ManagerMetrics;
+  private metricsServer: MetricsServer | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   /** The last reason the initial placement was refused, so it is logged once, not every step. */
@@ -78,6 +79,7 @@ export class Manager {
     this.log = log;
     this.now = options.now ?? Date.now;
     this.config = { ...DEFAULT_SCHEDULER_CONFIG, ...options.scheduler, replicationFactor: options.replicationFactor };
+    this.metrics = new ManagerMetrics(state);
   }
 
   /**
@@ -121,6 +123,11 @@ export class Manager {
     return manager;
   }
 
+  /** The bound metrics port (the requested one, or the free one picked for 0); 0 when disabled or not started. */
+  get metricsPort(): number {
+    return this.metricsServer?.port ?? 0;
+  }
+
   /** The cluster map as GetClusterMap returns it. */
   clusterMap(): GetClusterMapResponse {
     return {
@@ -144,7 +151,7 @@ export class Manager {
       force.unref();
       this.server.tryShutdown(() => { clearTimeout(force); resolve(); });
     });
-    await this.metrics?.close();
+    await this.metricsServer?.close();
     this.store.save(this.state.toPersisted());
     this.state.dirty = false;
     this.log.info('manager stopped', { address: this.address });
@@ -154,7 +161,9 @@ export class Manager {
     const metricsPort = this.options.metricsPort === undefined ? this.port + 1000 : this.options.metricsPort;
     if (metricsPort === null) return;
     try {
-      this.metrics = await startMetricsServer(this.options.host, metricsPort, this.state);
+      this.metricsServer = await startMetricsServer({
+        host: this.options.host, port: metricsPort, registry: this.metrics.registry, readiness: () => this.metrics.readiness(),
+      });
     } catch (error) {
       this.log.warn('metrics server not started', { port: metricsPort, error: String(error) });
     }
@@ -176,6 +185,7 @@ export class Manager {
     for (const event of this.state.runScheduler(nowMs, this.config)) {
       this.log.log(event.level, event.message, { shard: event.shardId, ...event.fields });
     }
+    this.metrics.observeMoves(this.state.moveTasks());
     if (this.state.dirty) {
       this.store.save(this.state.toPersisted());
       this.state.dirty = false;
@@ -183,6 +193,7 @@ export class Manager {
   }
 
   private logTransition(transition: HealthTransition): void {
+    this.metrics.healthChanged(transition);
     this.log.info(`node ${transition.to}`, { node: transition.nodeId, was: transition.from });
   }
 

@@ -62,7 +62,7 @@ export class KvRequestExecutor {
   get(request: GetRequest, done: Done<GetResponse>): void {
     const startMs = performance.now();
     const answer = (response: GetResponse): void => {
-      this.context.metrics.record(performance.now() - startMs, response.error === undefined);
+      this.context.metrics.record('get', performance.now() - startMs, response.error?.code);
       done(response);
     };
     const located = this.locate(request.key);
@@ -123,7 +123,7 @@ export class KvRequestExecutor {
   ): void {
     const startMs = performance.now();
     const answer = (response: T): void => {
-      this.context.metrics.record(performance.now() - startMs, response.error === undefined);
+      this.context.metrics.record(request.op, performance.now() - startMs, response.error?.code);
       done(response);
     };
     if (invalidValue !== undefined) {

@@ -41,6 +41,8 @@ export interface TransportReporter {
   reportUnreachable(shardId: number, replicaId: number): void;
   /** A snapshot stream to `(shardId, replicaId)` ended. */
   reportSnapshot(shardId: number, replicaId: number, status: 'finish' | 'failure'): void;
+  /** The stream to `nodeId` failed (connection lost: the peer may have crashed). */
+  reportPeerFailed?(nodeId: string): void;
 }
 
 /** Transport settings. */
@@ -97,8 +99,8 @@ export class RaftTransport {
   private readonly chunkBytes: number;
   private closed = false;
   private readonly snapshotsInFlight = new Set<Promise<void>>();
-  /** Counters for tests and metrics: SendRequests written, messages sent, messages dropped. */
-  readonly stats = { batches: 0, messages: 0, dropped: 0 };
+  /** Counters for tests and metrics: SendRequests written, messages sent, messages dropped, snapshot streams by outcome. */
+  readonly stats = { batches: 0, messages: 0, dropped: 0, snapshotsSent: 0, snapshotsFailed: 0 };
 
   constructor(private readonly options: RaftTransportOptions) {
     this.maxQueued = options.maxQueuedMessagesPerPeer ?? 10_000;
@@ -198,6 +200,7 @@ export class RaftTransport {
     connection.retryAtMs = Date.now() + connection.backoffMs;
     connection.backoffMs = Math.min(connection.backoffMs * 2, MAX_BACKOFF_MS);
     this.options.logger.debug('peer stream ended', { peer: connection.nodeId, error: error?.message });
+    if (error !== null) this.options.reporter.reportPeerFailed?.(connection.nodeId);
   }
 
   private drop(messages: RaftMessage[]): void {
@@ -224,10 +227,13 @@ export class RaftTransport {
   sendSnapshot(nodeId: string, header: RaftMessage, data: Uint8Array): void {
     const task = this.streamSnapshot(nodeId, header, data).then(
       (accepted) => {
+        if (accepted) this.stats.snapshotsSent += 1;
+        else this.stats.snapshotsFailed += 1;
         this.options.logger.info('snapshot sent', { peer: nodeId, shard: header.shardId, to: header.to, bytes: data.length, accepted });
         this.options.reporter.reportSnapshot(header.shardId, header.to, accepted ? 'finish' : 'failure');
       },
       (error: unknown) => {
+        this.stats.snapshotsFailed += 1;
         this.options.logger.info('snapshot failed', { peer: nodeId, shard: header.shardId, to: header.to, error: String(error) });
         this.options.reporter.reportSnapshot(header.shardId, header.to, 'failure');
       },

@@ -27,6 +27,7 @@ import {
 } from '../raft/index.js';
 import { encodeCommand, type WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
+import type { ReplicaEvents } from './node-metrics.js';
 import { type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type FailureReason } from './replica-requests.js';
 
 /** Sends a replica's outgoing messages (implemented by the host over the transport). */
@@ -47,6 +48,14 @@ export interface ReplicaOptions {
   snapshotIntervalEntries: number;
   /** Entries kept behind a snapshot for slow followers, so they catch up without one. */
   retainedEntries: number;
+  /** Receives leader changes, dropped proposals and snapshots for the metrics endpoint. */
+  events?: ReplicaEvents;
+  /**
+   * TEST ONLY (`kvstore node --unsafe-stale-reads`): a leader answers reads from its applied state
+   * without a ReadIndex round, so a deposed leader serves stale values. It exists so the chaos
+   * checker can prove it catches them (issue 7). Never set it in production.
+   */
+  unsafeStaleReads?: boolean;
 }
 
 interface PendingWrite {
@@ -113,6 +122,8 @@ export class Replica {
   private readonly logger: Logger;
   private readonly snapshotIntervalEntries: number;
   private readonly retainedEntries: number;
+  private readonly events: ReplicaEvents | undefined;
+  private readonly unsafeStaleReads: boolean;
 
   constructor(options: ReplicaOptions) {
     this.shardId = options.shardId;
@@ -122,6 +133,8 @@ export class Replica {
     this.logger = options.logger;
     this.snapshotIntervalEntries = options.snapshotIntervalEntries;
     this.retainedEntries = options.retainedEntries;
+    this.events = options.events;
+    this.unsafeStaleReads = options.unsafeStaleReads === true;
     const snapshot = options.storage.snapshot();
     this.snapshotIndex = snapshot.ok ? snapshot.value.metadata.index : 0;
     this.confState = options.storage.initialState().confState;
@@ -208,9 +221,18 @@ export class Replica {
         if (!outcome.ok) this.logger.debug('conf change not proposed', { reason: outcome.reason, replica: action.change.replicaId });
         return;
       }
-      case 'transfer-leader':
+      case 'transfer-leader': {
+        // Handing leadership to a follower we have not heard from within an election
+        // timeout (a node killed a moment ago) would stall writes until the transfer
+        // times out; the manager re-sends the command if it still wants it.
+        const target = this.rawNode.status().progress?.get(action.to);
+        if (target?.recentActive !== true) {
+          this.logger.debug('leader transfer refused: target inactive', { to: action.to });
+          return;
+        }
         this.rawNode.transferLeader(action.to);
         return;
+      }
       case 'unreachable':
         this.rawNode.reportUnreachable(action.replicaId);
         return;
@@ -232,6 +254,7 @@ export class Replica {
     for (const write of queued) {
       const outcome = this.rawNode.propose(encodeCommand(write.request, nowMs));
       if (!outcome.ok) {
+        this.events?.proposalDropped(this.shardId, outcome.reason);
         write.callback({ ok: false, reason: this.role === Role.Leader ? 'UNAVAILABLE' : 'NOT_LEADER' });
         continue;
       }
@@ -239,6 +262,7 @@ export class Replica {
       const lost = this.pendingWrites.get(outcome.index);
       if (lost !== undefined) {
         this.pendingWrites.delete(outcome.index); // re-inserted last, keeping the map in deadline order
+        this.events?.proposalDropped(this.shardId, 'superseded');
         lost.callback({ ok: false, reason: 'DROPPED' });
       }
       this.pendingWrites.set(outcome.index, { term: outcome.term, deadlineMs: write.deadlineMs, callback: write.callback });
@@ -251,6 +275,10 @@ export class Replica {
     this.queuedReads = [];
     if (this.role !== Role.Leader) {
       for (const read of reads) read.callback({ ok: false, reason: 'NOT_LEADER' });
+      return;
+    }
+    if (this.unsafeStaleReads) {
+      for (const read of reads) read.callback({ ok: true, value: this.machine.get(read.key) });
       return;
     }
     // Every read of this turn shares one ReadIndex round (Raft thesis §6.4).
@@ -269,6 +297,26 @@ export class Replica {
     if (ready.entries.length > 0) this.storage.append(ready.entries);
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
     return ready;
+  }
+
+  /**
+   * Before the host's fsync: applies the committed entries this replica made durable in
+   * earlier turns — those below the first entry this Ready writes — and answers the reads
+   * they unblock. Committed means durable on a majority, and these are durable here too, so
+   * acknowledging them need not wait for this turn's fsync, which covers only newer entries
+   * (the host takes a replica's next Ready only after its previous one's sync completed).
+   * {@link handleReady} applies the rest; applying is idempotent by index.
+   */
+  applyDurable(ready: Ready): void {
+    if (this.removed || ready.softState !== undefined || ready.snapshot !== undefined) return;
+    const firstNewIndex = ready.entries[0]?.index ?? Number.POSITIVE_INFINITY;
+    for (const entry of ready.committedEntries) {
+      if (entry.index >= firstNewIndex) break;
+      this.applyEntry(entry);
+      if (this.removed) return;
+    }
+    for (const readState of ready.readStates) this.onReadState(readState.index, readState.context);
+    this.serveReads();
   }
 
   /**
@@ -292,6 +340,7 @@ export class Replica {
 
   private changeRole(role: Role, leaderId: number): void {
     const wasLeader = this.role === Role.Leader;
+    if (leaderId !== 0 && leaderId !== this.leaderId) this.events?.leaderChanged(this.shardId);
     this.role = role;
     this.leaderId = leaderId;
     const term = this.rawNode.status().term;
@@ -320,6 +369,7 @@ export class Replica {
       this.pendingWrites.delete(pendingIndex);
       pending.callback({ ok: false, reason: 'TIMEOUT' });
     }
+    this.events?.snapshotInstalled(this.shardId);
     this.logger.info('snapshot installed', { index, epoch: this.machine.epoch, keys: this.machine.keyCount });
   }
 
@@ -396,6 +446,7 @@ export class Replica {
     this.snapshotIndex = applied;
     const keepFrom = forced ? applied + 1 : Math.max(this.storage.firstIndex(), applied + 1 - this.retainedEntries);
     if (keepFrom > this.storage.firstIndex()) this.storage.compact(keepFrom);
+    this.events?.snapshotCreated(this.shardId);
     this.logger.debug('snapshot taken', { index: applied, forced });
   }
 

@@ -5,8 +5,7 @@
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
-import type { Server as HttpServer } from 'node:http';
-import { loadHasher, type Logger } from '../common/index.js';
+import { loadHasher, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
 import { KvServiceService } from '../gen/kvstore/v1/kvstore.js';
 import {
   type HeartbeatRequest,
@@ -19,14 +18,13 @@ import { RaftServiceService } from '../gen/kvstore/v1/raft.js';
 import { Role } from '../raft/index.js';
 import { KvRequestExecutor, kvService } from './kv-service.js';
 import { ManagerClient } from './manager-client.js';
-import { startMetricsServer } from './metrics-server.js';
+import { NodeMetrics, nodeReadiness } from './node-metrics.js';
 import { NodeStateFile } from './node-state.js';
 import { PeerDirectory } from './peer-directory.js';
 import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
 import { RAFT_CHANNEL_OPTIONS } from './raft-transport.js';
 import type { Replica } from './replica.js';
 import { MemoryStorageProvider, type ReplicaStorageProvider, WalStorageProvider } from './replica-storage.js';
-import { RequestMetrics } from './request-metrics.js';
 
 /** How to run a storage node. */
 export interface StorageNodeOptions {
@@ -55,6 +53,8 @@ export interface StorageNodeOptions {
   logger: Logger;
   /** Called when the node cannot go on (WAL failure); the CLI logs and exits non-zero. */
   onFatal?: (error: unknown) => void;
+  /** TEST ONLY (`--unsafe-stale-reads`): leaders read without ReadIndex, so stale reads are possible. */
+  unsafeStaleReads?: boolean;
 }
 
 const ROLES: Record<Role, ReplicaRole> = {
@@ -68,9 +68,10 @@ const ROLES: Record<Role, ReplicaRole> = {
 export class StorageNode {
   /** The multi-Raft host (exposed for tests and the metrics endpoint). */
   readonly host: RaftHost;
-  private readonly requests = new RequestMetrics();
+  /** Prometheus registry, request metrics and event counters (exposed for tests). */
+  readonly metrics = new NodeMetrics();
   private manager: ManagerClient | undefined;
-  private metricsServer: HttpServer | undefined;
+  private metricsServer: MetricsServer | undefined;
   private closing = false;
   private closed: Promise<void> | undefined;
 
@@ -96,6 +97,8 @@ export class StorageNode {
       ...(options.electionTick === undefined ? {} : { electionTick: options.electionTick }),
       ...(options.heartbeatTick === undefined ? {} : { heartbeatTick: options.heartbeatTick }),
       ...(options.snapshotIntervalEntries === undefined ? {} : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
+      ...(options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
+      events: this.metrics,
       onFatal: (error) => {
         logger.error('node stopped: fatal error', { error: error instanceof Error ? error.message : String(error) });
         (options.onFatal ?? ((e: unknown) => { throw e; }))(error);
@@ -132,7 +135,7 @@ export class StorageNode {
     const executor = new KvRequestExecutor({
       host: node.host,
       peers,
-      metrics: node.requests,
+      metrics: node.metrics.requests,
       address,
       shardCount: () => state.shardCount,
       closing: () => node.closing,
@@ -141,8 +144,14 @@ export class StorageNode {
     server.addService(RaftServiceService, node.host.transport.service(node.host));
     node.host.start();
     if (options.metricsPort !== undefined) {
-      node.metricsServer = await startMetricsServer(listenHost, options.metricsPort, {
-        host: node.host, requests: node.requests, serving: () => state.shardCount > 0,
+      node.metrics.observe(node.host);
+      node.metricsServer = await startMetricsServer({
+        host: listenHost,
+        port: options.metricsPort,
+        registry: node.metrics.registry,
+        readiness: () => nodeReadiness(node.host, {
+          registered: () => (options.managerAddress === undefined ? state.shardCount > 0 : node.manager?.registered === true),
+        }),
       });
     }
     if (options.managerAddress !== undefined) node.startManagerClient(options.managerAddress, logger);
@@ -150,11 +159,16 @@ export class StorageNode {
     return node;
   }
 
+  /** The bound metrics port (the requested one, or the free one picked for 0); 0 when disabled. */
+  get metricsPort(): number {
+    return this.metricsServer?.port ?? 0;
+  }
+
   private startManagerClient(managerAddress: string, logger: Logger): void {
     this.manager = new ManagerClient({
       managerAddress,
       logger,
-      registration: { nodeId: this.options.nodeId, address: this.address, metricsPort: this.options.metricsPort ?? 0 },
+      registration: { nodeId: this.options.nodeId, address: this.address, metricsPort: this.metricsPort },
       onRegistered: (response) => {
         if (response.shardCount > 0) this.state.shardCount = response.shardCount;
       },
@@ -176,7 +190,7 @@ export class StorageNode {
 
   /** The heartbeat for the manager: every replica's state plus request rate and p99. */
   heartbeat(): HeartbeatRequest {
-    const { opsPerSecond, p99LatencyMs } = this.requests.takeInterval();
+    const { opsPerSecond, p99LatencyMs } = this.metrics.requests.takeInterval();
     const replicas: ReplicaStatus[] = [];
     for (const replica of this.host.replicas()) replicas.push(replicaStatus(replica));
     return {
@@ -185,7 +199,7 @@ export class StorageNode {
       replicas,
       opsPerSecond,
       p99LatencyMs,
-      metricsPort: this.options.metricsPort ?? 0,
+      metricsPort: this.metricsPort,
     };
   }
 
@@ -250,11 +264,7 @@ export class StorageNode {
         resolve();
       });
     });
-    const metricsServer = this.metricsServer;
-    if (metricsServer !== undefined) {
-      metricsServer.closeAllConnections();
-      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-    }
+    await this.metricsServer?.close();
     this.options.logger.child({ component: 'node', node: this.options.nodeId }).info('node stopped');
   }
 }
