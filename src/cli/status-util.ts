@@ -87,8 +87,13 @@ export function renderStatusTable(status: ClusterStatusJson): string {
   lines.push(`manager ${status.manager}  shards ${status.shardCount}  replication ${status.replicationFactor}`, '');
   lines.push(
     ...table(
-      ['NODE', 'ADDRESS', 'HEALTH', 'REPLICAS', 'LEADERS', 'KEYS'],
-      status.nodes.map((node) => [node.id, node.address, node.health, String(node.replicas), String(node.leaders), String(node.keys)]),
+      ['NODE', 'ADDRESS', 'HEALTH', 'REPLICAS', 'LEADERS', 'KEYS', 'OPS/S', 'P99 MS'],
+      status.nodes.map((node) => [
+        node.id, node.address, node.health, String(node.replicas), String(node.leaders), String(node.keys),
+        // From the node's last heartbeat; a node that serves nothing (or is down) shows '-'.
+        node.health === 'up' && node.opsPerSecond > 0 ? String(Math.round(node.opsPerSecond)) : '-',
+        node.health === 'up' && node.p99LatencyMs > 0 ? node.p99LatencyMs.toFixed(1) : '-',
+      ]),
     ),
     '',
   );

@@ -205,7 +205,10 @@ describe('client/KVClient against fake servers', function () {
   });
 
   it('honours a signal and the timeout with TIMEOUT; a write says its outcome is unknown', async () => {
+    // Both replicas hang: an attempt that times out makes the client forget the leader and try the
+    // other replica, which (being a fake) would otherwise serve the call as if it led the shard.
     nodeA.hook = () => 'hang';
+    nodeB.hook = () => 'hang';
     const kv = client();
     await kv.init();
     const started = Date.now();
