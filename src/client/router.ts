@@ -104,6 +104,7 @@ export class Router {
           if (outcome.ok) return outcome.value;
           const error = outcome.error;
           lastError = new Error(`${sentTo}: ${ErrorCode[error.code] ?? error.code} ${error.message}`);
+          this.logger.debug('attempt refused', { address: sentTo, shard: shardId, code: ErrorCode[error.code] ?? error.code, leader: error.leaderAddress });
           if (error.epoch > 0) this.map.noteEpoch(shardId, error.epoch);
           switch (error.code) {
             case ErrorCode.ERROR_CODE_INVALID_ARGUMENT:
