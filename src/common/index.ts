@@ -2,3 +2,4 @@ export * from './logger.js';
 export * from './limits.js';
 export * from './hash.js';
 export * from './metrics-server.js';
+export * from './atomic-file.js';

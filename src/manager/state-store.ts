@@ -3,7 +3,8 @@
  * (write a temp file, fsync it, rename it over the old one, fsync the directory),
  * so a crash leaves either the old or the new state, never a torn one.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { readFileIfExists, writeFileAtomicSync } from '../common/index.js';
 import { join } from 'node:path';
 import type { ReplicaMember } from '../gen/kvstore/v1/manager.js';
 import { ManagerError } from './errors.js';
@@ -43,13 +44,8 @@ export class StateStore {
    * @throws ManagerError STATE_CORRUPT when the file exists but is not a valid state.
    */
   load(): PersistedState | null {
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch (error) {
-      if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return null;
-      throw error;
-    }
+    const text = readFileIfExists(this.path);
+    if (text === undefined) return null;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -61,23 +57,7 @@ export class StateStore {
 
   /** Replaces the state file atomically and durably; returns once it is on disk. */
   save(state: PersistedState): void {
-    const temporary = `${this.path}.tmp`;
-    const descriptor = openSync(temporary, 'w', 0o644);
-    try {
-      const bytes = Buffer.from(JSON.stringify(state) + '\n', 'utf8');
-      let written = 0;
-      while (written < bytes.length) written += writeSync(descriptor, bytes, written, bytes.length - written);
-      fsyncSync(descriptor);
-    } finally {
-      closeSync(descriptor);
-    }
-    renameSync(temporary, this.path);
-    const directory = openSync(this.directory, 'r');
-    try {
-      fsyncSync(directory);
-    } finally {
-      closeSync(directory);
-    }
+    writeFileAtomicSync(this.path, JSON.stringify(state) + '\n');
   }
 }
 

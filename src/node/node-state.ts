@@ -7,7 +7,7 @@
  * replica created or destroyed) — never on the data path.
  * @internal
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileIfExists, writeFileAtomicSync } from '../common/index.js';
 import { join } from 'node:path';
 import type { ShardMember } from './kv-state-machine.js';
 
@@ -34,13 +34,8 @@ export class NodeStateFile {
   }
 
   private load(file: string): void {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
+    const text = readFileIfExists(file);
+    if (text === undefined) return;
     const parsed = JSON.parse(text) as Partial<NodeStateData>;
     this.data = {
       shardCount: typeof parsed.shardCount === 'number' ? parsed.shardCount : 0,
@@ -84,14 +79,6 @@ export class NodeStateFile {
 
   private save(): void {
     if (this.file === undefined) return;
-    const temporary = `${this.file}.tmp`;
-    const descriptor = openSync(temporary, 'w');
-    try {
-      writeSync(descriptor, JSON.stringify(this.data, null, 2) + '\n');
-      fsyncSync(descriptor);
-    } finally {
-      closeSync(descriptor);
-    }
-    renameSync(temporary, this.file);
+    writeFileAtomicSync(this.file, JSON.stringify(this.data, null, 2) + '\n');
   }
 }

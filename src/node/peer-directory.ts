@@ -4,7 +4,7 @@
  * the manager is down still reaches its peers.
  * @internal
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileIfExists, writeFileAtomicSync } from '../common/index.js';
 import { join } from 'node:path';
 
 /** Node id → address, persisted on change (temp file + fsync + rename). */
@@ -19,13 +19,8 @@ export class PeerDirectory {
   }
 
   private load(file: string): void {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
+    const text = readFileIfExists(file);
+    if (text === undefined) return;
     const parsed: unknown = JSON.parse(text);
     if (typeof parsed !== 'object' || parsed === null) throw new Error(`${file}: expected an object of node id → address`);
     for (const [nodeId, address] of Object.entries(parsed)) {
@@ -60,14 +55,6 @@ export class PeerDirectory {
   }
 
   private save(file: string): void {
-    const temporary = `${file}.tmp`;
-    const descriptor = openSync(temporary, 'w');
-    try {
-      writeSync(descriptor, JSON.stringify(Object.fromEntries(this.addresses), null, 2) + '\n');
-      fsyncSync(descriptor);
-    } finally {
-      closeSync(descriptor);
-    }
-    renameSync(temporary, file);
+    writeFileAtomicSync(file, JSON.stringify(Object.fromEntries(this.addresses), null, 2) + '\n');
   }
 }
