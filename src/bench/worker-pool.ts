@@ -6,8 +6,8 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Histogram } from 'hdr-histogram-js';
 import { mergeEncodedHistograms } from './histogram.js';
+import type { LoadResult } from './load-loop.js';
 import type { WorkloadSettings } from './workload.js';
 import { isWorkerMessage, type WorkerConfigMessage, type WorkerResultMessage } from './worker-protocol.js';
 
@@ -38,18 +38,11 @@ export interface WorkerPoolPlan {
   signal?: AbortSignal;
 }
 
-/** Merged results of every worker. */
-export interface WorkerPoolResult {
-  ops: number;
-  gets: number;
-  puts: number;
-  errors: number;
-  errorsByKind: Record<string, number>;
-  /** The measured phase: the longest worker's elapsed time, ms (workers start together). */
-  elapsedMs: number;
-  /** Merged latency histograms of successful operations (µs). */
-  get: Histogram;
-  put: Histogram;
+/**
+ * Merged results of every worker: their counts summed, histograms merged, and
+ * `elapsedMs` the longest worker's measured phase (workers start together).
+ */
+export interface WorkerPoolResult extends LoadResult {
   /** Keys the preload could not write. */
   preloadFailed: number;
   /** How long the preload took, ms. */
