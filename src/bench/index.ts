@@ -10,7 +10,7 @@ export { runDriver, describeDriverReport } from './shopping-driver.js';
 export type { DriverOptions, DriverReport } from './shopping-driver.js';
 export { MAX_SHOPPERS } from './cart.js';
 export { BenchWorkerError } from './worker-pool.js';
-export { LocalCluster, LocalClusterError, findFreePortRange } from './local-cluster.js';
+export { LocalCluster, LocalClusterError } from './local-cluster.js';
 export type { LocalClusterOptions } from './local-cluster.js';
 export { runClosedLoop, preloadKeys, LoadCounters, errorKind } from './load-loop.js';
 export type { LoadTarget, LoadPlan, LoadResult } from './load-loop.js';

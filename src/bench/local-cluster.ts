@@ -8,19 +8,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagerConnection, ManagerUnreachableError } from '../client/index.js';
 import { childCommands } from '../cli/cluster-command.js';
 import { everyShardHasLeader } from '../cli/status-util.js';
-import type { LogLevel } from '../common/index.js';
+import { findFreePortRange, type LogLevel } from '../common/index.js';
 import { PARENT_WATCH_ENV } from '../common/parent-watch.js';
 import type { GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
 
-/** The servers' HTTP metrics ports default to their gRPC port + this; both ranges must be free. */
-const METRICS_PORT_OFFSET = 1000;
 /** How long children get after SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 5000;
 const READY_POLL_INTERVAL_MS = 200;
@@ -172,32 +169,3 @@ function isAlive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-/**
- * A base port P such that P…P+count-1 and their metrics ports (+1000) are all free on 127.0.0.1 right
- * now (another process may still take one before the cluster binds it; the start then fails clearly).
- */
-export async function findFreePortRange(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    const ports = Array.from({ length: count }, (_, i) => base + i);
-    const all = [...ports, ...ports.map((port) => port + METRICS_PORT_OFFSET)];
-    let free = true;
-    for (const port of all) {
-      if (!(await isPortFree(port))) {
-        free = false;
-        break;
-      }
-    }
-    if (free) return base;
-  }
-  throw new LocalClusterError(`no free range of ${count} ports found on 127.0.0.1`);
-}
-
-function isPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}

@@ -24,7 +24,7 @@ export { runChaos, ChaosSetupError } from './runner.js';
 export type { FaultKind } from './nemesis.js';
 export { FAULT_KINDS } from './nemesis.js';
 export { passed, verdictLine, summaryLines, writeOutputs, renderViolation } from './report.js';
-export { LocalCluster, findFreePortRange } from './local-cluster.js';
+export { LocalCluster } from './local-cluster.js';
 export type { LocalClusterOptions } from './local-cluster.js';
 export { settleProblems } from './cluster-watch.js';
 export { Timeline } from './timeline.js';

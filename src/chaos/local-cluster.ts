@@ -10,9 +10,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { childCommands, type ClusterSettings } from '../cli/cluster-command.js';
+import { findFreePortRange } from '../common/index.js';
 import { PARENT_WATCH_ENV } from '../common/parent-watch.js';
 
 /** How the cluster is laid out. */
@@ -235,24 +235,3 @@ function isAlive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null && child.pid !== undefined;
 }
 
-/**
- * A base port P with P…P+count-1 and their metrics ports (+1000) free on 127.0.0.1. Another process
- * may still take one before the cluster binds it; the run then fails to start, clearly.
- */
-export async function findFreePortRange(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    const ports = Array.from({ length: count }, (_, i) => [base + i, base + 1000 + i]).flat();
-    const free = await Promise.all(ports.map(isPortFree));
-    if (free.every(Boolean)) return base;
-  }
-  throw new Error('no free port range found on 127.0.0.1');
-}
-
-function isPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}

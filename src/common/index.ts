@@ -3,3 +3,4 @@ export * from './limits.js';
 export * from './hash.js';
 export * from './metrics-server.js';
 export * from './atomic-file.js';
+export * from './ports.js';

@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { findFreePort } from '../../src/common/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,19 +43,20 @@ export async function waitFor<T>(
   }
 }
 
-/** A free TCP port on 127.0.0.1 (bind :0, read it, close). */
+/**
+ * A free TCP port on 127.0.0.1, outside the ephemeral range (see src/common/ports.ts): a port
+ * from bind(:0) may be taken as some connection's source port before the server binds it.
+ * Never hands out the same port twice in one test process.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+  for (;;) {
+    const port = await findFreePort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
+const handedOut = new Set<number>();
 
 /** The result of one CLI run. */
 export interface CliResult {
