@@ -12,7 +12,7 @@
  * - `partition`: needs each node in its own network namespace; the local cluster runs every process
  *   on 127.0.0.1 in this one, so it is skipped with a note (TODO(issue 7): netns-backed partitions).
  */
-import { shardForKey } from '../common/index.js';
+import { shardForKey, sleep } from '../common/index.js';
 import { leaderOf, type ClusterWatch } from './cluster-watch.js';
 import type { LocalCluster } from './local-cluster.js';
 import type { SeededRandom } from './random.js';
@@ -176,19 +176,3 @@ export class Nemesis {
   }
 }
 
-/** Waits `ms`, or less if `signal` aborts (the nemesis then heals at once). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

@@ -4,3 +4,4 @@ export * from './hash.js';
 export * from './metrics-server.js';
 export * from './atomic-file.js';
 export * from './ports.js';
+export * from './sleep.js';

@@ -5,18 +5,10 @@ import { loadHasher } from '../../src/common/hash.js';
 import { ErrorCode } from '../../src/gen/kvstore/v1/kvstore.js';
 import { KVClient, KVError } from '../../src/index.js';
 import { errorResult, FakeManager, FakeNode, FakeStore, nodeError, shardOf, type Op } from './fake-servers.js';
+import { rejection } from '../support/rejection.js';
 
 const SHARDS = 8;
 
-async function rejection(promise: Promise<unknown>): Promise<KVError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof KVError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 function keyOf(op: Op): string {
   return op.value.key.toString('utf8');

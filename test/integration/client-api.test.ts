@@ -4,19 +4,11 @@
  */
 import { expect } from 'chai';
 import { credentials } from '@grpc/grpc-js';
-import { KVClient, KVError } from '../../src/index.js';
+import { KVClient } from '../../src/index.js';
 import { KvServiceClient, type PutRequest, type PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
 import { printTailOnFailure, TestCluster } from '../support/cluster.js';
+import { rejection } from '../support/rejection.js';
 
-async function rejection(promise: Promise<unknown>): Promise<KVError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof KVError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('integration: the client library (issue 5)', function () {
   this.timeout(180_000);
