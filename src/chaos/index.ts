@@ -29,3 +29,8 @@ export type { LocalClusterOptions } from './local-cluster.js';
 export { settleProblems } from './cluster-watch.js';
 export { Timeline } from './timeline.js';
 export type { TimelineEvent } from './timeline.js';
+export { NetnsNetwork, NetnsError, netnsUnavailable, removeNetworkOf, listNamespaces, networkPrefix } from './netns.js';
+export type { NetnsHost, NetnsCreateOptions } from './netns.js';
+export type { PartitionKind, PartitionPlan, DirectedLink } from './partition.js';
+export { planHalves, planIsolation, linksToCut, describePartition, MANAGER_ENDPOINT } from './partition.js';
+export { SeededRandom } from './random.js';

@@ -9,12 +9,18 @@
  *   with the old value;
  * - `leader`: kill -9 the node leading a random shard, restart it later;
  * - `restart`: kill -9 the manager and restart it;
- * - `partition`: needs each node in its own network namespace; the local cluster runs every process
- *   on 127.0.0.1 in this one, so it is skipped with a note (TODO(issue 7): netns-backed partitions).
+ * - `partition`: cut node↔node links with blackhole routes, hold, heal. Either random halves (a
+ *   minority against a majority) or one node isolated from every other — half of those times the
+ *   leader of a random shard. The manager either stays reachable from every node or sits with the
+ *   majority; clients always reach every node, so requests routed to a minority leader exercise
+ *   CheckQuorum and ReadIndex (partition.ts has the plans and why). Needs each node in its own
+ *   network namespace (local-cluster.ts `isolateNodes`: root and iproute2); without that, or with
+ *   `--manager`, it is skipped with a note saying why.
  */
 import { shardForKey, sleep } from '../common/index.js';
 import { leaderOf, type ClusterWatch } from './cluster-watch.js';
 import type { LocalCluster } from './local-cluster.js';
+import { describePartition, linksToCut, planHalves, planIsolation, type PartitionPlan } from './partition.js';
 import type { SeededRandom } from './random.js';
 import type { Timeline } from './timeline.js';
 import type { Workload } from './workload.js';
@@ -32,6 +38,8 @@ export interface NemesisOptions {
   keys: readonly string[];
   shardCount: number;
   random: SeededRandom;
+  /** Why the cluster cannot be partitioned (netnsUnavailable()'s answer), for the skip note. */
+  partitionUnavailable?: string;
 }
 
 /** How long the pause fault waits for the paused leader's shard to elect another. */
@@ -54,14 +62,14 @@ export class Nemesis {
     private readonly workload: Workload,
     private readonly timeline: Timeline,
   ) {
-    this.runnable = options.faults.filter((fault) => fault !== 'partition');
+    this.runnable = options.faults.filter((fault) => fault !== 'partition' || cluster.canPartition());
   }
 
   /** Notes for the report: faults asked for but not run. */
   skipped(): string[] {
-    return this.options.faults.includes('partition')
-      ? ['partition skipped: the local cluster runs every process on 127.0.0.1 in one network namespace; partitions need each node in its own (ip netns)']
-      : [];
+    if (!this.options.faults.includes('partition') || this.cluster.canPartition()) return [];
+    const why = this.options.partitionUnavailable ?? 'the local cluster does not run its nodes in their own network namespaces';
+    return [`partition skipped: it needs each node in its own network namespace, and ${why}`];
   }
 
   /** Total faults injected. */
@@ -96,6 +104,7 @@ export class Nemesis {
           await this.killAndRestart('manager', 'restart', Math.min(holdMs, 3000), signal);
           break;
         case 'partition':
+          await this.partition(holdMs, signal);
           break;
       }
     }
@@ -120,6 +129,37 @@ export class Nemesis {
       return;
     }
     await this.killAndRestart(leader, `leader of shard ${shardId}`, holdMs, signal);
+  }
+
+  /** Cuts the links of a plan drawn from the seed, holds, heals; see the file comment. */
+  private async partition(holdMs: number, signal: AbortSignal): Promise<void> {
+    const random = this.options.random;
+    const nodeIds = this.cluster.nodeIds;
+    const plan: PartitionPlan = random.next() < 0.5 ? planHalves(nodeIds, random) : planIsolation(nodeIds, await this.isolationTarget(), random);
+    const described = describePartition(plan);
+    try {
+      this.cluster.cut(linksToCut(plan));
+      this.timeline.add('fault', `partition (${plan.kind}): ${described} for ${(holdMs / 1000).toFixed(1)} s`);
+      await sleep(holdMs, signal);
+    } finally {
+      this.cluster.healPartition();
+      this.timeline.add('heal', `partition healed: {${plan.minority.join(',')}} and {${plan.majority.join(',')}} reconnected`);
+    }
+  }
+
+  /** The node to isolate: half of the time the leader of a random shard, else (or when none is known) a random node. */
+  private async isolationTarget(): Promise<string> {
+    const random = this.options.random;
+    if (random.next() < 0.5) return random.pick(this.cluster.nodeIds);
+    const shardId = random.integer(0, this.options.shardCount - 1);
+    const map = (await this.watch.refresh()) ?? this.watch.map();
+    const leader = map === undefined ? undefined : leaderOf(map, shardId);
+    if (leader === undefined || !this.cluster.nodeIds.includes(leader)) {
+      this.timeline.add('note', `partition: shard ${shardId} has no known leader; isolating a random node instead`);
+      return random.pick(this.cluster.nodeIds);
+    }
+    this.timeline.add('note', `partition: isolating ${leader}, leader of shard ${shardId}`);
+    return leader;
   }
 
   private async pause(name: string, holdMs: number, signal: AbortSignal): Promise<void> {

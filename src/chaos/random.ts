@@ -36,6 +36,16 @@ export class SeededRandom {
     return items[Math.floor(this.next() * items.length)] as T;
   }
 
+  /** A new array with the items in random order (Fisher–Yates). */
+  shuffle<T>(items: readonly T[]): T[] {
+    const shuffled = [...items];
+    for (let i = shuffled.length - 1; i > 0; i--) {
+      const j = this.integer(0, i);
+      [shuffled[i], shuffled[j]] = [shuffled[j] as T, shuffled[i] as T];
+    }
+    return shuffled;
+  }
+
   /** An independent generator for a sub-task (worker i, the nemesis), stable for a given seed. */
   fork(salt: number): SeededRandom {
     return new SeededRandom(Math.imul((this.state ^ Math.imul(salt + 1, 0x9e3779b1)) >>> 0, 0x85ebca6b) >>> 0);

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadHasher } from '../common/index.js';
+import { createLogger, loadHasher } from '../common/index.js';
 import { checkHistory, type HistoryCheck, type KeyCheck } from './checker.js';
 import { ClusterWatch } from './cluster-watch.js';
 import { HistoryRecorder, partitionByKey, type Operation } from './history.js';
@@ -14,6 +14,7 @@ import { LocalCluster } from './local-cluster.js';
 import { findLostWrites, type LostWrite } from './lost-writes.js';
 import { minimizeViolation } from './minimize.js';
 import { Nemesis, type FaultKind } from './nemesis.js';
+import { netnsUnavailable } from './netns.js';
 import { SeededRandom } from './random.js';
 import { Timeline } from './timeline.js';
 import { Workload } from './workload.js';
@@ -109,6 +110,7 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
   let settleProblems: string[];
   let unreadFinal: string[];
   const keys = keyNames(options.keys, options.seed);
+  const partitions = partitionSupport(options);
   try {
     let managerAddress: string;
     if (options.managerAddress !== undefined) {
@@ -126,6 +128,8 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
         mainScript: options.mainScript,
         ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
         ...(options.env === undefined ? {} : { env: options.env }),
+        isolateNodes: partitions.isolateNodes,
+        logger: createLogger(undefined, { component: 'chaos' }),
         onUnexpectedExit: (name, code, exitSignal) => {
           const text = `${name} exited on its own (${exitSignal ?? `code ${code ?? '?'}`})`;
           timeline.add('process', text);
@@ -133,7 +137,9 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
         },
       });
       managerAddress = cluster.managerAddress;
-      progress(`started a local cluster: manager ${managerAddress}, ${cluster.nodeIds.length} nodes, data in ${dataDir}`);
+      progress(
+        `started a local cluster: manager ${managerAddress}, ${cluster.nodeIds.length} nodes${partitions.isolateNodes ? ' in their own network namespaces' : ''}, data in ${dataDir}`,
+      );
     }
     watch = new ClusterWatch(managerAddress, timeline);
     const ready = await watch.waitSettled(replicas, performance.now() + READY_TIMEOUT_MS, signal);
@@ -158,7 +164,14 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
     await workload.start(performance.now() + READY_TIMEOUT_MS);
     if (cluster !== undefined) {
       nemesis = new Nemesis(
-        { faults: options.faults, intervalMs: options.intervalSeconds * 1000, keys, shardCount, random: random.fork(2) },
+        {
+          faults: options.faults,
+          intervalMs: options.intervalSeconds * 1000,
+          keys,
+          shardCount,
+          random: random.fork(2),
+          ...(partitions.unavailable === undefined ? {} : { partitionUnavailable: partitions.unavailable }),
+        },
         cluster,
         watch,
         workload,
@@ -166,7 +179,7 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
       );
       notes.push(...nemesis.skipped());
     } else if (options.faults.length > 0) {
-      notes.push('faults skipped: --manager names a cluster this run did not start, so it cannot kill, pause or restart its processes');
+      notes.push('faults skipped: --manager names a cluster this run did not start, so it cannot kill, pause, restart or partition its processes');
     }
 
     const stop = new AbortController();
@@ -229,6 +242,16 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
     notes,
     timeline,
   };
+}
+
+/**
+ * Whether the local cluster runs its nodes in network namespaces: only when `partition` is asked
+ * for (namespaces need root, and a run without partitions has no use for them) and they work here.
+ */
+function partitionSupport(options: ChaosOptions): { isolateNodes: boolean; unavailable?: string } {
+  if (!options.faults.includes('partition') || options.managerAddress !== undefined) return { isolateNodes: false };
+  const unavailable = netnsUnavailable();
+  return unavailable === undefined ? { isolateNodes: true } : { isolateNodes: false, unavailable };
 }
 
 /** `ch<tag>-<i>`: a fresh key set per run (tag from the seed and the clock), so an existing cluster's keys never mix in. */

@@ -4,7 +4,9 @@
  * a bounded chaos run checked for linearizability, lost writes and recovery. Prints a summary and
  * the verdict line on stdout, progress on stderr. Exit 0 when every check passed, 1 on a violation
  * (or an undecided check, or a cluster that did not recover), 2 on bad input, 3 when the cluster
- * could not be started or reached.
+ * could not be started or reached. With `partition` (as root) the local cluster's nodes run in
+ * network namespaces; the first SIGINT/SIGTERM heals and checks, a second exits at once, and either
+ * way the run's exit handler removes the namespaces (src/chaos/netns.ts).
  */
 import { randomInt } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -54,7 +56,8 @@ export function registerChaosCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nPrints a summary and the verdict line "linearizable: yes|NO  ops checked: N  faults injected: F  lost writes: L  recovered: yes|NO".\n' +
-        'Exit codes: 0 every check passed; 1 a violation, an undecided check or a cluster that did not recover; 2 bad input; 3 the cluster could not be started or reached.',
+        'Exit codes: 0 every check passed; 1 a violation, an undecided check or a cluster that did not recover; 2 bad input; 3 the cluster could not be started or reached.\n' +
+        'partition needs root and iproute2: the local cluster then runs each node in its own network namespace; otherwise (or with --manager) it is skipped with a note.',
     )
     .addOption(new Option('--unsafe-stale-reads', `test only: start nodes that serve reads without ReadIndex (needs ${ALLOW_UNSAFE_TESTING_ENV}=1)`).hideHelp())
     .action(async (flags: ChaosFlags) => {

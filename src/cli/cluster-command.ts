@@ -93,9 +93,23 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterSettings {
   };
 }
 
-/** The argv (after the node binary) of every child: the manager first, then n1…nN. */
-export function childCommands(settings: ClusterSettings, mainScript: string): { name: string; args: string[] }[] {
-  const manager = `127.0.0.1:${settings.port}`;
+/**
+ * Where the children listen when they do not all share 127.0.0.1: `kvstore chaos` runs each node in
+ * its own network namespace with its own address, and the manager on an address they can reach.
+ */
+export interface ChildHosts {
+  /** The manager's listen address; nodes register with it there. */
+  manager: string;
+  /** The address node `nodeId` listens on and advertises to peers and clients. */
+  node: (nodeId: string) => string;
+}
+
+/**
+ * The argv (after the node binary) of every child: the manager first, then n1…nN. Without `hosts`
+ * every process listens on 127.0.0.1 (the flags' default) on ports port, port+1…port+N.
+ */
+export function childCommands(settings: ClusterSettings, mainScript: string, hosts?: ChildHosts): { name: string; args: string[] }[] {
+  const manager = `${hosts?.manager ?? '127.0.0.1'}:${settings.port}`;
   const commands = [
     {
       name: 'manager',
@@ -107,18 +121,23 @@ export function childCommands(settings: ClusterSettings, mainScript: string): { 
         '--data-dir', join(settings.dataDir, 'manager'),
         '--bootstrap-nodes', String(settings.nodes),
         '--down-after', String(settings.downAfterSeconds),
+        ...(hosts === undefined ? [] : ['--host', hosts.manager]),
       ],
     },
   ];
   for (let i = 1; i <= settings.nodes; i++) {
+    const nodeId = `n${i}`;
+    const port = settings.port + i;
+    const host = hosts?.node(nodeId);
     commands.push({
-      name: `n${i}`,
+      name: nodeId,
       args: [
         mainScript, 'node',
-        '--id', `n${i}`,
-        '--port', String(settings.port + i),
+        '--id', nodeId,
+        '--port', String(port),
         '--manager', manager,
-        '--data-dir', join(settings.dataDir, `n${i}`),
+        '--data-dir', join(settings.dataDir, nodeId),
+        ...(host === undefined ? [] : ['--host', host, '--advertise', `${host}:${port}`]),
       ],
     });
   }

@@ -1,12 +1,14 @@
 /**
  * Runs `kvstore chaos` as a real process for the end-to-end tests and cleans up after it by pid, even
  * when the test fails or times out: the chaos process itself, then every cluster process it listed in
- * `<out>/cluster/processes.txt` (a paused node cannot notice its parent's death, so it must be killed).
+ * `<out>/cluster/processes.txt` (a paused node cannot notice its parent's death, so it must be killed),
+ * then the network namespaces a run with partitions made (they are named after the chaos process's pid).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeNetworkOf } from '../../src/chaos/index.js';
 import { MAIN_SCRIPT } from '../support/cluster.js';
 
 /** How a chaos process ended. */
@@ -49,7 +51,15 @@ export class ChaosProcess {
     return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
   }
 
-  /** Kills the chaos process and every cluster process it started, by pid; removes the temp dir. */
+  /** The chaos process's pid, once started: its network namespaces are named after it. */
+  pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /**
+   * Kills the chaos process and every cluster process it started, by pid; removes what is left of
+   * its network namespaces (a run cleans up after itself, unless it was killed) and the temp dir.
+   */
   cleanup(): void {
     if (this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     for (const pid of this.clusterPids()) {
@@ -59,6 +69,8 @@ export class ChaosProcess {
         // already gone
       }
     }
+    const pid = this.child?.pid;
+    if (pid !== undefined && process.platform === 'linux' && process.getuid?.() === 0) removeNetworkOf(pid);
     rmSync(this.outDir, { recursive: true, force: true });
   }
 

@@ -15,9 +15,9 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NetnsNetwork, netnsUnavailable } from '../../src/chaos/index.js';
 import { MAIN_SCRIPT, waitFor } from '../support/cluster.js';
 import { type ComposeService, flagValue, nodeServices, readComposeFile } from './support/compose-file.js';
-import { NetnsNetwork, netnsUnavailable } from './support/netns.js';
 
 const CLIENT_SCRIPT = fileURLToPath(new URL('./support/netns-client.js', import.meta.url));
 const KEYS = 200;
