@@ -29,6 +29,12 @@ export class Progress {
   msgAppFlowPaused = false;
   /** Highest commit index sent; lets the leader skip empty appends that tell nothing new. */
   sentCommit = 0;
+  /**
+   * An append went out since the last heartbeat: the follower heard from this leader (its
+   * election timer reset) and will answer (CheckQuorum sees it), so with `piggyback` the
+   * next periodic heartbeat skips it.
+   */
+  appendSinceHeartbeat = false;
   isLearner: boolean;
   readonly inflights: Inflights;
 
@@ -57,6 +63,7 @@ export class Progress {
     this.match = match;
     this.next = next;
     this.sentCommit = 0;
+    this.appendSinceHeartbeat = false;
     this.recentActive = recentActive;
     this.checkInvariant();
   }

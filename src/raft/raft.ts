@@ -83,6 +83,7 @@ export class Raft {
   readonly maxUncommittedBytes: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
+  readonly piggyback: boolean;
   readonly random: RandomSource;
   readonly logger: RaftLogger;
 
@@ -94,6 +95,7 @@ export class Raft {
     this.maxUncommittedBytes = config.maxUncommittedEntriesBytes;
     this.preVote = config.preVote;
     this.checkQuorum = config.checkQuorum;
+    this.piggyback = config.piggyback;
     this.random = config.random;
     this.logger = config.logger;
     this.log = new RaftLog(config.storage, config.maxCommittedBytesPerReady);
@@ -247,7 +249,8 @@ export class Raft {
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
       const key = this.readOnly.lastKey();
-      broadcastHeartbeat(this, key === undefined ? EMPTY_BYTES : encodeRoundKey(key));
+      if (key === undefined) broadcastHeartbeat(this, EMPTY_BYTES, this.piggyback);
+      else broadcastHeartbeat(this, encodeRoundKey(key));
     }
   }
 

@@ -39,6 +39,7 @@ export function maybeSendAppend(raft: Raft, to: ReplicaId, sendIfEmpty: boolean)
   raft.send(message);
   progress.sentEntries(entries.length, prevIndex + entries.length);
   progress.sentCommit = Math.max(progress.sentCommit, raft.log.committed);
+  progress.appendSinceHeartbeat = true;
   return true;
 }
 
@@ -66,7 +67,8 @@ export function maybeSendSnapshot(raft: Raft, to: ReplicaId): boolean {
 
 /**
  * Sends every other member what it needs: new entries, pipelined up to its
- * in-flight bound, or an empty append when only the commit index is news.
+ * in-flight bound, or an empty append when only the commit index is news —
+ * unless `piggyback` lets that ride on the next append or heartbeat.
  */
 export function broadcastAppend(raft: Raft): void {
   const committed = raft.log.committed;
@@ -74,7 +76,8 @@ export function broadcastAppend(raft: Raft): void {
     if (id === raft.id) continue;
     const progress = raft.tracker.progress.get(id);
     if (progress === undefined) continue;
-    const sent = maybeSendAppend(raft, id, progress.state !== ProgressState.Replicate || progress.sentCommit < committed);
+    const commitNews = !raft.piggyback && progress.sentCommit < committed;
+    const sent = maybeSendAppend(raft, id, progress.state !== ProgressState.Replicate || commitNews);
     if (!sent || progress.state !== ProgressState.Replicate) continue;
     while (maybeSendAppend(raft, id, false)) {
       // pipelining: one more append per iteration until the window is full or the log is sent
@@ -82,12 +85,21 @@ export function broadcastAppend(raft: Raft): void {
   }
 }
 
-/** Heartbeats to every other member; `context` tags a ReadIndex round. */
-export function broadcastHeartbeat(raft: Raft, context: Uint8Array): void {
+/**
+ * Heartbeats to every other member; `context` tags a ReadIndex round. With `skipFresh`
+ * (a heartbeat tick with no read waiting, under `piggyback`) a member that got an append
+ * since the last tick is skipped: that append did a heartbeat's work. Its commit index may
+ * trail by what committed since; the next append carries it, or, once appends stop, the
+ * heartbeat of the tick after — two heartbeat periods at most.
+ */
+export function broadcastHeartbeat(raft: Raft, context: Uint8Array, skipFresh = false): void {
   for (const id of raft.tracker.members) {
     if (id === raft.id) continue;
     const progress = raft.tracker.progress.get(id);
     if (progress === undefined) continue;
+    const skip = skipFresh && progress.appendSinceHeartbeat;
+    progress.appendSinceHeartbeat = false;
+    if (skip) continue;
     const message = newMessage(MessageType.Heartbeat, id, raft.id, raft.term);
     // Never commit beyond what the follower is known to hold (etcd: min(match, committed)).
     message.commit = Math.min(progress.match, raft.log.committed);

@@ -185,3 +185,71 @@ describe('raft log replication', () => {
     expect(net.get(1).texts).to.deep.equal(['x']);
   });
 });
+
+describe('raft piggyback (commit index and liveness ride on appends)', () => {
+  const countTypes = (messages: Message[]): Record<string, number> => {
+    const counts: Record<string, number> = {};
+    for (const m of messages) counts[`${MessageType[m.type]}->${m.to}`] = (counts[`${MessageType[m.type]}->${m.to}`] ?? 0) + 1;
+    return counts;
+  };
+
+  for (const piggyback of [false, true]) {
+    it(`a write costs ${piggyback ? 'one append and one answer' : 'two appends and two answers (etcd)'} per follower${piggyback ? '' : ' without piggyback'}`, () => {
+      const net = new TestNetwork([1, 2, 3], { piggyback });
+      net.elect(1);
+      net.tickAll(2);
+      const before = net.delivered.length;
+      net.get(1).node.propose(utf8('a'));
+      net.stabilize();
+      const perFollower = piggyback ? 1 : 2;
+      expect(countTypes(net.delivered.slice(before))).to.deep.equal({
+        'Append->2': perFollower, 'Append->3': perFollower, 'AppendResponse->1': 2 * perFollower,
+      });
+      expect(net.get(1).texts).to.deep.equal(['a']);
+      expect(net.get(2).texts).to.deep.equal(piggyback ? [] : ['a']);
+    });
+  }
+
+  it('followers learn the commit index within two heartbeat ticks once appends stop', () => {
+    const net = new TestNetwork([1, 2, 3], { piggyback: true });
+    net.elect(1);
+    net.get(1).node.propose(utf8('a'));
+    net.stabilize();
+    const before = net.delivered.length;
+    net.get(1).node.tick(); // an append went out since the last tick: no heartbeat
+    net.stabilize();
+    expect(net.delivered.slice(before).filter((m) => m.type === MessageType.Heartbeat)).to.have.length(0);
+    expect(net.get(2).texts).to.deep.equal([]);
+    net.get(1).node.tick(); // a quiet period: heartbeats carry the commit index
+    net.stabilize();
+    for (const id of [2, 3]) expect(net.get(id).texts).to.deep.equal(['a']);
+  });
+
+  it('a busy group sends no heartbeats; the leader keeps its quorum (CheckQuorum) on append answers alone', () => {
+    const net = new TestNetwork([1, 2, 3], { piggyback: true, electionTick: 4 });
+    net.elect(1);
+    const before = net.delivered.length;
+    for (let i = 0; i < 20; i++) {
+      net.get(1).node.propose(utf8(`w${i}`));
+      net.tickAll(1);
+    }
+    expect(net.delivered.slice(before).filter((m) => m.type === MessageType.Heartbeat)).to.have.length(0);
+    expect(net.leaders()).to.deep.equal([1]);
+    expect(net.get(1).node.status().term).to.equal(1);
+    net.tickAll(2);
+    for (const id of [2, 3]) expect(net.get(id).texts).to.have.length(20);
+  });
+
+  it('a lost append is re-sent after the heartbeat that follows it', () => {
+    const net = new TestNetwork([1, 2, 3], { piggyback: true });
+    net.elect(1);
+    let dropped = 0;
+    net.drop((m) => m.type === MessageType.Append && m.to === 3 && m.entries.length > 0 && dropped++ === 0);
+    net.get(1).node.propose(utf8('a'));
+    net.stabilize();
+    expect(dropped).to.be.greaterThan(0);
+    expect(net.get(3).storage.lastIndex()).to.equal(1);
+    net.tickAll(2);
+    expect(net.get(3).texts).to.deep.equal(['a']);
+  });
+});

@@ -28,6 +28,7 @@ export interface ReplicaOptions {
   heartbeatTick?: number;
   preVote?: boolean;
   checkQuorum?: boolean;
+  piggyback?: boolean;
   maxSizePerMsg?: number;
   maxInflightMsgs?: number;
   maxUncommittedEntriesBytes?: number;
@@ -124,6 +125,7 @@ export class TestReplica {
       ...(o.maxUncommittedEntriesBytes === undefined ? {} : { maxUncommittedEntriesBytes: o.maxUncommittedEntriesBytes }),
       preVote: o.preVote ?? true,
       checkQuorum: o.checkQuorum ?? true,
+      piggyback: o.piggyback ?? false,
       random: new SeededRandom(this.seed * 7919 + this.id * 104729 + this.restarts * 15485863),
       ...(o.logger === undefined ? {} : { logger: o.logger }),
     });
