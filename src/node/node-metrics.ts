@@ -165,6 +165,11 @@ export class NodeMetrics implements RaftHostEvents {
       },
     });
     new Counter({
+      name: 'kvstore_node_transport_batches_total', help: 'SendRequests written to peer streams (each carries every message of one turn for that peer)',
+      registers,
+      collect() { this.reset(); this.inc(host.transport.stats.batches); },
+    });
+    new Counter({
       name: 'kvstore_node_snapshots_sent_total', help: 'Snapshots streamed to peers, by outcome', labelNames: ['outcome'], registers,
       collect() {
         this.reset();
