@@ -16,6 +16,7 @@
  * snapshot marker of every live group. So an old segment can be deleted as
  * soon as each group's durable snapshot covers the entries it holds there.
  */
+import { writeSync } from 'node:fs';
 import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ConfState, Entry, HardState, RaftLogger, Snapshot } from '../types.js';
@@ -301,10 +302,12 @@ export class Wal {
         for (const [name, data] of batch.snapshotFiles) await writeFileAtomically(this.snapDir, name, data);
         await fsyncDirectory(this.snapDir);
       }
+      // A synchronous write: it only copies into the page cache (microseconds for a turn's
+      // records), while an async write is a thread-pool round trip per turn — on the 2-core
+      // bench machine ~13% of a busy node's samples sat in it. The fsync stays async.
       let written = 0;
       while (written < bytes.length) {
-        const result = await this.handle.write(bytes, written, bytes.length - written, this.segmentSize + written);
-        written += result.bytesWritten;
+        written += writeSync(this.handle.fd, bytes, written, bytes.length - written, this.segmentSize + written);
       }
       this.segmentSize += bytes.length;
       await this.handle.datasync();
