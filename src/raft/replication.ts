@@ -68,7 +68,10 @@ export function maybeSendSnapshot(raft: Raft, to: ReplicaId): boolean {
 /**
  * Sends every other member what it needs: new entries, pipelined up to its
  * in-flight bound, or an empty append when only the commit index is news —
- * unless `piggyback` lets that ride on the next append or heartbeat.
+ * unless `piggyback` lets that ride on the next append or heartbeat. A commit
+ * that covers a membership change still goes out at once: a member the change
+ * removes hears nothing from the leader once it applied the change, so this is
+ * its only chance to learn of (and apply) its own removal.
  */
 export function broadcastAppend(raft: Raft): void {
   const committed = raft.log.committed;
@@ -76,7 +79,7 @@ export function broadcastAppend(raft: Raft): void {
     if (id === raft.id) continue;
     const progress = raft.tracker.progress.get(id);
     if (progress === undefined) continue;
-    const commitNews = !raft.piggyback && progress.sentCommit < committed;
+    const commitNews = progress.sentCommit < committed && (!raft.piggyback || progress.sentCommit < raft.pendingConfIndex);
     const sent = maybeSendAppend(raft, id, progress.state !== ProgressState.Replicate || commitNews);
     if (!sent || progress.state !== ProgressState.Replicate) continue;
     while (maybeSendAppend(raft, id, false)) {

@@ -22,6 +22,20 @@ const change = (type: ConfChangeType, replicaId: number): ConfChange => ({
 });
 
 describe('raft membership changes', () => {
+  for (const piggyback of [false, true]) {
+    it(`a removed follower learns its removal committed without waiting for a tick${piggyback ? ' (piggyback)' : ''}`, () => {
+      const net = new TestNetwork([1, 2, 3], { piggyback });
+      net.elect(1);
+      net.tickAll(2);
+      expect(net.get(1).node.proposeConfChange(change(ConfChangeType.RemoveReplica, 3)).ok).to.equal(true);
+      net.stabilize();
+      // The leader drops 3 from its tracker once it applies the change, so only the commit
+      // sent when the change committed can tell 3 about it.
+      expect(net.get(1).confState).to.deep.equal({ voters: [1, 2], learners: [] });
+      expect(net.get(3).confState).to.deep.equal({ voters: [1, 2], learners: [] });
+    });
+  }
+
   it('encodes and decodes conf changes, keeping the context', () => {
     const original = change(ConfChangeType.AddLearner, 2 ** 40 + 7);
     expect(decodeConfChange(encodeConfChange(original))).to.deep.equal(original);
