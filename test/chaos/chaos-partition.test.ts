@@ -9,7 +9,8 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { listNamespaces, netnsUnavailable, networkPrefix } from '../../src/chaos/index.js';
+import { listNamespaces, networkPrefix } from '../../src/chaos/index.js';
+import { skipWithoutNetns } from '../support/netns-skip.js';
 import { ChaosProcess } from './chaos-process.js';
 
 const SEED = process.env['SEED'] === undefined ? 3 : Number(process.env['SEED']);
@@ -30,11 +31,7 @@ describe('kvstore chaos: partitions in network namespaces', function () {
   let chaos: ChaosProcess | undefined;
 
   before(function () {
-    const why = netnsUnavailable();
-    if (why !== undefined) {
-      process.stderr.write(`      skipped: ${why}\n`);
-      this.skip();
-    }
+    skipWithoutNetns(this);
   });
 
   afterEach(function () {

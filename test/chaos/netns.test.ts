@@ -7,7 +7,8 @@
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { listNamespaces, NetnsError, NetnsNetwork, netnsUnavailable, networkPrefix } from '../../src/chaos/index.js';
+import { listNamespaces, NetnsError, NetnsNetwork, networkPrefix } from '../../src/chaos/index.js';
+import { skipWithoutNetns } from '../support/netns-skip.js';
 import { freePort } from '../support/cluster.js';
 
 /** Whether a TCP connection from namespace `namespace` to `address:port` opens within a second. */
@@ -33,11 +34,7 @@ describe('chaos: the namespace network', function () {
   let server: Server | undefined;
 
   before(function () {
-    const why = netnsUnavailable();
-    if (why !== undefined) {
-      process.stderr.write(`      skipped: ${why}\n`);
-      this.skip();
-    }
+    skipWithoutNetns(this);
   });
 
   afterEach(async () => {

@@ -15,7 +15,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NetnsNetwork, netnsUnavailable } from '../../src/chaos/index.js';
+import { NetnsNetwork } from '../../src/chaos/index.js';
+import { skipWithoutNetns } from '../support/netns-skip.js';
 import { MAIN_SCRIPT, waitFor } from '../support/cluster.js';
 import { type ComposeService, flagValue, nodeServices, readComposeFile } from './support/compose-file.js';
 
@@ -47,11 +48,7 @@ describe('ops: the compose topology in network namespaces', function () {
   let logFile = '';
 
   before(function () {
-    const why = netnsUnavailable();
-    if (why !== undefined) {
-      process.stderr.write(`      skipped: ${why}\n`);
-      this.skip();
-    }
+    skipWithoutNetns(this);
     dir = mkdtempSync(join(tmpdir(), 'kvstore-netns-'));
     logFile = join(dir, 'processes.log');
   });
