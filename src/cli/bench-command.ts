@@ -6,8 +6,8 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { KVError, ManagerUnreachableError } from '../client/index.js';
-import { BenchWorkerError, checkWorkload, LocalClusterError, runBench, WorkloadError, type BenchSettings } from '../bench/index.js';
+import { checkWorkload, runBench, WorkloadError, type BenchSettings } from '../bench/index.js';
+import { exitCodeForLoadError } from './load-errors.js';
 import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError } from './client-util.js';
 
 /** Operations per run when neither `--ops` nor `--duration` is given. */
@@ -121,19 +121,7 @@ async function runBenchCommand(settings: BenchSettings, outDir: string | undefin
       failWith(`error: ${error.message}`, EXIT.badInput);
       return EXIT.badInput;
     }
-    if (error instanceof LocalClusterError) {
-      process.stderr.write(`error: ${error.message}\n`); // keeps the children's log tail readable
-      return EXIT.unavailable;
-    }
-    if (error instanceof ManagerUnreachableError || error instanceof BenchWorkerError) {
-      failWith(`error: ${error.message}`, EXIT.unavailable);
-      return EXIT.unavailable;
-    }
-    if (error instanceof KVError) {
-      reportError(error);
-      return typeof process.exitCode === 'number' ? process.exitCode : EXIT.unavailable;
-    }
-    throw error;
+    return exitCodeForLoadError(error);
   } finally {
     for (const signal of signals) process.off(signal, onSignal);
   }

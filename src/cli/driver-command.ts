@@ -6,9 +6,9 @@
  * (unsafe mode exits 0: losing updates is what it demonstrates); 2 bad input; 3 cluster unavailable.
  */
 import type { Command } from 'commander';
-import { KVError, ManagerUnreachableError } from '../client/index.js';
-import { describeDriverReport, LocalCluster, LocalClusterError, MAX_SHOPPERS, runDriver, type DriverReport } from '../bench/index.js';
-import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { describeDriverReport, LocalCluster, MAX_SHOPPERS, runDriver, type DriverReport } from '../bench/index.js';
+import { exitCodeForLoadError } from './load-errors.js';
+import { BadInputError, checkAddress, EXIT, parseInteger, parseSeconds, reportError } from './client-util.js';
 
 /** The local cluster the driver starts without `--manager`: small, so it is up in seconds. */
 const LOCAL_CLUSTER = { nodes: 3, replicas: 3, shards: 16 } as const;
@@ -101,19 +101,7 @@ async function runDriverCommand(settings: DriverSettings): Promise<number> {
     process.stdout.write(`${describeDriverReport(report)}\nlost updates: ${report.lostUpdates}\n`);
     return report.lostUpdates > 0 && report.mode === 'safe' ? 1 : EXIT.ok;
   } catch (error) {
-    if (error instanceof LocalClusterError) {
-      process.stderr.write(`error: ${error.message}\n`); // keeps the children's log tail readable
-      return EXIT.unavailable;
-    }
-    if (error instanceof ManagerUnreachableError) {
-      failWith(`error: ${error.message}`, EXIT.unavailable);
-      return EXIT.unavailable;
-    }
-    if (error instanceof KVError) {
-      reportError(error);
-      return typeof process.exitCode === 'number' ? process.exitCode : EXIT.unavailable;
-    }
-    throw error;
+    return exitCodeForLoadError(error);
   } finally {
     for (const signal of signals) process.off(signal, onSignal);
     await cluster?.stop();
