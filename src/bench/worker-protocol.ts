@@ -4,6 +4,7 @@
  * keyspace, then starts them together so the measured phase overlaps; each worker sends its counts
  * and its latency histograms (compressed base64) back, and the parent merges them.
  */
+import type { LoadResult } from './load-loop.js';
 import type { WorkloadSettings } from './workload.js';
 
 /** Parent → worker: what to do. Sent once, first. */
@@ -48,14 +49,8 @@ export interface WorkerProgressMessage {
 }
 
 /** Worker → parent: the measured phase's results. */
-export interface WorkerResultMessage {
+export interface WorkerResultMessage extends Omit<LoadResult, 'get' | 'put'> {
   type: 'result';
-  ops: number;
-  gets: number;
-  puts: number;
-  errors: number;
-  errorsByKind: Record<string, number>;
-  elapsedMs: number;
   /** hdr-histogram-js compressed base64, µs. */
   getHistogram: string;
   putHistogram: string;
