@@ -27,6 +27,8 @@ export interface ReplicaEvents {
   snapshotCreated(shardId: number): void;
   /** The replica replaced its state with a leader's snapshot. */
   snapshotInstalled(shardId: number): void;
+  /** A leader took `count` reads: answered under its lease, or sent through a ReadIndex round. */
+  readsServed(shardId: number, path: 'lease' | 'read_index', count: number): void;
 }
 
 /** What the host reports as it happens: the replicas' events plus the WAL's. */
@@ -76,6 +78,12 @@ export class NodeMetrics implements RaftHostEvents {
     help: 'Snapshots received from a leader and installed',
     registers: [this.registry],
   });
+  private readonly reads = new Counter({
+    name: 'kvstore_node_reads_total',
+    help: 'Reads a leader took: answered under its lease (path="lease") or confirmed by a ReadIndex round (path="read_index")',
+    labelNames: ['path'],
+    registers: [this.registry],
+  });
   private readonly fsyncDuration = new Histogram({
     name: 'kvstore_node_wal_fsync_duration_seconds',
     help: 'Duration of the WAL group-commit fsync, one per host-loop turn that wrote',
@@ -105,6 +113,11 @@ export class NodeMetrics implements RaftHostEvents {
   /** Counts a snapshot installed. */
   snapshotInstalled(): void {
     this.snapshotsInstalled.inc();
+  }
+
+  /** Counts reads by how the leader confirmed them. */
+  readsServed(_shardId: number, path: 'lease' | 'read_index', count: number): void {
+    this.reads.inc({ path }, count);
   }
 
   /** Observes one WAL fsync. */

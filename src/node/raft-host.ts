@@ -67,6 +67,11 @@ export interface RaftHostOptions {
   events?: RaftHostEvents;
   /** TEST ONLY: leaders read without ReadIndex (see `ReplicaOptions.unsafeStaleReads`). */
   unsafeStaleReads?: boolean;
+  /**
+   * Leaders answer reads under a lease instead of a ReadIndex round each (see {@link Replica}).
+   * Default true. Off, no read depends on time at all (`kvstore node --no-lease-reads`).
+   */
+  leaseReads?: boolean;
 }
 
 /** A replica to create: bootstrap when `initialMembers` is non-empty. */
@@ -94,11 +99,22 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   private closed = false;
   /** Counters for tests and metrics. */
   readonly stats = { turns: 0, syncs: 0 };
+  /** A leader's read lease (ms): 40% of the shortest election timeout; 0 when lease reads are off. */
+  readonly leaseMs: number;
+  /**
+   * How long a follower keeps its promise not to vote after a leader's message when the
+   * fast failover cuts the election timeout short, and how long a recovered replica ignores
+   * vote requests (ms): 60% of the shortest election timeout, so past every lease it backs.
+   */
+  readonly voteGuardMs: number;
 
   constructor(options: RaftHostOptions) {
     this.options = options;
     this.nodeId = options.nodeId;
     this.logger = options.logger;
+    const electionTimeoutMs = (options.electionTick ?? 10) * (options.tickIntervalMs ?? 50);
+    this.leaseMs = options.leaseReads === false ? 0 : Math.floor(electionTimeoutMs * 0.4);
+    this.voteGuardMs = this.leaseMs === 0 ? 0 : Math.ceil(electionTimeoutMs * 0.6);
     this.transport = new RaftTransport({ nodeId: options.nodeId, peers: options.peers, logger: options.logger, reporter: this });
   }
 
@@ -116,7 +132,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
         snapshot.ok && snapshot.value.metadata.index > 0 ? KvStateMachine.fromSnapshot(snapshot.value.data)
         : record.bootstrapMembers.length > 0 ? KvStateMachine.bootstrap(record.bootstrapMembers)
         : new KvStateMachine();
-      this.install(shardId, record.replicaId, storage, machine);
+      this.install(shardId, record.replicaId, storage, machine, this.voteGuardMs);
       this.logger.info('replica recovered', { shard: shardId, replica: record.replicaId, applied: machine.appliedIndex });
     }
     for (const shardId of this.options.storage.recoveredShardIds()) {
@@ -130,7 +146,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     this.timer.unref();
   }
 
-  private install(shardId: number, replicaId: number, storage: WritableStorage, machine: KvStateMachine): Replica {
+  private install(shardId: number, replicaId: number, storage: WritableStorage, machine: KvStateMachine, voteGuardMs = 0): Replica {
     const logger = this.logger.child({ shard: shardId });
     const replica = new Replica({
       shardId,
@@ -142,6 +158,8 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       retainedEntries: this.options.retainedEntries ?? 2_000,
       ...(this.options.events === undefined ? {} : { events: this.options.events }),
       ...(this.options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
+      leaseMs: this.leaseMs,
+      voteGuardMs,
       raft: {
         electionTick: this.options.electionTick ?? 10,
         heartbeatTick: this.options.heartbeatTick ?? 2,
@@ -355,7 +373,9 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
         replica.handleReady(ready, messagesSent ? undefined : this);
         if (replica.hasWork()) this.mark(replica);
       }
-      this.transport.flush();
+      // With a turn to come (it starts as soon as this callback returns), its flush carries
+      // these acks together with its own messages: one SendRequest per peer instead of two.
+      if (this.marked.size === 0) this.transport.flush();
     });
     this.syncsInFlight.add(synced);
     synced.then(
@@ -425,34 +445,53 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   /**
    * The stream to `nodeId` failed: the node may have crashed. Followers whose leader it hosts
    * skip ahead one election timeout, so the leader lease of CheckQuorum/PreVote has run out
-   * and the first randomized timeout campaigns — detection takes 0–0.5 s instead of 0.5–1 s
-   * (issue: every shard writable again within 1.5 s of a kill -9). Only time moves faster:
-   * if the leader is in fact alive, its next heartbeat resets the followers as usual, and a
-   * pre-vote still needs a majority that did not hear from it.
+   * and the first randomized timeout campaigns (issue: every shard writable again within
+   * 1.5 s of a kill -9). Only time moves faster: if the leader is in fact alive, its next
+   * heartbeat resets the followers as usual, and a pre-vote still needs a majority that did
+   * not hear from it.
+   *
+   * A broken stream does not prove the leader dead (a network fault can cut it), and the
+   * leader may be answering reads under a lease our last acknowledgement backs. So the
+   * skip waits until {@link voteGuardMs} after the last message we stepped from that leader.
    */
   reportPeerFailed(nodeId: string): void {
-    const electionTick = this.options.electionTick ?? 10;
-    const tickIntervalMs = this.options.tickIntervalMs ?? 50;
     for (const replica of this.replicasByShard.values()) {
       if (replica.removed || replica.role !== Role.Follower || replica.leaderId === 0) continue;
       if (replica.nodeIdOf(replica.leaderId) !== nodeId) continue;
-      replica.pendingTicks += electionTick;
-      this.mark(replica);
-      // The survivors' timeouts are whole ticks, so two of them often fire together and split
-      // the vote, costing another 0.5–1 s. The designated successor — the lowest voter id
-      // other than the failed leader — campaigns two ticks from now instead, once the other
-      // survivors have noticed the failure too (before that they would refuse its pre-vote:
-      // their leader lease still runs). Its randomized timeout stays the fallback.
       const failedLeader = replica.leaderId;
-      const others = replica.confState.voters.filter((id) => id !== failedLeader);
-      if (others.length === 0 || Math.min(...others) !== replica.replicaId) continue;
-      setTimeout(() => {
-        if (this.closed || replica.removed || replica.role === Role.Leader) return;
-        if (replica.leaderId !== failedLeader && replica.leaderId !== 0) return; // a new leader is known
-        replica.control({ kind: 'campaign' });
-        this.mark(replica);
-      }, 2 * tickIntervalMs).unref();
+      const waitMs = this.promiseRemainingMs(replica);
+      if (waitMs <= 0) this.failOver(replica, failedLeader);
+      else setTimeout(() => this.failOver(replica, failedLeader), Math.ceil(waitMs)).unref();
     }
+  }
+
+  /** Ms until `replica` may vote for someone other than its leader without breaking a lease. */
+  private promiseRemainingMs(replica: Replica): number {
+    return replica.lastLeaderMessageMs + this.voteGuardMs - performance.now();
+  }
+
+  private failOver(replica: Replica, failedLeader: number): void {
+    if (this.closed || replica.removed || replica.role !== Role.Follower || replica.leaderId !== failedLeader) return;
+    // Heard from the leader while waiting: it is alive, and its election timeout applies.
+    if (this.promiseRemainingMs(replica) > 0) return;
+    const electionTick = this.options.electionTick ?? 10;
+    const tickIntervalMs = this.options.tickIntervalMs ?? 50;
+    replica.pendingTicks += electionTick;
+    this.mark(replica);
+    // The survivors' timeouts are whole ticks, so two of them often fire together and split
+    // the vote, costing another 0.5–1 s. The designated successor — the lowest voter id
+    // other than the failed leader — campaigns two ticks from now instead, once the other
+    // survivors have noticed the failure too (before that they would refuse its pre-vote:
+    // their leader lease still runs). Its randomized timeout stays the fallback.
+    const others = replica.confState.voters.filter((id) => id !== failedLeader);
+    if (others.length === 0 || Math.min(...others) !== replica.replicaId) return;
+    setTimeout(() => {
+      if (this.closed || replica.removed || replica.role === Role.Leader) return;
+      if (replica.leaderId !== failedLeader && replica.leaderId !== 0) return; // a new leader is known
+      if (this.promiseRemainingMs(replica) > 0) return; // the old leader spoke meanwhile
+      replica.control({ kind: 'campaign' });
+      this.mark(replica);
+    }, 2 * tickIntervalMs).unref();
   }
 
   /** Stops the timer, finishes the running turn, fails waiting requests, closes the transport and syncs storage. */

@@ -2,7 +2,19 @@
  * One replica of one shard on this node: a Raft group member (`RawNode` + storage)
  * and its KV state machine, plus the bookkeeping that turns Raft's asynchronous
  * Ready loop into answers for clients — proposals matched to the entries that apply
- * them, reads confirmed through ReadIndex.
+ * them, reads confirmed through ReadIndex or served under the leader's lease.
+ *
+ * Lease reads (C `Lease` in raftstore; thesis §6.4.1): a leader whose quorum acknowledged
+ * something it sent at time `t` knows no other leader can be elected before `t + leaseMs`,
+ * because every follower that acknowledged promised not to vote for anyone else for an
+ * election timeout (CheckQuorum's leader lease, counted in ticks by the core, and kept by
+ * the host's fast failover, which waits out the same promise). Within the lease a read is
+ * answered from the state machine once it has applied the commit index, with no round of
+ * heartbeats. The lease starts at the moment a confirmed ReadIndex round or a committed
+ * proposal began, on this process's monotonic clock, so only clock *rate* matters: the
+ * lease is 40% of the election timeout, the promise 90%. It ends with the term, when the
+ * leader sends TimeoutNow (the transferee's campaign overrides the promise) and when a
+ * membership change applies (the quorum it was earned from is gone).
  *
  * The host drives it in turns: {@link Replica.step} feeds the inputs gathered since
  * the last turn, {@link Replica.collectReady} persists (buffers into the WAL), and
@@ -19,6 +31,7 @@ import {
   type Entry,
   EntryType,
   type Message,
+  MessageType,
   RawNode,
   type RaftConfig,
   type Ready,
@@ -56,10 +69,24 @@ export interface ReplicaOptions {
    * checker can prove it catches them (issue 7). Never set it in production.
    */
   unsafeStaleReads?: boolean;
+  /**
+   * How long a confirmed quorum contact lets the leader answer reads without a ReadIndex
+   * round (ms, from when the contact began). 0 turns lease reads off. Must stay well below
+   * the followers' promise: the shortest election timeout and {@link voteGuardMs}.
+   */
+  leaseMs?: number;
+  /**
+   * Vote requests are ignored this long after the replica is created (ms). Set for replicas
+   * recovered at start-up: before a crash they may have promised a leader their vote
+   * (its lease), and that promise lived only in memory.
+   */
+  voteGuardMs?: number;
 }
 
 interface PendingWrite {
   term: number;
+  /** When it was proposed (monotonic ms): its commit proves a quorum heard from us after it. */
+  proposedMs: number;
   deadlineMs: number;
   callback: WriteCallback;
 }
@@ -78,8 +105,11 @@ interface PendingRead {
 interface ReadBatch {
   reads: PendingRead[];
   deadlineMs: number;
-  /** Set once the ReadState arrived: serve when applied ≥ index. */
+  /** Set once the ReadState arrived (or at once, under the lease): serve when applied ≥ index. */
   index: number;
+  /** Term and monotonic time the ReadIndex round began: its confirmation renews the lease. */
+  term: number;
+  startedMs: number;
 }
 
 /** A control action queued for the next turn (placement commands, transport reports). */
@@ -101,6 +131,8 @@ export class Replica {
   confState: ConfState;
   role: Role = Role.Follower;
   leaderId = 0;
+  /** Monotonic ms when this replica last became leader (tests, failover timing). */
+  leaderSinceMs = 0;
   term = 0;
   /** Set once this replica applied its own removal: it no longer takes part in the group. */
   removed = false;
@@ -124,6 +156,18 @@ export class Replica {
   private readonly retainedEntries: number;
   private readonly events: ReplicaEvents | undefined;
   private readonly unsafeStaleReads: boolean;
+  private readonly leaseMs: number;
+  /** The lease: reads may skip ReadIndex while leader in `leaseTerm` and now < `leaseUntilMs`. */
+  private leaseTerm = 0;
+  private leaseUntilMs = 0;
+  /** A term in which this leader sent TimeoutNow: no lease for the rest of it. */
+  private leaseRevokedTerm = 0;
+  /** The ReadIndex round started only to renew the lease, while it runs (0: none). */
+  private renewalReadId = 0;
+  /** Monotonic ms when this replica last stepped a leader's message (append, heartbeat, snapshot). */
+  lastLeaderMessageMs = Number.NEGATIVE_INFINITY;
+  /** Vote requests stepped before this monotonic time are dropped (see `voteGuardMs`). */
+  private readonly ignoreVotesUntilMs: number;
 
   constructor(options: ReplicaOptions) {
     this.shardId = options.shardId;
@@ -135,6 +179,8 @@ export class Replica {
     this.retainedEntries = options.retainedEntries;
     this.events = options.events;
     this.unsafeStaleReads = options.unsafeStaleReads === true;
+    this.leaseMs = options.leaseMs ?? 0;
+    this.ignoreVotesUntilMs = performance.now() + (options.voteGuardMs ?? 0);
     const snapshot = options.storage.snapshot();
     this.snapshotIndex = snapshot.ok ? snapshot.value.metadata.index : 0;
     this.confState = options.storage.initialState().confState;
@@ -205,7 +251,29 @@ export class Replica {
     for (; this.pendingTicks > 0; this.pendingTicks--) this.rawNode.tick();
     const inbox = this.inbox;
     this.inbox = [];
-    for (const message of inbox) this.rawNode.step(message);
+    let nowMs = 0;
+    for (const message of inbox) {
+      switch (message.type) {
+        case MessageType.Append:
+        case MessageType.Heartbeat:
+        case MessageType.Snapshot:
+          // Stepping it (re)starts our promise not to vote for another leader: see the host's fast failover.
+          nowMs ||= performance.now();
+          this.lastLeaderMessageMs = nowMs;
+          break;
+        case MessageType.Vote:
+        case MessageType.PreVote:
+          nowMs ||= performance.now();
+          if (nowMs < this.ignoreVotesUntilMs) {
+            this.logger.debug('vote request ignored: replica just recovered', { from: message.from });
+            continue;
+          }
+          break;
+        default:
+          break;
+      }
+      this.rawNode.step(message);
+    }
     for (const action of this.actions.splice(0)) this.runAction(action);
     this.proposeQueuedWrites();
     this.startQueuedReads();
@@ -251,6 +319,7 @@ export class Replica {
       return;
     }
     const nowMs = Date.now();
+    const proposedMs = performance.now();
     for (const write of queued) {
       const outcome = this.rawNode.propose(encodeCommand(write.request, nowMs));
       if (!outcome.ok) {
@@ -265,7 +334,7 @@ export class Replica {
         this.events?.proposalDropped(this.shardId, 'superseded');
         lost.callback({ ok: false, reason: 'DROPPED' });
       }
-      this.pendingWrites.set(outcome.index, { term: outcome.term, deadlineMs: write.deadlineMs, callback: write.callback });
+      this.pendingWrites.set(outcome.index, { term: outcome.term, proposedMs, deadlineMs: write.deadlineMs, callback: write.callback });
     }
   }
 
@@ -281,18 +350,67 @@ export class Replica {
       for (const read of reads) read.callback({ ok: true, value: this.machine.get(read.key) });
       return;
     }
-    // Every read of this turn shares one ReadIndex round (Raft thesis §6.4).
+    const nowMs = performance.now();
+    if (this.inLease(nowMs)) {
+      // Under the lease no other leader exists, so our commit index covers every write
+      // acknowledged before these reads arrived: serve them once it is applied.
+      const index = this.rawNode.commitIndex();
+      this.events?.readsServed(this.shardId, 'lease', reads.length);
+      if (index <= this.machine.appliedIndex) {
+        for (const read of reads) read.callback({ ok: true, value: this.machine.get(read.key) });
+      } else {
+        this.readBatches.set(this.nextReadId++, { reads, deadlineMs: Date.now() + REQUEST_TIMEOUT_MS, index, term: 0, startedMs: nowMs });
+      }
+      // Renew before it runs out, so a steady read load never waits for a round.
+      if (this.renewalReadId === 0 && this.leaseUntilMs - nowMs < this.leaseMs / 2) this.renewalReadId = this.startReadRound([], nowMs);
+      return;
+    }
+    this.events?.readsServed(this.shardId, 'read_index', reads.length);
+    this.startReadRound(reads, nowMs);
+  }
+
+  /** Starts a ReadIndex round (Raft thesis §6.4) shared by `reads`; returns its id. */
+  private startReadRound(reads: PendingRead[], nowMs: number): number {
     const readId = this.nextReadId++;
     const context = Buffer.allocUnsafe(8);
     context.writeDoubleLE(readId, 0);
-    this.readBatches.set(readId, { reads, deadlineMs: Date.now() + REQUEST_TIMEOUT_MS, index: -1 });
+    this.readBatches.set(readId, { reads, deadlineMs: Date.now() + REQUEST_TIMEOUT_MS, index: -1, term: this.rawNode.term(), startedMs: nowMs });
     this.rawNode.readIndex(context);
+    return readId;
+  }
+
+  /** True while the lease lets this leader answer reads without a ReadIndex round. */
+  private inLease(nowMs: number): boolean {
+    return this.leaseMs > 0 && nowMs < this.leaseUntilMs && this.leaseTerm === this.rawNode.term() && this.rawNode.isLeader();
+  }
+
+  /** A quorum acknowledged what this leader sent in `term` after `startedMs`: the lease runs to `startedMs + leaseMs`. */
+  private renewLease(term: number, startedMs: number): void {
+    if (this.leaseMs === 0 || term !== this.rawNode.term() || term === this.leaseRevokedTerm || !this.rawNode.isLeader()) return;
+    const untilMs = startedMs + this.leaseMs;
+    if (this.leaseTerm !== term) {
+      this.leaseTerm = term;
+      this.leaseUntilMs = untilMs;
+    } else if (untilMs > this.leaseUntilMs) {
+      this.leaseUntilMs = untilMs;
+    }
+  }
+
+  /** Ends the lease now; `forTerm` also refuses renewals for the rest of that term. */
+  private revokeLease(forTerm?: number): void {
+    this.leaseUntilMs = 0;
+    if (forTerm !== undefined) this.leaseRevokedTerm = forTerm;
   }
 
   /** Takes this turn's Ready, if any, and writes its state to storage (buffered until the host's sync). */
   collectReady(): Ready | undefined {
     if (this.removed || !this.rawNode.hasReady()) return undefined;
     const ready = this.rawNode.ready();
+    if (this.leaseMs > 0 && this.rawNode.isLeader()) {
+      // The transferee campaigns past every follower's promise: from the moment TimeoutNow
+      // leaves (it is sent from this Ready), another leader may be elected.
+      for (const message of ready.messages) if (message.type === MessageType.TimeoutNow) this.revokeLease(this.rawNode.term());
+    }
     if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
     if (ready.entries.length > 0) this.storage.append(ready.entries);
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
@@ -344,9 +462,14 @@ export class Replica {
     this.role = role;
     this.leaderId = leaderId;
     const term = this.rawNode.status().term;
-    if (role === Role.Leader && !wasLeader) this.logger.info('became leader', { term });
+    if (role === Role.Leader && !wasLeader) {
+      this.leaderSinceMs = performance.now();
+      this.logger.info('became leader', { term });
+    }
     if (wasLeader && role !== Role.Leader) {
       this.logger.info('lost leadership', { term, leader: leaderId });
+      this.revokeLease();
+      this.renewalReadId = 0;
       // Reads whose index never came back cannot be confirmed by a non-leader.
       for (const [readId, batch] of this.readBatches) {
         if (batch.index >= 0) continue;
@@ -384,6 +507,8 @@ export class Replica {
     } else {
       const result = this.machine.applyCommand(entry.index, entry.data);
       if (pending !== undefined && pending.term === entry.term) {
+        // Committed: a quorum accepted an append sent after the proposal.
+        this.renewLease(pending.term, pending.proposedMs);
         pending.callback({ ok: true, result });
         return;
       }
@@ -395,6 +520,8 @@ export class Replica {
     const change = decodeConfChange(entry.data);
     const wasMember = this.confState.voters.includes(change.replicaId) || this.confState.learners.includes(change.replicaId);
     this.confState = this.rawNode.applyConfChange(change);
+    // The lease was earned from the old configuration's quorum.
+    this.revokeLease();
     if (change.type === ConfChangeType.RemoveReplica) {
       this.machine.applyMembershipChange(entry.index, { type: 'remove', replicaId: change.replicaId });
     } else {
@@ -422,7 +549,11 @@ export class Replica {
     if (context.length !== 8) return;
     const readId = Buffer.from(context.buffer, context.byteOffset, 8).readDoubleLE(0);
     const batch = this.readBatches.get(readId);
-    if (batch !== undefined) batch.index = index;
+    if (batch === undefined) return;
+    batch.index = index;
+    // A quorum answered a heartbeat sent after the round began.
+    this.renewLease(batch.term, batch.startedMs);
+    if (readId === this.renewalReadId) this.renewalReadId = 0;
   }
 
   private serveReads(): void {
@@ -462,6 +593,7 @@ export class Replica {
     for (const [readId, batch] of this.readBatches) {
       if (batch.deadlineMs > nowMs) break;
       this.readBatches.delete(readId);
+      if (readId === this.renewalReadId) this.renewalReadId = 0;
       for (const read of batch.reads) read.callback({ ok: false, reason: 'TIMEOUT' });
     }
   }
@@ -478,6 +610,7 @@ export class Replica {
     this.pendingWrites.clear();
     for (const batch of this.readBatches.values()) for (const read of batch.reads) read.callback({ ok: false, reason });
     this.readBatches.clear();
+    this.renewalReadId = 0;
     this.inbox = [];
   }
 

@@ -55,6 +55,8 @@ export interface StorageNodeOptions {
   onFatal?: (error: unknown) => void;
   /** TEST ONLY (`--unsafe-stale-reads`): leaders read without ReadIndex, so stale reads are possible. */
   unsafeStaleReads?: boolean;
+  /** Leaders answer reads under a lease (default true); false: a ReadIndex round for every read batch. */
+  leaseReads?: boolean;
 }
 
 const ROLES: Record<Role, ReplicaRole> = {
@@ -98,6 +100,7 @@ export class StorageNode {
       ...(options.heartbeatTick === undefined ? {} : { heartbeatTick: options.heartbeatTick }),
       ...(options.snapshotIntervalEntries === undefined ? {} : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       ...(options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
+      ...(options.leaseReads === false ? { leaseReads: false } : {}),
       events: this.metrics,
       onFatal: (error) => {
         logger.error('node stopped: fatal error', { error: error instanceof Error ? error.message : String(error) });

@@ -263,4 +263,14 @@ export class RawNode {
   leaderId(): ReplicaId {
     return this.raft.lead;
   }
+
+  /** The current term (cheap; {@link status} builds the whole picture). */
+  term(): number {
+    return this.raft.term;
+  }
+
+  /** The highest log index known to be committed (cheap). */
+  commitIndex(): number {
+    return this.raft.log.committed;
+  }
 }

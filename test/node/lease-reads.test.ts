@@ -1,0 +1,259 @@
+import { expect } from 'chai';
+import { createSilentLogger } from '../../src/common/index.js';
+import { CommandOp } from '../../src/node/kv-command.js';
+import { KvStateMachine } from '../../src/node/kv-state-machine.js';
+import { type MessageRouter, Replica } from '../../src/node/replica.js';
+import type { ReadOutcome } from '../../src/node/replica-requests.js';
+import { ConfChangeType, MemoryStorage, type Message, MessageType, Role, SeededRandom } from '../../src/raft/index.js';
+import { NodeCluster, waitFor } from './support/node-cluster.js';
+
+const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
+
+/**
+ * Three replicas of one shard wired by hand: `turn()` runs each once, and messages wait in
+ * a mailbox until `deliver()`, so a test decides exactly which messages a quorum has seen.
+ */
+class Group implements MessageRouter {
+  readonly replicas: Replica[];
+  mailbox: Message[] = [];
+  /** Messages of these types are dropped instead of queued. */
+  readonly dropTypes = new Set<MessageType>();
+  readonly reads = { lease: 0, readIndex: 0 };
+
+  constructor(options: { leaseMs: number; voteGuardMs?: number }) {
+    const members = [1, 2, 3].map((replicaId) => ({ replicaId, nodeId: `n${replicaId}` }));
+    this.replicas = members.map(({ replicaId }) => new Replica({
+      shardId: 0,
+      replicaId,
+      storage: new MemoryStorage({ confState: { voters: [1, 2, 3], learners: [] } }),
+      machine: KvStateMachine.bootstrap(members),
+      logger: createSilentLogger(),
+      snapshotIntervalEntries: 10_000,
+      retainedEntries: 1_000,
+      leaseMs: options.leaseMs,
+      ...(options.voteGuardMs === undefined ? {} : { voteGuardMs: options.voteGuardMs }),
+      events: {
+        leaderChanged: () => undefined,
+        proposalDropped: () => undefined,
+        snapshotCreated: () => undefined,
+        snapshotInstalled: () => undefined,
+        readsServed: (_shard, path, count) => {
+          if (path === 'lease') this.reads.lease += count;
+          else this.reads.readIndex += count;
+        },
+      },
+      raft: { electionTick: 10, heartbeatTick: 2, preVote: true, checkQuorum: true, random: new SeededRandom(replicaId) },
+    }));
+  }
+
+  replica(id: number): Replica {
+    const replica = this.replicas[id - 1];
+    if (replica === undefined) throw new Error(`no replica ${id}`);
+    return replica;
+  }
+
+  route(_from: Replica, message: Message): void {
+    // Replicas outside the three (a learner being added) do not exist here.
+    if (!this.dropTypes.has(message.type) && message.to >= 1 && message.to <= 3) this.mailbox.push(message);
+  }
+
+  /** One turn of every replica (storage is memory: persisting is immediate). */
+  turn(): void {
+    for (const replica of this.replicas) {
+      replica.step();
+      const ready = replica.collectReady();
+      if (ready === undefined) continue;
+      replica.applyDurable(ready);
+      replica.handleReady(ready, this);
+    }
+  }
+
+  /** Hands every queued message to its replica; returns how many. */
+  deliver(): number {
+    const messages = this.mailbox;
+    this.mailbox = [];
+    for (const message of messages) this.replica(message.to).receive(message);
+    return messages.length;
+  }
+
+  /** Turns and delivers until nothing moves. */
+  settle(): void {
+    for (let i = 0; i < 50; i++) {
+      this.turn();
+      if (this.deliver() === 0 && !this.replicas.some((replica) => replica.hasWork())) return;
+    }
+    throw new Error('group did not settle');
+  }
+
+  /** Elects replica 1 and commits one write through it (which also earns a lease). */
+  elect(): Replica {
+    const leader = this.replica(1);
+    leader.control({ kind: 'campaign' });
+    this.settle();
+    expect(leader.role).to.equal(Role.Leader);
+    let written = false;
+    leader.write({ op: CommandOp.Put, key: bytes('k'), value: bytes('v1') }, (outcome) => { written = outcome.ok; });
+    this.settle();
+    expect(written).to.equal(true);
+    return leader;
+  }
+
+  /** Queues a read of `key` on `replica` and runs its turn (no messages delivered). */
+  read(replica: Replica, key: string): ReadOutcome[] {
+    const answers: ReadOutcome[] = [];
+    replica.read(Buffer.from(key).toString('latin1'), (outcome) => answers.push(outcome));
+    replica.step();
+    const ready = replica.collectReady();
+    if (ready !== undefined) {
+      replica.applyDurable(ready);
+      replica.handleReady(ready, this);
+    }
+    return answers;
+  }
+}
+
+const valueOf = (outcome: ReadOutcome | undefined): string | undefined =>
+  outcome?.ok === true && outcome.value !== undefined ? Buffer.from(outcome.value.value).toString() : undefined;
+
+describe('node/lease reads', function () {
+  this.timeout(30_000);
+
+  it('answers a read at once under the lease a committed write earned, with no message exchanged', () => {
+    const group = new Group({ leaseMs: 60_000 });
+    const leader = group.elect();
+    group.mailbox = [];
+    const answers = group.read(leader, 'k');
+    expect(answers).to.have.length(1);
+    expect(valueOf(answers[0])).to.equal('v1');
+    expect(group.reads).to.deep.equal({ lease: 1, readIndex: 0 });
+  });
+
+  it('confirms every read through a ReadIndex round when lease reads are off', () => {
+    const group = new Group({ leaseMs: 0 });
+    const leader = group.elect();
+    const answers = group.read(leader, 'k');
+    expect(answers, 'answered before any follower confirmed').to.have.length(0);
+    expect(group.mailbox.some((message) => message.type === MessageType.Heartbeat)).to.equal(true);
+    group.settle();
+    expect(valueOf(answers[0])).to.equal('v1');
+    expect(group.reads).to.deep.equal({ lease: 0, readIndex: 1 });
+  });
+
+  it('falls back to ReadIndex once the lease ran out, and the confirmed round renews it', async () => {
+    const group = new Group({ leaseMs: 40 });
+    const leader = group.elect();
+    // Let the lease run out (the clock is the point here): then a read needs a quorum again.
+    const earnedMs = performance.now();
+    await waitFor('the lease to run out', () => performance.now() - earnedMs > 80 || undefined);
+    const waiting = group.read(leader, 'k');
+    expect(waiting, 'answered after the lease ran out').to.have.length(0);
+    group.settle();
+    expect(valueOf(waiting[0])).to.equal('v1');
+    expect(group.reads).to.deep.equal({ lease: 0, readIndex: 1 });
+    // The round just confirmed renewed the lease.
+    const answers = group.read(leader, 'k');
+    expect(valueOf(answers[0])).to.equal('v1');
+    expect(group.reads).to.deep.equal({ lease: 1, readIndex: 1 });
+  });
+
+  it('ends the lease when the leader sends TimeoutNow, even if the transfer never happens', () => {
+    const group = new Group({ leaseMs: 60_000 });
+    const leader = group.elect();
+    group.dropTypes.add(MessageType.TimeoutNow);
+    leader.control({ kind: 'transfer-leader', to: 2 });
+    group.turn();
+    expect(group.mailbox.length).to.equal(0); // TimeoutNow went out (and was lost)
+    expect(leader.rawNode.status().leadTransferee).to.equal(2);
+    // The transferee may be campaigning past every follower's promise: no lease read now.
+    const answers = group.read(leader, 'k');
+    expect(answers, 'answered under a revoked lease').to.have.length(0);
+    expect(group.reads.lease).to.equal(0);
+    group.settle();
+    expect(valueOf(answers[0])).to.equal('v1');
+  });
+
+  it('ends the lease when a membership change applies', () => {
+    const group = new Group({ leaseMs: 60_000 });
+    const leader = group.elect();
+    expect(valueOf(group.read(leader, 'k')[0])).to.equal('v1'); // under the lease
+    leader.control({ kind: 'conf-change', change: { type: ConfChangeType.AddLearner, replicaId: 4, context: new Uint8Array(0) } });
+    group.settle();
+    expect(leader.confState.learners).to.include(4);
+    const answers = group.read(leader, 'k');
+    expect(answers, 'answered under a lease earned from the old configuration').to.have.length(0);
+  });
+
+  it('a recovered replica ignores vote requests while its guard runs', () => {
+    const guarded = new Group({ leaseMs: 60_000, voteGuardMs: 60_000 });
+    const fresh = new Group({ leaseMs: 60_000 });
+    for (const group of [guarded, fresh]) {
+      group.replica(2).receive({
+        type: MessageType.Vote, from: 1, to: 2, term: 5, logTerm: 1, index: 1_000, entries: [], commit: 0,
+        reject: false, rejectHint: 0, context: new Uint8Array(0),
+      });
+      group.turn();
+    }
+    expect(guarded.mailbox.filter((message) => message.type === MessageType.VoteResponse)).to.have.length(0);
+    expect(guarded.replica(2).rawNode.status().term).to.be.lessThan(5);
+    const granted = fresh.mailbox.filter((message) => message.type === MessageType.VoteResponse && !message.reject);
+    expect(granted).to.have.length(1);
+  });
+});
+
+describe('node/fast failover keeps the lease promise', function () {
+  this.timeout(60_000);
+  let cluster: NodeCluster | undefined;
+
+  afterEach(async () => {
+    await cluster?.close();
+    cluster = undefined;
+  });
+
+  it('a failure report about a leader that is still talking deposes nobody', async () => {
+    cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 1 });
+    await cluster.waitForLeaders();
+    const c = cluster;
+    const leader = await waitFor('leader', () => c.leaderOf(0));
+    const leaderHost = c.nodes[leader]?.host;
+    const term = leaderHost?.replica(0)?.term ?? 0;
+    const guardMs = leaderHost?.voteGuardMs ?? 0;
+    // A stream can break without its node dying (a network fault): the followers must keep
+    // the promise behind the leader's lease while its heartbeats still arrive.
+    for (const [index, node] of c.nodes.entries()) if (index !== leader) node?.host.reportPeerFailed(leaderHost?.nodeId ?? '');
+    const untilMs = performance.now() + 3 * guardMs;
+    await waitFor('the window to pass', () => {
+      expect(c.leaderOf(0)).to.equal(leader);
+      expect(leaderHost?.replica(0)?.term).to.equal(term);
+      return performance.now() > untilMs || undefined;
+    });
+  });
+
+  it('survivors elect only after the vote guard since the last message of the killed leader', async () => {
+    cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 1 });
+    await cluster.waitForLeaders();
+    const c = cluster;
+    const oldLeader = await waitFor('leader', () => c.leaderOf(0));
+    const oldHost = c.nodes[oldLeader]?.host;
+    const oldReplicaId = oldHost?.replica(0)?.replicaId ?? 0;
+    const guardMs = oldHost?.voteGuardMs ?? 0;
+    expect(guardMs).to.be.greaterThan(0);
+    const hosts = c.nodes.flatMap((node, index) => (node === undefined || index === oldLeader ? [] : [node.host]));
+    const survivors = hosts.map((host) => host.replica(0)).filter((replica) => replica !== undefined);
+    expect(survivors).to.have.length(2);
+    // When each survivor last received anything from the old leader (stepped no earlier).
+    let lastHeard = 0;
+    for (const replica of survivors) {
+      const receive = replica.receive.bind(replica);
+      replica.receive = (message) => {
+        if (message.from === oldReplicaId) lastHeard = Math.max(lastHeard, performance.now());
+        receive(message);
+      };
+    }
+    await waitFor('a heartbeat from the leader', () => lastHeard > 0 || undefined);
+    await c.stopNode(oldLeader);
+    // What the transport reports when the stream breaks (a closed in-process server may end it cleanly).
+    for (const host of hosts) host.reportPeerFailed(oldHost?.nodeId ?? '');
+    const newLeader = await waitFor('a new leader', () => survivors.find((replica) => replica.role === Role.Leader));
+    expect(newLeader.leaderSinceMs - lastHeard).to.be.at.least(guardMs);
+  });
+});
