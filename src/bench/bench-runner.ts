@@ -38,7 +38,7 @@ export async function runBench(settings: BenchSettings, output: BenchOutput, out
       const nodes = settings.nodes ?? 3;
       const shards = settings.shards ?? 64;
       output.note(`starting a local cluster: ${nodes} nodes, ${replicas} replicas per shard, ${shards} shards`);
-      const cluster = await LocalCluster.start({ nodes, replicas, shards }, signal);
+      const cluster = await LocalCluster.start({ nodes, replicas, shards, leaseReads: settings.leaseReads !== false }, signal);
       try {
         results.runs.push(await measure(settings, workload, cluster.managerAddress, output, signal));
       } finally {

@@ -31,6 +31,8 @@ export interface LocalClusterOptions {
   logLevel?: LogLevel;
   /** How long to wait for every shard to have a leader (default 120 s). */
   readyTimeoutMs?: number;
+  /** False: nodes run with `--no-lease-reads` (default true). */
+  leaseReads?: boolean;
 }
 
 /** Thrown when the cluster does not come up; the message ends with the tail of the children's log. */
@@ -123,6 +125,7 @@ export class LocalCluster {
       dataDir: this.dir,
       downAfterSeconds: 10,
       logLevel: options.logLevel,
+      leaseReads: options.leaseReads ?? true,
     };
     const env: NodeJS.ProcessEnv = { ...process.env, [PARENT_WATCH_ENV]: '1', KVSTORE_LOG_LEVEL: options.logLevel ?? 'warn' };
     const logFd = openSync(this.logFile, 'a');

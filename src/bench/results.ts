@@ -30,6 +30,8 @@ export interface BenchSettings {
   keyBytes: number;
   valueBytes: number;
   seed: number;
+  /** Whether local nodes answered reads under the leader's lease (`--no-lease-reads`: false); null with `--manager`. */
+  leaseReads: boolean | null;
 }
 
 /** The machine the numbers came from. */

@@ -293,6 +293,7 @@ function clusterSettings(options: LocalClusterOptions, port: number): ClusterSet
     dataDir: options.dataDir,
     downAfterSeconds: options.downAfterSeconds,
     logLevel: undefined,
+    leaseReads: true,
   };
 }
 

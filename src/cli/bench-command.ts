@@ -6,9 +6,10 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { checkWorkload, runBench, WorkloadError, type BenchSettings } from '../bench/index.js';
+import type { BenchSettings } from '../bench/results.js';
+import { checkWorkload, WorkloadError } from '../bench/workload.js';
 import { exitCodeForLoadError } from './load-errors.js';
-import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
 
 /** Operations per run when neither `--ops` nor `--duration` is given. */
 const DEFAULT_OPS = 20_000;
@@ -30,6 +31,7 @@ interface BenchFlags {
   valueBytes: string;
   seed: string;
   out?: string;
+  leaseReads: boolean;
 }
 
 /** Registers `bench` on the root program. */
@@ -51,6 +53,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--value-bytes <b>', 'bytes per value (≤ 1024)', '128')
     .option('--seed <n>', 'seed of the key and operation choices', '1')
     .option('--out <dir>', 'write results.json and the charts (SVG and PNG) here')
+    .option('--no-lease-reads', 'start the local nodes with --no-lease-reads: each read batch is confirmed by a ReadIndex round')
     .action(async (flags: BenchFlags, command: Command) => {
       let settings: BenchSettings;
       try {
@@ -68,8 +71,9 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
   if (flags.ops !== undefined && flags.duration !== undefined) throw new BadInputError('give --ops or --duration, not both');
   const manager = flags.manager === undefined ? null : checkAddress(flags.manager, '--manager');
   if (manager !== null) {
-    const clashing = ['nodes', 'replicas', 'shards'].filter(given);
-    if (clashing.length > 0) throw new BadInputError(`--manager measures a running cluster; drop ${clashing.map((name) => `--${name}`).join(', ')}`);
+    const localOnly = { nodes: '--nodes', replicas: '--replicas', shards: '--shards', leaseReads: '--no-lease-reads' };
+    const clashing = Object.entries(localOnly).filter(([name]) => given(name)).map(([, flag]) => flag);
+    if (clashing.length > 0) throw new BadInputError(`--manager measures a running cluster; drop ${clashing.join(', ')}`);
   }
   const nodes = parseInteger(flags.nodes ?? '3', '--nodes', 1, 100);
   const replicas = manager !== null ? [] : (flags.replicas ?? '3').split(',').map((text) => parseInteger(text, '--replicas', 1, 100));
@@ -95,6 +99,7 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
     keyBytes: parseInteger(flags.keyBytes, '--key-bytes', 1, 1000),
     valueBytes: parseInteger(flags.valueBytes, '--value-bytes', 0, 1_000_000),
     seed: parseInteger(flags.seed, '--seed', 0, 2 ** 32 - 1),
+    leaseReads: manager === null ? flags.leaseReads : null,
   };
   try {
     checkWorkload({ keys: settings.keys, keyBytes: settings.keyBytes, valueBytes: settings.valueBytes, getPercent: settings.mix });
@@ -108,9 +113,11 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
 async function runBenchCommand(settings: BenchSettings, outDir: string | undefined): Promise<number> {
   const interrupt = new AbortController();
   const onSignal = (): void => interrupt.abort();
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
-  for (const signal of signals) process.on(signal, onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   try {
+    // Loaded here, not at start-up: the charts' libraries (vega, resvg) would otherwise load in
+    // every process the CLI starts, nodes included.
+    const { runBench } = await import('../bench/bench-runner.js');
     await runBench(settings, {
       result: (text) => process.stdout.write(`${text}\n`),
       note: (text) => process.stderr.write(`${text}\n`),
@@ -123,6 +130,6 @@ async function runBenchCommand(settings: BenchSettings, outDir: string | undefin
     }
     return exitCodeForLoadError(error);
   } finally {
-    for (const signal of signals) process.off(signal, onSignal);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
 }

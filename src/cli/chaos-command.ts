@@ -5,7 +5,7 @@
  * the verdict line on stdout, progress on stderr. Exit 0 when every check passed, 1 on a violation
  * (or an undecided check, or a cluster that did not recover), 2 on bad input, 3 when the cluster
  * could not be started or reached. With `partition` (as root) the local cluster's nodes run in
- * network namespaces; the first SIGINT/SIGTERM heals and checks, a second exits at once, and either
+ * network namespaces; the first SIGINT/SIGTERM/SIGHUP heals and checks, a second exits at once, and either
  * way the run's exit handler removes the namespaces (src/chaos/netns.ts).
  */
 import { randomInt } from 'node:crypto';
@@ -23,7 +23,7 @@ import {
   type ChaosOptions,
   type FaultKind,
 } from '../chaos/index.js';
-import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
 
 /** The environment variable that must be `1` before any test-only unsafe flag is accepted. */
 export const ALLOW_UNSAFE_TESTING_ENV = 'KVSTORE_ALLOW_UNSAFE_TESTING';
@@ -114,8 +114,7 @@ async function runChaosCommand(options: ChaosOptions, outDir: string | undefined
     process.stderr.write('chaos: interrupted; healing and checking what was recorded (again to quit at once)\n');
     interrupt.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   try {
     process.stderr.write(`chaos: seed ${options.seed}\n`);
     const result = await runChaos(options, interrupt.signal);
@@ -130,7 +129,6 @@ async function runChaosCommand(options: ChaosOptions, outDir: string | undefined
     }
     throw error;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
 }

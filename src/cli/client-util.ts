@@ -6,6 +6,9 @@ import { Option, type Command } from 'commander';
 import { KVError } from '../client/index.js';
 
 /** Exit codes of every kvstore command (DESIGN.md §6). */
+/** Signals that end a long-running command the way Ctrl-C does (SIGHUP: the terminal went away). */
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 export const EXIT = {
   ok: 0,
   notFound: 1,

@@ -15,7 +15,7 @@ import type { Command } from 'commander';
 import { ManagerConnection, ManagerUnreachableError } from '../client/index.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from '../common/index.js';
 import { PARENT_WATCH_ENV } from '../common/parent-watch.js';
-import { BadInputError, EXIT, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { BadInputError, EXIT, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
 import { everyShardHasLeader } from './status-util.js';
 
 /** How long children get to exit after SIGTERM before SIGKILL. */
@@ -33,6 +33,7 @@ interface ClusterFlags {
   dataDir: string;
   downAfter: string;
   logLevel?: string;
+  leaseReads: boolean;
 }
 
 /** Validated settings of one `kvstore cluster` run. */
@@ -44,6 +45,8 @@ export interface ClusterSettings {
   dataDir: string;
   downAfterSeconds: number;
   logLevel: LogLevel | undefined;
+  /** False: every node runs with `--no-lease-reads`. */
+  leaseReads: boolean;
 }
 
 /** Registers `cluster` on the root program. */
@@ -58,6 +61,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--data-dir <dir>', 'data directory: <dir>/manager and <dir>/n<i>', './data')
     .option('--down-after <seconds>', 'how long a silent node is suspect before it is down and re-replicated', '10')
     .option('--log-level <level>', `log level of every process: ${LOG_LEVELS.join(', ')}`)
+    .option('--no-lease-reads', 'start every node with --no-lease-reads: each read batch is confirmed by a ReadIndex round')
     .action(async (flags: ClusterFlags) => {
       let settings: ClusterSettings;
       try {
@@ -90,6 +94,7 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterSettings {
     dataDir: resolve(flags.dataDir),
     downAfterSeconds: parseSeconds(flags.downAfter, '--down-after'),
     logLevel: flags.logLevel,
+    leaseReads: flags.leaseReads,
   };
 }
 
@@ -138,6 +143,7 @@ export function childCommands(settings: ClusterSettings, mainScript: string, hos
         '--manager', manager,
         '--data-dir', join(settings.dataDir, nodeId),
         ...(host === undefined ? [] : ['--host', host, '--advertise', `${host}:${port}`]),
+        ...(settings.leaseReads ? [] : ['--no-lease-reads']),
       ],
     });
   }
@@ -178,7 +184,7 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
   }
   log.info('starting cluster', { manager: managerAddress, nodes: settings.nodes, replicas: settings.replicas, shards: settings.shards, dataDir: settings.dataDir });
 
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const signals = STOP_SIGNALS;
   const onSignal = (signal: NodeJS.Signals): void => stopRequested(signal);
   for (const signal of signals) process.on(signal, onSignal);
 

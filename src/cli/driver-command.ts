@@ -6,9 +6,11 @@
  * (unsafe mode exits 0: losing updates is what it demonstrates); 2 bad input; 3 cluster unavailable.
  */
 import type { Command } from 'commander';
-import { describeDriverReport, LocalCluster, MAX_SHOPPERS, runDriver, type DriverReport } from '../bench/index.js';
+import { MAX_SHOPPERS } from '../bench/cart.js';
+import { LocalCluster } from '../bench/local-cluster.js';
+import type { DriverReport } from '../bench/shopping-driver.js';
 import { exitCodeForLoadError } from './load-errors.js';
-import { BadInputError, checkAddress, EXIT, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
 
 /** The local cluster the driver starts without `--manager`: small, so it is up in seconds. */
 const LOCAL_CLUSTER = { nodes: 3, replicas: 3, shards: 16 } as const;
@@ -76,8 +78,7 @@ function parseDriverFlags(flags: DriverFlags): DriverSettings {
 async function runDriverCommand(settings: DriverSettings): Promise<number> {
   const interrupt = new AbortController();
   const onSignal = (): void => interrupt.abort();
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
-  for (const signal of signals) process.on(signal, onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   let cluster: LocalCluster | undefined;
   try {
     let manager = settings.manager;
@@ -87,6 +88,7 @@ async function runDriverCommand(settings: DriverSettings): Promise<number> {
       manager = cluster.managerAddress;
       process.stderr.write(`local cluster ready: manager ${manager}\n`);
     }
+    const { describeDriverReport, runDriver } = await import('../bench/shopping-driver.js'); // not at start-up: see bench-command.ts
     const report: DriverReport = await runDriver({
       manager,
       shoppers: settings.shoppers,
@@ -103,7 +105,7 @@ async function runDriverCommand(settings: DriverSettings): Promise<number> {
   } catch (error) {
     return exitCodeForLoadError(error);
   } finally {
-    for (const signal of signals) process.off(signal, onSignal);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     await cluster?.stop();
   }
 }

@@ -4,7 +4,8 @@
  * that could not be reached is `EXIT.unavailable`; a client error keeps the code `reportError`
  * chose. Anything else is a bug and is rethrown.
  */
-import { BenchWorkerError, LocalClusterError } from '../bench/index.js';
+import { LocalClusterError } from '../bench/local-cluster.js';
+import { BenchWorkerError } from '../bench/worker-pool.js';
 import { KVError, ManagerUnreachableError } from '../client/index.js';
 import { EXIT, failWith, reportError } from './client-util.js';
 

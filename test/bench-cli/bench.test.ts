@@ -40,7 +40,7 @@ describe('kvstore bench', function () {
 
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Record<string, unknown>;
     expect(results).to.include.keys('settings', 'machine', 'runs');
-    expect(results['settings']).to.include({ nodes: 2, shards: 4, ops: 400, mix: 50, concurrency: 8, clients: 2, keys: 200, seed: 7 });
+    expect(results['settings']).to.include({ nodes: 2, shards: 4, ops: 400, mix: 50, concurrency: 8, clients: 2, keys: 200, seed: 7, leaseReads: true });
     expect(results['machine']).to.have.keys('cpus', 'model', 'node', 'platform', 'memoryGiB');
     const runs = results['runs'] as Record<string, unknown>[];
     expect(runs.map((run) => run['replicas'])).to.deep.equal([1, 2]);
@@ -77,6 +77,9 @@ describe('kvstore bench', function () {
     const clash = await runCli(['bench', '--manager', '127.0.0.1:1', '--nodes', '3']);
     expect(clash.code).to.equal(2);
     expect(clash.stderr.trim().split('\n')).to.have.length(1);
+    const leaseClash = await runCli(['bench', '--manager', '127.0.0.1:1', '--no-lease-reads']);
+    expect(leaseClash.code).to.equal(2);
+    expect(leaseClash.stderr).to.match(/drop --no-lease-reads/);
     const longKeys = await runCli(['bench', '--key-bytes', '21']);
     expect(longKeys.code).to.equal(2);
     expect(longKeys.stderr).to.match(/--key-bytes 21/);

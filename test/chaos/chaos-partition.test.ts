@@ -2,7 +2,8 @@
  * End-to-end partitions (issue 7): a seeded 20-second `kvstore chaos` run with partition and kill
  * faults, its nodes each in their own network namespace, must inject partitions, report a
  * linearizable history with no lost write and a recovered cluster, and leave no namespace, bridge
- * or veth behind. Needs root and iproute2 (`ip netns`); skipped with the reason otherwise. Every
+ * or veth behind — also when the run is cut short by SIGHUP (its terminal went away), which heals,
+ * checks what was recorded and removes the network like Ctrl-C. Needs root and iproute2 (`ip netns`); skipped with the reason otherwise. Every
  * process the run started is killed by pid and its namespaces removed, even when the test fails.
  * SEED=n replays a fault schedule.
  */
@@ -63,6 +64,21 @@ describe('kvstore chaos: partitions in network namespaces', function () {
     expect(timeline).to.match(/heal +partition healed/);
     expect(timeline).to.include('settled after');
 
+    const pid = chaos.pid();
+    if (pid === undefined) throw new Error('the chaos process has no pid');
+    expect(leftovers(pid), 'namespaces, interfaces and hosts files left behind').to.deep.equal([]);
+  });
+
+  it('heals, checks and removes its namespaces when its terminal hangs up (SIGHUP)', async () => {
+    chaos = new ChaosProcess();
+    const result = await chaos.run(['--duration', '60', '--faults', 'partition', '--interval', '1', '--clients', '2', '--keys', '4', '--seed', String(SEED)], {
+      timeoutMs: 140_000,
+      signal: { after: 'running the workload', name: 'SIGHUP' },
+    });
+    const output = `${result.stdout}\n${result.stderr.slice(-2000)}`;
+    expect(result.stderr, output).to.include('interrupted');
+    expect(result.stdout, output).to.match(/^linearizable: yes /m);
+    expect(result.code, output).to.equal(0);
     const pid = chaos.pid();
     if (pid === undefined) throw new Error('the chaos process has no pid');
     expect(leftovers(pid), 'namespaces, interfaces and hosts files left behind').to.deep.equal([]);

@@ -24,8 +24,14 @@ export class ChaosProcess {
   readonly outDir = mkdtempSync(join(tmpdir(), 'kvstore-chaos-test-'));
   private child: ChildProcess | undefined;
 
-  /** Runs `kvstore chaos ARGS… --out DIR` to completion, killing it after `timeoutMs`. */
-  async run(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<ChaosProcessResult> {
+  /**
+   * Runs `kvstore chaos ARGS… --out DIR` to completion, killing it after `timeoutMs`. With `signal`,
+   * sends it `signal.name` once `signal.after` has appeared on its stderr.
+   */
+  async run(
+    args: string[],
+    options: { env?: NodeJS.ProcessEnv; timeoutMs: number; signal?: { after: string; name: NodeJS.Signals } },
+  ): Promise<ChaosProcessResult> {
     const child = spawn(process.execPath, [MAIN_SCRIPT, 'chaos', ...args, '--out', this.outDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: options.env ?? process.env,
@@ -34,7 +40,14 @@ export class ChaosProcess {
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    let signalled = false;
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (options.signal !== undefined && !signalled && stderr.includes(options.signal.after)) {
+        signalled = true;
+        child.kill(options.signal.name);
+      }
+    });
     const code = await new Promise<number | null>((resolve) => {
       const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
       child.on('exit', (exitCode) => {

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { childCommands, parseClusterFlags } from '../../src/cli/cluster-command.js';
 import { freePort, MAIN_SCRIPT, runCli, waitFor } from '../support/cluster.js';
 
 /** PIDs of the direct children of `pid` (Linux /proc). */
@@ -114,5 +115,20 @@ describe('integration: kvstore cluster', function () {
     expect(result.code).to.equal(2);
     expect(result.stderr.trim().split('\n')).to.have.length(1);
     expect(result.stderr).to.match(/--replicas 3 .*--nodes 2/);
+  });
+});
+
+describe('kvstore cluster: the children it starts', () => {
+  const settings = parseClusterFlags({
+    nodes: '3', replicas: '3', shards: '8', port: '7000', dataDir: '/tmp/kv', downAfter: '10', leaseReads: true,
+  });
+
+  it('passes --no-lease-reads to every node, and only to nodes, when asked', () => {
+    const withLease = childCommands(settings, 'main.js');
+    expect(withLease.flatMap((child) => child.args)).to.not.include('--no-lease-reads');
+    const without = childCommands({ ...settings, leaseReads: false }, 'main.js');
+    expect(without.map((child) => [child.name, child.args.includes('--no-lease-reads')])).to.deep.equal([
+      ['manager', false], ['n1', true], ['n2', true], ['n3', true],
+    ]);
   });
 });

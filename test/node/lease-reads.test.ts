@@ -5,6 +5,7 @@ import { KvStateMachine } from '../../src/node/kv-state-machine.js';
 import { type MessageRouter, Replica } from '../../src/node/replica.js';
 import type { ReadOutcome } from '../../src/node/replica-requests.js';
 import { ConfChangeType, MemoryStorage, type Message, MessageType, Role, SeededRandom } from '../../src/raft/index.js';
+import type { GetResponse, PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
 import { NodeCluster, waitFor } from './support/node-cluster.js';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
@@ -200,13 +201,29 @@ describe('node/lease reads', function () {
   });
 });
 
-describe('node/fast failover keeps the lease promise', function () {
+describe('node/lease reads on in-process nodes: the flag and the fast failover', function () {
   this.timeout(60_000);
   let cluster: NodeCluster | undefined;
 
   afterEach(async () => {
     await cluster?.close();
     cluster = undefined;
+  });
+
+  it('a node started without lease reads confirms every read through ReadIndex', async () => {
+    cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 1, overrides: { leaseReads: false } });
+    await cluster.waitForLeaders();
+    const c = cluster;
+    expect(c.nodes.map((node) => node?.host.leaseMs)).to.deep.equal([0, 0, 0]);
+    await c.call<object, PutResponse>('put', { key: bytes('k'), value: bytes('v'), epoch: 0 });
+    for (let i = 0; i < 5; i++) {
+      const got = await c.call<object, GetResponse>('get', { key: bytes('k'), epoch: 0 });
+      expect(got.value.toString()).to.equal('v');
+    }
+    const leader = await waitFor('leader', () => c.leaderOf(0));
+    const reads = await c.nodes[leader]?.metrics.registry.getSingleMetric('kvstore_node_reads_total')?.get();
+    const byPath = Object.fromEntries((reads?.values ?? []).map((value): [string, number] => [String(value.labels['path']), value.value]));
+    expect(byPath).to.deep.equal({ read_index: 5 });
   });
 
   it('a failure report about a leader that is still talking deposes nobody', async () => {
