@@ -6,7 +6,7 @@ import { type MessageRouter, Replica } from '../../src/node/replica.js';
 import type { ReadOutcome } from '../../src/node/replica-requests.js';
 import { ConfChangeType, MemoryStorage, type Message, MessageType, Role, SeededRandom } from '../../src/raft/index.js';
 import type { GetResponse, PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
-import { NodeCluster, waitFor } from './support/node-cluster.js';
+import { type ClusterOptions, NodeCluster, waitFor } from './support/node-cluster.js';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 
@@ -210,27 +210,29 @@ describe('node/lease reads on in-process nodes: the flag and the fast failover',
     cluster = undefined;
   });
 
+  /** Three in-process nodes hosting one shard, and the index of the node that leads it. */
+  async function oneShard(overrides?: ClusterOptions['overrides']): Promise<{ c: NodeCluster; leader: number }> {
+    const c = await NodeCluster.start({ nodeCount: 3, shardCount: 1, ...(overrides === undefined ? {} : { overrides }) });
+    cluster = c;
+    await c.waitForLeaders();
+    return { c, leader: await waitFor('leader', () => c.leaderOf(0)) };
+  }
+
   it('a node started without lease reads confirms every read through ReadIndex', async () => {
-    cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 1, overrides: { leaseReads: false } });
-    await cluster.waitForLeaders();
-    const c = cluster;
+    const { c, leader } = await oneShard({ leaseReads: false });
     expect(c.nodes.map((node) => node?.host.leaseMs)).to.deep.equal([0, 0, 0]);
     await c.call<object, PutResponse>('put', { key: bytes('k'), value: bytes('v'), epoch: 0 });
     for (let i = 0; i < 5; i++) {
       const got = await c.call<object, GetResponse>('get', { key: bytes('k'), epoch: 0 });
       expect(got.value.toString()).to.equal('v');
     }
-    const leader = await waitFor('leader', () => c.leaderOf(0));
     const reads = await c.nodes[leader]?.metrics.registry.getSingleMetric('kvstore_node_reads_total')?.get();
     const byPath = Object.fromEntries((reads?.values ?? []).map((value): [string, number] => [String(value.labels['path']), value.value]));
     expect(byPath).to.deep.equal({ read_index: 5 });
   });
 
   it('a failure report about a leader that is still talking deposes nobody', async () => {
-    cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 1 });
-    await cluster.waitForLeaders();
-    const c = cluster;
-    const leader = await waitFor('leader', () => c.leaderOf(0));
+    const { c, leader } = await oneShard();
     const leaderHost = c.nodes[leader]?.host;
     const term = leaderHost?.replica(0)?.term ?? 0;
     const guardMs = leaderHost?.voteGuardMs ?? 0;
@@ -246,10 +248,7 @@ describe('node/lease reads on in-process nodes: the flag and the fast failover',
   });
 
   it('survivors elect only after the vote guard since the last message of the killed leader', async () => {
-    cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 1 });
-    await cluster.waitForLeaders();
-    const c = cluster;
-    const oldLeader = await waitFor('leader', () => c.leaderOf(0));
+    const { c, leader: oldLeader } = await oneShard();
     const oldHost = c.nodes[oldLeader]?.host;
     const oldReplicaId = oldHost?.replica(0)?.replicaId ?? 0;
     const guardMs = oldHost?.voteGuardMs ?? 0;
