@@ -57,7 +57,8 @@ export async function runBench(settings: BenchSettings, output: BenchOutput, out
 /** One run against the cluster at `manager`. */
 async function measure(settings: BenchSettings, workload: WorkloadSettings, manager: string, output: BenchOutput, signal?: AbortSignal): Promise<BenchRun> {
   const before = await fetchMap(manager);
-  output.note(`preloading ${settings.keys} keys, then ${settings.ops !== null ? `${settings.ops} ops` : `${String(settings.durationSeconds)} s`} ` +
+  const warmup = settings.warmupSeconds > 0 ? `a ${String(settings.warmupSeconds)} s warm-up, then ` : '';
+  output.note(`preloading ${settings.keys} keys, then ${warmup}${settings.ops !== null ? `${settings.ops} ops` : `${String(settings.durationSeconds)} s`} ` +
     `from ${settings.clients} client processes, ${settings.concurrency} in flight`);
   const timed = settings.ops === null;
   const total = settings.ops ?? settings.durationSeconds ?? 0;
@@ -72,6 +73,7 @@ async function measure(settings: BenchSettings, workload: WorkloadSettings, mana
       concurrency: settings.concurrency,
       ...(settings.ops === null ? {} : { ops: settings.ops }),
       ...(settings.durationSeconds === null ? {} : { durationMs: settings.durationSeconds * 1000 }),
+      ...(settings.warmupSeconds > 0 ? { warmupMs: settings.warmupSeconds * 1000 } : {}),
       seed: settings.seed,
       onProgress: (ops, errors) => {
         if (phaseStartedMs.value === 0) phaseStartedMs.value = performance.now();

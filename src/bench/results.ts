@@ -20,6 +20,8 @@ export interface BenchSettings {
   /** `--ops` (total per run) or `--duration` (seconds per run); one of them is null. */
   ops: number | null;
   durationSeconds: number | null;
+  /** `--warmup`: seconds of unrecorded load before each measurement (0: none). */
+  warmupSeconds: number;
   /** `--mix`: percentage of gets. */
   mix: number;
   /** `--concurrency`: requests in flight in total. */

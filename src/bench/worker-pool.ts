@@ -31,6 +31,8 @@ export interface WorkerPoolPlan {
   /** Operations in total, split over the workers; or a duration in ms for each. */
   ops?: number;
   durationMs?: number;
+  /** Unrecorded load before the measured phase, ms (each worker). */
+  warmupMs?: number;
   seed: number;
   /** Called a few times a second during the measured phase with the totals so far. */
   onProgress?: (ops: number, errors: number) => void;
@@ -113,6 +115,7 @@ export async function runWorkerPool(plan: WorkerPoolPlan): Promise<WorkerPoolRes
         seed: plan.seed,
         ...(opsShares === undefined ? {} : { ops: opsShares[index] ?? 0 }),
         ...(plan.durationMs === undefined ? {} : { durationMs: plan.durationMs }),
+        ...(plan.warmupMs === undefined ? {} : { warmupMs: plan.warmupMs }),
       };
       preloadFrom = config.preloadTo;
       child.send(config);

@@ -23,6 +23,8 @@ export interface WorkerConfigMessage {
   /** Operations for this worker, or how long to run (ms). */
   ops?: number;
   durationMs?: number;
+  /** Run the workload this long after `run` before measuring (ms); nothing of it is recorded. */
+  warmupMs?: number;
   seed: number;
 }
 

@@ -12,6 +12,8 @@ import { benchKeys, benchValue } from './workload.js';
 import { isParentMessage, type WorkerConfigMessage, type WorkerMessage } from './worker-protocol.js';
 
 const PROGRESS_INTERVAL_MS = 250;
+/** Warm-up streams are seeded apart from the measured ones (worker index + this). */
+const WARMUP_SEED_OFFSET = 1 << 20;
 
 function send(message: WorkerMessage): void {
   if (process.connected) process.send?.(message);
@@ -31,6 +33,20 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
     const failed = await preloadKeys(target, keys.slice(config.preloadFrom, config.preloadTo), value, config.concurrency);
     send({ type: 'loaded', failed });
     await started;
+    if (config.warmupMs !== undefined && config.warmupMs > 0) {
+      // The same loop, unrecorded, with its own random stream: JIT compilation and connection
+      // set-up happen here instead of in the measured phase.
+      await runClosedLoop(target, {
+        keys,
+        concurrency: config.concurrency,
+        getPercent: config.workload.getPercent,
+        value,
+        durationMs: config.warmupMs,
+        random: seededRandom(deriveSeed(config.seed, config.workerIndex + WARMUP_SEED_OFFSET)),
+        counters: new LoadCounters(),
+        signal: stop,
+      });
+    }
     const counters = new LoadCounters();
     const progress = setInterval(() => send({ type: 'progress', ops: counters.ops, errors: counters.errors }), PROGRESS_INTERVAL_MS);
     try {

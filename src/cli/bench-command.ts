@@ -23,6 +23,7 @@ interface BenchFlags {
   shards?: string;
   ops?: string;
   duration?: string;
+  warmup: string;
   mix: string;
   concurrency: string;
   clients: string;
@@ -45,6 +46,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--shards <s>', `shards of each local cluster (default: the smallest multiple of --nodes ≥ ${MIN_DEFAULT_SHARDS}, so every node holds as many)`)
     .option('--ops <n>', `operations per run (default ${DEFAULT_OPS} unless --duration)`)
     .option('--duration <seconds>', 'run each measurement this long instead of --ops')
+    .option('--warmup <seconds>', 'run the workload this long before each measurement, unrecorded (JIT and connections warm up)', '0')
     .option('--mix <pct>', 'percentage of gets; the rest are puts', '50')
     .option('--concurrency <c>', 'requests in flight in total', '64')
     .option('--clients <p>', 'client worker processes sharing the load', '4')
@@ -92,6 +94,7 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
     shards: manager === null ? shards : null,
     ops,
     durationSeconds: flags.duration === undefined ? null : parseSeconds(flags.duration, '--duration'),
+    warmupSeconds: parseInteger(flags.warmup, '--warmup', 0, 3600),
     mix: parseInteger(flags.mix, '--mix', 0, 100),
     concurrency,
     clients,

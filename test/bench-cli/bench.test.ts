@@ -28,7 +28,7 @@ describe('kvstore bench', function () {
     const out = join(privateTmp, 'out');
     const result = await runCli(
       ['bench', '--nodes', '2', '--replicas', '1,2', '--shards', '4', '--ops', '400', '--keys', '200', '--clients', '2',
-        '--concurrency', '8', '--mix', '50', '--seed', '7', '--out', out],
+        '--concurrency', '8', '--mix', '50', '--seed', '7', '--warmup', '1', '--out', out],
       { env: { ...process.env, TMPDIR: privateTmp }, timeoutMs: 200_000 },
     );
     const leaked = killProcessesUsing(privateTmp);
@@ -37,10 +37,11 @@ describe('kvstore bench', function () {
     expect(result.stdout).to.match(/nodes 2 {2}replicas 1 {2}shards 4: [\d,]+ ops\/s/);
     expect(result.stdout).to.match(/nodes 2 {2}replicas 2 {2}shards 4: [\d,]+ ops\/s/);
     expect(result.stdout).to.match(/keys per node/);
+    expect(result.stderr).to.match(/then a 1 s warm-up, then 400 ops/);
 
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Record<string, unknown>;
     expect(results).to.include.keys('settings', 'machine', 'runs');
-    expect(results['settings']).to.include({ nodes: 2, shards: 4, ops: 400, mix: 50, concurrency: 8, clients: 2, keys: 200, seed: 7, leaseReads: true });
+    expect(results['settings']).to.include({ nodes: 2, shards: 4, ops: 400, mix: 50, concurrency: 8, clients: 2, keys: 200, seed: 7, leaseReads: true, warmupSeconds: 1 });
     expect(results['machine']).to.have.keys('cpus', 'model', 'node', 'platform', 'memoryGiB');
     const runs = results['runs'] as Record<string, unknown>[];
     expect(runs.map((run) => run['replicas'])).to.deep.equal([1, 2]);
@@ -80,6 +81,9 @@ describe('kvstore bench', function () {
     const leaseClash = await runCli(['bench', '--manager', '127.0.0.1:1', '--no-lease-reads']);
     expect(leaseClash.code).to.equal(2);
     expect(leaseClash.stderr).to.match(/drop --no-lease-reads/);
+    const badWarmup = await runCli(['bench', '--warmup', '-1']);
+    expect(badWarmup.code).to.equal(2);
+    expect(badWarmup.stderr).to.match(/--warmup/);
     const longKeys = await runCli(['bench', '--key-bytes', '21']);
     expect(longKeys.code).to.equal(2);
     expect(longKeys.stderr).to.match(/--key-bytes 21/);
