@@ -33,33 +33,22 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
     const failed = await preloadKeys(target, keys.slice(config.preloadFrom, config.preloadTo), value, config.concurrency);
     send({ type: 'loaded', failed });
     await started;
+    const loop = { keys, concurrency: config.concurrency, getPercent: config.workload.getPercent, value, signal: stop };
     if (config.warmupMs !== undefined && config.warmupMs > 0) {
       // The same loop, unrecorded, with its own random stream: JIT compilation and connection
       // set-up happen here instead of in the measured phase.
-      await runClosedLoop(target, {
-        keys,
-        concurrency: config.concurrency,
-        getPercent: config.workload.getPercent,
-        value,
-        durationMs: config.warmupMs,
-        random: seededRandom(deriveSeed(config.seed, config.workerIndex + WARMUP_SEED_OFFSET)),
-        counters: new LoadCounters(),
-        signal: stop,
-      });
+      const warmupRandom = seededRandom(deriveSeed(config.seed, config.workerIndex + WARMUP_SEED_OFFSET));
+      await runClosedLoop(target, { ...loop, durationMs: config.warmupMs, random: warmupRandom, counters: new LoadCounters() });
     }
     const counters = new LoadCounters();
     const progress = setInterval(() => send({ type: 'progress', ops: counters.ops, errors: counters.errors }), PROGRESS_INTERVAL_MS);
     try {
       const result = await runClosedLoop(target, {
-        keys,
-        concurrency: config.concurrency,
-        getPercent: config.workload.getPercent,
-        value,
+        ...loop,
         ...(config.ops === undefined ? {} : { ops: config.ops }),
         ...(config.durationMs === undefined ? {} : { durationMs: config.durationMs }),
         random: seededRandom(deriveSeed(config.seed, config.workerIndex)),
         counters,
-        signal: stop,
       });
       send({
         type: 'result',

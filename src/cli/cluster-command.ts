@@ -184,9 +184,8 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
   }
   log.info('starting cluster', { manager: managerAddress, nodes: settings.nodes, replicas: settings.replicas, shards: settings.shards, dataDir: settings.dataDir });
 
-  const signals = STOP_SIGNALS;
   const onSignal = (signal: NodeJS.Signals): void => stopRequested(signal);
-  for (const signal of signals) process.on(signal, onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
 
   const readiness = new AbortController();
   void waitUntilReady(managerAddress, readiness.signal, log)
@@ -207,8 +206,8 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
   readiness.abort();
   log.info('stopping cluster', { reason });
   await stopChildren([...children.values()], STOP_GRACE_MS);
-  for (const signal of signals) process.off(signal, onSignal);
-  return signals.includes(reason as NodeJS.Signals) ? EXIT.ok : EXIT.unavailable;
+  for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+  return STOP_SIGNALS.includes(reason as NodeJS.Signals) ? EXIT.ok : EXIT.unavailable;
 }
 
 /** Polls the manager until every shard has a leader; false if aborted first. */

@@ -247,7 +247,7 @@ describe('node/lease reads on in-process nodes: the flag and the fast failover',
     });
   });
 
-  it('survivors elect only after the vote guard since the last message of the killed leader', async () => {
+  it('survivors of a leader cut off mid-lease elect only after the vote guard since its last message', async () => {
     const { c, leader: oldLeader } = await oneShard();
     const oldHost = c.nodes[oldLeader]?.host;
     const oldReplicaId = oldHost?.replica(0)?.replicaId ?? 0;
@@ -266,8 +266,12 @@ describe('node/lease reads on in-process nodes: the flag and the fast failover',
       };
     }
     await waitFor('a heartbeat from the leader', () => lastHeard > 0 || undefined);
-    await c.stopNode(oldLeader);
-    // What the transport reports when the stream breaks (a closed in-process server may end it cleanly).
+    const heard = lastHeard;
+    await waitFor('the next heartbeat', () => lastHeard > heard || undefined);
+    // Cut the leader off right after that heartbeat, alive and maybe holding a lease (a
+    // partition), and report its streams broken: without the wait, the survivors would elect
+    // within ~150 ms, inside the promise behind that lease.
+    await oldHost?.transport.close();
     for (const host of hosts) host.reportPeerFailed(oldHost?.nodeId ?? '');
     const newLeader = await waitFor('a new leader', () => survivors.find((replica) => replica.role === Role.Leader));
     expect(newLeader.leaderSinceMs - lastHeard).to.be.at.least(guardMs);
