@@ -157,7 +157,11 @@ describe('ops: metrics, health and readiness endpoints of real processes', funct
     }
     for (const name of nodeTypes.keys()) expect(name, 'Prometheus naming').to.match(/^(kvstore_(node|manager)_[a-z_]+|process_[a-z_]+|nodejs_[a-z0-9_]+)$/);
 
-    const managerText = (await get(`${managerMetrics}/metrics`)).body;
+    // The manager learns leaders from heartbeats (every 1 s), which may trail the node's elections.
+    const managerText = await waitFor('manager to see 4 leaders', async () => {
+      const text = (await get(`${managerMetrics}/metrics`)).body;
+      return sample(text, 'kvstore_manager_shards_with_leader') === 4 ? text : undefined;
+    }, 15_000, 100);
     const managerTypes = declared(managerText);
     for (const [name, kind] of MANAGER_METRICS) expect(managerTypes.get(name), name).to.equal(kind);
     expect(sample(managerText, 'kvstore_manager_nodes{health="up"}')).to.equal(1);
