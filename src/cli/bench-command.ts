@@ -48,7 +48,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--duration <seconds>', 'run each measurement this long instead of --ops')
     .option('--warmup <seconds>', 'run the workload this long before each measurement, unrecorded (JIT and connections warm up)', '0')
     .option('--mix <pct>', 'percentage of gets; the rest are puts', '50')
-    .option('--concurrency <c>', 'requests in flight in total', '64')
+    .option('--concurrency <c>', 'requests in flight in total; lower it to see latency under light load', '512')
     .option('--clients <p>', 'client worker processes sharing the load', '4')
     .option('--keys <n>', 'keyspace size; every key is written before the measurement', '10000')
     .option('--key-bytes <b>', 'bytes per key (≤ 20)', '16')
