@@ -4,10 +4,16 @@
  * handing the manager's answer (peer addresses, placement commands) to the node.
  * The manager is never on the data path: while it is unreachable the node keeps
  * serving its replicas, and this loop keeps retrying.
+ *
+ * {@link ManagerClient.nudge} sends the next heartbeat early (at most one per
+ * {@link NUDGE_MIN_GAP_MS}), so news such as a new shard leader reaches the manager's
+ * map in milliseconds rather than up to an interval later (as TiKV's region heartbeat does
+ * on a leader change).
  * @internal
  */
 import { type ClientUnaryCall, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../common/index.js';
 import {
   type HeartbeatRequest,
@@ -34,6 +40,8 @@ const RPC_TIMEOUT_MS = 2_000;
 const INITIAL_BACKOFF_MS = 200;
 const MAX_BACKOFF_MS = 5_000;
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
+/** Nudged heartbeats come no closer than this to the previous one: a failover's many leader changes share one. */
+export const NUDGE_MIN_GAP_MS = 100;
 
 /** Registers with the manager and heartbeats until closed. */
 export class ManagerClient {
@@ -43,6 +51,12 @@ export class ManagerClient {
   private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   /** The call in flight, cancelled by {@link close}. */
   private inFlight: ClientUnaryCall | undefined;
+  /** When the last heartbeat was taken (monotonic ms). */
+  private lastHeartbeatMs = 0;
+  /** Something changed since the last heartbeat was taken: send the next one early. */
+  private nudged = false;
+  /** Ends the current wait between heartbeats early, so it re-reads when the next one is due. */
+  private wake: (() => void) | undefined;
   /** True between a successful Register and a `reregister` answer. */
   registered = false;
 
@@ -75,6 +89,8 @@ export class ManagerClient {
           this.options.onRegistered(response);
           continue;
         }
+        this.nudged = false;
+        this.lastHeartbeatMs = performance.now();
         const response = await this.sendHeartbeat(this.options.heartbeat());
         reportedUnreachable = false;
         if (response.reregister) {
@@ -82,7 +98,7 @@ export class ManagerClient {
           this.registered = false;
         }
         this.options.onHeartbeatResponse(response);
-        await sleep(this.heartbeatIntervalMs, undefined, { signal });
+        await this.waitForNextHeartbeat(signal);
       } catch (error) {
         if (signal.aborted) return;
         const message = (error as ServiceError).details ?? String(error);
@@ -98,6 +114,37 @@ export class ManagerClient {
           return;
         }
       }
+    }
+  }
+
+  /**
+   * Asks for the next heartbeat now rather than at the end of the interval (no sooner than
+   * {@link NUDGE_MIN_GAP_MS} after the previous one). Nudges before registration, or while
+   * the manager is unreachable, change nothing: the next heartbeat carries the news anyway.
+   */
+  nudge(): void {
+    if (!this.registered) return;
+    this.nudged = true;
+    this.wake?.();
+  }
+
+  /** Waits until the interval since the last heartbeat has passed, or the gap after it once nudged. */
+  private async waitForNextHeartbeat(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      const gapMs = this.nudged ? Math.min(NUDGE_MIN_GAP_MS, this.heartbeatIntervalMs) : this.heartbeatIntervalMs;
+      const delayMs = this.lastHeartbeatMs + gapMs - performance.now();
+      if (delayMs <= 0 || signal.aborted) return;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          this.wake = undefined;
+          resolve();
+        };
+        const timer = setTimeout(done, delayMs);
+        signal.addEventListener('abort', done, { once: true });
+        this.wake = done;
+      });
     }
   }
 

@@ -18,7 +18,7 @@ import { RaftServiceService } from '../gen/kvstore/v1/raft.js';
 import { Role } from '../raft/index.js';
 import { KvRequestExecutor, kvService } from './kv-service.js';
 import { ManagerClient } from './manager-client.js';
-import { NodeMetrics, nodeReadiness } from './node-metrics.js';
+import { NodeMetrics, nodeReadiness, type RaftHostEvents } from './node-metrics.js';
 import { NodeStateFile } from './node-state.js';
 import { PeerDirectory } from './peer-directory.js';
 import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
@@ -101,12 +101,28 @@ export class StorageNode {
       ...(options.snapshotIntervalEntries === undefined ? {} : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       ...(options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
       ...(options.leaseReads === false ? { leaseReads: false } : {}),
-      events: this.metrics,
+      events: this.hostEvents(),
       onFatal: (error) => {
         logger.error('node stopped: fatal error', { error: error instanceof Error ? error.message : String(error) });
         (options.onFatal ?? ((e: unknown) => { throw e; }))(error);
       },
     });
+  }
+
+  /** The host's events: counted in the metrics; a new leader also sends the manager a heartbeat early. */
+  private hostEvents(): RaftHostEvents {
+    const metrics = this.metrics;
+    return {
+      leaderChanged: (shardId) => {
+        metrics.leaderChanged(shardId);
+        this.manager?.nudge();
+      },
+      proposalDropped: (shardId, reason) => { metrics.proposalDropped(shardId, reason); },
+      snapshotCreated: () => { metrics.snapshotCreated(); },
+      snapshotInstalled: () => { metrics.snapshotInstalled(); },
+      readsServed: (shardId, path, count) => { metrics.readsServed(shardId, path, count); },
+      walSynced: (seconds) => { metrics.walSynced(seconds); },
+    };
   }
 
   /** Opens the data dir, recovers every replica, binds the server and starts the loops. */
