@@ -46,7 +46,8 @@ describe('node: heartbeats on a leader change', function () {
       host: '127.0.0.1', port: 0, shardCount: SHARDS, replicationFactor: 3, dataDir, metricsPort: null,
       heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS, suspectAfterMs: 120_000, downAfterMs: 240_000, logger: createSilentLogger(),
     });
-    const managerClient = new TestManagerClient(manager.address);
+    const managerAddress = manager.address;
+    const managerClient = new TestManagerClient(managerAddress);
     client = managerClient;
     // Placement waits for three nodes that have heartbeated, and a node learns its replicas from a
     // heartbeat's answer. So n1 and n2 are announced by hand first (no answer carries commands yet),
@@ -58,7 +59,7 @@ describe('node: heartbeats on a leader change', function () {
       expect((await managerClient.heartbeat({ nodeId, address: `127.0.0.1:${port}` })).commands).to.deep.equal([]);
     }
     const start = (nodeId: string, port: number): Promise<StorageNode> =>
-      StorageNode.start({ nodeId, port, managerAddress: manager?.address ?? '', logger: createSilentLogger() });
+      StorageNode.start({ nodeId, port, managerAddress, logger: createSilentLogger() });
     nodes.push(await start('n3', 0));
     await waitFor('the initial placement', async () => (await managerClient.clusterMap()).shards.every((shard) => shard.replicas.length === 3), 10_000, 20);
     for (const [i, port] of ports.entries()) nodes.push(await start(`n${i + 1}`, port));
