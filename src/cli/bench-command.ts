@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import type { BenchSettings } from '../bench/results.js';
 import { checkWorkload, WorkloadError } from '../bench/workload.js';
 import { exitCodeForLoadError } from './load-errors.js';
-import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError, onStopSignals } from './client-util.js';
 
 /** Operations per run when neither `--ops` nor `--duration` is given. */
 const DEFAULT_OPS = 20_000;
@@ -116,7 +116,7 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
 async function runBenchCommand(settings: BenchSettings, outDir: string | undefined): Promise<number> {
   const interrupt = new AbortController();
   const onSignal = (): void => interrupt.abort();
-  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  const stopListening = onStopSignals(onSignal);
   try {
     // Loaded here, not at start-up: the charts' libraries (vega, resvg) would otherwise load in
     // every process the CLI starts, nodes included.
@@ -133,6 +133,6 @@ async function runBenchCommand(settings: BenchSettings, outDir: string | undefin
     }
     return exitCodeForLoadError(error);
   } finally {
-    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    stopListening();
   }
 }

@@ -23,7 +23,7 @@ import {
   type ChaosOptions,
   type FaultKind,
 } from '../chaos/index.js';
-import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError, onStopSignals } from './client-util.js';
 
 /** The environment variable that must be `1` before any test-only unsafe flag is accepted. */
 export const ALLOW_UNSAFE_TESTING_ENV = 'KVSTORE_ALLOW_UNSAFE_TESTING';
@@ -114,7 +114,7 @@ async function runChaosCommand(options: ChaosOptions, outDir: string | undefined
     process.stderr.write('chaos: interrupted; healing and checking what was recorded (again to quit at once)\n');
     interrupt.abort();
   };
-  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  const stopListening = onStopSignals(onSignal);
   try {
     process.stderr.write(`chaos: seed ${options.seed}\n`);
     const result = await runChaos(options, interrupt.signal);
@@ -129,6 +129,6 @@ async function runChaosCommand(options: ChaosOptions, outDir: string | undefined
     }
     throw error;
   } finally {
-    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    stopListening();
   }
 }

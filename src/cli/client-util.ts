@@ -5,10 +5,18 @@
 import { Option, type Command } from 'commander';
 import { KVError } from '../client/index.js';
 
-/** Exit codes of every kvstore command (DESIGN.md §6). */
 /** Signals that end a long-running command the way Ctrl-C does (SIGHUP: the terminal went away). */
 export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+/** Calls `handler` on each of {@link STOP_SIGNALS}; returns the function that stops listening. */
+export function onStopSignals(handler: (signal: NodeJS.Signals) => void): () => void {
+  for (const signal of STOP_SIGNALS) process.on(signal, handler);
+  return () => {
+    for (const signal of STOP_SIGNALS) process.off(signal, handler);
+  };
+}
+
+/** Exit codes of every kvstore command (DESIGN.md §6). */
 export const EXIT = {
   ok: 0,
   notFound: 1,

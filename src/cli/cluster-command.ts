@@ -15,7 +15,7 @@ import type { Command } from 'commander';
 import { ManagerConnection, ManagerUnreachableError } from '../client/index.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from '../common/index.js';
 import { PARENT_WATCH_ENV } from '../common/parent-watch.js';
-import { BadInputError, EXIT, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
+import { BadInputError, EXIT, parseInteger, parseSeconds, reportError, onStopSignals, STOP_SIGNALS } from './client-util.js';
 import { everyShardHasLeader } from './status-util.js';
 
 /** How long children get to exit after SIGTERM before SIGKILL. */
@@ -185,7 +185,7 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
   log.info('starting cluster', { manager: managerAddress, nodes: settings.nodes, replicas: settings.replicas, shards: settings.shards, dataDir: settings.dataDir });
 
   const onSignal = (signal: NodeJS.Signals): void => stopRequested(signal);
-  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  const stopListening = onStopSignals(onSignal);
 
   const readiness = new AbortController();
   void waitUntilReady(managerAddress, readiness.signal, log)
@@ -206,7 +206,7 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
   readiness.abort();
   log.info('stopping cluster', { reason });
   await stopChildren([...children.values()], STOP_GRACE_MS);
-  for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+  stopListening();
   return STOP_SIGNALS.includes(reason as NodeJS.Signals) ? EXIT.ok : EXIT.unavailable;
 }
 

@@ -10,7 +10,7 @@ import { MAX_SHOPPERS } from '../bench/cart.js';
 import { LocalCluster } from '../bench/local-cluster.js';
 import type { DriverReport } from '../bench/shopping-driver.js';
 import { exitCodeForLoadError } from './load-errors.js';
-import { BadInputError, checkAddress, EXIT, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, parseInteger, parseSeconds, reportError, onStopSignals } from './client-util.js';
 
 /** The local cluster the driver starts without `--manager`: small, so it is up in seconds. */
 const LOCAL_CLUSTER = { nodes: 3, replicas: 3, shards: 16 } as const;
@@ -78,7 +78,7 @@ function parseDriverFlags(flags: DriverFlags): DriverSettings {
 async function runDriverCommand(settings: DriverSettings): Promise<number> {
   const interrupt = new AbortController();
   const onSignal = (): void => interrupt.abort();
-  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  const stopListening = onStopSignals(onSignal);
   let cluster: LocalCluster | undefined;
   try {
     let manager = settings.manager;
@@ -105,7 +105,7 @@ async function runDriverCommand(settings: DriverSettings): Promise<number> {
   } catch (error) {
     return exitCodeForLoadError(error);
   } finally {
-    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    stopListening();
     await cluster?.stop();
   }
 }

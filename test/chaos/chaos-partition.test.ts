@@ -3,9 +3,9 @@
  * faults, its nodes each in their own network namespace, must inject partitions, report a
  * linearizable history with no lost write and a recovered cluster, and leave no namespace, bridge
  * or veth behind — also when the run is cut short by SIGHUP (its terminal went away), which heals,
- * checks what was recorded and removes the network like Ctrl-C. Needs root and iproute2 (`ip netns`); skipped with the reason otherwise. Every
- * process the run started is killed by pid and its namespaces removed, even when the test fails.
- * SEED=n replays a fault schedule.
+ * checks what was recorded and removes the network like Ctrl-C. Needs root and iproute2
+ * (`ip netns`); skipped with the reason otherwise. Every process the run started is killed by pid
+ * and its namespaces removed, even when the test fails. SEED=n replays a fault schedule.
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
