@@ -13,6 +13,7 @@
 import {
   type ClientWritableStream,
   credentials,
+  makeGenericClientConstructor,
   type sendUnaryData,
   type ServerReadableStream,
   type ServiceError,
@@ -20,14 +21,27 @@ import {
 import type { Logger } from '../common/index.js';
 import {
   type RaftMessage,
-  RaftServiceClient,
+  type RaftServiceClient,
   type RaftServiceServer,
+  RaftServiceService,
   type SendRequest,
   type SendResponse,
   type SendSnapshotRequest,
   type SendSnapshotResponse,
 } from '../gen/kvstore/v1/raft.js';
 import type { PeerDirectory } from './peer-directory.js';
+import { decodeSendRequest, encodeSendRequest } from './send-request-codec.js';
+
+/**
+ * `RaftService` as nodes serve and call it: the generated definition, with `Send`'s
+ * requests through the hand-written codec (same bytes on the wire, a fraction of the CPU).
+ */
+export const RAFT_SERVICE = {
+  ...RaftServiceService,
+  send: { ...RaftServiceService.send, requestSerialize: encodeSendRequest, requestDeserialize: decodeSendRequest },
+} as const;
+
+const RaftClient = makeGenericClientConstructor(RAFT_SERVICE, 'kvstore.v1.RaftService') as unknown as typeof RaftServiceClient;
 
 /** Receives what peers send; implemented by the host. */
 export interface TransportReceiver {
@@ -163,7 +177,7 @@ export class RaftTransport {
       this.options.logger.debug('no address for peer', { peer: connection.nodeId });
       return undefined;
     }
-    connection.client ??= new RaftServiceClient(address, credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
+    connection.client ??= new RaftClient(address, credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
     const stream = connection.client.send((error: ServiceError | null) => {
       this.onStreamEnd(connection, stream, error);
     });
@@ -246,7 +260,7 @@ export class RaftTransport {
     const address = this.options.peers.get(nodeId);
     if (address === undefined || this.closed) return false;
     const connection = this.connection(nodeId);
-    connection.client ??= new RaftServiceClient(address, credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
+    connection.client ??= new RaftClient(address, credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
     const client = connection.client;
     let call: ClientWritableStream<SendSnapshotRequest> | undefined;
     const answer = new Promise<boolean>((resolve) => {

@@ -14,7 +14,6 @@ import {
   ReplicaRole,
   type ReplicaStatus,
 } from '../gen/kvstore/v1/manager.js';
-import { RaftServiceService } from '../gen/kvstore/v1/raft.js';
 import { Role } from '../raft/index.js';
 import { KvRequestExecutor, kvService } from './kv-service.js';
 import { ManagerClient } from './manager-client.js';
@@ -22,7 +21,7 @@ import { NodeMetrics, nodeReadiness, type RaftHostEvents } from './node-metrics.
 import { NodeStateFile } from './node-state.js';
 import { PeerDirectory } from './peer-directory.js';
 import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
-import { RAFT_CHANNEL_OPTIONS } from './raft-transport.js';
+import { RAFT_CHANNEL_OPTIONS, RAFT_SERVICE } from './raft-transport.js';
 import type { Replica } from './replica.js';
 import { MemoryStorageProvider, type ReplicaStorageProvider, WalStorageProvider } from './replica-storage.js';
 
@@ -160,7 +159,7 @@ export class StorageNode {
       closing: () => node.closing,
     });
     server.addService(KvServiceService, kvService(executor));
-    server.addService(RaftServiceService, node.host.transport.service(node.host));
+    server.addService(RAFT_SERVICE, node.host.transport.service(node.host));
     node.host.start();
     if (options.metricsPort !== undefined) {
       node.metrics.observe(node.host);
