@@ -25,7 +25,8 @@ export class SendRequestCodecError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------
-// Encoding: sizes first, then one buffer.
+// Encoding: sizes first, then one buffer. Sizing records the body size of every nested
+// message in `sizes`, in the order the writer meets them, so each is measured once.
 
 /** Bytes of `value` as a varint; `value` is a non-negative safe integer. */
 function varintSize(value: number): number {
@@ -58,50 +59,60 @@ function checkUint(value: number, field: string): void {
   }
 }
 
-function entrySize(entry: RaftEntry): number {
+/** The entry's field size; records its body size. */
+function entrySize(entry: RaftEntry, sizes: number[]): number {
   checkUint(entry.term, 'entry term');
   checkUint(entry.index, 'entry index');
-  return (
+  const body =
     varintFieldSize(entry.term) +
     varintFieldSize(entry.index) +
     varintFieldSize(entry.type) +
-    (entry.data.length === 0 ? 0 : lengthDelimitedSize(entry.data.length))
-  );
+    (entry.data.length === 0 ? 0 : lengthDelimitedSize(entry.data.length));
+  sizes.push(body);
+  return lengthDelimitedSize(body);
 }
 
-function packedSize(values: readonly number[]): number {
-  let size = 0;
+/** A packed field's size (0 when empty); records its body size. */
+function packedSize(values: readonly number[], sizes: number[]): number {
+  if (values.length === 0) return 0;
+  let body = 0;
   for (const value of values) {
     checkUint(value, 'replica id');
-    size += varintSize(value);
+    body += varintSize(value);
   }
-  return size;
+  sizes.push(body);
+  return lengthDelimitedSize(body);
 }
 
-function confStateSize(confState: RaftConfState): number {
-  const voters = packedSize(confState.voters);
-  const learners = packedSize(confState.learners);
-  return (confState.voters.length === 0 ? 0 : lengthDelimitedSize(voters)) + (confState.learners.length === 0 ? 0 : lengthDelimitedSize(learners));
+function confStateSize(confState: RaftConfState, sizes: number[]): number {
+  const slot = sizes.push(0) - 1;
+  const body = packedSize(confState.voters, sizes) + packedSize(confState.learners, sizes);
+  sizes[slot] = body;
+  return lengthDelimitedSize(body);
 }
 
-function metadataSize(metadata: RaftSnapshotMetadata): number {
+function metadataSize(metadata: RaftSnapshotMetadata, sizes: number[]): number {
   checkUint(metadata.index, 'snapshot index');
   checkUint(metadata.term, 'snapshot term');
-  return (
+  const slot = sizes.push(0) - 1;
+  const body =
     varintFieldSize(metadata.index) +
     varintFieldSize(metadata.term) +
-    (metadata.confState === undefined ? 0 : lengthDelimitedSize(confStateSize(metadata.confState)))
-  );
+    (metadata.confState === undefined ? 0 : confStateSize(metadata.confState, sizes));
+  sizes[slot] = body;
+  return lengthDelimitedSize(body);
 }
 
-function snapshotSize(snapshot: RaftSnapshot): number {
-  return (
-    (snapshot.metadata === undefined ? 0 : lengthDelimitedSize(metadataSize(snapshot.metadata))) +
-    (snapshot.data.length === 0 ? 0 : lengthDelimitedSize(snapshot.data.length))
-  );
+function snapshotSize(snapshot: RaftSnapshot, sizes: number[]): number {
+  const slot = sizes.push(0) - 1;
+  const body =
+    (snapshot.metadata === undefined ? 0 : metadataSize(snapshot.metadata, sizes)) +
+    (snapshot.data.length === 0 ? 0 : lengthDelimitedSize(snapshot.data.length));
+  sizes[slot] = body;
+  return lengthDelimitedSize(body);
 }
 
-function messageSize(message: RaftMessage): number {
+function messageSize(message: RaftMessage, sizes: number[]): number {
   checkUint(message.shardId, 'shard id');
   checkUint(message.to, 'to');
   checkUint(message.from, 'from');
@@ -110,7 +121,8 @@ function messageSize(message: RaftMessage): number {
   checkUint(message.index, 'index');
   checkUint(message.commit, 'commit');
   checkUint(message.rejectHint, 'reject hint');
-  let size =
+  const slot = sizes.push(0) - 1;
+  let body =
     varintFieldSize(message.shardId) +
     varintFieldSize(message.type) +
     varintFieldSize(message.to) +
@@ -121,17 +133,22 @@ function messageSize(message: RaftMessage): number {
     varintFieldSize(message.commit) +
     (message.reject ? 2 : 0) +
     varintFieldSize(message.rejectHint);
-  for (const entry of message.entries) size += lengthDelimitedSize(entrySize(entry));
-  if (message.snapshot !== undefined) size += lengthDelimitedSize(snapshotSize(message.snapshot));
-  if (message.context.length > 0) size += lengthDelimitedSize(message.context.length);
-  return size;
+  for (const entry of message.entries) body += entrySize(entry, sizes);
+  if (message.snapshot !== undefined) body += snapshotSize(message.snapshot, sizes);
+  if (message.context.length > 0) body += lengthDelimitedSize(message.context.length);
+  sizes[slot] = body;
+  return lengthDelimitedSize(body);
 }
 
-/** Writes into a buffer sized in advance. */
+/** Writes into a buffer sized in advance, taking nested messages' sizes in the order they were measured. */
 class Writer {
   offset = 0;
+  private nextSize = 0;
 
-  constructor(readonly buffer: Buffer) {}
+  constructor(
+    readonly buffer: Buffer,
+    private readonly sizes: readonly number[],
+  ) {}
 
   varint(value: number): void {
     const buffer = this.buffer;
@@ -160,6 +177,11 @@ class Writer {
     this.varint(length);
   }
 
+  /** The tag and length of the next nested message measured; the caller writes its body. */
+  nested(tag: number): void {
+    this.header(tag, this.sizes[this.nextSize++] ?? 0);
+  }
+
   bytesField(tag: number, bytes: Uint8Array): void {
     if (bytes.length === 0) return;
     this.header(tag, bytes.length);
@@ -177,18 +199,18 @@ function writeEntry(writer: Writer, entry: RaftEntry): void {
 
 function writePacked(writer: Writer, tag: number, values: readonly number[]): void {
   if (values.length === 0) return;
-  writer.header(tag, packedSize(values));
+  writer.nested(tag);
   for (const value of values) writer.varint(value);
 }
 
 function writeSnapshot(writer: Writer, snapshot: RaftSnapshot): void {
   const metadata = snapshot.metadata;
   if (metadata !== undefined) {
-    writer.header(0x0a, metadataSize(metadata));
+    writer.nested(0x0a);
     writer.varintField(0x08, metadata.index);
     writer.varintField(0x10, metadata.term);
     if (metadata.confState !== undefined) {
-      writer.header(0x1a, confStateSize(metadata.confState));
+      writer.nested(0x1a);
       writePacked(writer, 0x0a, metadata.confState.voters);
       writePacked(writer, 0x12, metadata.confState.learners);
     }
@@ -205,14 +227,14 @@ function writeMessage(writer: Writer, message: RaftMessage): void {
   writer.varintField(0x30, message.logTerm);
   writer.varintField(0x38, message.index);
   for (const entry of message.entries) {
-    writer.header(0x42, entrySize(entry));
+    writer.nested(0x42);
     writeEntry(writer, entry);
   }
   writer.varintField(0x48, message.commit);
   writer.varintField(0x50, message.reject ? 1 : 0);
   writer.varintField(0x58, message.rejectHint);
   if (message.snapshot !== undefined) {
-    writer.header(0x62, snapshotSize(message.snapshot));
+    writer.nested(0x62);
     writeSnapshot(writer, message.snapshot);
   }
   writer.bytesField(0x6a, message.context);
@@ -221,18 +243,18 @@ function writeMessage(writer: Writer, message: RaftMessage): void {
 /** `request` as protobuf bytes. Throws {@link SendRequestCodecError} for a number protobuf's uint64 cannot carry. */
 export function encodeSendRequest(request: SendRequest): Buffer {
   const fromNodeIdBytes = Buffer.byteLength(request.fromNodeId, 'utf8');
-  const messageSizes = request.messages.map(messageSize);
+  const sizes: number[] = [];
   let size = fromNodeIdBytes === 0 ? 0 : lengthDelimitedSize(fromNodeIdBytes);
-  for (const messageBytes of messageSizes) size += lengthDelimitedSize(messageBytes);
-  const writer = new Writer(Buffer.allocUnsafe(size));
+  for (const message of request.messages) size += messageSize(message, sizes);
+  const writer = new Writer(Buffer.allocUnsafe(size), sizes);
   if (fromNodeIdBytes > 0) {
     writer.header(0x0a, fromNodeIdBytes);
     writer.offset += writer.buffer.write(request.fromNodeId, writer.offset, 'utf8');
   }
-  request.messages.forEach((message, i) => {
-    writer.header(0x12, messageSizes[i] ?? 0);
+  for (const message of request.messages) {
+    writer.nested(0x12);
     writeMessage(writer, message);
-  });
+  }
   if (writer.offset !== size) throw new Error(`SendRequest sized ${size} bytes but wrote ${writer.offset}`);
   return writer.buffer;
 }
