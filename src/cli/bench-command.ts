@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import type { BenchSettings } from '../bench/results.js';
 import { checkWorkload, WorkloadError } from '../bench/workload.js';
 import { exitCodeForLoadError } from './load-errors.js';
-import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError, onStopSignals } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, failWith, onStopSignals, parseInteger, parseSeconds, reportError } from './client-util.js';
 
 /** Operations per run when neither `--ops` nor `--duration` is given. */
 const DEFAULT_OPS = 20_000;

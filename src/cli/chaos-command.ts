@@ -23,7 +23,7 @@ import {
   type ChaosOptions,
   type FaultKind,
 } from '../chaos/index.js';
-import { BadInputError, checkAddress, EXIT, failWith, parseInteger, parseSeconds, reportError, onStopSignals } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, failWith, onStopSignals, parseInteger, parseSeconds, reportError } from './client-util.js';
 
 /** The environment variable that must be `1` before any test-only unsafe flag is accepted. */
 export const ALLOW_UNSAFE_TESTING_ENV = 'KVSTORE_ALLOW_UNSAFE_TESTING';

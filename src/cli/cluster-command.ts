@@ -15,7 +15,7 @@ import type { Command } from 'commander';
 import { ManagerConnection, ManagerUnreachableError } from '../client/index.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from '../common/index.js';
 import { PARENT_WATCH_ENV } from '../common/parent-watch.js';
-import { BadInputError, EXIT, parseInteger, parseSeconds, reportError, onStopSignals, STOP_SIGNALS } from './client-util.js';
+import { BadInputError, EXIT, onStopSignals, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
 import { everyShardHasLeader } from './status-util.js';
 
 /** How long children get to exit after SIGTERM before SIGKILL. */

@@ -10,7 +10,7 @@ import { MAX_SHOPPERS } from '../bench/cart.js';
 import { LocalCluster } from '../bench/local-cluster.js';
 import type { DriverReport } from '../bench/shopping-driver.js';
 import { exitCodeForLoadError } from './load-errors.js';
-import { BadInputError, checkAddress, EXIT, parseInteger, parseSeconds, reportError, onStopSignals } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, onStopSignals, parseInteger, parseSeconds, reportError } from './client-util.js';
 
 /** The local cluster the driver starts without `--manager`: small, so it is up in seconds. */
 const LOCAL_CLUSTER = { nodes: 3, replicas: 3, shards: 16 } as const;
