@@ -37,3 +37,17 @@ export function readFileIfExists(path: string): string | undefined {
     throw error;
   }
 }
+
+/**
+ * Small state files as an interface, so the whole-node simulator can keep them on its
+ * simulated disk; {@link diskTextFiles} is the real one.
+ */
+export interface TextFileStore {
+  /** The file's text, or undefined when it does not exist. */
+  readIfExists(path: string): string | undefined;
+  /** Replaces the file's text atomically; durable when this returns. */
+  writeAtomic(path: string, text: string): void;
+}
+
+/** Small state files on the real disk. */
+export const diskTextFiles: TextFileStore = { readIfExists: readFileIfExists, writeAtomic: writeFileAtomicSync };

@@ -229,6 +229,14 @@ export class RaftLog {
     this.checkInvariant();
   }
 
+  /**
+   * The last index the caller has made durable (`advance` reported it): entries after
+   * it are still in the unstable tail, on their way to storage.
+   */
+  stableLastIndex(): number {
+    return this.unstable.length > 0 ? this.unstable.offset - 1 : this.lastIndex();
+  }
+
   stableTo(index: number, term: number): void {
     this.unstable.stableTo(index, term);
   }

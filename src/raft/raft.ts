@@ -191,11 +191,32 @@ export class Raft {
     return { ok: true, index, term: this.term };
   }
 
-  /** Appends one entry as leader: the leader's own progress moves with it. */
+  /**
+   * Appends one entry as leader. The leader's own progress does NOT move here: see
+   * {@link onStable}.
+   */
   private appendEntry(entry: Entry): void {
     this.log.appendOne(entry);
-    this.tracker.progress.get(this.id)?.maybeUpdate(entry.index);
     this.needsBroadcast = true;
+  }
+
+  /**
+   * The caller made the log durable through `(index, term)` (`RawNode.advance`).
+   *
+   * Rule (Raft thesis §10.2.1; etcd acknowledges its own appends the same way, after the
+   * write): a leader counts its OWN entries toward commit only once they are durable, like
+   * any follower's, whose acknowledgement is sent only after its fsync. A leader may send
+   * its appends before its own fsync; this rule is what keeps that safe: the commit index
+   * it computes, and so every commit index it sends, covers only entries a quorum holds
+   * durably. Counting an unsynced entry would let a one-voter leader tell a learner that
+   * an entry is committed, lose the entry in a crash, and write another at its index.
+   * {@link maybeCommit} asserts it.
+   */
+  onStable(index: number, term: number): void {
+    this.log.stableTo(index, term);
+    if (this.role !== Role.Leader || term !== this.term || this.log.term(index) !== term) return;
+    const self = this.tracker.progress.get(this.id);
+    if (self === undefined || !self.maybeUpdate(Math.min(index, this.log.stableLastIndex()))) return;
     this.maybeCommit();
   }
 
@@ -204,6 +225,12 @@ export class Raft {
    * an entry of this term (Raft §5.4.2). Returns true if it moved.
    */
   maybeCommit(): boolean {
+    const self = this.tracker.progress.get(this.id);
+    assertInvariant(
+      self === undefined || self.match <= this.log.stableLastIndex(),
+      'leader counts an entry it has not made durable',
+      { replica: this.id, match: self?.match, stableLastIndex: this.log.stableLastIndex() },
+    );
     if (!this.log.maybeCommit(this.tracker.committed(), this.term)) return false;
     this.needsBroadcast = true;
     return true;
@@ -281,9 +308,12 @@ export class Raft {
     this.resetRandomizedElectionTimeout();
     this.abortLeaderTransfer();
     this.tracker.resetVotes();
+    // Our own match is what is durable here: entries still on their way to disk count
+    // once `onStable` reports them (the durability rule above).
     const lastIndex = this.log.lastIndex();
+    const stableLastIndex = this.log.stableLastIndex();
     for (const [id, progress] of this.tracker.progress) {
-      progress.reset(id === this.id ? lastIndex : 0, lastIndex + 1, id === this.id);
+      progress.reset(id === this.id ? stableLastIndex : 0, lastIndex + 1, id === this.id);
     }
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;

@@ -209,7 +209,7 @@ export class RawNode {
     }
     const raft = this.raft;
     const lastEntry = ready.entries[ready.entries.length - 1];
-    if (lastEntry !== undefined) raft.log.stableTo(lastEntry.index, lastEntry.term);
+    if (lastEntry !== undefined) raft.onStable(lastEntry.index, lastEntry.term);
     if (ready.snapshot !== undefined) {
       raft.log.stableSnapshotTo(ready.snapshot.metadata.index);
       raft.log.appliedTo(ready.snapshot.metadata.index);

@@ -46,22 +46,55 @@ describe('RawNode', () => {
     node.campaign();
     const ready = node.ready();
     expect(ready.softState).to.deep.equal({ leaderId: 1, role: Role.Leader });
-    expect(ready.hardState).to.deep.equal({ term: 1, vote: 1, commit: 1 });
+    expect(ready.hardState).to.deep.equal({ term: 1, vote: 1, commit: 0 });
     expect(ready.mustSync).to.equal(true);
     expect(ready.entries.map((e) => [e.index, e.term])).to.deep.equal([[1, 1]]);
-    expect(ready.committedEntries.map((e) => e.index)).to.deep.equal([1]);
+    expect(ready.committedEntries, 'the leader counts its no-op only once it is durable').to.deep.equal([]);
     storage.append(ready.entries);
     storage.setHardState(ready.hardState as never);
     node.advance(ready);
+    const committed = node.ready();
+    expect(committed.hardState).to.deep.equal({ term: 1, vote: 1, commit: 1 });
+    expect(committed.mustSync, 'a commit-only change needs no sync').to.equal(false);
+    expect(committed.committedEntries.map((e) => e.index)).to.deep.equal([1]);
+    node.advance(committed);
     expect(node.hasReady()).to.equal(false);
     node.propose(utf8('x'));
     const next = node.ready();
     expect(next.softState).to.equal(undefined);
-    expect(next.hardState).to.deep.equal({ term: 1, vote: 1, commit: 2 });
+    expect(next.hardState).to.equal(undefined);
     expect(next.mustSync).to.equal(true);
     storage.append(next.entries);
     node.advance(next);
+    const applied = node.ready();
+    expect(applied.hardState).to.deep.equal({ term: 1, vote: 1, commit: 2 });
+    node.advance(applied);
     expect(node.status()).to.deep.include({ commit: 2, applied: 2, term: 1, leaderId: 1, role: Role.Leader });
+  });
+
+  it('thesis §10.2.1: a leader counts its own entries toward commit only once advance() reports them durable', () => {
+    const storage = new MemoryStorage({ confState: { voters: [1], learners: [2] } });
+    const node = new RawNode({ id: 1, storage, random: new SeededRandom(1) });
+    node.campaign();
+    const first = node.ready();
+    storage.append(first.entries);
+    storage.setHardState(first.hardState as never);
+    node.advance(first);
+    node.advance(node.ready());
+    node.step({ ...message(MessageType.AppendResponse, 2, 1, 1), index: 1 }); // the learner holds the no-op
+    node.advance(node.ready());
+    node.propose(utf8('x'));
+    const ready = node.ready();
+    // The append to the learner may leave before the fsync, but it must not claim index 2 committed.
+    const appends = ready.messages.filter((m) => m.type === MessageType.Append && m.to === 2);
+    expect(appends.length).to.be.greaterThan(0);
+    for (const append of appends) expect(append.commit, 'commit index sent before the leader is durable').to.be.below(2);
+    expect(node.status().commit).to.equal(1);
+    storage.append(ready.entries);
+    node.advance(ready);
+    expect(node.status().commit, 'durable on the only voter: committed').to.equal(2);
+    const after = node.ready();
+    expect(after.committedEntries.map((e) => e.index)).to.deep.equal([2]);
   });
 
   it('status() shows per-member progress only on the leader', () => {
@@ -76,7 +109,7 @@ describe('RawNode', () => {
     expect(node.leaderId()).to.equal(1);
     const progress = node.status().progress;
     expect(progress?.get(2)).to.deep.include({ match: 0, next: 1, isLearner: false });
-    expect(progress?.get(1)?.match).to.equal(1);
+    expect(progress?.get(1)?.match, 'the no-op is not durable yet').to.equal(0);
   });
 
   it('step ignores local-only message types from the network and responses from non-members', () => {
@@ -115,8 +148,10 @@ describe('RawNode', () => {
     for (let i = 0; i < 3; i++) node.propose(utf8(`e${i}`));
     const ready = node.ready();
     storage.append(ready.entries);
-    if (ready.hardState !== undefined) storage.setHardState(ready.hardState);
     node.advance(ready);
+    const committed = node.ready();
+    if (committed.hardState !== undefined) storage.setHardState(committed.hardState);
+    node.advance(committed);
     const restarted = new RawNode({ id: 1, storage, random: new SeededRandom(1), applied: 2 });
     const replay = restarted.ready();
     expect(replay.committedEntries.map((e) => e.index)).to.deep.equal([3, 4]);

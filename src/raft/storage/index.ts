@@ -8,3 +8,4 @@ export { DurableStorage } from './durable-storage.js';
 export { Wal, type WalOptions, type OpenGroupOptions } from './wal.js';
 export { WalCorruptionError, WalError, type WalCorruptionCode, type WalErrorCode } from './wal-errors.js';
 export { crc32c } from './crc32c.js';
+export { nodeFileSystem, type FileHandle, type FileSystem, type OpenMode } from './file-system.js';
