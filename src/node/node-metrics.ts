@@ -12,7 +12,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Readiness } from '../common/index.js';
-import { Role } from '../raft/index.js';
+import { type Entry, Role } from '../raft/index.js';
 import type { RaftHost } from './raft-host.js';
 import type { Replica } from './replica.js';
 import { RequestMetrics } from './request-metrics.js';
@@ -29,6 +29,8 @@ export interface ReplicaEvents {
   snapshotInstalled(shardId: number): void;
   /** A leader took `count` reads: answered under its lease, or sent through a ReadIndex round. */
   readsServed(shardId: number, path: 'lease' | 'read_index', count: number): void;
+  /** A committed entry was applied to the replica's state machine (the simulator's checks; not counted). */
+  entryApplied?(replica: Replica, entry: Entry): void;
 }
 
 /** What the host reports as it happens: the replicas' events plus the WAL's. */

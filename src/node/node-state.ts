@@ -7,7 +7,7 @@
  * replica created or destroyed) — never on the data path.
  * @internal
  */
-import { readFileIfExists, writeFileAtomicSync } from '../common/index.js';
+import { diskTextFiles, type TextFileStore } from '../common/index.js';
 import { join } from 'node:path';
 import type { ShardMember } from './kv-state-machine.js';
 
@@ -28,13 +28,14 @@ export class NodeStateFile {
   private data: NodeStateData = { shardCount: 0, replicas: {} };
   private readonly file: string | undefined;
 
-  constructor(dataDir?: string) {
+  /** `files`: where the file lives (default the real disk; the simulator's disk in test/sim). */
+  constructor(dataDir?: string, private readonly files: TextFileStore = diskTextFiles) {
     this.file = dataDir === undefined ? undefined : join(dataDir, 'node.json');
     if (this.file !== undefined) this.load(this.file);
   }
 
   private load(file: string): void {
-    const text = readFileIfExists(file);
+    const text = this.files.readIfExists(file);
     if (text === undefined) return;
     const parsed = JSON.parse(text) as Partial<NodeStateData>;
     this.data = {
@@ -79,6 +80,6 @@ export class NodeStateFile {
 
   private save(): void {
     if (this.file === undefined) return;
-    writeFileAtomicSync(this.file, JSON.stringify(this.data, null, 2) + '\n');
+    this.files.writeAtomic(this.file, JSON.stringify(this.data, null, 2) + '\n');
   }
 }

@@ -4,7 +4,7 @@
  * the manager is down still reaches its peers.
  * @internal
  */
-import { readFileIfExists, writeFileAtomicSync } from '../common/index.js';
+import { diskTextFiles, type TextFileStore } from '../common/index.js';
 import { join } from 'node:path';
 
 /** Node id → address, persisted on change (temp file + fsync + rename). */
@@ -12,14 +12,17 @@ export class PeerDirectory {
   private readonly addresses = new Map<string, string>();
   private readonly file: string | undefined;
 
-  /** `dataDir` undefined keeps the directory in memory only (tests). */
-  constructor(dataDir?: string) {
+  /**
+   * `dataDir` undefined keeps the directory in memory only (tests); `files` is where the
+   * file lives (default the real disk; the simulator's disk in test/sim).
+   */
+  constructor(dataDir?: string, private readonly files: TextFileStore = diskTextFiles) {
     this.file = dataDir === undefined ? undefined : join(dataDir, 'peers.json');
     if (this.file !== undefined) this.load(this.file);
   }
 
   private load(file: string): void {
-    const text = readFileIfExists(file);
+    const text = this.files.readIfExists(file);
     if (text === undefined) return;
     const parsed: unknown = JSON.parse(text);
     if (typeof parsed !== 'object' || parsed === null) throw new Error(`${file}: expected an object of node id → address`);
@@ -55,6 +58,6 @@ export class PeerDirectory {
   }
 
   private save(file: string): void {
-    writeFileAtomicSync(file, JSON.stringify(Object.fromEntries(this.addresses), null, 2) + '\n');
+    this.files.writeAtomic(file, JSON.stringify(Object.fromEntries(this.addresses), null, 2) + '\n');
   }
 }

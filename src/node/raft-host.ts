@@ -1,28 +1,12 @@
 /**
  * The multi-Raft host: every replica of this node, one timer, one WAL, one
  * transport (C `store_raft.go` `raftTickLoop` + `scheduler.go`; T: groups share one
- * log with group commit).
- *
- * Inputs (ticks, messages, proposals, reads, placement actions) only queue work on
- * a replica and mark it. The host loop then runs turns; in each turn every marked
- * replica runs at most once:
- *
- * 1. step its queued inputs into its RawNode;
- * 2. take its Ready and write hard state, entries and snapshot into the shared WAL;
- * 3. apply committed entries this replica already made durable in earlier turns and
- *    answer the reads they unblock — they need not wait for this turn's fsync;
- * 4. ONE `sync()` for all replicas — every write of the turn is durable BEFORE
- *    step 5 (the Ready contract: persist before sending what depends on it);
- * 5. send the remaining messages (follower acks, votes), apply the rest, advance;
- * 6. flush the transport: one `SendRequest` per peer node for the whole turn.
- *
- * A Ready that needs no sync (heartbeats, read-index answers, commit-index moves) is
- * handled in its turn without waiting for any fsync. Turns do not overlap a sync, and
- * inputs arriving meanwhile wait for the next turn, so the busier the node the more
- * work each fsync covers.
+ * log with group commit). Replicas are created, recovered and destroyed here; placement
+ * commands become control actions on them; the transport's reports reach them. How a
+ * turn makes their Readies durable and sends them is `turn-loop.ts`; the fast failover
+ * after a peer's stream breaks is `fast-failover.ts`.
  * @internal
  */
-import { randomInt } from 'node:crypto';
 import type { Logger } from '../common/index.js';
 import type { RaftMessage } from '../gen/kvstore/v1/raft.js';
 import {
@@ -30,19 +14,24 @@ import {
   type Message,
   MessageType,
   type RaftLogger,
-  type Ready,
   Role,
   SeededRandom,
   type WritableStorage,
 } from '../raft/index.js';
+import { FastFailover } from './fast-failover.js';
+import { GrpcPeerLinks } from './grpc-peer-links.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import { fromWireMessage, toWireMessage } from './message-codec.js';
 import type { NodeStateFile } from './node-state.js';
 import type { RaftHostEvents } from './node-metrics.js';
 import type { PeerDirectory } from './peer-directory.js';
+import type { PeerLinks } from './peer-links.js';
 import { RaftTransport, type TransportReceiver, type TransportReporter } from './raft-transport.js';
 import { confChangeFor, type MessageRouter, Replica } from './replica.js';
+import { leaseTimings } from './replica-reads.js';
 import type { ReplicaStorageProvider } from './replica-storage.js';
+import { type NodeRuntime, systemRuntime } from './runtime.js';
+import { TurnLoop } from './turn-loop.js';
 
 /** Host settings; every field has a default suited to a node on one machine. */
 export interface RaftHostOptions {
@@ -68,10 +57,14 @@ export interface RaftHostOptions {
   /** TEST ONLY: leaders read without ReadIndex (see `ReplicaOptions.unsafeStaleReads`). */
   unsafeStaleReads?: boolean;
   /**
-   * Leaders answer reads under a lease instead of a ReadIndex round each (see {@link Replica}).
+   * Leaders answer reads under a lease instead of a ReadIndex round each (see `replica-reads.ts`).
    * Default true. Off, no read depends on time at all (`kvstore node --no-lease-reads`).
    */
   leaseReads?: boolean;
+  /** Clocks, timers and random seeds. Default: this process's ({@link systemRuntime}); the simulator's in test/sim. */
+  runtime?: NodeRuntime;
+  /** The wire to peer nodes. Default: gRPC. */
+  links?: PeerLinks;
 }
 
 /** A replica to create: bootstrap when `initialMembers` is non-empty. */
@@ -87,24 +80,21 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   readonly nodeId: string;
   readonly transport: RaftTransport;
   private readonly replicasByShard = new Map<number, Replica>();
-  private readonly marked = new Set<Replica>();
   private readonly logger: Logger;
   private readonly options: RaftHostOptions;
-  private timer: NodeJS.Timeout | undefined;
-  private turnScheduled = false;
-  /** Replicas whose Ready waits for a WAL sync: they take no new Ready until it ends. */
-  private readonly syncing = new Set<Replica>();
-  /** Syncs on disk (or queued in the WAL) with the Readies that wait for them. */
-  private readonly syncsInFlight = new Set<Promise<void>>();
+  private readonly runtime: NodeRuntime;
+  private readonly turns: TurnLoop;
+  private readonly failover: FastFailover;
+  private readonly electionTick: number;
+  private readonly tickIntervalMs: number;
+  private stopTicking: (() => void) | undefined;
   private closed = false;
-  /** Counters for tests and metrics. */
-  readonly stats = { turns: 0, syncs: 0 };
-  /** A leader's read lease (ms): 40% of the shortest election timeout; 0 when lease reads are off. */
+  /** A leader's read lease (ms): `LEASE_RATIO` (replica-reads.ts) of the shortest election timeout; 0 when lease reads are off. */
   readonly leaseMs: number;
   /**
-   * How long a follower keeps its promise not to vote after a leader's message when the
-   * fast failover cuts the election timeout short, and how long a recovered replica ignores
-   * vote requests (ms): 60% of the shortest election timeout, so past every lease it backs.
+   * How long a follower keeps its promise not to help elect another leader after its
+   * leader's last message, and how long a recovered replica ignores vote requests (ms):
+   * `PROMISE_RATIO` (replica-reads.ts) of the shortest election timeout, so past every lease it backs.
    */
   readonly voteGuardMs: number;
 
@@ -112,10 +102,37 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     this.options = options;
     this.nodeId = options.nodeId;
     this.logger = options.logger;
-    const electionTimeoutMs = (options.electionTick ?? 10) * (options.tickIntervalMs ?? 50);
-    this.leaseMs = options.leaseReads === false ? 0 : Math.floor(electionTimeoutMs * 0.4);
-    this.voteGuardMs = this.leaseMs === 0 ? 0 : Math.ceil(electionTimeoutMs * 0.6);
-    this.transport = new RaftTransport({ nodeId: options.nodeId, peers: options.peers, logger: options.logger, reporter: this });
+    this.runtime = options.runtime ?? systemRuntime;
+    this.electionTick = options.electionTick ?? 10;
+    this.tickIntervalMs = options.tickIntervalMs ?? 50;
+    ({ leaseMs: this.leaseMs, voteGuardMs: this.voteGuardMs } = leaseTimings(this.electionTick * this.tickIntervalMs, options.leaseReads !== false));
+    this.transport = new RaftTransport({
+      nodeId: options.nodeId,
+      peers: options.peers,
+      logger: options.logger,
+      reporter: this,
+      links: options.links ?? new GrpcPeerLinks(options.nodeId),
+      runtime: this.runtime,
+    });
+    this.turns = new TurnLoop({
+      runtime: this.runtime,
+      sync: () => options.storage.sync(),
+      flush: () => this.transport.flush(),
+      router: this,
+      events: options.events,
+      onFatal: (error) => this.fail(error),
+    });
+    this.failover = new FastFailover(this, this.runtime, { electionTick: this.electionTick, tickIntervalMs: this.tickIntervalMs });
+  }
+
+  /** Counters for tests and metrics: turns run and WAL syncs started. */
+  get stats(): { turns: number; syncs: number } {
+    return this.turns.stats;
+  }
+
+  /** True once the host stopped (closed, or a fatal error). */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** Re-creates every replica recorded in the node state from its storage, then starts the timer. */
@@ -132,7 +149,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
         snapshot.ok && snapshot.value.metadata.index > 0 ? KvStateMachine.fromSnapshot(snapshot.value.data)
         : record.bootstrapMembers.length > 0 ? KvStateMachine.bootstrap(record.bootstrapMembers)
         : new KvStateMachine();
-      this.install(shardId, record.replicaId, storage, machine, this.voteGuardMs);
+      this.install(shardId, record.replicaId, storage, machine, true);
       this.logger.info('replica recovered', { shard: shardId, replica: record.replicaId, applied: machine.appliedIndex });
     }
     for (const shardId of this.options.storage.recoveredShardIds()) {
@@ -141,12 +158,10 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
         this.options.storage.drop(shardId);
       }
     }
-    const tickIntervalMs = this.options.tickIntervalMs ?? 50;
-    this.timer = setInterval(() => this.onTick(), tickIntervalMs);
-    this.timer.unref();
+    this.stopTicking = this.runtime.runEvery(this.tickIntervalMs, () => this.onTick());
   }
 
-  private install(shardId: number, replicaId: number, storage: WritableStorage, machine: KvStateMachine, voteGuardMs = 0): Replica {
+  private install(shardId: number, replicaId: number, storage: WritableStorage, machine: KvStateMachine, recovered = false): Replica {
     const logger = this.logger.child({ shard: shardId });
     const replica = new Replica({
       shardId,
@@ -158,10 +173,12 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       retainedEntries: this.options.retainedEntries ?? 2_000,
       ...(this.options.events === undefined ? {} : { events: this.options.events }),
       ...(this.options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
+      runtime: this.runtime,
       leaseMs: this.leaseMs,
-      voteGuardMs,
+      voteGuardMs: this.voteGuardMs,
+      recovered,
       raft: {
-        electionTick: this.options.electionTick ?? 10,
+        electionTick: this.electionTick,
         heartbeatTick: this.options.heartbeatTick ?? 2,
         maxSizePerMsg: 1024 * 1024,
         maxInflightMsgs: 256,
@@ -171,7 +188,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
         // Half the Raft messages of a write, and no heartbeats in busy groups; followers apply
         // up to two heartbeats later, which nothing on a follower waits for (see RaftConfig).
         piggyback: true,
-        random: new SeededRandom(randomInt(0x7fff_ffff)),
+        random: new SeededRandom(this.runtime.randomSeed()),
         logger: raftLogger(logger),
       },
     });
@@ -229,7 +246,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     replica.removed = true;
     replica.failAll('UNAVAILABLE');
     this.replicasByShard.delete(shardId);
-    this.marked.delete(replica);
+    this.turns.forget(replica);
     this.options.storage.drop(shardId);
     this.options.state.deleteReplica(shardId);
     this.logger.info('replica destroyed', { shard: shardId, replica: replicaId });
@@ -286,13 +303,16 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
 
   /** Marks a replica for the next turn and makes sure a turn will run. */
   mark(replica: Replica): void {
-    if (this.closed) return;
-    this.marked.add(replica);
-    this.scheduleTurn();
+    this.turns.mark(replica);
+  }
+
+  /** True while `replica` is this node's replica of its shard (not destroyed). */
+  isHosted(replica: Replica): boolean {
+    return this.replicasByShard.get(replica.shardId) === replica;
   }
 
   private onTick(): void {
-    const nowMs = Date.now();
+    const nowMs = this.runtime.monotonicMs();
     for (const replica of this.replicasByShard.values()) {
       replica.expire(nowMs);
       if (replica.removed) continue;
@@ -301,99 +321,10 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     }
   }
 
-  private runTurns(): void {
-    this.turnScheduled = false;
-    if (this.closed || this.marked.size === 0) return;
-    // Turns do not overlap a sync: inputs gather meanwhile, so each fsync covers more work.
-    // (Measured on the 2-core bench machine: overlapping turns, each with its own sync and
-    // SendRequests, cost ~20% more CPU per operation and lowered throughput under load.)
-    if (this.syncsInFlight.size > 0) return; // the sync's end re-schedules
-    try {
-      this.turn();
-    } catch (error) {
-      this.fail(error);
-      return;
-    }
-    if (this.marked.size > 0 && !this.closed && !this.turnScheduled) {
-      this.turnScheduled = true;
-      setImmediate(() => this.runTurns());
-    }
-  }
-
   private fail(error: unknown): void {
     if (this.closed) return;
     this.closed = true;
     this.options.onFatal(error);
-  }
-
-  /**
-   * One turn. A replica whose Ready waits for a sync only steps its new inputs (proposals
-   * join its log, acks move its commit index); it takes its next Ready once that sync ended,
-   * so every entry a replica wrote in an earlier Ready is durable when it takes the next one
-   * (what {@link Replica.applyDurable} relies on). Readies that need no sync are handled at
-   * once; the others' committed entries already durable here are applied before the sync.
-   */
-  private turn(): void {
-    this.stats.turns += 1;
-    const batch = [...this.marked];
-    this.marked.clear();
-    const waiting: [Replica, Ready, boolean][] = [];
-    for (const replica of batch) {
-      replica.step();
-      if (this.syncing.has(replica)) continue; // marked again when its sync ends
-      const ready = replica.collectReady();
-      if (ready === undefined) continue;
-      if (!ready.mustSync) {
-        // Nothing to make durable (a commit-index-only hard state rides along with the
-        // next sync): heartbeat and read-index answers, applying entries synced earlier.
-        replica.handleReady(ready, this);
-        if (replica.hasWork()) this.marked.add(replica);
-        continue;
-      }
-      // A leader's messages go out before its fsync (Raft thesis §10.2.1; etcd does the
-      // same): an entry commits only once a quorum persisted it, and a leader acknowledges
-      // nothing. A follower's acks and votes wait for the sync (persist before send).
-      const isLeader = (ready.softState?.role ?? replica.role) === Role.Leader;
-      const sendEarly = ready.snapshot === undefined && isLeader;
-      if (sendEarly) for (const message of ready.messages) this.route(replica, message);
-      replica.applyDurable(ready);
-      this.syncing.add(replica);
-      waiting.push([replica, ready, sendEarly]);
-    }
-    this.transport.flush();
-    if (waiting.length === 0) return;
-    // One fsync for every group's writes of this turn (the WAL chains it after a sync on disk).
-    this.stats.syncs += 1;
-    const syncStartMs = performance.now();
-    const synced = this.options.storage.sync().then(() => {
-      this.options.events?.walSynced((performance.now() - syncStartMs) / 1000);
-      for (const [replica, ready, messagesSent] of waiting) {
-        this.syncing.delete(replica);
-        if (this.replicasByShard.get(replica.shardId) !== replica) continue; // destroyed meanwhile
-        replica.handleReady(ready, messagesSent ? undefined : this);
-        if (replica.hasWork()) this.mark(replica);
-      }
-      // With a turn to come (it starts as soon as this callback returns), its flush carries
-      // these acks together with its own messages: one SendRequest per peer instead of two.
-      if (this.marked.size === 0) this.transport.flush();
-    });
-    this.syncsInFlight.add(synced);
-    synced.then(
-      () => {
-        this.syncsInFlight.delete(synced);
-        if (this.marked.size > 0) this.scheduleTurn();
-      },
-      (error: unknown) => {
-        this.syncsInFlight.delete(synced);
-        this.fail(error);
-      },
-    );
-  }
-
-  private scheduleTurn(): void {
-    if (this.turnScheduled || this.closed) return;
-    this.turnScheduled = true;
-    setImmediate(() => this.runTurns());
   }
 
   // ---- transport ---------------------------------------------------------------------------------
@@ -442,64 +373,17 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     this.mark(replica);
   }
 
-  /**
-   * The stream to `nodeId` failed: the node may have crashed. Followers whose leader it hosts
-   * skip ahead one election timeout, so the leader lease of CheckQuorum/PreVote has run out
-   * and the first randomized timeout campaigns (issue: every shard writable again within
-   * 1.5 s of a kill -9). Only time moves faster: if the leader is in fact alive, its next
-   * heartbeat resets the followers as usual, and a pre-vote still needs a majority that did
-   * not hear from it.
-   *
-   * A broken stream does not prove the leader dead (a network fault can cut it), and the
-   * leader may be answering reads under a lease our last acknowledgement backs. So the
-   * skip waits until {@link voteGuardMs} after the last message we stepped from that leader.
-   */
+  /** The stream to `nodeId` failed: the node may have crashed (see `fast-failover.ts`). */
   reportPeerFailed(nodeId: string): void {
-    for (const replica of this.replicasByShard.values()) {
-      if (replica.removed || replica.role !== Role.Follower || replica.leaderId === 0) continue;
-      if (replica.nodeIdOf(replica.leaderId) !== nodeId) continue;
-      const failedLeader = replica.leaderId;
-      const waitMs = this.promiseRemainingMs(replica);
-      if (waitMs <= 0) this.failOver(replica, failedLeader);
-      else setTimeout(() => this.failOver(replica, failedLeader), Math.ceil(waitMs)).unref();
-    }
-  }
-
-  /** Ms until `replica` may vote for someone other than its leader without breaking a lease. */
-  private promiseRemainingMs(replica: Replica): number {
-    return replica.lastLeaderMessageMs + this.voteGuardMs - performance.now();
-  }
-
-  private failOver(replica: Replica, failedLeader: number): void {
-    if (this.closed || replica.removed || replica.role !== Role.Follower || replica.leaderId !== failedLeader) return;
-    // Heard from the leader while waiting: it is alive, and its election timeout applies.
-    if (this.promiseRemainingMs(replica) > 0) return;
-    const electionTick = this.options.electionTick ?? 10;
-    const tickIntervalMs = this.options.tickIntervalMs ?? 50;
-    replica.pendingTicks += electionTick;
-    this.mark(replica);
-    // The survivors' timeouts are whole ticks, so two of them often fire together and split
-    // the vote, costing another 0.5–1 s. The designated successor — the lowest voter id
-    // other than the failed leader — campaigns two ticks from now instead, once the other
-    // survivors have noticed the failure too (before that they would refuse its pre-vote:
-    // their leader lease still runs). Its randomized timeout stays the fallback.
-    const others = replica.confState.voters.filter((id) => id !== failedLeader);
-    if (others.length === 0 || Math.min(...others) !== replica.replicaId) return;
-    setTimeout(() => {
-      if (this.closed || replica.removed || replica.role === Role.Leader) return;
-      if (replica.leaderId !== failedLeader && replica.leaderId !== 0) return; // a new leader is known
-      if (this.promiseRemainingMs(replica) > 0) return; // the old leader spoke meanwhile
-      replica.control({ kind: 'campaign' });
-      this.mark(replica);
-    }, 2 * tickIntervalMs).unref();
+    this.failover.peerFailed(nodeId);
   }
 
   /** Stops the timer, finishes the running turn, fails waiting requests, closes the transport and syncs storage. */
   async close(): Promise<void> {
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
+    this.stopTicking?.();
+    this.stopTicking = undefined;
     this.closed = true;
-    while (this.syncsInFlight.size > 0) await Promise.allSettled([...this.syncsInFlight]);
+    await this.turns.close();
     for (const replica of this.replicasByShard.values()) replica.failAll('UNAVAILABLE');
     await this.transport.close();
     await this.options.storage.close();

@@ -2,28 +2,18 @@
  * One replica of one shard on this node: a Raft group member (`RawNode` + storage)
  * and its KV state machine, plus the bookkeeping that turns Raft's asynchronous
  * Ready loop into answers for clients — proposals matched to the entries that apply
- * them, reads confirmed through ReadIndex or served under the leader's lease.
+ * them; reads go through {@link ReadPath} (ReadIndex or the lease, with its safety
+ * argument, in `replica-reads.ts`).
  *
- * Lease reads (C `Lease` in raftstore; thesis §6.4.1): a leader whose quorum acknowledged
- * something it sent at time `t` knows no other leader can be elected before `t + leaseMs`,
- * because every follower that acknowledged promised not to vote for anyone else for an
- * election timeout (CheckQuorum's leader lease, counted in ticks by the core, and kept by
- * the host's fast failover, which waits out the same promise). Within the lease a read is
- * answered from the state machine once it has applied the commit index, with no round of
- * heartbeats. The lease starts at the moment a confirmed ReadIndex round or a committed
- * proposal began, on this process's monotonic clock, so only clock *rate* matters: the
- * lease is 40% of the election timeout, the promise 90%. It ends with the term, when the
- * leader sends TimeoutNow (the transferee's campaign overrides the promise) and when a
- * membership change applies (the quorum it was earned from is gone).
- *
- * The host drives it in turns: {@link Replica.step} feeds the inputs gathered since
- * the last turn, {@link Replica.collectReady} persists (buffers into the WAL), and
- * after the host's one fsync {@link Replica.handleReady} sends, applies, answers
- * and advances. A replica runs at most once per turn.
+ * The host drives it in turns (`turn-loop.ts`): {@link Replica.step} feeds the inputs
+ * gathered since the last turn, {@link Replica.collectReady} persists (buffers into the
+ * WAL), and after the host's one fsync {@link Replica.handleReady} sends, applies,
+ * answers and advances. A replica runs at most once per turn.
  * @internal
  */
 import type { Logger } from '../common/index.js';
 import {
+  assertInvariant,
   type ConfChange,
   ConfChangeType,
   type ConfState,
@@ -41,7 +31,9 @@ import {
 import { encodeCommand, type WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import type { ReplicaEvents } from './node-metrics.js';
-import { type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type FailureReason } from './replica-requests.js';
+import { LeaderPromise, ReadPath } from './replica-reads.js';
+import { type FailureReason, type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type WriteOutcome } from './replica-requests.js';
+import { type NodeRuntime, systemRuntime } from './runtime.js';
 
 /** Sends a replica's outgoing messages (implemented by the host over the transport). */
 export interface MessageRouter {
@@ -61,7 +53,9 @@ export interface ReplicaOptions {
   snapshotIntervalEntries: number;
   /** Entries kept behind a snapshot for slow followers, so they catch up without one. */
   retainedEntries: number;
-  /** Receives leader changes, dropped proposals and snapshots for the metrics endpoint. */
+  /** Clocks for leases, promises and deadlines. Default: this process's. */
+  runtime?: NodeRuntime;
+  /** Receives leader changes, dropped proposals, snapshots and applied entries. */
   events?: ReplicaEvents;
   /**
    * TEST ONLY (`kvstore node --unsafe-stale-reads`): a leader answers reads from its applied state
@@ -72,15 +66,16 @@ export interface ReplicaOptions {
   /**
    * How long a confirmed quorum contact lets the leader answer reads without a ReadIndex
    * round (ms, from when the contact began). 0 turns lease reads off. Must stay well below
-   * the followers' promise: the shortest election timeout and {@link voteGuardMs}.
+   * {@link voteGuardMs} (see `replica-reads.ts`).
    */
   leaseMs?: number;
-  /**
-   * Vote requests are ignored this long after the replica is created (ms). Set for replicas
-   * recovered at start-up: before a crash they may have promised a leader their vote
-   * (its lease), and that promise lived only in memory.
-   */
+  /** How long this replica's promise to a leader lasts after its last message (ms; see `replica-reads.ts`). */
   voteGuardMs?: number;
+  /**
+   * True for a replica recreated from disk at start-up: it ignores vote requests for
+   * `voteGuardMs`, since a promise made before the crash lived only in memory.
+   */
+  recovered?: boolean;
 }
 
 interface PendingWrite {
@@ -97,23 +92,9 @@ interface QueuedWrite {
   callback: WriteCallback;
 }
 
-interface PendingRead {
-  key: string;
-  callback: ReadCallback;
-}
-
-interface ReadBatch {
-  reads: PendingRead[];
-  deadlineMs: number;
-  /** Set once the ReadState arrived (or at once, under the lease): serve when applied ≥ index. */
-  index: number;
-  /** Term and monotonic time the ReadIndex round began: its confirmation renews the lease. */
-  term: number;
-  startedMs: number;
-}
-
 /** A control action queued for the next turn (placement commands, transport reports). */
-type ControlAction =
+export type ControlAction =
+  /** Campaign now, unless that would break this replica's promise to a leader (checked when it runs). */
   | { kind: 'campaign' }
   | { kind: 'conf-change'; change: ConfChange }
   | { kind: 'transfer-leader'; to: number }
@@ -133,41 +114,31 @@ export class Replica {
   leaderId = 0;
   /** Monotonic ms when this replica last became leader (tests, failover timing). */
   leaderSinceMs = 0;
+  /** Term and vote as of the last Ready made durable: what messages sent before a sync may rely on. */
   term = 0;
+  vote = 0;
   /** Set once this replica applied its own removal: it no longer takes part in the group. */
   removed = false;
   /** Replica id → node id learned from received messages (senders not in `machine.members`, e.g. for a new learner). */
   readonly learnedNodes = new Map<number, string>();
+  /** The follower side of the lease: when the leader last spoke, and what this replica promised it. */
+  readonly promise: LeaderPromise;
 
   pendingTicks = 0;
   private inbox: Message[] = [];
   private queuedWrites: QueuedWrite[] = [];
-  private queuedReads: PendingRead[] = [];
   private readonly actions: ControlAction[] = [];
   /** Proposed writes by log index, in proposal order. */
   private readonly pendingWrites = new Map<number, PendingWrite>();
-  /** ReadIndex batches by context id. */
-  private readonly readBatches = new Map<number, ReadBatch>();
-  private nextReadId = 1;
+  private readonly reads: ReadPath;
   private snapshotIndex: number;
   private snapshotRequested = false;
   private readonly logger: Logger;
+  private readonly runtime: NodeRuntime;
   private readonly snapshotIntervalEntries: number;
   private readonly retainedEntries: number;
   private readonly events: ReplicaEvents | undefined;
-  private readonly unsafeStaleReads: boolean;
   private readonly leaseMs: number;
-  /** The lease: reads may skip ReadIndex while leader in `leaseTerm` and now < `leaseUntilMs`. */
-  private leaseTerm = 0;
-  private leaseUntilMs = 0;
-  /** A term in which this leader sent TimeoutNow: no lease for the rest of it. */
-  private leaseRevokedTerm = 0;
-  /** The ReadIndex round started only to renew the lease, while it runs (0: none). */
-  private renewalReadId = 0;
-  /** Monotonic ms when this replica last stepped a leader's message (append, heartbeat, snapshot). */
-  lastLeaderMessageMs = Number.NEGATIVE_INFINITY;
-  /** Vote requests stepped before this monotonic time are dropped (see `voteGuardMs`). */
-  private readonly ignoreVotesUntilMs: number;
 
   constructor(options: ReplicaOptions) {
     this.shardId = options.shardId;
@@ -175,16 +146,28 @@ export class Replica {
     this.storage = options.storage;
     this.machine = options.machine;
     this.logger = options.logger;
+    this.runtime = options.runtime ?? systemRuntime;
     this.snapshotIntervalEntries = options.snapshotIntervalEntries;
     this.retainedEntries = options.retainedEntries;
     this.events = options.events;
-    this.unsafeStaleReads = options.unsafeStaleReads === true;
     this.leaseMs = options.leaseMs ?? 0;
-    this.ignoreVotesUntilMs = performance.now() + (options.voteGuardMs ?? 0);
+    this.promise = new LeaderPromise(options.voteGuardMs ?? 0, this.runtime.monotonicMs(), options.recovered === true);
     const snapshot = options.storage.snapshot();
     this.snapshotIndex = snapshot.ok ? snapshot.value.metadata.index : 0;
-    this.confState = options.storage.initialState().confState;
+    const initial = options.storage.initialState();
+    this.confState = initial.confState;
+    this.term = initial.hardState.term;
+    this.vote = initial.hardState.vote;
     this.rawNode = new RawNode({ ...options.raft, id: options.replicaId, storage: options.storage, applied: this.machine.appliedIndex });
+    this.reads = new ReadPath({
+      shardId: options.shardId,
+      rawNode: this.rawNode,
+      runtime: this.runtime,
+      machine: () => this.machine,
+      leaseMs: this.leaseMs,
+      events: options.events,
+      unsafeStaleReads: options.unsafeStaleReads === true,
+    });
   }
 
   /** True while the group has no configuration (created without members, waiting for the leader). */
@@ -214,12 +197,12 @@ export class Replica {
 
   /** Queues a write; the callback gets the result once its entry applies. */
   write(request: WriteRequest, callback: WriteCallback): void {
-    this.queuedWrites.push({ request, callback, deadlineMs: Date.now() + REQUEST_TIMEOUT_MS });
+    this.queuedWrites.push({ request, callback, deadlineMs: this.runtime.monotonicMs() + REQUEST_TIMEOUT_MS });
   }
 
   /** Queues a linearizable read of `key` (latin1 key string). */
   read(key: string, callback: ReadCallback): void {
-    this.queuedReads.push({ key, callback });
+    this.reads.queue(key, callback);
   }
 
   /** Queues a control action (placement command or transport report). */
@@ -234,7 +217,7 @@ export class Replica {
       this.pendingTicks > 0 ||
       this.inbox.length > 0 ||
       this.queuedWrites.length > 0 ||
-      this.queuedReads.length > 0 ||
+      this.reads.hasQueued ||
       this.actions.length > 0 ||
       this.rawNode.hasReady()
     );
@@ -242,46 +225,69 @@ export class Replica {
 
   // ---- one turn --------------------------------------------------------------------------------
 
-  /** Feeds everything queued since the last turn into the Raft node. */
+  /**
+   * Feeds everything queued since the last turn into the Raft node: ticks first, then the
+   * inbox, then control actions, proposals and reads. Control actions run AFTER the inbox,
+   * so a campaign sees every leader message that arrived before it (the promise).
+   */
   step(): void {
     if (this.removed) {
       this.failQueued('UNAVAILABLE');
       return;
     }
-    for (; this.pendingTicks > 0; this.pendingTicks--) this.rawNode.tick();
+    const nowMs = this.runtime.monotonicMs();
+    if (this.pendingTicks > 0) this.stepTicks(nowMs);
     const inbox = this.inbox;
     this.inbox = [];
-    let nowMs = 0;
-    for (const message of inbox) {
-      switch (message.type) {
-        case MessageType.Append:
-        case MessageType.Heartbeat:
-        case MessageType.Snapshot:
-          // Stepping it (re)starts our promise not to vote for another leader: see the host's fast failover.
-          nowMs ||= performance.now();
-          this.lastLeaderMessageMs = nowMs;
-          break;
-        case MessageType.Vote:
-        case MessageType.PreVote:
-          nowMs ||= performance.now();
-          if (nowMs < this.ignoreVotesUntilMs) {
-            this.logger.debug('vote request ignored: replica just recovered', { from: message.from });
-            continue;
-          }
-          break;
-        default:
-          break;
-      }
-      this.rawNode.step(message);
-    }
-    for (const action of this.actions.splice(0)) this.runAction(action);
+    for (const message of inbox) this.stepMessage(message, nowMs);
+    for (const action of this.actions.splice(0)) this.runAction(action, nowMs);
     this.proposeQueuedWrites();
-    this.startQueuedReads();
+    this.reads.startQueued(this.role === Role.Leader);
   }
 
-  private runAction(action: ControlAction): void {
+  /**
+   * Steps the ticks gathered since the last turn. An election timeout is at least
+   * `electionTick` ticks of this process's clock after the leader's last message, longer
+   * than the promise; the fast failover's skip-ahead happens only once the promise ran
+   * out. So a campaign started here never breaks the promise: asserted.
+   */
+  private stepTicks(nowMs: number): void {
+    const wasFollower = this.rawNode.role() === Role.Follower;
+    for (; this.pendingTicks > 0; this.pendingTicks--) this.rawNode.tick();
+    if (wasFollower && this.rawNode.role() !== Role.Follower) {
+      assertInvariant(!this.promise.forbidsCampaign(nowMs), 'election timeout inside the promise to the last leader', {
+        shard: this.shardId, replica: this.replicaId, remainingMs: this.promise.remainingMs(nowMs),
+      });
+    }
+  }
+
+  private stepMessage(message: Message, nowMs: number): void {
+    const type = message.type;
+    if ((type === MessageType.Vote || type === MessageType.PreVote) && this.promise.ignoresVoteRequests(nowMs)) {
+      this.logger.debug('vote request ignored: replica just recovered', { from: message.from });
+      return;
+    }
+    this.rawNode.step(message);
+    // An accepted message of the current leader (re)starts the promise not to help elect
+    // another before voteGuardMs: the leader's lease rests on it (replica-reads.ts).
+    if (
+      (type === MessageType.Append || type === MessageType.Heartbeat || type === MessageType.Snapshot) &&
+      message.from === this.rawNode.leaderId() &&
+      message.term === this.rawNode.term()
+    ) {
+      this.promise.heardFromLeader(nowMs);
+    }
+  }
+
+  private runAction(action: ControlAction, nowMs: number): void {
     switch (action.kind) {
       case 'campaign':
+        // Re-checked here, after this turn's inbox: a leader message stepped a moment ago
+        // renewed the promise (and maybe that leader's lease), whatever the caller saw.
+        if (this.promise.forbidsCampaign(nowMs)) {
+          this.logger.debug('campaign skipped: promise to the leader still runs', { remainingMs: this.promise.remainingMs(nowMs) });
+          return;
+        }
         this.rawNode.campaign();
         return;
       case 'conf-change': {
@@ -318,10 +324,10 @@ export class Replica {
       for (const write of queued) write.callback({ ok: false, reason: 'NOT_LEADER' });
       return;
     }
-    const nowMs = Date.now();
-    const proposedMs = performance.now();
+    const logTimeMs = this.runtime.wallClockMs();
+    const proposedMs = this.runtime.monotonicMs();
     for (const write of queued) {
-      const outcome = this.rawNode.propose(encodeCommand(write.request, nowMs));
+      const outcome = this.rawNode.propose(encodeCommand(write.request, logTimeMs));
       if (!outcome.ok) {
         this.events?.proposalDropped(this.shardId, outcome.reason);
         write.callback({ ok: false, reason: this.role === Role.Leader ? 'UNAVAILABLE' : 'NOT_LEADER' });
@@ -338,70 +344,6 @@ export class Replica {
     }
   }
 
-  private startQueuedReads(): void {
-    if (this.queuedReads.length === 0) return;
-    const reads = this.queuedReads;
-    this.queuedReads = [];
-    if (this.role !== Role.Leader) {
-      for (const read of reads) read.callback({ ok: false, reason: 'NOT_LEADER' });
-      return;
-    }
-    if (this.unsafeStaleReads) {
-      for (const read of reads) read.callback({ ok: true, value: this.machine.get(read.key) });
-      return;
-    }
-    const nowMs = performance.now();
-    if (this.inLease(nowMs)) {
-      // Under the lease no other leader exists, so our commit index covers every write
-      // acknowledged before these reads arrived: serve them once it is applied.
-      const index = this.rawNode.commitIndex();
-      this.events?.readsServed(this.shardId, 'lease', reads.length);
-      if (index <= this.machine.appliedIndex) {
-        for (const read of reads) read.callback({ ok: true, value: this.machine.get(read.key) });
-      } else {
-        this.readBatches.set(this.nextReadId++, { reads, deadlineMs: Date.now() + REQUEST_TIMEOUT_MS, index, term: 0, startedMs: nowMs });
-      }
-      // Renew before it runs out, so a steady read load never waits for a round.
-      if (this.renewalReadId === 0 && this.leaseUntilMs - nowMs < this.leaseMs / 2) this.renewalReadId = this.startReadRound([], nowMs);
-      return;
-    }
-    this.events?.readsServed(this.shardId, 'read_index', reads.length);
-    this.startReadRound(reads, nowMs);
-  }
-
-  /** Starts a ReadIndex round (Raft thesis §6.4) shared by `reads`; returns its id. */
-  private startReadRound(reads: PendingRead[], nowMs: number): number {
-    const readId = this.nextReadId++;
-    const context = Buffer.allocUnsafe(8);
-    context.writeDoubleLE(readId, 0);
-    this.readBatches.set(readId, { reads, deadlineMs: Date.now() + REQUEST_TIMEOUT_MS, index: -1, term: this.rawNode.term(), startedMs: nowMs });
-    this.rawNode.readIndex(context);
-    return readId;
-  }
-
-  /** True while the lease lets this leader answer reads without a ReadIndex round. */
-  private inLease(nowMs: number): boolean {
-    return this.leaseMs > 0 && nowMs < this.leaseUntilMs && this.leaseTerm === this.rawNode.term() && this.rawNode.isLeader();
-  }
-
-  /** A quorum acknowledged what this leader sent in `term` after `startedMs`: the lease runs to `startedMs + leaseMs`. */
-  private renewLease(term: number, startedMs: number): void {
-    if (this.leaseMs === 0 || term !== this.rawNode.term() || term === this.leaseRevokedTerm || !this.rawNode.isLeader()) return;
-    const untilMs = startedMs + this.leaseMs;
-    if (this.leaseTerm !== term) {
-      this.leaseTerm = term;
-      this.leaseUntilMs = untilMs;
-    } else if (untilMs > this.leaseUntilMs) {
-      this.leaseUntilMs = untilMs;
-    }
-  }
-
-  /** Ends the lease now; `forTerm` also refuses renewals for the rest of that term. */
-  private revokeLease(forTerm?: number): void {
-    this.leaseUntilMs = 0;
-    if (forTerm !== undefined) this.leaseRevokedTerm = forTerm;
-  }
-
   /** Takes this turn's Ready, if any, and writes its state to storage (buffered until the host's sync). */
   collectReady(): Ready | undefined {
     if (this.removed || !this.rawNode.hasReady()) return undefined;
@@ -409,12 +351,26 @@ export class Replica {
     if (this.leaseMs > 0 && this.rawNode.isLeader()) {
       // The transferee campaigns past every follower's promise: from the moment TimeoutNow
       // leaves (it is sent from this Ready), another leader may be elected.
-      for (const message of ready.messages) if (message.type === MessageType.TimeoutNow) this.revokeLease(this.rawNode.term());
+      for (const message of ready.messages) if (message.type === MessageType.TimeoutNow) this.reads.revokeLease(this.rawNode.term());
     }
     if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
     if (ready.entries.length > 0) this.storage.append(ready.entries);
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
     return ready;
+  }
+
+  /**
+   * True when this Ready's messages may leave before its fsync. Only a leader's may, and
+   * only when the Ready changes neither term nor vote (nor installs a snapshot): its
+   * appends carry entries that are not durable here yet, which is safe because the core
+   * counts them toward commit only once they are (`Raft.onStable`), but a term or vote
+   * not yet durable would let a restarted replica reuse the term with different entries.
+   */
+  maySendBeforeSync(ready: Ready): boolean {
+    if (ready.snapshot !== undefined) return false;
+    if ((ready.softState?.role ?? this.role) !== Role.Leader) return false;
+    const hardState = ready.hardState;
+    return hardState === undefined || (hardState.term === this.term && hardState.vote === this.vote);
   }
 
   /**
@@ -433,8 +389,8 @@ export class Replica {
       this.applyEntry(entry);
       if (this.removed) return;
     }
-    for (const readState of ready.readStates) this.onReadState(readState.index, readState.context);
-    this.serveReads();
+    for (const readState of ready.readStates) this.reads.onReadState(readState.index, readState.context);
+    this.reads.serve();
   }
 
   /**
@@ -443,15 +399,18 @@ export class Replica {
    */
   handleReady(ready: Ready, router: MessageRouter | undefined): void {
     if (ready.softState !== undefined) this.changeRole(ready.softState.role, ready.softState.leaderId);
-    if (ready.hardState !== undefined) this.term = ready.hardState.term;
+    if (ready.hardState !== undefined) {
+      this.term = ready.hardState.term;
+      this.vote = ready.hardState.vote;
+    }
     if (router !== undefined) for (const message of ready.messages) router.route(this, message);
     if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot.metadata.index, ready.snapshot.data, ready.snapshot.metadata.confState);
     for (const entry of ready.committedEntries) {
       this.applyEntry(entry);
       if (this.removed) break;
     }
-    for (const readState of ready.readStates) this.onReadState(readState.index, readState.context);
-    this.serveReads();
+    for (const readState of ready.readStates) this.reads.onReadState(readState.index, readState.context);
+    this.reads.serve();
     this.rawNode.advance(ready);
     this.maybeSnapshot();
   }
@@ -461,21 +420,14 @@ export class Replica {
     if (leaderId !== 0 && leaderId !== this.leaderId) this.events?.leaderChanged(this.shardId);
     this.role = role;
     this.leaderId = leaderId;
-    const term = this.rawNode.status().term;
+    const term = this.rawNode.term();
     if (role === Role.Leader && !wasLeader) {
-      this.leaderSinceMs = performance.now();
+      this.leaderSinceMs = this.runtime.monotonicMs();
       this.logger.info('became leader', { term });
     }
     if (wasLeader && role !== Role.Leader) {
       this.logger.info('lost leadership', { term, leader: leaderId });
-      this.revokeLease();
-      this.renewalReadId = 0;
-      // Reads whose index never came back cannot be confirmed by a non-leader.
-      for (const [readId, batch] of this.readBatches) {
-        if (batch.index >= 0) continue;
-        this.readBatches.delete(readId);
-        for (const read of batch.reads) read.callback({ ok: false, reason: 'NOT_LEADER' });
-      }
+      this.reads.onLostLeadership();
     }
   }
 
@@ -500,6 +452,7 @@ export class Replica {
     if (entry.index <= this.machine.appliedIndex) return;
     const pending = this.pendingWrites.get(entry.index);
     if (pending !== undefined) this.pendingWrites.delete(entry.index);
+    let outcome: WriteOutcome = { ok: false, reason: 'DROPPED' };
     if (entry.type === EntryType.ConfChange) {
       this.applyConfChange(entry);
     } else if (entry.data.length === 0) {
@@ -508,12 +461,12 @@ export class Replica {
       const result = this.machine.applyCommand(entry.index, entry.data);
       if (pending !== undefined && pending.term === entry.term) {
         // Committed: a quorum accepted an append sent after the proposal.
-        this.renewLease(pending.term, pending.proposedMs);
-        pending.callback({ ok: true, result });
-        return;
+        this.reads.renewLease(pending.term, pending.proposedMs);
+        outcome = { ok: true, result };
       }
     }
-    pending?.callback({ ok: false, reason: 'DROPPED' });
+    this.events?.entryApplied?.(this, entry);
+    pending?.callback(outcome);
   }
 
   private applyConfChange(entry: Entry): void {
@@ -521,7 +474,7 @@ export class Replica {
     const wasMember = this.confState.voters.includes(change.replicaId) || this.confState.learners.includes(change.replicaId);
     this.confState = this.rawNode.applyConfChange(change);
     // The lease was earned from the old configuration's quorum.
-    this.revokeLease();
+    this.reads.revokeLease();
     if (change.type === ConfChangeType.RemoveReplica) {
       this.machine.applyMembershipChange(entry.index, { type: 'remove', replicaId: change.replicaId });
     } else {
@@ -545,27 +498,6 @@ export class Replica {
     }
   }
 
-  private onReadState(index: number, context: Uint8Array): void {
-    if (context.length !== 8) return;
-    const readId = Buffer.from(context.buffer, context.byteOffset, 8).readDoubleLE(0);
-    const batch = this.readBatches.get(readId);
-    if (batch === undefined) return;
-    batch.index = index;
-    // A quorum answered a heartbeat sent after the round began.
-    this.renewLease(batch.term, batch.startedMs);
-    if (readId === this.renewalReadId) this.renewalReadId = 0;
-  }
-
-  private serveReads(): void {
-    if (this.readBatches.size === 0) return;
-    const applied = this.machine.appliedIndex;
-    for (const [readId, batch] of this.readBatches) {
-      if (batch.index < 0 || batch.index > applied) continue;
-      this.readBatches.delete(readId);
-      for (const read of batch.reads) read.callback({ ok: true, value: this.machine.get(read.key) });
-    }
-  }
-
   private maybeSnapshot(): void {
     if (this.removed) return;
     const applied = this.machine.appliedIndex;
@@ -583,24 +515,19 @@ export class Replica {
 
   // ---- deadlines and shutdown --------------------------------------------------------------------
 
-  /** Answers TIMEOUT to every write and read past its deadline. */
+  /** Answers TIMEOUT to every write and read past its deadline (monotonic ms). */
   expire(nowMs: number): void {
     for (const [index, pending] of this.pendingWrites) {
       if (pending.deadlineMs > nowMs) break;
       this.pendingWrites.delete(index);
       pending.callback({ ok: false, reason: 'TIMEOUT' });
     }
-    for (const [readId, batch] of this.readBatches) {
-      if (batch.deadlineMs > nowMs) break;
-      this.readBatches.delete(readId);
-      if (readId === this.renewalReadId) this.renewalReadId = 0;
-      for (const read of batch.reads) read.callback({ ok: false, reason: 'TIMEOUT' });
-    }
+    this.reads.expire(nowMs);
   }
 
   private failQueued(reason: FailureReason): void {
     for (const write of this.queuedWrites.splice(0)) write.callback({ ok: false, reason });
-    for (const read of this.queuedReads.splice(0)) read.callback({ ok: false, reason });
+    this.reads.failQueued(reason);
   }
 
   /** Answers every waiting request with `reason` (shutdown, removal, destruction). */
@@ -608,17 +535,13 @@ export class Replica {
     this.failQueued(reason);
     for (const pending of this.pendingWrites.values()) pending.callback({ ok: false, reason: reason === 'UNAVAILABLE' ? 'TIMEOUT' : reason });
     this.pendingWrites.clear();
-    for (const batch of this.readBatches.values()) for (const read of batch.reads) read.callback({ ok: false, reason });
-    this.readBatches.clear();
-    this.renewalReadId = 0;
+    this.reads.failAll(reason);
     this.inbox = [];
   }
 
   /** Number of writes and reads waiting for an answer (tests, metrics). */
   get waitingRequests(): number {
-    let reads = 0;
-    for (const batch of this.readBatches.values()) reads += batch.reads.length;
-    return this.pendingWrites.size + this.queuedWrites.length + this.queuedReads.length + reads;
+    return this.pendingWrites.size + this.queuedWrites.length + this.reads.waiting;
   }
 }
 

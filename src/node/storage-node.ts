@@ -21,7 +21,7 @@ import { NodeMetrics, nodeReadiness, type RaftHostEvents } from './node-metrics.
 import { NodeStateFile } from './node-state.js';
 import { PeerDirectory } from './peer-directory.js';
 import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
-import { RAFT_CHANNEL_OPTIONS, RAFT_SERVICE } from './raft-transport.js';
+import { RAFT_CHANNEL_OPTIONS, RAFT_SERVICE, raftService } from './grpc-peer-links.js';
 import type { Replica } from './replica.js';
 import { MemoryStorageProvider, type ReplicaStorageProvider, WalStorageProvider } from './replica-storage.js';
 
@@ -159,7 +159,7 @@ export class StorageNode {
       closing: () => node.closing,
     });
     server.addService(KvServiceService, kvService(executor));
-    server.addService(RAFT_SERVICE, node.host.transport.service(node.host));
+    server.addService(RAFT_SERVICE, raftService(node.host, logger));
     node.host.start();
     if (options.metricsPort !== undefined) {
       node.metrics.observe(node.host);

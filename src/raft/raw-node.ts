@@ -259,6 +259,11 @@ export class RawNode {
     return this.raft.role === Role.Leader;
   }
 
+  /** This replica's role (cheap; for the host loop). */
+  role(): Role {
+    return this.raft.role;
+  }
+
   /** The known leader, or `NONE` (0). */
   leaderId(): ReplicaId {
     return this.raft.lead;

@@ -4,6 +4,7 @@ import { CommandOp } from '../../src/node/kv-command.js';
 import { KvStateMachine } from '../../src/node/kv-state-machine.js';
 import { type MessageRouter, Replica } from '../../src/node/replica.js';
 import type { ReadOutcome } from '../../src/node/replica-requests.js';
+import type { NodeRuntime } from '../../src/node/runtime.js';
 import { ConfChangeType, MemoryStorage, type Message, MessageType, Role, SeededRandom } from '../../src/raft/index.js';
 import type { GetResponse, PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
 import { type ClusterOptions, NodeCluster, waitFor } from './support/node-cluster.js';
@@ -21,7 +22,7 @@ class Group implements MessageRouter {
   readonly dropTypes = new Set<MessageType>();
   readonly reads = { lease: 0, readIndex: 0 };
 
-  constructor(options: { leaseMs: number; voteGuardMs?: number }) {
+  constructor(options: { leaseMs: number; voteGuardMs?: number; recovered?: boolean; runtime?: NodeRuntime }) {
     const members = [1, 2, 3].map((replicaId) => ({ replicaId, nodeId: `n${replicaId}` }));
     this.replicas = members.map(({ replicaId }) => new Replica({
       shardId: 0,
@@ -33,6 +34,8 @@ class Group implements MessageRouter {
       retainedEntries: 1_000,
       leaseMs: options.leaseMs,
       ...(options.voteGuardMs === undefined ? {} : { voteGuardMs: options.voteGuardMs }),
+      ...(options.recovered === undefined ? {} : { recovered: options.recovered }),
+      ...(options.runtime === undefined ? {} : { runtime: options.runtime }),
       events: {
         leaderChanged: () => undefined,
         proposalDropped: () => undefined,
@@ -185,7 +188,7 @@ describe('node/lease reads', function () {
   });
 
   it('a recovered replica ignores vote requests while its guard runs', () => {
-    const guarded = new Group({ leaseMs: 60_000, voteGuardMs: 60_000 });
+    const guarded = new Group({ leaseMs: 60_000, voteGuardMs: 60_000, recovered: true });
     const fresh = new Group({ leaseMs: 60_000 });
     for (const group of [guarded, fresh]) {
       group.replica(2).receive({
@@ -198,6 +201,92 @@ describe('node/lease reads', function () {
     expect(guarded.replica(2).rawNode.status().term).to.be.lessThan(5);
     const granted = fresh.mailbox.filter((message) => message.type === MessageType.VoteResponse && !message.reject);
     expect(granted).to.have.length(1);
+  });
+});
+
+/** A clock the test moves by hand; replicas driven by `Group` never schedule anything. */
+class ManualClock implements NodeRuntime {
+  nowMs = 1_000;
+  monotonicMs(): number {
+    return this.nowMs;
+  }
+  wallClockMs(): number {
+    return 1_700_000_000_000 + this.nowMs;
+  }
+  runSoon(): void {
+    throw new Error('replicas do not schedule');
+  }
+  runAfter(): () => void {
+    throw new Error('replicas do not schedule');
+  }
+  runEvery(): () => void {
+    throw new Error('replicas do not schedule');
+  }
+  randomSeed(): number {
+    return 1;
+  }
+}
+
+describe('node/lease reads: the promise behind the lease (issue 14, bug 2)', () => {
+  it('a campaign queued once the promise ran out is dropped if the leader spoke meanwhile: no stale lease read', () => {
+    // L = 1 leads with a lease; F = 3 is the replica the fast failover tells to campaign; G = 2
+    // is cut off from L. Lease 200 ms, promise 300 ms (the host's ratios of a 500 ms timeout).
+    const clock = new ManualClock();
+    const group = new Group({ leaseMs: 200, voteGuardMs: 300, runtime: clock });
+    const leader = group.elect();
+    const [follower, cutOff] = [group.replica(3), group.replica(2)];
+    // Everyone's promise to L runs out; L's lease is long gone too.
+    clock.nowMs += 400;
+    // The failover timer saw the promise expired and queued F's campaign, and skipped G ahead.
+    follower.control({ kind: 'campaign' });
+    cutOff.pendingTicks += 10;
+    // Before F's turn, L starts a ReadIndex round: its heartbeat reaches F, not G.
+    const confirmed = group.read(leader, 'k');
+    expect(confirmed, 'no lease: the read waits for its round').to.have.length(0);
+    group.mailbox = group.mailbox.filter((message) => message.to !== cutOff.replicaId);
+    group.deliver();
+    // F's turn steps L's heartbeat, then the campaign action.
+    group.turn();
+    // F's acknowledgement reaches L (the round confirms and renews L's lease); after that
+    // L hears nothing more for a while (a slow link), while F and G go on.
+    group.mailbox = group.mailbox.filter((message) => message.to === 1 && message.type === MessageType.HeartbeatResponse || message.to !== 1);
+    group.deliver();
+    leader.step();
+    const ready = leader.collectReady();
+    if (ready !== undefined) {
+      leader.applyDurable(ready);
+      leader.handleReady(ready, group);
+    }
+    expect(valueOf(confirmed[0]), 'the round confirmed').to.equal('v1');
+    for (let i = 0; i < 20; i++) {
+      group.mailbox = group.mailbox.filter((message) => message.to !== 1);
+      for (const replica of [follower, cutOff]) {
+        replica.step();
+        const next = replica.collectReady();
+        if (next === undefined) continue;
+        replica.applyDurable(next);
+        replica.handleReady(next, group);
+      }
+      group.mailbox = group.mailbox.filter((message) => message.to !== 1);
+      group.deliver();
+    }
+    // Had F become leader with G, a write it committed would be missing from L's lease read.
+    let written = false;
+    follower.write({ op: CommandOp.Put, key: bytes('k'), value: bytes('v2') }, (outcome) => { written = outcome.ok; });
+    for (let i = 0; i < 20; i++) {
+      for (const replica of [follower, cutOff]) {
+        replica.step();
+        const next = replica.collectReady();
+        if (next === undefined) continue;
+        replica.applyDurable(next);
+        replica.handleReady(next, group);
+      }
+      group.mailbox = group.mailbox.filter((message) => message.to !== 1);
+      group.deliver();
+    }
+    const answers = group.read(leader, 'k');
+    expect(written && valueOf(answers[0]) === 'v1', 'stale lease read at the old leader').to.equal(false);
+    expect(follower.role, 'F must not campaign inside its promise').to.not.equal(Role.Leader);
   });
 });
 

@@ -9,8 +9,10 @@ import {
   type SendRequest,
   type SendResponse,
 } from '../../src/gen/kvstore/v1/raft.js';
+import { GrpcPeerLinks, raftService } from '../../src/node/grpc-peer-links.js';
 import { PeerDirectory } from '../../src/node/peer-directory.js';
 import { RaftTransport } from '../../src/node/raft-transport.js';
+import { systemRuntime } from '../../src/node/runtime.js';
 import { waitFor } from './support/node-cluster.js';
 
 function heartbeat(shardId: number, to: number): RaftMessage {
@@ -30,17 +32,13 @@ describe('node/raft-transport', () => {
   let address = '';
 
   before(async () => {
-    const receiver = new RaftTransport({
-      nodeId: 'receiver', peers: new PeerDirectory(), logger: createSilentLogger(),
-      reporter: { reportUnreachable: () => undefined, reportSnapshot: () => undefined },
-    });
     server = new Server();
     // Record whole SendRequests (to see the batching) and reassembled snapshots.
-    const service = receiver.service({
+    const service = raftService({
       deliver: (_from, message, data) => {
         if (data !== undefined) snapshots.push({ header: message, data });
       },
-    });
+    }, createSilentLogger());
     const recordingService: RaftServiceServer = {
       send: (call: ServerReadableStream<SendRequest, SendResponse>, callback: sendUnaryData<SendResponse>) => {
         call.on('data', (request: SendRequest) => received.push(request));
@@ -59,7 +57,7 @@ describe('node/raft-transport', () => {
     const peers = new PeerDirectory();
     peers.update([{ nodeId: 'peer', address }]);
     transport = new RaftTransport({
-      nodeId: 'sender', peers, logger: createSilentLogger(), snapshotChunkBytes: 1000,
+      nodeId: 'sender', peers, logger: createSilentLogger(), links: new GrpcPeerLinks('sender', 1000), runtime: systemRuntime,
       reporter: {
         reportUnreachable: (shardId, replicaId) => unreachable.push([shardId, replicaId]),
         reportSnapshot: (shardId, replicaId, status) => snapshotReports.push([shardId, replicaId, status]),
