@@ -98,7 +98,7 @@ export function checkKey(key: string, allOperations: readonly Operation[], optio
 
 function readOfUnwrittenValue(operations: readonly Operation[]): Operation & { value?: string | null } | undefined {
   const written = new Set<string>();
-  for (const operation of operations) if (operation.type !== 'get') written.add(operation.value);
+  for (const operation of operations) if (operation.type === 'put' || operation.type === 'cas') written.add(operation.value);
   return operations.find((operation) => operation.type === 'get' && typeof operation.value === 'string' && !written.has(operation.value));
 }
 
@@ -118,7 +118,10 @@ function withoutUnobservableWrites(operations: readonly Operation[], knowledge: 
   if (!everyCasDetermined) return [...operations];
   const observed = knowledge.observedValues();
   for (const operation of operations) if (operation.type === 'get' && typeof operation.value === 'string') observed.add(operation.value);
-  return operations.filter((operation) => !(isIndeterminate(operation) && operation.type !== 'get' && !observed.has(operation.value)));
+  // A delete writes "absent", which any read of an absent key may have observed: always kept.
+  return operations.filter(
+    (operation) => !(isIndeterminate(operation) && (operation.type === 'put' || operation.type === 'cas') && !observed.has(operation.value)),
+  );
 }
 
 /** One call or return event in the doubly linked list the search lifts entries out of. */

@@ -55,8 +55,21 @@ export interface CasOperation extends OperationBase {
   currentVersion?: number;
 }
 
+/** A delete: the key is absent afterwards; `existed` says whether it was present (status `ok`). */
+export interface DeleteOperation extends OperationBase {
+  type: 'delete';
+  status: 'ok' | 'unknown';
+  existed?: boolean;
+}
+
 /** One recorded operation. */
-export type Operation = GetOperation | PutOperation | CasOperation;
+export type Operation = GetOperation | PutOperation | CasOperation | DeleteOperation;
+
+/** The value an operation writes (null for a delete), or undefined for a read. */
+export function writtenValue(operation: Operation): string | null | undefined {
+  if (operation.type === 'get') return undefined;
+  return operation.type === 'delete' ? null : operation.value;
+}
 
 /** True for an operation whose outcome is not known: it may or may not have taken effect. */
 export function isIndeterminate(operation: Operation): boolean {
@@ -119,7 +132,8 @@ export class HistoryRecorder {
 export type OperationFields =
   | Omit<GetOperation, keyof OperationBase | 'error'> & { error?: string }
   | Omit<PutOperation, keyof OperationBase | 'error'> & { error?: string }
-  | Omit<CasOperation, keyof OperationBase | 'error'> & { error?: string };
+  | Omit<CasOperation, keyof OperationBase | 'error'> & { error?: string }
+  | Omit<DeleteOperation, keyof OperationBase | 'error'> & { error?: string };
 
 /** One JSON line per operation, in invocation order. */
 export function historyToJsonLines(operations: readonly Operation[]): string {
@@ -147,7 +161,7 @@ function isOperation(value: unknown): value is Operation {
     typeof record['key'] === 'string' &&
     typeof record['invokedAtMs'] === 'number' &&
     typeof record['completedAtMs'] === 'number' &&
-    (record['type'] === 'get' || record['type'] === 'put' || record['type'] === 'cas') &&
+    (record['type'] === 'get' || record['type'] === 'put' || record['type'] === 'cas' || record['type'] === 'delete') &&
     typeof record['status'] === 'string'
   );
 }
@@ -176,6 +190,8 @@ export function describeOperation(operation: Operation): string {
         : `${who} get failed (${operation.error ?? 'error'})`;
     case 'put':
       return `${who} put "${operation.value}" ${operation.status === 'ok' ? 'ok' : `unknown (${operation.error ?? 'error'})`}`;
+    case 'delete':
+      return `${who} delete ${operation.status === 'ok' ? `ok (${operation.existed === true ? 'existed' : 'absent'})` : `unknown (${operation.error ?? 'error'})`}`;
     case 'cas': {
       const call = `${who} cas(v${operation.expectedVersion} → "${operation.value}")`;
       if (operation.status === 'ok') return `${call} ok v${operation.version ?? '?'}`;

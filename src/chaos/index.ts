@@ -3,7 +3,7 @@
  * faults, records the history, and checks it for linearizability per key and for lost writes. This
  * is the folder's public surface; the CLI command and the tests use only what is exported here.
  */
-export type { Operation, GetOperation, PutOperation, CasOperation, OperationFields } from './history.js';
+export type { Operation, GetOperation, PutOperation, CasOperation, DeleteOperation, OperationFields } from './history.js';
 export {
   HistoryRecorder,
   historyToJsonLines,

@@ -2,10 +2,10 @@
  * The "no acknowledged write lost" check of a chaos run: after the cluster healed, one final read per
  * key shows the surviving value. An acknowledged write is lost when that value was written by an
  * operation that finished before the acknowledged write began (so it must be older), or when the key
- * reads as absent although a write was acknowledged (the workload never deletes). Any lost write is
+ * reads as absent although a write was acknowledged and no delete could explain it. Any lost write is
  * also a linearizability violation; this check names the writes.
  */
-import { precedes, type GetOperation, type Operation } from './history.js';
+import { precedes, writtenValue, type GetOperation, type Operation } from './history.js';
 
 /** The client id of the final reads, so they stand apart from the workers' operations. */
 export const FINAL_READ_CLIENT = -1;
@@ -40,10 +40,11 @@ export function findLostWrites(history: readonly Operation[]): { lost: LostWrite
     }
     const finalValue = finalRead.value ?? null;
     const onKey = history.filter((operation) => operation.key === key);
-    const finalWriter = finalValue === null ? undefined : onKey.find((operation) => operation.type !== 'get' && operation.value === finalValue);
+    const finalWriter = finalValue === null ? undefined : onKey.find((operation) => writtenValue(operation) === finalValue);
+    const deleted = onKey.some((operation) => operation.type === 'delete');
     for (const operation of onKey) {
-      if (operation.type === 'get' || operation.status !== 'ok') continue;
-      const isLost = finalValue === null || (finalWriter !== undefined && finalWriter !== operation && precedes(finalWriter, operation));
+      if ((operation.type !== 'put' && operation.type !== 'cas') || operation.status !== 'ok') continue;
+      const isLost = (finalValue === null && !deleted) || (finalWriter !== undefined && finalWriter !== operation && precedes(finalWriter, operation));
       if (isLost) lost.push({ key, operationId: operation.id, value: operation.value, finalValue });
     }
   }

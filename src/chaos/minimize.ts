@@ -81,7 +81,7 @@ export function isClosed(operations: readonly Operation[]): boolean {
 /** The operations of the set whose read value and cas versions are covered by the set. */
 function closedMembers(operations: readonly Operation[]): Set<Operation> {
   const written = new Set<string>();
-  for (const operation of operations) if (operation.type !== 'get') written.add(operation.value);
+  for (const operation of operations) if (operation.type === 'put' || operation.type === 'cas') written.add(operation.value);
   const valueAtVersion = new Map<number, string>();
   for (const operation of operations) {
     if (operation.type === 'get' && operation.status === 'ok' && typeof operation.value === 'string' && operation.version !== undefined) {
@@ -100,7 +100,7 @@ function closedMembers(operations: readonly Operation[]): Set<Operation> {
   };
   const covered = (operation: Operation): boolean => {
     if (operation.type === 'get') return typeof operation.value !== 'string' || written.has(operation.value);
-    if (operation.type === 'put') return true;
+    if (operation.type === 'put' || operation.type === 'delete') return true;
     if (operation.status !== 'conflict') return tiedToWritten(operation.expectedVersion);
     const expected = valueAtVersion.get(operation.expectedVersion);
     if (expected !== undefined && !written.has(expected)) return false;

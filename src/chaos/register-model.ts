@@ -122,6 +122,9 @@ export function stepRegister(state: RegisterState, operation: Operation, knowled
       return (operation.value ?? null) === state ? state : undefined;
     case 'put':
       return operation.value;
+    case 'delete':
+      if (operation.status === 'ok' && operation.existed !== undefined && operation.existed !== (state !== null)) return undefined;
+      return null;
     case 'cas':
       if (operation.status === 'conflict') {
         if (knowledge.surelyMatches(state, operation.expectedVersion)) return undefined;

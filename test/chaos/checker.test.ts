@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { checkHistory, checkKey, findLostWrites, FINAL_READ_CLIENT, isClosed, minimizeViolation, type Operation } from '../../src/chaos/index.js';
-import { casConflict, casOk, casUnknown, get, ids, put, putUnknown, resetIds } from './history-builders.js';
+import { casConflict, casOk, casUnknown, del, delUnknown, get, ids, put, putUnknown, resetIds } from './history-builders.js';
 
 function verdict(history: Operation[]): string {
   return checkHistory(history).verdict;
@@ -78,6 +78,22 @@ describe('chaos checker: linearizable histories', () => {
     const failed: Operation = { id: 99, client: 3, key: 'k', type: 'get', status: 'failed', error: 'TIMEOUT', invokedAtMs: 0, completedAtMs: 50 };
     const history = [put(0, [0, 1], 'a'), failed, get(0, [2, 3], 'a', 2)];
     expect(checkHistory(history)).to.include({ verdict: 'linearizable', operationsChecked: 2 });
+  });
+});
+
+describe('chaos checker: deletes', () => {
+  beforeEach(resetIds);
+
+  it('accepts a delete that empties the key, a cas from version 0 after it, and an unknown delete either way', () => {
+    expect(verdict([put(0, [0, 1], 'a'), del(0, [2, 3], true), get(1, [4, 5], null), casOk(1, [6, 7], 0, 'b', 9)])).to.equal('linearizable');
+    expect(verdict([put(0, [0, 1], 'a'), delUnknown(0, [2, 3]), get(1, [4, 5], null)])).to.equal('linearizable');
+    expect(verdict([put(0, [0, 1], 'a'), delUnknown(0, [2, 3]), get(1, [4, 5], 'a', 2)])).to.equal('linearizable');
+  });
+
+  it('rejects a read of a deleted value, and a delete whose "existed" contradicts the state', () => {
+    expect(verdict([put(0, [0, 1], 'a'), del(0, [2, 3], true), get(1, [4, 5], 'a', 2)])).to.equal('violation');
+    expect(verdict([put(0, [0, 1], 'a'), del(0, [2, 3], false)])).to.equal('violation');
+    expect(verdict([del(0, [0, 1], true)])).to.equal('violation');
   });
 });
 

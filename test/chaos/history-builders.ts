@@ -2,7 +2,7 @@
  * Terse builders for hand-written histories: `put(client, [start, end], value)` and friends, all on
  * one key unless given, with ids in call order.
  */
-import type { CasOperation, GetOperation, Operation, PutOperation } from '../../src/chaos/index.js';
+import type { CasOperation, DeleteOperation, GetOperation, Operation, PutOperation } from '../../src/chaos/index.js';
 
 let nextId = 0;
 
@@ -42,6 +42,16 @@ export function casConflict(client: number, [start, end]: Span, expectedVersion:
 /** A cas that timed out. */
 export function casUnknown(client: number, [start, end]: Span, expectedVersion: number, value: string, key = 'k'): CasOperation {
   return { id: nextId++, client, key, type: 'cas', expectedVersion, value, status: 'unknown', error: 'TIMEOUT', invokedAtMs: start, completedAtMs: end };
+}
+
+/** An acknowledged delete; `existed` says whether the key was there. */
+export function del(client: number, [start, end]: Span, existed: boolean, key = 'k'): DeleteOperation {
+  return { id: nextId++, client, key, type: 'delete', status: 'ok', existed, invokedAtMs: start, completedAtMs: end };
+}
+
+/** A delete that timed out. */
+export function delUnknown(client: number, [start, end]: Span, key = 'k'): DeleteOperation {
+  return { id: nextId++, client, key, type: 'delete', status: 'unknown', error: 'TIMEOUT', invokedAtMs: start, completedAtMs: end };
 }
 
 /** Ids of operations, for assertions. */
