@@ -10,9 +10,9 @@
  *
  * @internal
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Entry } from '../types.js';
+import type { FileSystem } from './file-system.js';
 import { decodeRecord, describeDamage, recordEndAt, type WalRecord } from './wal-codec.js';
 import { WalCorruptionError } from './wal-errors.js';
 import { WalGroup } from './wal-group.js';
@@ -60,7 +60,7 @@ export interface ReplayResult {
  * that is not a torn tail of the last segment.
  */
 export function scanSegment(
-  buffer: Buffer,
+  buffer: Uint8Array,
   file: string,
   isLast: boolean,
   onRecord: (record: WalRecord, offset: number) => void,
@@ -85,7 +85,7 @@ export function scanSegment(
 }
 
 /** The first offset ≥ `from` where a well-formed record starts, or -1. */
-function findValidRecord(buffer: Buffer, from: number): number {
+function findValidRecord(buffer: Uint8Array, from: number): number {
   for (let offset = from; offset < buffer.length; offset++) {
     if (recordEndAt(buffer, offset, buffer.length) >= 0) return offset;
   }
@@ -98,7 +98,10 @@ function findValidRecord(buffer: Buffer, from: number): number {
  * truncation); a tombstone forgets the group; entries at or below the final
  * snapshot are dropped.
  */
-export async function replaySegments(segmentPaths: readonly { sequence: number; path: string }[]): Promise<ReplayResult> {
+export async function replaySegments(
+  fs: FileSystem,
+  segmentPaths: readonly { sequence: number; path: string }[],
+): Promise<ReplayResult> {
   const groups = new Map<number, WalGroup>();
   const logs = new Map<WalGroup, LogReplay>();
   const segments: SegmentInfo[] = [];
@@ -118,7 +121,7 @@ export async function replaySegments(segmentPaths: readonly { sequence: number; 
   for (let s = 0; s < segmentPaths.length; s++) {
     const { sequence, path } = segmentPaths[s] as { sequence: number; path: string };
     const isLast = s === segmentPaths.length - 1;
-    const buffer = await readFile(path);
+    const buffer = await fs.readFile(path);
     const segment: SegmentInfo = { sequence, path, maxIndexByGroup: new Map() };
     segments.push(segment);
     const validBytes = scanSegment(buffer, path, isLast, (record, offset) => {

@@ -15,15 +15,16 @@
  * Every segment after the first starts with a checkpoint: the hard state and
  * snapshot marker of every live group. So an old segment can be deleted as
  * soon as each group's durable snapshot covers the entries it holds there.
+ *
+ * All file I/O goes through the injected {@link FileSystem} (`WalOptions.fs`).
  */
-import { writeSync } from 'node:fs';
-import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ConfState, Entry, HardState, RaftLogger, Snapshot } from '../types.js';
 import { crc32c } from './crc32c.js';
 import { DurableStorage, type GroupLog } from './durable-storage.js';
+import { nodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
 import { MemoryStorage, type MemoryStorageOptions } from './memory-storage.js';
-import { fsyncDirectory, readSnapshotFile, removeFile, TEMP_SUFFIX, writeFileAtomically } from './snapshot-files.js';
+import { readSnapshotFile, removeFile, TEMP_SUFFIX, writeFileAtomically, writeFully } from './snapshot-files.js';
 import { RecordEncoder, type SnapshotMarker } from './wal-codec.js';
 import { WalError } from './wal-errors.js';
 import { WalGroup } from './wal-group.js';
@@ -37,6 +38,11 @@ export interface WalOptions {
    * (and restate every group's checkpoint) more often.
    */
   segmentBytes?: number;
+  /**
+   * The file system under `dir`. Default {@link nodeFileSystem}; the
+   * whole-node simulator passes a simulated disk that can lose power.
+   */
+  fs?: FileSystem;
 }
 
 /** Options of {@link Wal.openGroup}. */
@@ -95,6 +101,7 @@ const SILENT: RaftLogger = { debug() {}, info() {}, warn() {}, error() {} };
  * turn BEFORE sending that turn's messages, and {@link Wal.close} at shutdown.
  */
 export class Wal {
+  private readonly fs: FileSystem;
   private readonly walDir: string;
   private readonly snapDir: string;
   private readonly logger: RaftLogger;
@@ -116,6 +123,7 @@ export class Wal {
   private closed = false;
 
   private constructor(
+    fs: FileSystem,
     walDir: string,
     snapDir: string,
     logger: RaftLogger,
@@ -125,6 +133,7 @@ export class Wal {
     handle: FileHandle,
     segmentSize: number,
   ) {
+    this.fs = fs;
     this.walDir = walDir;
     this.snapDir = snapDir;
     this.logger = logger;
@@ -142,24 +151,25 @@ export class Wal {
    * anywhere else rejects with `WalCorruptionError` naming the file and offset.
    */
   static async open(dir: string, logger: RaftLogger = SILENT, options: WalOptions = {}): Promise<Wal> {
+    const fs = options.fs ?? nodeFileSystem;
     const walDir = join(dir, 'wal');
     const snapDir = join(dir, 'snap');
-    await mkdir(walDir, { recursive: true });
-    await mkdir(snapDir, { recursive: true });
-    await fsyncDirectory(dir); // the entries of wal/ and snap/ themselves
-    const walNames = await readdir(walDir);
-    for (const name of walNames) if (name.endsWith(TEMP_SUFFIX)) await removeFile(join(walDir, name));
-    const replay = await replaySegments(listSegments(walDir, walNames));
+    await fs.mkdir(walDir);
+    await fs.mkdir(snapDir);
+    await fs.syncDirectory(dir); // the entries of wal/ and snap/ themselves
+    const walNames = await fs.readdir(walDir);
+    for (const name of walNames) if (name.endsWith(TEMP_SUFFIX)) await removeFile(fs, join(walDir, name));
+    const replay = await replaySegments(fs, listSegments(walDir, walNames));
 
     const referenced = new Set<string>();
     for (const group of replay.groups.values()) {
       const name = group.snapshotFile;
       if (name === undefined || group.recovered === undefined) continue;
       referenced.add(name);
-      group.recovered.snapshotData = await readSnapshotFile(snapDir, name, group.marker);
+      group.recovered.snapshotData = await readSnapshotFile(fs, snapDir, name, group.marker);
     }
-    for (const name of await readdir(snapDir)) {
-      if (!referenced.has(name)) await removeFile(join(snapDir, name));
+    for (const name of await fs.readdir(snapDir)) {
+      if (!referenced.has(name)) await removeFile(fs, join(snapDir, name));
     }
 
     let handle: FileHandle;
@@ -167,22 +177,22 @@ export class Wal {
     const last = replay.segments[replay.segments.length - 1];
     if (last === undefined) {
       const path = join(walDir, segmentFileName(1));
-      handle = await open(path, 'w+');
-      await fsyncDirectory(walDir);
+      handle = await fs.open(path, 'truncate');
+      await fs.syncDirectory(walDir);
       replay.segments.push({ sequence: 1, path, maxIndexByGroup: new Map() });
       segmentSize = 0;
     } else {
-      handle = await open(last.path, 'r+');
+      handle = await fs.open(last.path, 'existing');
       segmentSize = replay.lastSegmentValidBytes;
       if (replay.tornBytes > 0) {
         await handle.truncate(segmentSize);
-        await handle.sync();
+        await handle.datasync();
         logger.warn('wal torn tail cut off', { file: last.path, offset: segmentSize, bytes: replay.tornBytes });
       }
     }
     logger.info('wal recovered', { segments: replay.segments.length, groups: replay.groups.size });
     const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    return new Wal(walDir, snapDir, logger, segmentBytes, replay.segments, replay.groups, handle, segmentSize);
+    return new Wal(fs, walDir, snapDir, logger, segmentBytes, replay.segments, replay.groups, handle, segmentSize);
   }
 
   /** Ids of the groups the WAL holds (recovered or opened since, not dropped), ascending. */
@@ -299,16 +309,13 @@ export class Wal {
     const checkpoint = this.segmentSize + bytes.length >= this.segmentBytes ? this.encodeCheckpoint() : undefined;
     try {
       if (batch.snapshotFiles.size > 0) {
-        for (const [name, data] of batch.snapshotFiles) await writeFileAtomically(this.snapDir, name, data);
-        await fsyncDirectory(this.snapDir);
+        for (const [name, data] of batch.snapshotFiles) await writeFileAtomically(this.fs, this.snapDir, name, data);
+        await this.fs.syncDirectory(this.snapDir);
       }
       // A synchronous write: it only copies into the page cache (microseconds for a turn's
       // records), while an async write is a thread-pool round trip per turn — on the 2-core
       // bench machine ~13% of a busy node's samples sat in it. The fsync stays async.
-      let written = 0;
-      while (written < bytes.length) {
-        written += writeSync(this.handle.fd, bytes, written, bytes.length - written, this.segmentSize + written);
-      }
+      writeFully(this.handle, bytes, this.segmentSize);
       this.segmentSize += bytes.length;
       await this.handle.datasync();
       this.markDurable(batch);
@@ -350,10 +357,10 @@ export class Wal {
   private async roll(checkpoint: Buffer): Promise<void> {
     const sequence = (this.segmentList[this.segmentList.length - 1] as SegmentInfo).sequence + 1;
     const name = segmentFileName(sequence);
-    await writeFileAtomically(this.walDir, name, checkpoint);
-    await fsyncDirectory(this.walDir);
+    await writeFileAtomically(this.fs, this.walDir, name, checkpoint);
+    await this.fs.syncDirectory(this.walDir);
     const path = join(this.walDir, name);
-    const handle = await open(path, 'r+');
+    const handle = await this.fs.open(path, 'existing');
     await this.handle.close();
     this.handle = handle;
     this.segmentSize = checkpoint.length;
@@ -369,7 +376,7 @@ export class Wal {
       const file = group.snapshotFile;
       if (file !== undefined) referenced.add(file);
     }
-    for (const name of names) if (!referenced.has(name)) await removeFile(join(this.snapDir, name));
+    for (const name of names) if (!referenced.has(name)) await removeFile(this.fs, join(this.snapDir, name));
   }
 
   /**
@@ -383,7 +390,7 @@ export class Wal {
       for (const [group, maxIndex] of oldest.maxIndexByGroup) {
         if (group.durableSnapshotIndex < maxIndex) return;
       }
-      await removeFile(oldest.path);
+      await removeFile(this.fs, oldest.path);
       this.segmentList.shift();
       this.logger.debug('wal segment deleted', { sequence: oldest.sequence });
     }
