@@ -11,7 +11,7 @@
  * @internal
  */
 import { join } from 'node:path';
-import type { Entry } from '../types.js';
+import { NONE, type Entry, type HardState } from '../types.js';
 import type { FileSystem } from './file-system.js';
 import { decodeRecord, describeDamage, recordEndAt, type WalRecord } from './wal-codec.js';
 import { WalCorruptionError } from './wal-errors.js';
@@ -52,6 +52,8 @@ export interface ReplayResult {
   lastSegmentValidBytes: number;
   /** Bytes of torn tail found after `lastSegmentValidBytes`. */
   tornBytes: number;
+  /** Groups whose recovered hard state was raised to their snapshot (see {@link raiseToSnapshot}), for the log. */
+  raised: { groupId: number; from: HardState; to: HardState }[];
 }
 
 /**
@@ -155,11 +157,41 @@ export async function replaySegments(
     }
   }
 
+  const raised: ReplayResult['raised'] = [];
   for (const group of groups.values()) {
     const log = logs.get(group) as LogReplay;
     group.recovered = { entries: entriesAfterSnapshot(group, log), snapshotData: new Uint8Array(0) };
+    const from = group.hardState ?? { term: 0, vote: NONE, commit: 0 };
+    const to = raiseToSnapshot(from, group.marker.index, group.marker.term);
+    if (to !== from) {
+      group.hardState = to;
+      raised.push({ groupId: group.groupId, from, to });
+    }
   }
-  return { segments, groups, lastSegmentValidBytes, tornBytes };
+  return { segments, groups, lastSegmentValidBytes, tornBytes, raised };
+}
+
+/**
+ * The hard state a group restarts with, given its latest snapshot marker:
+ * commit at least the snapshot's index, term at least the snapshot's term.
+ *
+ * Why this is true and needed: a snapshot holds only applied, hence committed,
+ * entries (Raft §7), so its index is a commit index this replica knew, and its
+ * term a term it saw. But the hard state recording that commit may have been
+ * lost while the marker survived: a segment written before batch headers keeps
+ * a torn batch's valid prefix, and a leader's batch holds the marker, then
+ * entries, then the hard state. Restarting with commit below the snapshot
+ * index makes `RawNode` refuse to start ("hard state commit out of the log
+ * range"), so the node could never come back.
+ *
+ * A raised term comes with no vote: a vote this replica sent in a term at or
+ * past the snapshot's was durable BEFORE it was sent (Ready contract), and
+ * hard states are replayed in order, so recovery would have found it.
+ */
+export function raiseToSnapshot(hardState: HardState, snapshotIndex: number, snapshotTerm: number): HardState {
+  if (hardState.commit >= snapshotIndex && hardState.term >= snapshotTerm) return hardState;
+  const term = Math.max(hardState.term, snapshotTerm);
+  return { term, vote: term === hardState.term ? hardState.vote : NONE, commit: Math.max(hardState.commit, snapshotIndex) };
 }
 
 /** Applies one entries record with Raft's overwrite semantics. */

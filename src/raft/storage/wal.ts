@@ -160,6 +160,9 @@ export class Wal {
     const walNames = await fs.readdir(walDir);
     for (const name of walNames) if (name.endsWith(TEMP_SUFFIX)) await removeFile(fs, join(walDir, name));
     const replay = await replaySegments(fs, listSegments(walDir, walNames));
+    for (const { groupId, from, to } of replay.raised) {
+      logger.warn('wal raised a recovered hard state to its snapshot', { group: groupId, from, to });
+    }
 
     const referenced = new Set<string>();
     for (const group of replay.groups.values()) {
