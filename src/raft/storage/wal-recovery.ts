@@ -1,21 +1,16 @@
 /**
  * Recovery: reads every WAL segment in order and replays its records into the
- * state of each group (DESIGN.md §3 "Durability").
- *
- * A record that does not check out (bad length or CRC) is handled by where it
- * is. At the tail of the last segment, with nothing valid after it, it is a
- * write the crash tore: it was never acknowledged (no fsync finished), so it
- * is cut off. Anywhere else it is corruption, and recovery refuses with the
- * file and offset instead of silently dropping acknowledged writes.
+ * state of each group (DESIGN.md §3 "Durability"). Which records count, and
+ * which damage is a torn tail rather than corruption, is `wal-scan.ts`'s part.
  *
  * @internal
  */
 import { join } from 'node:path';
 import { NONE, type Entry, type HardState } from '../types.js';
 import type { FileSystem } from './file-system.js';
-import { decodeRecord, describeDamage, recordEndAt, type WalRecord } from './wal-codec.js';
 import { WalCorruptionError } from './wal-errors.js';
 import { WalGroup } from './wal-group.js';
+import { scanSegment } from './wal-scan.js';
 
 /** A segment file: `wal/<16-digit sequence>.log`. */
 export interface SegmentInfo {
@@ -52,46 +47,12 @@ export interface ReplayResult {
   lastSegmentValidBytes: number;
   /** Bytes of torn tail found after `lastSegmentValidBytes`. */
   tornBytes: number;
+  /** The last segment's nonce; undefined when it was written before batch headers (or there is none). */
+  lastSegmentNonce: number | undefined;
+  /** Sequence of the last segment's last batch kept. */
+  lastSegmentSequence: number;
   /** Groups whose recovered hard state was raised to their snapshot (see {@link raiseToSnapshot}), for the log. */
   raised: { groupId: number; from: HardState; to: HardState }[];
-}
-
-/**
- * The valid records of one segment's bytes, calling `onRecord` for each. Returns
- * the offset where valid data ends. Throws {@link WalCorruptionError} for damage
- * that is not a torn tail of the last segment.
- */
-export function scanSegment(
-  buffer: Uint8Array,
-  file: string,
-  isLast: boolean,
-  onRecord: (record: WalRecord, offset: number) => void,
-): number {
-  let offset = 0;
-  while (offset < buffer.length) {
-    const end = recordEndAt(buffer, offset, buffer.length);
-    if (end < 0) {
-      const damage = describeDamage(buffer, offset, buffer.length);
-      if (damage === 'BAD_RECORD') throw new WalCorruptionError(damage, file, offset, 'checksummed record of an unknown type');
-      if (!isLast) throw new WalCorruptionError(damage, file, offset, 'damaged record in a segment that is not the last');
-      const next = findValidRecord(buffer, offset + 1);
-      if (next >= 0) {
-        throw new WalCorruptionError(damage, file, offset, `damaged record followed by a valid record at offset ${next}`);
-      }
-      return offset;
-    }
-    onRecord(decodeRecord(buffer, offset, end, file), offset);
-    offset = end;
-  }
-  return offset;
-}
-
-/** The first offset ≥ `from` where a well-formed record starts, or -1. */
-function findValidRecord(buffer: Uint8Array, from: number): number {
-  for (let offset = from; offset < buffer.length; offset++) {
-    if (recordEndAt(buffer, offset, buffer.length) >= 0) return offset;
-  }
-  return -1;
 }
 
 /**
@@ -109,6 +70,8 @@ export async function replaySegments(
   const segments: SegmentInfo[] = [];
   let lastSegmentValidBytes = 0;
   let tornBytes = 0;
+  let lastSegmentNonce: number | undefined;
+  let lastSegmentSequence = 0;
 
   const groupFor = (groupId: number): WalGroup => {
     let group = groups.get(groupId);
@@ -126,7 +89,7 @@ export async function replaySegments(
     const buffer = await fs.readFile(path);
     const segment: SegmentInfo = { sequence, path, maxIndexByGroup: new Map() };
     segments.push(segment);
-    const validBytes = scanSegment(buffer, path, isLast, (record, offset) => {
+    const scan = scanSegment(buffer, path, isLast, (record, offset) => {
       const group = groupFor(record.groupId);
       const log = logs.get(group) as LogReplay;
       switch (record.type) {
@@ -152,8 +115,10 @@ export async function replaySegments(
       }
     });
     if (isLast) {
-      lastSegmentValidBytes = validBytes;
-      tornBytes = buffer.length - validBytes;
+      lastSegmentValidBytes = scan.validBytes;
+      tornBytes = buffer.length - scan.validBytes;
+      lastSegmentNonce = scan.nonce;
+      lastSegmentSequence = scan.lastSequence;
     }
   }
 
@@ -168,7 +133,7 @@ export async function replaySegments(
       raised.push({ groupId: group.groupId, from, to });
     }
   }
-  return { segments, groups, lastSegmentValidBytes, tornBytes, raised };
+  return { segments, groups, lastSegmentValidBytes, tornBytes, lastSegmentNonce, lastSegmentSequence, raised };
 }
 
 /**
