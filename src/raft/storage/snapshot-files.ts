@@ -5,58 +5,56 @@
  *
  * A file is written as temp file + fsync + rename, and the directory fsynced,
  * BEFORE the marker that names it is written to the WAL: a marker that
- * survived a crash always finds its file.
+ * survived a crash always finds its file. New WAL segments are written the
+ * same way, so a segment never exists half made.
  *
  * @internal
  */
-import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from './crc32c.js';
+import type { FileHandle, FileSystem } from './file-system.js';
 import type { SnapshotMarker } from './wal-codec.js';
 import { WalCorruptionError } from './wal-errors.js';
 
 /** Suffix of files being written; leftovers are deleted on open. */
 export const TEMP_SUFFIX = '.tmp';
 
-/** Flushes a directory's entries (creations, renames) to disk. */
-export async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+/** True for the error a file system raises for a missing file. */
+export function isNotFound(error: unknown): boolean {
+  return error instanceof Error && 'code' in error && error.code === 'ENOENT';
+}
+
+/** Writes all of `data` at `position` with synchronous writes (into the page cache). */
+export function writeFully(handle: FileHandle, data: Uint8Array, position: number): void {
+  let written = 0;
+  while (written < data.length) written += handle.writeSync(data, written, data.length - written, position + written);
 }
 
 /**
  * Writes `data` to `dir/name` durably except for the directory entry: the
  * caller fsyncs `dir` once after writing all its files.
  */
-export async function writeFileAtomically(dir: string, name: string, data: Uint8Array): Promise<void> {
+export async function writeFileAtomically(fs: FileSystem, dir: string, name: string, data: Uint8Array): Promise<void> {
   const finalPath = join(dir, name);
   const tempPath = finalPath + TEMP_SUFFIX;
-  const handle = await open(tempPath, 'w');
+  const handle = await fs.open(tempPath, 'truncate');
   try {
-    let written = 0;
-    while (written < data.length) {
-      const { bytesWritten } = await handle.write(data, written, data.length - written, written);
-      written += bytesWritten;
-    }
+    writeFully(handle, data, 0);
     await handle.datasync();
   } finally {
     await handle.close();
   }
-  await rename(tempPath, finalPath);
+  await fs.rename(tempPath, finalPath);
 }
 
 /** Reads the snapshot data named by `marker` and checks it against the marker's length and CRC. */
-export async function readSnapshotFile(dir: string, name: string, marker: SnapshotMarker): Promise<Uint8Array> {
+export async function readSnapshotFile(fs: FileSystem, dir: string, name: string, marker: SnapshotMarker): Promise<Uint8Array> {
   const path = join(dir, name);
-  let data: Buffer;
+  let data: Uint8Array;
   try {
-    data = await readFile(path);
+    data = await fs.readFile(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (isNotFound(error)) {
       throw new WalCorruptionError('SNAPSHOT_MISSING', path, 0, 'a snapshot marker names this file but it does not exist');
     }
     throw error;
@@ -69,14 +67,14 @@ export async function readSnapshotFile(dir: string, name: string, marker: Snapsh
       `expected ${marker.dataLength} bytes with crc ${marker.dataCrc}, found ${data.length} bytes`,
     );
   }
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return data;
 }
 
 /** Deletes a file, ignoring one that is already gone. */
-export async function removeFile(path: string): Promise<void> {
+export async function removeFile(fs: FileSystem, path: string): Promise<void> {
   try {
-    await unlink(path);
+    await fs.unlink(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if (!isNotFound(error)) throw error;
   }
 }

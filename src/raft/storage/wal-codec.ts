@@ -9,7 +9,14 @@
  * snapshot = u8 flags(bit 0: replaces the log) | u64 index | u64 term | u32 dataLength | u32 dataCrc
  *            | u32 voterCount | voters × u64 | u32 learnerCount | learners × u64
  * tombstone = (empty)
+ * batch header (group id 0) = u64 nonce | u64 sequence | u64 batchBytes
  * ```
+ *
+ * A batch header starts every batch (one `sync()`'s records) and every
+ * segment's checkpoint: `nonce` is the segment's random number, `sequence`
+ * counts the segment's batches from 0, `batchBytes` is the length of the
+ * batch's records after the header. Segments written before batch headers
+ * existed hold none; `wal-scan.ts` reads both kinds.
  *
  * u64 fields hold JavaScript safe integers (< 2^53), written as two u32 halves.
  * Entries of one record are consecutive, so only the first index is stored.
@@ -35,7 +42,13 @@ export const RecordType = {
   HardState: 2,
   Snapshot: 3,
   Tombstone: 4,
+  BatchHeader: 5,
 } as const;
+
+/** Payload bytes of a batch header: type, group id 0, nonce, sequence, batch length. */
+export const BATCH_HEADER_PAYLOAD_BYTES = MIN_PAYLOAD_BYTES + 24;
+/** A whole batch header record. */
+export const BATCH_HEADER_BYTES = RECORD_HEADER_BYTES + BATCH_HEADER_PAYLOAD_BYTES;
 
 /** Snapshot marker flag: the snapshot came from the leader and replaces the whole log. */
 const FLAG_REPLACES_LOG = 1;
@@ -54,12 +67,26 @@ export interface SnapshotMarker {
   dataCrc: number;
 }
 
-/** One decoded WAL record. */
-export type WalRecord =
+/** A decoded record of one group's state. */
+export type GroupRecord =
   | { type: 'entries'; groupId: number; entries: Entry[] }
   | { type: 'hard-state'; groupId: number; hardState: HardState }
   | { type: 'snapshot'; groupId: number; marker: SnapshotMarker }
   | { type: 'tombstone'; groupId: number };
+
+/** A decoded batch header: which segment wrote it, which batch it starts, how long that batch is. */
+export interface BatchHeader {
+  type: 'batch-header';
+  /** The segment's random number: a header with another one was not written for this segment. */
+  nonce: number;
+  /** The batch's number within the segment, from 0 (the checkpoint). */
+  sequence: number;
+  /** Bytes of the batch's records after the header. */
+  batchBytes: number;
+}
+
+/** One decoded WAL record. */
+export type WalRecord = GroupRecord | BatchHeader;
 
 function checkU64(value: number, what: string): void {
   if (!Number.isSafeInteger(value) || value < 0) {
@@ -73,31 +100,66 @@ function checkU32(value: number, what: string): void {
   }
 }
 
+/** Options of a {@link RecordEncoder}. */
+export interface RecordEncoderOptions {
+  /**
+   * Keep room for a batch header before the records, filled in by
+   * {@link RecordEncoder.framedBytes}, so a batch is written with one write
+   * and no copy. Default false.
+   */
+  batchHeader?: boolean;
+}
+
 /**
  * Encodes records into one growing buffer that is reused across syncs, so the
  * hot path allocates nothing per record (no `Buffer.concat`).
  */
 export class RecordEncoder {
   private buffer: Buffer;
-  private position = 0;
+  /** Where records start: after the room kept for a batch header, if any. */
+  private readonly start: number;
+  private position: number;
 
-  constructor(initialBytes = 64 * 1024) {
-    this.buffer = Buffer.allocUnsafe(initialBytes);
+  constructor(initialBytes = 64 * 1024, options: RecordEncoderOptions = {}) {
+    this.start = options.batchHeader === true ? BATCH_HEADER_BYTES : 0;
+    this.buffer = Buffer.allocUnsafe(Math.max(initialBytes, this.start));
+    this.position = this.start;
   }
 
-  /** Bytes encoded since the last {@link clear}. */
+  /** Bytes of the records encoded since the last {@link clear}. */
   get length(): number {
-    return this.position;
+    return this.position - this.start;
   }
 
-  /** A view of the encoded bytes; valid until the next write or {@link clear}. */
+  /** A view of the encoded records; valid until the next write or {@link clear}. */
   bytes(): Buffer {
-    return this.buffer.subarray(0, this.position);
+    return this.buffer.subarray(this.start, this.position);
   }
 
-  /** Forgets the encoded bytes, keeping the buffer (shrunk if one burst made it huge). */
+  /**
+   * The records behind a batch header for them (`nonce`, `sequence`): the
+   * bytes to write. Only for an encoder made with `batchHeader`; valid until
+   * the next write or {@link clear}.
+   */
+  framedBytes(nonce: number, sequence: number): Buffer {
+    if (this.start === 0) throw new WalError('INVALID_VALUE', 'this encoder keeps no room for a batch header');
+    checkU64(nonce, 'batch nonce');
+    checkU64(sequence, 'batch sequence');
+    const b = this.buffer;
+    b.writeUInt32LE(BATCH_HEADER_PAYLOAD_BYTES, 0);
+    let p = RECORD_HEADER_BYTES;
+    b[p++] = RecordType.BatchHeader;
+    b.writeUInt32LE(0, p);
+    p = writeU64(b, p + 4, nonce);
+    p = writeU64(b, p, sequence);
+    p = writeU64(b, p, this.length);
+    b.writeUInt32LE(crc32c(b, RECORD_HEADER_BYTES, p), 4);
+    return b.subarray(0, this.position);
+  }
+
+  /** Forgets the encoded records, keeping the buffer (shrunk if one burst made it huge). */
   clear(): void {
-    this.position = 0;
+    this.position = this.start;
     if (this.buffer.length > 64 * 1024 * 1024) this.buffer = Buffer.allocUnsafe(64 * 1024);
   }
 
@@ -225,7 +287,7 @@ export function recordEndAt(buffer: Uint8Array, offset: number, limit: number): 
   const end = offset + RECORD_HEADER_BYTES + length;
   if (end > limit) return -1;
   const type = buffer[offset + RECORD_HEADER_BYTES] as number;
-  if (type < RecordType.Entries || type > RecordType.Tombstone) return -1;
+  if (type < RecordType.Entries || type > RecordType.BatchHeader) return -1;
   if (crc32c(buffer, offset + RECORD_HEADER_BYTES, end) !== readU32(buffer, offset + 4)) return -1;
   return end;
 }
@@ -247,6 +309,33 @@ export function describeDamage(buffer: Uint8Array, offset: number, limit: number
 
 function readU32(b: Uint8Array, p: number): number {
   return ((b[p] as number) | ((b[p + 1] as number) << 8) | ((b[p + 2] as number) << 16) | ((b[p + 3] as number) << 24)) >>> 0;
+}
+
+/** A u64 field, or -1 beyond 2^53 (never a value this format writes). */
+function readU64(b: Uint8Array, p: number): number {
+  const high = readU32(b, p + 4);
+  return high > MAX_U64_HIGH ? -1 : high * TWO_POW_32 + readU32(b, p);
+}
+
+/**
+ * The well-formed batch header starting at `offset`, if there is one and its
+ * nonce is `nonce` (any nonce when undefined). Cheap where there is none:
+ * length, type and nonce are compared before the CRC, so recovery can look
+ * for a header at every offset of a segment.
+ */
+export function batchHeaderAt(buffer: Uint8Array, offset: number, nonce: number | undefined): BatchHeader | undefined {
+  if (offset + BATCH_HEADER_BYTES > buffer.length) return undefined;
+  if (readU32(buffer, offset) !== BATCH_HEADER_PAYLOAD_BYTES) return undefined;
+  let p = offset + RECORD_HEADER_BYTES;
+  if (buffer[p] !== RecordType.BatchHeader || readU32(buffer, p + 1) !== 0) return undefined;
+  p += MIN_PAYLOAD_BYTES;
+  const headerNonce = readU64(buffer, p);
+  if (headerNonce < 0 || (nonce !== undefined && headerNonce !== nonce)) return undefined;
+  if (crc32c(buffer, offset + RECORD_HEADER_BYTES, offset + BATCH_HEADER_BYTES) !== readU32(buffer, offset + 4)) return undefined;
+  const sequence = readU64(buffer, p + 8);
+  const batchBytes = readU64(buffer, p + 16);
+  if (sequence < 0 || batchBytes < 0) return undefined;
+  return { type: 'batch-header', nonce: headerNonce, sequence, batchBytes };
 }
 
 /**
@@ -321,6 +410,10 @@ export function decodeRecord(buffer: Uint8Array, offset: number, end: number, fi
     }
     case RecordType.Tombstone:
       record = { type: 'tombstone', groupId };
+      break;
+    case RecordType.BatchHeader:
+      if (groupId !== 0) throw bad(`batch header with group id ${groupId}`);
+      record = { type: 'batch-header', nonce: u64(), sequence: u64(), batchBytes: u64() };
       break;
     default:
       throw bad(`unknown record type ${type}`);

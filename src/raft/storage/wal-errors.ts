@@ -5,11 +5,19 @@
 
 /** Codes of {@link WalCorruptionError}; branch on these, never on message text. */
 export type WalCorruptionCode =
-  /** A record whose CRC does not match, followed by valid data or in a non-last segment. */
+  /**
+   * A record whose CRC does not match where a crash cannot explain it: in a
+   * segment that is not the last, or followed by a later batch of its segment
+   * (in a segment without batch headers: by any well-formed record).
+   */
   | 'CRC_MISMATCH'
-  /** A length prefix that is impossible (too small, too large, past the end of a non-last segment). */
+  /** A length prefix that is impossible (too small, too large, past the end of its batch or segment), where a crash cannot explain it. */
   | 'BAD_LENGTH'
-  /** A record whose CRC matches but whose payload does not decode: a bug or a foreign file. */
+  /**
+   * A record whose CRC matches but whose payload does not decode, or that is
+   * out of place (a record outside any batch, a batch header of another
+   * segment or out of sequence): a bug or a foreign file.
+   */
   | 'BAD_RECORD'
   /** A group's entries after its snapshot do not start right after it. */
   | 'LOG_GAP'

@@ -1,21 +1,16 @@
 /**
  * Recovery: reads every WAL segment in order and replays its records into the
- * state of each group (DESIGN.md §3 "Durability").
- *
- * A record that does not check out (bad length or CRC) is handled by where it
- * is. At the tail of the last segment, with nothing valid after it, it is a
- * write the crash tore: it was never acknowledged (no fsync finished), so it
- * is cut off. Anywhere else it is corruption, and recovery refuses with the
- * file and offset instead of silently dropping acknowledged writes.
+ * state of each group (DESIGN.md §3 "Durability"). Which records count, and
+ * which damage is a torn tail rather than corruption, is `wal-scan.ts`'s part.
  *
  * @internal
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Entry } from '../types.js';
-import { decodeRecord, describeDamage, recordEndAt, type WalRecord } from './wal-codec.js';
+import { NONE, type Entry, type HardState } from '../types.js';
+import type { FileSystem } from './file-system.js';
 import { WalCorruptionError } from './wal-errors.js';
 import { WalGroup } from './wal-group.js';
+import { scanSegment } from './wal-scan.js';
 
 /** A segment file: `wal/<16-digit sequence>.log`. */
 export interface SegmentInfo {
@@ -52,44 +47,12 @@ export interface ReplayResult {
   lastSegmentValidBytes: number;
   /** Bytes of torn tail found after `lastSegmentValidBytes`. */
   tornBytes: number;
-}
-
-/**
- * The valid records of one segment's bytes, calling `onRecord` for each. Returns
- * the offset where valid data ends. Throws {@link WalCorruptionError} for damage
- * that is not a torn tail of the last segment.
- */
-export function scanSegment(
-  buffer: Buffer,
-  file: string,
-  isLast: boolean,
-  onRecord: (record: WalRecord, offset: number) => void,
-): number {
-  let offset = 0;
-  while (offset < buffer.length) {
-    const end = recordEndAt(buffer, offset, buffer.length);
-    if (end < 0) {
-      const damage = describeDamage(buffer, offset, buffer.length);
-      if (damage === 'BAD_RECORD') throw new WalCorruptionError(damage, file, offset, 'checksummed record of an unknown type');
-      if (!isLast) throw new WalCorruptionError(damage, file, offset, 'damaged record in a segment that is not the last');
-      const next = findValidRecord(buffer, offset + 1);
-      if (next >= 0) {
-        throw new WalCorruptionError(damage, file, offset, `damaged record followed by a valid record at offset ${next}`);
-      }
-      return offset;
-    }
-    onRecord(decodeRecord(buffer, offset, end, file), offset);
-    offset = end;
-  }
-  return offset;
-}
-
-/** The first offset ≥ `from` where a well-formed record starts, or -1. */
-function findValidRecord(buffer: Buffer, from: number): number {
-  for (let offset = from; offset < buffer.length; offset++) {
-    if (recordEndAt(buffer, offset, buffer.length) >= 0) return offset;
-  }
-  return -1;
+  /** The last segment's nonce; undefined when it was written before batch headers (or there is none). */
+  lastSegmentNonce: number | undefined;
+  /** Sequence of the last segment's last batch kept. */
+  lastSegmentSequence: number;
+  /** Groups whose recovered hard state was raised to their snapshot (see {@link raiseToSnapshot}), for the log. */
+  raised: { groupId: number; from: HardState; to: HardState }[];
 }
 
 /**
@@ -98,12 +61,17 @@ function findValidRecord(buffer: Buffer, from: number): number {
  * truncation); a tombstone forgets the group; entries at or below the final
  * snapshot are dropped.
  */
-export async function replaySegments(segmentPaths: readonly { sequence: number; path: string }[]): Promise<ReplayResult> {
+export async function replaySegments(
+  fs: FileSystem,
+  segmentPaths: readonly { sequence: number; path: string }[],
+): Promise<ReplayResult> {
   const groups = new Map<number, WalGroup>();
   const logs = new Map<WalGroup, LogReplay>();
   const segments: SegmentInfo[] = [];
   let lastSegmentValidBytes = 0;
   let tornBytes = 0;
+  let lastSegmentNonce: number | undefined;
+  let lastSegmentSequence = 0;
 
   const groupFor = (groupId: number): WalGroup => {
     let group = groups.get(groupId);
@@ -118,10 +86,10 @@ export async function replaySegments(segmentPaths: readonly { sequence: number; 
   for (let s = 0; s < segmentPaths.length; s++) {
     const { sequence, path } = segmentPaths[s] as { sequence: number; path: string };
     const isLast = s === segmentPaths.length - 1;
-    const buffer = await readFile(path);
+    const buffer = await fs.readFile(path);
     const segment: SegmentInfo = { sequence, path, maxIndexByGroup: new Map() };
     segments.push(segment);
-    const validBytes = scanSegment(buffer, path, isLast, (record, offset) => {
+    const scan = scanSegment(buffer, path, isLast, (record, offset) => {
       const group = groupFor(record.groupId);
       const log = logs.get(group) as LogReplay;
       switch (record.type) {
@@ -147,16 +115,48 @@ export async function replaySegments(segmentPaths: readonly { sequence: number; 
       }
     });
     if (isLast) {
-      lastSegmentValidBytes = validBytes;
-      tornBytes = buffer.length - validBytes;
+      lastSegmentValidBytes = scan.validBytes;
+      tornBytes = buffer.length - scan.validBytes;
+      lastSegmentNonce = scan.nonce;
+      lastSegmentSequence = scan.lastSequence;
     }
   }
 
+  const raised: ReplayResult['raised'] = [];
   for (const group of groups.values()) {
     const log = logs.get(group) as LogReplay;
     group.recovered = { entries: entriesAfterSnapshot(group, log), snapshotData: new Uint8Array(0) };
+    const from = group.hardState ?? { term: 0, vote: NONE, commit: 0 };
+    const to = raiseToSnapshot(from, group.marker.index, group.marker.term);
+    if (to !== from) {
+      group.hardState = to;
+      raised.push({ groupId: group.groupId, from, to });
+    }
   }
-  return { segments, groups, lastSegmentValidBytes, tornBytes };
+  return { segments, groups, lastSegmentValidBytes, tornBytes, lastSegmentNonce, lastSegmentSequence, raised };
+}
+
+/**
+ * The hard state a group restarts with, given its latest snapshot marker:
+ * commit at least the snapshot's index, term at least the snapshot's term.
+ *
+ * Why this is true and needed: a snapshot holds only applied, hence committed,
+ * entries (Raft §7), so its index is a commit index this replica knew, and its
+ * term a term it saw. But the hard state recording that commit may have been
+ * lost while the marker survived: a segment written before batch headers keeps
+ * a torn batch's valid prefix, and a leader's batch holds the marker, then
+ * entries, then the hard state. Restarting with commit below the snapshot
+ * index makes `RawNode` refuse to start ("hard state commit out of the log
+ * range"), so the node could never come back.
+ *
+ * A raised term comes with no vote: a vote this replica sent in a term at or
+ * past the snapshot's was durable BEFORE it was sent (Ready contract), and
+ * hard states are replayed in order, so recovery would have found it.
+ */
+export function raiseToSnapshot(hardState: HardState, snapshotIndex: number, snapshotTerm: number): HardState {
+  if (hardState.commit >= snapshotIndex && hardState.term >= snapshotTerm) return hardState;
+  const term = Math.max(hardState.term, snapshotTerm);
+  return { term, vote: term === hardState.term ? hardState.vote : NONE, commit: Math.max(hardState.commit, snapshotIndex) };
 }
 
 /** Applies one entries record with Raft's overwrite semantics. */

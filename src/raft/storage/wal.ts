@@ -12,22 +12,29 @@
  * (group commit). Concurrent syncs coalesce: while one is on disk, later
  * callers share the next one.
  *
- * Every segment after the first starts with a checkpoint: the hard state and
- * snapshot marker of every live group. So an old segment can be deleted as
- * soon as each group's durable snapshot covers the entries it holds there.
+ * Every segment starts with a checkpoint: the hard state and snapshot marker
+ * of every live group. So an old segment can be deleted as soon as each
+ * group's durable snapshot covers the entries it holds there.
+ *
+ * Each sync's records are written as one batch behind a batch header (the
+ * segment's random nonce and the batch's sequence number), and a batch is
+ * written only once the previous one is durable; `wal-scan.ts` explains how
+ * recovery uses this to tell a torn unsynced tail from corruption.
+ *
+ * All file I/O goes through the injected {@link FileSystem} (`WalOptions.fs`).
  */
-import { writeSync } from 'node:fs';
-import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ConfState, Entry, HardState, RaftLogger, Snapshot } from '../types.js';
+import type { ConfState, Entry, HardState, RaftLogger, RandomSource, Snapshot } from '../types.js';
 import { crc32c } from './crc32c.js';
 import { DurableStorage, type GroupLog } from './durable-storage.js';
+import { nodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
 import { MemoryStorage, type MemoryStorageOptions } from './memory-storage.js';
-import { fsyncDirectory, readSnapshotFile, removeFile, TEMP_SUFFIX, writeFileAtomically } from './snapshot-files.js';
-import { RecordEncoder, type SnapshotMarker } from './wal-codec.js';
+import { readSnapshotFile, removeFile, TEMP_SUFFIX, writeFileAtomically, writeFully } from './snapshot-files.js';
+import { BATCH_HEADER_BYTES, RecordEncoder, type SnapshotMarker } from './wal-codec.js';
 import { WalError } from './wal-errors.js';
 import { WalGroup } from './wal-group.js';
-import { listSegments, replaySegments, segmentFileName, type SegmentInfo } from './wal-recovery.js';
+import { listSegments, replaySegments, type SegmentInfo } from './wal-recovery.js';
+import { createSegment, cryptoRandom, drawNonce, encodeCheckpoint } from './wal-segment.js';
 
 /** Tuning of a {@link Wal}. */
 export interface WalOptions {
@@ -37,6 +44,20 @@ export interface WalOptions {
    * (and restate every group's checkpoint) more often.
    */
   segmentBytes?: number;
+  /**
+   * The file system under `dir`. Default {@link nodeFileSystem}; the
+   * whole-node simulator passes a simulated disk that can lose power.
+   */
+  fs?: FileSystem;
+  /**
+   * Source of each segment's nonce, the random number in its batch headers
+   * that lets recovery trust a header it finds after damage. Default
+   * crypto-random; the simulator passes a seeded one so a run replays. It MUST
+   * be unpredictable to clients in production: one that knew a segment's nonce
+   * could plant a batch header in its values and make a torn tail look like
+   * corruption, keeping the node from starting.
+   */
+  random?: RandomSource;
 }
 
 /** Options of {@link Wal.openGroup}. */
@@ -66,7 +87,7 @@ interface WriteBatch {
 
 function newBatch(): WriteBatch {
   return {
-    encoder: new RecordEncoder(),
+    encoder: new RecordEncoder(64 * 1024, { batchHeader: true }),
     maxIndexByGroup: new Map(),
     snapshotFiles: new Map(),
     snapshotIndexes: new Map(),
@@ -95,6 +116,8 @@ const SILENT: RaftLogger = { debug() {}, info() {}, warn() {}, error() {} };
  * turn BEFORE sending that turn's messages, and {@link Wal.close} at shutdown.
  */
 export class Wal {
+  private readonly fs: FileSystem;
+  private readonly random: RandomSource;
   private readonly walDir: string;
   private readonly snapDir: string;
   private readonly logger: RaftLogger;
@@ -106,6 +129,10 @@ export class Wal {
   private handle: FileHandle;
   /** Bytes in the current segment. */
   private segmentSize: number;
+  /** The current segment's nonce, in every batch header written to it. */
+  private nonce: number;
+  /** Sequence number of the next batch written to the current segment. */
+  private nextSequence: number;
   /** Where appends go. */
   private active: WriteBatch = newBatch();
   /** The batch being written (or idle and empty). */
@@ -115,74 +142,98 @@ export class Wal {
   private failure: WalError | undefined;
   private closed = false;
 
-  private constructor(
-    walDir: string,
-    snapDir: string,
-    logger: RaftLogger,
-    segmentBytes: number,
-    segments: SegmentInfo[],
-    groups: Map<number, WalGroup>,
-    handle: FileHandle,
-    segmentSize: number,
-  ) {
-    this.walDir = walDir;
-    this.snapDir = snapDir;
-    this.logger = logger;
-    this.segmentBytes = segmentBytes;
-    this.segmentList = segments;
-    this.groups = groups;
-    this.handle = handle;
-    this.segmentSize = segmentSize;
+  private constructor(init: {
+    fs: FileSystem;
+    random: RandomSource;
+    walDir: string;
+    snapDir: string;
+    logger: RaftLogger;
+    segmentBytes: number;
+    segments: SegmentInfo[];
+    groups: Map<number, WalGroup>;
+    handle: FileHandle;
+    segmentSize: number;
+    nonce: number;
+    nextSequence: number;
+  }) {
+    this.fs = init.fs;
+    this.random = init.random;
+    this.walDir = init.walDir;
+    this.snapDir = init.snapDir;
+    this.logger = init.logger;
+    this.segmentBytes = init.segmentBytes;
+    this.segmentList = init.segments;
+    this.groups = init.groups;
+    this.handle = init.handle;
+    this.segmentSize = init.segmentSize;
+    this.nonce = init.nonce;
+    this.nextSequence = init.nextSequence;
   }
 
   /**
    * Opens (creating if needed) the WAL under `dir` (`dir/wal`, `dir/snap`) and
-   * recovers every group's hard state, snapshot and entries. A torn record at
-   * the tail of the last segment is cut off (the file is truncated); damage
-   * anywhere else rejects with `WalCorruptionError` naming the file and offset.
+   * recovers every group's hard state, snapshot and entries. A torn unsynced
+   * batch at the tail of the last segment is cut off (the file is truncated);
+   * damage anywhere else rejects with `WalCorruptionError` naming the file and
+   * offset (`wal-scan.ts`).
    */
   static async open(dir: string, logger: RaftLogger = SILENT, options: WalOptions = {}): Promise<Wal> {
+    const fs = options.fs ?? nodeFileSystem;
+    const random = options.random ?? cryptoRandom;
     const walDir = join(dir, 'wal');
     const snapDir = join(dir, 'snap');
-    await mkdir(walDir, { recursive: true });
-    await mkdir(snapDir, { recursive: true });
-    await fsyncDirectory(dir); // the entries of wal/ and snap/ themselves
-    const walNames = await readdir(walDir);
-    for (const name of walNames) if (name.endsWith(TEMP_SUFFIX)) await removeFile(join(walDir, name));
-    const replay = await replaySegments(listSegments(walDir, walNames));
+    await fs.mkdir(walDir);
+    await fs.mkdir(snapDir);
+    await fs.syncDirectory(dir); // the entries of wal/ and snap/ themselves
+    const walNames = await fs.readdir(walDir);
+    for (const name of walNames) if (name.endsWith(TEMP_SUFFIX)) await removeFile(fs, join(walDir, name));
+    const replay = await replaySegments(fs, listSegments(walDir, walNames));
 
     const referenced = new Set<string>();
     for (const group of replay.groups.values()) {
       const name = group.snapshotFile;
       if (name === undefined || group.recovered === undefined) continue;
       referenced.add(name);
-      group.recovered.snapshotData = await readSnapshotFile(snapDir, name, group.marker);
+      group.recovered.snapshotData = await readSnapshotFile(fs, snapDir, name, group.marker);
     }
-    for (const name of await readdir(snapDir)) {
-      if (!referenced.has(name)) await removeFile(join(snapDir, name));
+    for (const name of await fs.readdir(snapDir)) {
+      if (!referenced.has(name)) await removeFile(fs, join(snapDir, name));
     }
 
-    let handle: FileHandle;
-    let segmentSize: number;
+    const make = (handle: FileHandle, segmentSize: number, nonce: number, nextSequence: number): Wal => {
+      logger.info('wal recovered', { segments: replay.segments.length, groups: replay.groups.size });
+      const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+      const { segments, groups } = replay;
+      const wal = new Wal({ fs, random, walDir, snapDir, logger, segmentBytes, segments, groups, handle, segmentSize, nonce, nextSequence });
+      for (const { groupId, from, to } of replay.raised) {
+        // Recorded, so the next sync makes the raise durable and the log says what the group runs with.
+        wal.active.encoder.hardState(groupId, to);
+        logger.warn('wal raised a recovered hard state to its snapshot', { group: groupId, from, to });
+      }
+      return wal;
+    };
     const last = replay.segments[replay.segments.length - 1];
-    if (last === undefined) {
-      const path = join(walDir, segmentFileName(1));
-      handle = await open(path, 'w+');
-      await fsyncDirectory(walDir);
-      replay.segments.push({ sequence: 1, path, maxIndexByGroup: new Map() });
-      segmentSize = 0;
-    } else {
-      handle = await open(last.path, 'r+');
-      segmentSize = replay.lastSegmentValidBytes;
+    if (last !== undefined) {
+      const handle = await fs.open(last.path, 'existing');
+      const segmentSize = replay.lastSegmentValidBytes;
       if (replay.tornBytes > 0) {
         await handle.truncate(segmentSize);
-        await handle.sync();
         logger.warn('wal torn tail cut off', { file: last.path, offset: segmentSize, bytes: replay.tornBytes });
       }
+      // What recovery read may sit in the page cache only (a killed process wrote it and never
+      // synced). Make it durable BEFORE any batch is written after it: a power cut could otherwise
+      // leave a later batch's header behind a torn earlier batch, which recovery must refuse.
+      await handle.datasync();
+      if (replay.lastSegmentNonce !== undefined) {
+        return make(handle, segmentSize, replay.lastSegmentNonce, replay.lastSegmentSequence + 1);
+      }
+      await handle.close(); // written before batch headers: carry on in a new segment
     }
-    logger.info('wal recovered', { segments: replay.segments.length, groups: replay.groups.size });
-    const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    return new Wal(walDir, snapDir, logger, segmentBytes, replay.segments, replay.groups, handle, segmentSize);
+    const nonce = drawNonce(random);
+    const checkpoint = encodeCheckpoint(replay.groups.values(), nonce);
+    const { segment, handle } = await createSegment(fs, walDir, (last?.sequence ?? 0) + 1, checkpoint);
+    replay.segments.push(segment);
+    return make(handle, checkpoint.length, nonce, 1);
   }
 
   /** Ids of the groups the WAL holds (recovered or opened since, not dropped), ascending. */
@@ -294,25 +345,33 @@ export class Wal {
     const batch = this.active;
     this.active = this.spare;
     this.spare = batch;
-    const bytes = batch.encoder.bytes();
+    const records = batch.encoder.length;
+    const batchBytes = records === 0 ? 0 : BATCH_HEADER_BYTES + records;
     // Decided and encoded now, while group state matches exactly the records in `batch`.
-    const checkpoint = this.segmentSize + bytes.length >= this.segmentBytes ? this.encodeCheckpoint() : undefined;
+    let next: { nonce: number; checkpoint: Buffer } | undefined;
+    if (this.segmentSize + batchBytes >= this.segmentBytes) {
+      const nonce = drawNonce(this.random);
+      next = { nonce, checkpoint: encodeCheckpoint(this.groups.values(), nonce) };
+    }
     try {
       if (batch.snapshotFiles.size > 0) {
-        for (const [name, data] of batch.snapshotFiles) await writeFileAtomically(this.snapDir, name, data);
-        await fsyncDirectory(this.snapDir);
+        for (const [name, data] of batch.snapshotFiles) await writeFileAtomically(this.fs, this.snapDir, name, data);
+        await this.fs.syncDirectory(this.snapDir);
       }
-      // A synchronous write: it only copies into the page cache (microseconds for a turn's
-      // records), while an async write is a thread-pool round trip per turn — on the 2-core
-      // bench machine ~13% of a busy node's samples sat in it. The fsync stays async.
-      let written = 0;
-      while (written < bytes.length) {
-        written += writeSync(this.handle.fd, bytes, written, bytes.length - written, this.segmentSize + written);
+      if (records > 0) {
+        // A synchronous write: it only copies into the page cache (microseconds for a turn's
+        // records), while an async write is a thread-pool round trip per turn — on the 2-core
+        // bench machine ~13% of a busy node's samples sat in it. The fsync stays async.
+        // Flushes never overlap (sync() queues the next behind this one), so this batch is
+        // durable BEFORE the next is written: the rule recovery relies on (wal-scan.ts).
+        const bytes = batch.encoder.framedBytes(this.nonce, this.nextSequence);
+        this.nextSequence += 1;
+        writeFully(this.handle, bytes, this.segmentSize);
+        this.segmentSize += bytes.length;
+        await this.handle.datasync();
       }
-      this.segmentSize += bytes.length;
-      await this.handle.datasync();
       this.markDurable(batch);
-      if (checkpoint !== undefined) await this.roll(checkpoint);
+      if (next !== undefined) await this.roll(next.checkpoint, next.nonce);
       await this.deleteObsoleteSnapshots(batch.obsoleteFiles);
       await this.collectGarbage();
     } catch (error) {
@@ -336,28 +395,16 @@ export class Wal {
     for (const group of batch.tombstones) group.durableSnapshotIndex = Number.MAX_SAFE_INTEGER;
   }
 
-  /** Hard state and snapshot marker of every live group: the head of a new segment. */
-  private encodeCheckpoint(): Buffer {
-    const encoder = new RecordEncoder(1024);
-    for (const group of this.groups.values()) {
-      if (group.hardState !== undefined) encoder.hardState(group.groupId, group.hardState);
-      encoder.snapshot(group.groupId, { ...group.marker, replacesLog: false });
-    }
-    return Buffer.from(encoder.bytes());
-  }
-
-  /** Starts the next segment, written whole (checkpoint) by temp file + rename so it is never half made. */
-  private async roll(checkpoint: Buffer): Promise<void> {
+  /** Starts the next segment with `checkpoint` (encoded with `nonce`), written whole so it is never half made. */
+  private async roll(checkpoint: Buffer, nonce: number): Promise<void> {
     const sequence = (this.segmentList[this.segmentList.length - 1] as SegmentInfo).sequence + 1;
-    const name = segmentFileName(sequence);
-    await writeFileAtomically(this.walDir, name, checkpoint);
-    await fsyncDirectory(this.walDir);
-    const path = join(this.walDir, name);
-    const handle = await open(path, 'r+');
+    const { segment, handle } = await createSegment(this.fs, this.walDir, sequence, checkpoint);
     await this.handle.close();
     this.handle = handle;
     this.segmentSize = checkpoint.length;
-    this.segmentList.push({ sequence, path, maxIndexByGroup: new Map() });
+    this.nonce = nonce;
+    this.nextSequence = 1;
+    this.segmentList.push(segment);
     this.logger.debug('wal segment rolled', { sequence, groups: this.groups.size });
   }
 
@@ -369,7 +416,7 @@ export class Wal {
       const file = group.snapshotFile;
       if (file !== undefined) referenced.add(file);
     }
-    for (const name of names) if (!referenced.has(name)) await removeFile(join(this.snapDir, name));
+    for (const name of names) if (!referenced.has(name)) await removeFile(this.fs, join(this.snapDir, name));
   }
 
   /**
@@ -383,7 +430,7 @@ export class Wal {
       for (const [group, maxIndex] of oldest.maxIndexByGroup) {
         if (group.durableSnapshotIndex < maxIndex) return;
       }
-      await removeFile(oldest.path);
+      await removeFile(this.fs, oldest.path);
       this.segmentList.shift();
       this.logger.debug('wal segment deleted', { sequence: oldest.sequence });
     }

@@ -1,9 +1,12 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import {
+  BATCH_HEADER_BYTES,
+  batchHeaderAt,
   decodeRecord,
   RecordEncoder,
   recordEndAt,
+  type GroupRecord,
   type WalRecord,
 } from '../../../src/raft/storage/wal-codec.js';
 import { WalCorruptionError } from '../../../src/raft/storage/index.js';
@@ -33,6 +36,10 @@ const u64 = (v: number): Buffer => {
 };
 
 function naiveEncode(record: WalRecord): Buffer {
+  if (record.type === 'batch-header') {
+    const payload = Buffer.concat([u8(5), u32(0), u64(record.nonce), u64(record.sequence), u64(record.batchBytes)]);
+    return Buffer.concat([u32(payload.length), u32(naiveCrc32c(payload)), payload]);
+  }
   const parts: Buffer[] = [];
   switch (record.type) {
     case 'entries': {
@@ -58,7 +65,7 @@ function naiveEncode(record: WalRecord): Buffer {
   return Buffer.concat([u32(payload.length), u32(naiveCrc32c(payload)), payload]);
 }
 
-function encode(encoder: RecordEncoder, record: WalRecord): void {
+function encode(encoder: RecordEncoder, record: GroupRecord): void {
   switch (record.type) {
     case 'entries': encoder.entries(record.groupId, record.entries); break;
     case 'hard-state': encoder.hardState(record.groupId, record.hardState); break;
@@ -101,8 +108,8 @@ const snapshotRecord = fc
     groupId: g,
     marker: { index, term, confState: { voters, learners }, replacesLog, dataLength, dataCrc },
   }));
-const tombstoneRecord = groupId.map((g): WalRecord => ({ type: 'tombstone', groupId: g }));
-const anyRecord = fc.oneof(entriesRecord, hardStateRecord, snapshotRecord, tombstoneRecord);
+const tombstoneRecord = groupId.map((g): GroupRecord => ({ type: 'tombstone', groupId: g }));
+const anyRecord = fc.oneof(entriesRecord, hardStateRecord, snapshotRecord, tombstoneRecord) as fc.Arbitrary<GroupRecord>;
 
 /** Normalises decoded entry data (Uint8Array) for deep equality with arbitraries' data. */
 function decodeAll(bytes: Buffer): WalRecord[] {
@@ -129,6 +136,42 @@ describe('raft/storage/wal-codec', () => {
       }),
       propertyOptions(300),
     );
+  });
+
+  it('frames a batch: a header with nonce, sequence and the length of the records, then the records', () => {
+    fc.assert(
+      fc.property(fc.array(anyRecord, { maxLength: 8 }), safe, safe, fc.integer({ min: 1, max: 256 }), (records, nonce, sequence, initialBytes) => {
+        const encoder = new RecordEncoder(initialBytes, { batchHeader: true });
+        for (const record of records) encode(encoder, record);
+        const body = Buffer.concat(records.map(naiveEncode));
+        expect(encoder.length).to.equal(body.length);
+        expect(Buffer.compare(encoder.bytes(), body)).to.equal(0);
+        const header: WalRecord = { type: 'batch-header', nonce, sequence, batchBytes: body.length };
+        const framed = encoder.framedBytes(nonce, sequence);
+        expect(Buffer.compare(framed, Buffer.concat([naiveEncode(header), body]))).to.equal(0);
+        expect(decodeAll(framed)).to.deep.equal([header, ...records]);
+        expect(batchHeaderAt(framed, 0, nonce)).to.deep.equal(header);
+        expect(batchHeaderAt(framed, 0, undefined)).to.deep.equal(header);
+        expect(batchHeaderAt(framed, 0, nonce === 0 ? 1 : nonce - 1)).to.equal(undefined);
+        encoder.clear();
+        expect(encoder.framedBytes(nonce, sequence).length).to.equal(BATCH_HEADER_BYTES);
+      }),
+      propertyOptions(200),
+    );
+    expect(() => new RecordEncoder().framedBytes(1, 1)).to.throw(/no room for a batch header/);
+  });
+
+  it('finds a batch header only where one is whole and checks out', () => {
+    const header = naiveEncode({ type: 'batch-header', nonce: 77, sequence: 3, batchBytes: 10 });
+    const bytes = Buffer.concat([Buffer.alloc(5), header, Buffer.alloc(5)]);
+    expect(batchHeaderAt(bytes, 5, 77)).to.deep.equal({ type: 'batch-header', nonce: 77, sequence: 3, batchBytes: 10 });
+    for (let offset = 0; offset < bytes.length; offset++) if (offset !== 5) expect(batchHeaderAt(bytes, offset, 77)).to.equal(undefined);
+    expect(batchHeaderAt(bytes.subarray(0, 5 + BATCH_HEADER_BYTES - 1), 5, 77)).to.equal(undefined);
+    for (let position = 5; position < 5 + BATCH_HEADER_BYTES; position++) {
+      const damaged = Buffer.from(bytes);
+      damaged[position] = (damaged[position] as number) ^ 0x10;
+      expect(batchHeaderAt(damaged, 5, undefined), `byte ${position} flipped`).to.equal(undefined);
+    }
   });
 
   it('reuses its buffer after clear', () => {

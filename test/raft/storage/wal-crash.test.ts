@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c, Wal, WalCorruptionError, type DurableStorage } from '../../../src/raft/storage/index.js';
+import { batchHeaderAt, RecordEncoder } from '../../../src/raft/storage/wal-codec.js';
 import { allEntries, makeEntries, makeTempDir, removeTempDir } from './helpers.js';
 
 const SEGMENT = '0000000000000001.log';
@@ -171,6 +172,60 @@ describe('raft/storage/wal crash recovery', () => {
     await expectCorruption(Wal.open(source), 'SNAPSHOT_CORRUPT', file, 0);
     await rm(file);
     await expectCorruption(Wal.open(source), 'SNAPSHOT_MISSING', file, 0);
+  });
+});
+
+describe('raft/storage/wal segments written before batch headers', () => {
+  let dir: string | undefined;
+  const opened: Wal[] = [];
+  beforeEach(async () => {
+    dir = await makeTempDir();
+  });
+  afterEach(async () => {
+    for (const wal of opened.splice(0)) await wal.close().catch(() => undefined);
+    await removeTempDir(dir);
+  });
+
+  /** A segment as the earlier version wrote it: records only. Returns its path and bytes. */
+  async function writeUnframed(tail: Uint8Array): Promise<{ path: string; bytes: Buffer }> {
+    const encoder = new RecordEncoder();
+    encoder.snapshot(1, { index: 0, term: 0, confState: { voters: [1], learners: [] }, replacesLog: false, dataLength: 0, dataCrc: 0 });
+    encoder.entries(1, makeEntries(1, 3, 1));
+    encoder.hardState(1, { term: 1, vote: 1, commit: 3 });
+    await mkdir(join(dir as string, 'wal'), { recursive: true });
+    const path = join(dir as string, 'wal', SEGMENT);
+    const bytes = Buffer.from(encoder.bytes());
+    await writeFile(path, Buffer.concat([bytes, tail]));
+    return { path, bytes };
+  }
+
+  it('reads them with the earlier rule, cuts a torn tail, and carries on in a new segment with headers', async () => {
+    const torn = new RecordEncoder();
+    torn.entries(1, makeEntries(4, 6, 1));
+    const { path, bytes } = await writeUnframed(torn.bytes().subarray(0, 20));
+    const wal = await Wal.open(dir as string);
+    opened.push(wal);
+    expect((await stat(path)).size).to.equal(bytes.length);
+    expect(wal.segments()).to.deep.equal([1, 2]);
+    const storage = wal.openGroup(1);
+    expect(allEntries(storage)).to.deep.equal(makeEntries(1, 3, 1));
+    storage.append(makeEntries(4, 4, 2));
+    await wal.sync();
+    await wal.close();
+    const second = await readFile(join(dir as string, 'wal', '0000000000000002.log'));
+    expect(batchHeaderAt(second, 0, undefined)).to.not.equal(undefined);
+
+    const again = await Wal.open(dir as string);
+    opened.push(again);
+    expect(allEntries(again.openGroup(1))).to.deep.equal([...makeEntries(1, 3, 1), ...makeEntries(4, 4, 2)]);
+    expect(again.segments()).to.deep.equal([1, 2]);
+  });
+
+  it('refuses damage followed by a well-formed record, as before', async () => {
+    const later = new RecordEncoder();
+    later.hardState(1, { term: 2, vote: 1, commit: 3 });
+    const { path, bytes } = await writeUnframed(Buffer.concat([Buffer.alloc(16), later.bytes()]));
+    await expectCorruption(Wal.open(dir as string), 'BAD_LENGTH', path, bytes.length);
   });
 });
 

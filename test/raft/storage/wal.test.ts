@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Wal, WalError } from '../../../src/raft/storage/index.js';
+import { nodeFileSystem, Wal, WalError, type FileSystem } from '../../../src/raft/storage/index.js';
 import { EntryType } from '../../../src/raft/types.js';
 import { allEntries, makeEntries, makeTempDir, removeTempDir } from './helpers.js';
 
@@ -222,5 +222,35 @@ describe('raft/storage/wal', () => {
     storage.append(entries);
     await wal.sync();
     expect(allEntries((await openWal()).openGroup(1))).to.deep.equal(entries);
+  });
+
+  it('does all its file I/O through the injected file system', async () => {
+    // Paths under /kvstore-virtual exist only through this file system: a direct node:fs call would fail.
+    const virtual = '/kvstore-virtual';
+    const real = (path: string): string => (dir as string) + path.slice(virtual.length);
+    const calls = new Set<string>();
+    const fs: FileSystem = {
+      mkdir: (path) => (calls.add('mkdir'), nodeFileSystem.mkdir(real(path))),
+      readdir: (path) => (calls.add('readdir'), nodeFileSystem.readdir(real(path))),
+      readFile: (path) => (calls.add('readFile'), nodeFileSystem.readFile(real(path))),
+      open: (path, mode) => (calls.add(`open ${mode}`), nodeFileSystem.open(real(path), mode)),
+      rename: (from, to) => (calls.add('rename'), nodeFileSystem.rename(real(from), real(to))),
+      unlink: (path) => (calls.add('unlink'), nodeFileSystem.unlink(real(path))),
+      syncDirectory: (path) => (calls.add('syncDirectory'), nodeFileSystem.syncDirectory(real(path))),
+    };
+    const wal = await Wal.open(virtual, undefined, { fs, segmentBytes: 300 });
+    const storage = wal.openGroup(1, { confState: { voters: [1], learners: [] } });
+    for (let index = 1; index <= 8; index++) {
+      storage.append(makeEntries(index, index, 1));
+      storage.setHardState({ term: 1, vote: 1, commit: index });
+      await wal.sync();
+    }
+    storage.createSnapshot(8, { voters: [1], learners: [] }, Uint8Array.of(8));
+    await wal.sync();
+    await wal.close();
+    const reopened = await Wal.open(virtual, undefined, { fs });
+    open.push(reopened);
+    expect(allEntries(reopened.openGroup(1))).to.deep.equal([]);
+    expect([...calls].sort()).to.deep.equal(['mkdir', 'open existing', 'open truncate', 'readFile', 'readdir', 'rename', 'syncDirectory', 'unlink']);
   });
 });
