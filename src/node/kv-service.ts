@@ -36,12 +36,15 @@ import type { RaftHost } from './raft-host.js';
 import type { Replica } from './replica.js';
 import type { FailureReason, WriteOutcome } from './replica-requests.js';
 import type { RequestMetrics } from './request-metrics.js';
+import { type NodeRuntime, systemRuntime } from './runtime.js';
 
 /** What the service needs from the node. */
 export interface KvServiceContext {
   host: RaftHost;
   peers: PeerDirectory;
-  metrics: RequestMetrics;
+  metrics: Pick<RequestMetrics, 'record'>;
+  /** Clock for request latencies. Default: this process's. */
+  runtime?: NodeRuntime;
   /** The cluster's shard count; 0 until known (then every request is UNAVAILABLE). */
   shardCount(): number;
   /** This node's own address, for NOT_LEADER hints that point at itself. */
@@ -56,13 +59,17 @@ type Done<T> = (response: T) => void;
 
 /** Runs one request of any kind; shared by the unary handlers and the Batch stream. */
 export class KvRequestExecutor {
-  constructor(private readonly context: KvServiceContext) {}
+  private readonly runtime: NodeRuntime;
+
+  constructor(private readonly context: KvServiceContext) {
+    this.runtime = context.runtime ?? systemRuntime;
+  }
 
   /** Answers a linearizable read. */
   get(request: GetRequest, done: Done<GetResponse>): void {
-    const startMs = performance.now();
+    const startMs = this.runtime.monotonicMs();
     const answer = (response: GetResponse): void => {
-      this.context.metrics.record('get', performance.now() - startMs, response.error?.code);
+      this.context.metrics.record('get', this.runtime.monotonicMs() - startMs, response.error?.code);
       done(response);
     };
     const located = this.locate(request.key);
@@ -121,9 +128,9 @@ export class KvRequestExecutor {
     success: (result: Exclude<WriteOutcome, { ok: false }>['result']) => T,
     failure: (error: KvError) => T,
   ): void {
-    const startMs = performance.now();
+    const startMs = this.runtime.monotonicMs();
     const answer = (response: T): void => {
-      this.context.metrics.record(request.op, performance.now() - startMs, response.error?.code);
+      this.context.metrics.record(request.op, this.runtime.monotonicMs() - startMs, response.error?.code);
       done(response);
     };
     if (invalidValue !== undefined) {

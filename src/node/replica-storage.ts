@@ -5,7 +5,7 @@
  * @internal
  */
 import { type ConfState, MemoryStorage, type RaftLogger, type WritableStorage } from '../raft/index.js';
-import { Wal } from '../raft/storage/index.js';
+import { Wal, type WalOptions } from '../raft/storage/index.js';
 
 /** Per-group storage of one node, with one shared sync. */
 export interface ReplicaStorageProvider {
@@ -66,8 +66,8 @@ export class WalStorageProvider implements ReplicaStorageProvider {
   }
 
   /** Opens (creating if needed) and recovers the WAL under `dataDir`. */
-  static async open(dataDir: string, logger: RaftLogger): Promise<WalStorageProvider> {
-    return new WalStorageProvider(await Wal.open(dataDir, logger));
+  static async open(dataDir: string, logger: RaftLogger, options: WalOptions = {}): Promise<WalStorageProvider> {
+    return new WalStorageProvider(await Wal.open(dataDir, logger, options));
   }
 
   recovered(shardId: number): WritableStorage | undefined {

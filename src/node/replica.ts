@@ -360,6 +360,19 @@ export class Replica {
   }
 
   /**
+   * True when the host must sync before finishing this Ready: it writes something
+   * (`mustSync`), or it applies a membership change. A replica applies a membership change
+   * only once the commit index covering it is durable here: the manager acts on the applied
+   * configuration (it destroys a removed replica), and a replica that restarted without
+   * knowing the change committed would count the old configuration again — for a group
+   * shrinking from two voters to one, a quorum that no longer exists. The sync makes the
+   * latest commit index the core handed out durable, whichever Ready carried it.
+   */
+  needsSync(ready: Ready): boolean {
+    return ready.mustSync || ready.committedEntries.some((entry) => entry.type === EntryType.ConfChange);
+  }
+
+  /**
    * True when this Ready's messages may leave before its fsync. Only a leader's may, and
    * only when the Ready changes neither term nor vote (nor installs a snapshot): its
    * appends carry entries that are not durable here yet, which is safe because the core
@@ -375,7 +388,8 @@ export class Replica {
 
   /**
    * Before the host's fsync: applies the committed entries this replica made durable in
-   * earlier turns — those below the first entry this Ready writes — and answers the reads
+   * earlier turns — those below the first entry this Ready writes, up to the first
+   * membership change — and answers the reads
    * they unblock. Committed means durable on a majority, and these are durable here too, so
    * acknowledging them need not wait for this turn's fsync, which covers only newer entries
    * (the host takes a replica's next Ready only after its previous one's sync completed).
@@ -385,7 +399,8 @@ export class Replica {
     if (this.removed || ready.softState !== undefined || ready.snapshot !== undefined) return;
     const firstNewIndex = ready.entries[0]?.index ?? Number.POSITIVE_INFINITY;
     for (const entry of ready.committedEntries) {
-      if (entry.index >= firstNewIndex) break;
+      // A membership change waits for the sync: see needsSync.
+      if (entry.index >= firstNewIndex || entry.type === EntryType.ConfChange) break;
       this.applyEntry(entry);
       if (this.removed) return;
     }

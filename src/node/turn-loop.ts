@@ -27,9 +27,11 @@
  *   its fsync only Readies that change neither term nor vote. So no message that leaves
  *   early carries a commit index beyond what a synced majority holds, nor a term that a
  *   power cut could make the leader forget.
+ * - **A membership change applies only once the commit index covering it is durable**
+ *   ({@link Replica.needsSync}): the manager acts on applied configurations.
  * Messages that depend on anything else — a follower's acknowledgement of entries, a vote,
  * a snapshot — leave only after the sync (the Ready contract: persist, then send).
- * All three are asserted below and in the core.
+ * The first three are asserted below and in the core.
  * @internal
  */
 import { assertInvariant, type Ready } from '../raft/index.js';
@@ -120,7 +122,7 @@ export class TurnLoop {
       replica.step();
       const ready = replica.collectReady();
       if (ready === undefined) continue;
-      if (!ready.mustSync) {
+      if (!replica.needsSync(ready)) {
         // Nothing to make durable (a commit-index-only hard state rides along with the
         // next sync): heartbeat and read-index answers, applying entries synced earlier.
         replica.handleReady(ready, router);

@@ -1,0 +1,107 @@
+/**
+ * What one simulator run does, drawn from its seed: the cluster's shape, the Raft
+ * settings, the fault mix and the workload. A scenario is a pure function of the seed,
+ * so `SEED=n` replays a run exactly.
+ */
+import { SeededRandom } from '../../src/raft/index.js';
+import type { NetworkFaults } from './sim-network.js';
+
+/** Knobs of one run. */
+export interface Scenario {
+  seed: number;
+  nodes: number;
+  replicationFactor: number;
+  shards: number;
+  leaseReads: boolean;
+  snapshotIntervalEntries: number;
+  retainedEntries: number;
+  network: NetworkFaults;
+  /** Per-node clock rates (local ms per global ms) and wall-clock offsets (ms). */
+  clockRates: number[];
+  wallOffsetsMs: number[];
+  /** Probability per 100 ms of each fault. */
+  faults: {
+    kill: number;
+    powerLoss: number;
+    pause: number;
+    partition: number;
+    oneWayCut: number;
+    /** A directed link gets 100–800 ms slower for a while. */
+    slowLink: number;
+    /** The streams between two live nodes break (both ends hear of it), the link itself fine. */
+    streamReset: number;
+    slowDisk: number;
+  };
+  /** Usual fsync latency range (ms); a slow-disk fault makes them up to `slowFsyncMs`. */
+  fsyncMs: [number, number];
+  slowFsyncMs: number;
+  manager: { moveRate: number; transferRate: number; maxPromotionDelayMs: number };
+  clients: number;
+  keys: number;
+  /** How long faults run (ms of global time). */
+  chaosMs: number;
+}
+
+/** Draws the scenario of `seed`. */
+export function scenarioFor(seed: number): Scenario {
+  const random = new SeededRandom(seed ^ 0x2545f491);
+  const pick = <T>(values: readonly T[]): T => values[random.nextInt(values.length)] as T;
+  const between = (low: number, high: number): number => low + (random.nextInt(1001) / 1000) * (high - low);
+  const nodes = pick([3, 3, 4, 5]);
+  const replicationFactor = pick(nodes >= 5 ? [1, 3, 3, 5] : [1, 3, 3]);
+  const quiet = random.nextInt(4) === 0; // a quarter of the runs: few network faults, many crashes
+  const scenario: Scenario = {
+    seed,
+    nodes,
+    replicationFactor,
+    shards: pick([1, 2, 3]),
+    leaseReads: random.nextInt(5) !== 0,
+    snapshotIntervalEntries: pick([10, 30, 100, 1000]),
+    retainedEntries: pick([0, 5, 50]),
+    network: {
+      lossRate: quiet ? 0 : pick([0, 0.01, 0.05]),
+      duplicateRate: quiet ? 0 : pick([0, 0.01, 0.03]),
+      reorder: !quiet && random.nextInt(2) === 0,
+      minDelayMs: 0.05,
+      maxDelayMs: pick([0.5, 2, 5]),
+      spikeRate: quiet ? 0 : pick([0, 0.01, 0.05]),
+      spikeMaxMs: pick([20, 200, 600]),
+      backpressureRate: pick([0, 0.01]),
+    },
+    clockRates: Array.from({ length: nodes }, () => between(0.99, 1.01)),
+    wallOffsetsMs: Array.from({ length: nodes }, () => Math.round(between(-500, 500))),
+    faults: {
+      kill: pick([0, 0.005, 0.02]),
+      powerLoss: pick([0, 0.005, 0.02]),
+      pause: pick([0, 0.005, 0.02]),
+      partition: quiet ? 0 : pick([0, 0.005, 0.02]),
+      oneWayCut: quiet ? 0 : pick([0, 0.005, 0.02]),
+      slowDisk: pick([0, 0.005, 0.02]),
+      slowLink: 0,
+      streamReset: 0,
+    },
+    fsyncMs: pick<[number, number]>([[0.05, 0.5], [0.5, 3], [2, 10]]),
+    slowFsyncMs: pick([200, 1_000, 2_500]),
+    manager: { moveRate: pick([0, 0.05, 0.2]), transferRate: pick([0, 0.02, 0.1]), maxPromotionDelayMs: pick([0, 500, 2_000]) },
+    clients: pick([2, 3, 4]),
+    keys: pick([3, 6]),
+    chaosMs: pick([4_000, 8_000]),
+  };
+  // Knobs added later are drawn last, so every older seed keeps its scenario.
+  scenario.faults.slowLink = quiet ? 0 : pick([0, 0.01, 0.03]);
+  scenario.faults.streamReset = quiet ? 0 : pick([0, 0.01, 0.03]);
+  return scenario;
+}
+
+/** One line describing a scenario, for failure reports. */
+export function describeScenario(scenario: Scenario): string {
+  const f = scenario.faults;
+  const n = scenario.network;
+  return (
+    `${scenario.nodes} nodes, K=${scenario.replicationFactor}, ${scenario.shards} shard(s), lease reads ${scenario.leaseReads ? 'on' : 'off'}, ` +
+    `snapshot every ${scenario.snapshotIntervalEntries}; faults/100ms kill ${f.kill} power ${f.powerLoss} pause ${f.pause} ` +
+    `partition ${f.partition} one-way ${f.oneWayCut} slow-link ${f.slowLink} reset ${f.streamReset} slow-disk ${f.slowDisk}; network loss ${n.lossRate} dup ${n.duplicateRate} ` +
+    `reorder ${String(n.reorder)}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
+    `${scenario.clients} clients on ${scenario.keys} keys for ${scenario.chaosMs} ms`
+  );
+}

@@ -1,0 +1,195 @@
+/**
+ * Safety checks of the whole-node simulator, run as things happen (Raft §5.4, Figure 3):
+ *
+ * - election safety: at most one leader per shard per term (after every event);
+ * - log matching: an entry at (index, term) has the same data and the same previous term
+ *   in every replica's log that ever held it (at every append to storage);
+ * - state-machine safety: every replica applies the same entry at an index (at every apply),
+ *   so every replica's applied sequence is a prefix of one sequence;
+ * - exactly-once and determinism: a naive reference state machine (a map, and every
+ *   `(client id, seq)` ever applied) runs the one applied sequence; after each apply, the
+ *   key the entry touched must read the same in the replica's real state machine;
+ * - a replica's commit index never goes down while its process lives (after every event).
+ *
+ * A violation throws {@link SimViolation}; the run reports its seed.
+ */
+import { CommandOp, decodeCommand } from '../../src/node/kv-command.js';
+import type { Replica } from '../../src/node/replica.js';
+import { type Entry, EntryType, Role } from '../../src/raft/index.js';
+
+/** A broken safety property. */
+export class SimViolation extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SimViolation';
+  }
+}
+
+interface LogRecord {
+  hash: number;
+  prevTerm: number;
+}
+
+interface AppliedRecord {
+  hash: number;
+  term: number;
+  /** The key the entry wrote (latin1) and its state after it, per the reference model; undefined when it wrote none. */
+  key?: string;
+  value?: { value: string; version: number } | undefined;
+}
+
+/** The reference model of one shard. */
+interface ShardModel {
+  data: Map<string, { value: string; version: number }>;
+  sessions: Set<string>;
+  /** Index of the last entry the model applied. */
+  applied: number;
+}
+
+/** FNV-1a over an entry's term, type and data. */
+export function entryHash(entry: Entry): number {
+  let hash = 0x811c9dc5;
+  const mix = (byte: number): void => {
+    hash ^= byte & 0xff;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  };
+  for (const value of [entry.term, entry.type]) for (let shift = 0; shift < 32; shift += 8) mix(value >>> shift);
+  for (const byte of entry.data) mix(byte);
+  return hash >>> 0;
+}
+
+/** Checks one simulated cluster. */
+export class SimChecker {
+  /** `shard/term` → `node/replica` that led it. */
+  private readonly leaders = new Map<string, string>();
+  /** shard → index → term → record. */
+  private readonly logs = new Map<number, Map<number, Map<number, LogRecord>>>();
+  /** shard → index → what applied there. */
+  private readonly applied = new Map<number, Map<number, AppliedRecord>>();
+  private readonly models = new Map<number, ShardModel>();
+  private readonly commits = new WeakMap<Replica, number>();
+  /** Counters for reports. */
+  readonly stats = { applies: 0, appends: 0, leaders: 0 };
+
+  /** Entries a replica of `shardId` is about to append after `prevTerm` (its term at index first−1). */
+  onAppend(shardId: number, where: string, entries: readonly Entry[], prevTerm: number | undefined): void {
+    let byIndex = this.logs.get(shardId);
+    if (byIndex === undefined) {
+      byIndex = new Map();
+      this.logs.set(shardId, byIndex);
+    }
+    let previous = prevTerm;
+    for (const entry of entries) {
+      this.stats.appends += 1;
+      let byTerm = byIndex.get(entry.index);
+      if (byTerm === undefined) {
+        byTerm = new Map();
+        byIndex.set(entry.index, byTerm);
+      }
+      const hash = entryHash(entry);
+      const known = byTerm.get(entry.term);
+      if (known === undefined) {
+        if (previous !== undefined) byTerm.set(entry.term, { hash, prevTerm: previous });
+      } else if (known.hash !== hash || (previous !== undefined && known.prevTerm !== previous)) {
+        throw new SimViolation(
+          `log matching: shard ${shardId} ${where} holds a different entry at index ${entry.index} term ${entry.term}` +
+            ` (previous term ${String(previous)}, elsewhere ${known.prevTerm})`,
+        );
+      }
+      previous = entry.term;
+    }
+  }
+
+  /** A replica applied `entry` (events.entryApplied). */
+  onApply(where: string, replica: Replica, entry: Entry): void {
+    this.stats.applies += 1;
+    const shardId = replica.shardId;
+    let byIndex = this.applied.get(shardId);
+    if (byIndex === undefined) {
+      byIndex = new Map();
+      this.applied.set(shardId, byIndex);
+    }
+    const hash = entryHash(entry);
+    let record = byIndex.get(entry.index);
+    if (record === undefined) {
+      record = { hash, term: entry.term, ...this.applyToModel(shardId, entry) };
+      byIndex.set(entry.index, record);
+    } else if (record.hash !== hash) {
+      throw new SimViolation(
+        `state-machine safety: shard ${shardId} ${where} applied a different entry at index ${entry.index}` +
+          ` (term ${entry.term}; others applied term ${record.term})`,
+      );
+    }
+    if (record.key !== undefined) {
+      const stored = replica.machine.get(record.key);
+      const actual = stored === undefined ? undefined : { value: stored.value.toString('latin1'), version: stored.version };
+      const expected = record.value;
+      if (actual?.value !== expected?.value || actual?.version !== expected?.version) {
+        throw new SimViolation(
+          `exactly-once/determinism: shard ${shardId} ${where} after index ${entry.index} holds key "${record.key}" = ` +
+            `${JSON.stringify(actual)}, the reference model ${JSON.stringify(expected)}`,
+        );
+      }
+    }
+  }
+
+  /** Applies the first application of an index to the shard's reference model. */
+  private applyToModel(shardId: number, entry: Entry): Pick<AppliedRecord, 'key' | 'value'> {
+    let model = this.models.get(shardId);
+    if (model === undefined) {
+      model = { data: new Map(), sessions: new Set(), applied: entry.index - 1 };
+      this.models.set(shardId, model);
+    }
+    if (entry.index !== model.applied + 1) {
+      // The first replica to reach this index got there through a snapshot: the model cannot follow.
+      model.applied = Number.POSITIVE_INFINITY;
+      return {};
+    }
+    model.applied = entry.index;
+    if (entry.type !== EntryType.Normal || entry.data.length === 0) return {};
+    const command = decodeCommand(entry.data);
+    const key = command.key;
+    const session = command.session === undefined ? undefined : `${command.session.clientId}/${command.session.seq}`;
+    if (session === undefined || !model.sessions.has(session)) {
+      if (session !== undefined) model.sessions.add(session);
+      switch (command.op) {
+        case CommandOp.Put:
+          model.data.set(key, { value: command.value.toString('latin1'), version: entry.index });
+          break;
+        case CommandOp.Delete:
+          model.data.delete(key);
+          break;
+        case CommandOp.Cas:
+          if ((model.data.get(key)?.version ?? 0) === command.expectedVersion) {
+            model.data.set(key, { value: command.value.toString('latin1'), version: entry.index });
+          }
+          break;
+      }
+    }
+    const state = model.data.get(key);
+    return { key, value: state === undefined ? undefined : { ...state } };
+  }
+
+  /** Election safety and monotonic commit over the live replicas (after every event). */
+  afterEvent(replicas: Iterable<[string, Replica]>): void {
+    for (const [nodeId, replica] of replicas) {
+      const rawNode = replica.rawNode;
+      const commit = rawNode.commitIndex();
+      const before = this.commits.get(replica);
+      if (before !== undefined && commit < before) {
+        throw new SimViolation(`commit index went down: shard ${replica.shardId} replica ${replica.replicaId} on ${nodeId} from ${before} to ${commit}`);
+      }
+      this.commits.set(replica, commit);
+      if (rawNode.role() !== Role.Leader) continue;
+      const key = `${replica.shardId}/${rawNode.term()}`;
+      const who = `${nodeId}/${replica.replicaId}`;
+      const known = this.leaders.get(key);
+      if (known === undefined) {
+        this.leaders.set(key, who);
+        this.stats.leaders += 1;
+      } else if (known !== who) {
+        throw new SimViolation(`election safety: shard ${replica.shardId} term ${rawNode.term()} has two leaders, ${known} and ${who}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The whole-node simulator in `npm test` (DESIGN.md §7): 1,000 seeds by default on worker
+ * threads, `SIM_SEEDS=N` for more, `SEED=n` to replay one seed in this process (with
+ * `SIM_LOG=debug` to print the nodes' logs on virtual time). A failure names its seed.
+ */
+import { expect } from 'chai';
+import { scenarioFor } from './scenario.js';
+import { runSimulation } from './simulation.js';
+import { runSeedPool } from './sim-pool.js';
+
+const replaySeed = process.env['SEED'];
+const seedCount = Number(process.env['SIM_SEEDS'] ?? 1000);
+
+describe('whole-node simulation (real RaftHost, replicas, WAL on simulated disk, network and clocks)', function () {
+  this.timeout(900_000);
+
+  if (replaySeed !== undefined) {
+    it(`replays seed ${replaySeed}`, async () => {
+      const logLevel = process.env['SIM_LOG'];
+      const result = await runSimulation(scenarioFor(Number(replaySeed)), logLevel === undefined ? {} : { logLevel });
+      expect(result.operations).to.be.greaterThan(0);
+    });
+    return;
+  }
+
+  it(`keeps Raft safety, linearizability and exactly-once over ${seedCount} seeds, and recovers after healing`, async () => {
+    let operations = 0;
+    const failures = await runSeedPool({
+      seeds: Array.from({ length: seedCount }, (_, i) => i + 1),
+      onAnswer: (answer) => {
+        if (answer.ok) operations += answer.operations;
+      },
+    });
+    expect(failures.map((failure) => (failure.ok ? '' : failure.message)), 'failing seeds').to.deep.equal([]);
+    expect(operations, 'client operations checked').to.be.greaterThan(seedCount * 10);
+  });
+});
