@@ -104,9 +104,10 @@ function readOfUnwrittenValue(operations: readonly Operation[]): Operation & { v
 
 /**
  * Drops indeterminate writes whose value nothing observed. Sound when every cas names versions the
- * history tied to values: then the only operations that could follow such a write in a
- * linearization are other writes, which overwrite it, so leaving it out explains the history
- * equally well. Without this, every unobserved timed-out write doubles the search space.
+ * history tied to values and no delete reports that it found the key: then the only operations
+ * that could follow such a write in a linearization are other writes, which overwrite it, so
+ * leaving it out explains the history equally well. Without this, every unobserved timed-out
+ * write doubles the search space.
  */
 function withoutUnobservableWrites(operations: readonly Operation[], knowledge: VersionKnowledge): Operation[] {
   const everyCasDetermined = operations.every(
@@ -115,7 +116,9 @@ function withoutUnobservableWrites(operations: readonly Operation[], knowledge: 
       (knowledge.isKnown(operation.expectedVersion) &&
         (operation.status !== 'conflict' || (operation.currentVersion !== undefined && knowledge.isKnown(operation.currentVersion)))),
   );
-  if (!everyCasDetermined) return [...operations];
+  // A delete that found the key observes that some write took effect without naming it.
+  const presenceObserved = operations.some((operation) => operation.type === 'delete' && operation.status === 'ok' && operation.existed === true);
+  if (!everyCasDetermined || presenceObserved) return [...operations];
   const observed = knowledge.observedValues();
   for (const operation of operations) if (operation.type === 'get' && typeof operation.value === 'string') observed.add(operation.value);
   // A delete writes "absent", which any read of an absent key may have observed: always kept.

@@ -200,7 +200,7 @@ export class ReadPath {
   }
 
   /** True while the lease lets this leader answer reads without a ReadIndex round. */
-  private inLease(nowMs: number): boolean {
+  inLease(nowMs: number): boolean {
     const rawNode = this.options.rawNode;
     return this.options.leaseMs > 0 && nowMs < this.leaseUntilMs && this.leaseTerm === rawNode.term() && rawNode.isLeader();
   }

@@ -554,6 +554,11 @@ export class Replica {
     this.inbox = [];
   }
 
+  /** True while this leader may answer reads under its lease (the simulator checks no other leader exists meanwhile). */
+  holdsLease(): boolean {
+    return this.reads.inLease(this.runtime.monotonicMs());
+  }
+
   /** Number of writes and reads waiting for an answer (tests, metrics). */
   get waitingRequests(): number {
     return this.pendingWrites.size + this.queuedWrites.length + this.reads.waiting;

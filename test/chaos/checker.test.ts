@@ -90,6 +90,10 @@ describe('chaos checker: deletes', () => {
     expect(verdict([put(0, [0, 1], 'a'), delUnknown(0, [2, 3]), get(1, [4, 5], 'a', 2)])).to.equal('linearizable');
   });
 
+  it('accepts a delete that found the key only an unknown write could have created', () => {
+    expect(verdict([putUnknown(1, [0, 10], 'a'), del(0, [20, 30], true), get(0, [40, 50], null)])).to.equal('linearizable');
+  });
+
   it('rejects a read of a deleted value, and a delete whose "existed" contradicts the state', () => {
     expect(verdict([put(0, [0, 1], 'a'), del(0, [2, 3], true), get(1, [4, 5], 'a', 2)])).to.equal('violation');
     expect(verdict([put(0, [0, 1], 'a'), del(0, [2, 3], false)])).to.equal('violation');

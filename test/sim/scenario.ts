@@ -30,6 +30,8 @@ export interface Scenario {
     slowLink: number;
     /** The streams between two live nodes break (both ends hear of it), the link itself fine. */
     streamReset: number;
+    /** A shard leader's link to a follower drops and comes back slow; maybe another follower loses the leader. */
+    flakyLeaderLink: number;
     slowDisk: number;
   };
   /** Usual fsync latency range (ms); a slow-disk fault makes them up to `slowFsyncMs`. */
@@ -37,6 +39,8 @@ export interface Scenario {
   slowFsyncMs: number;
   manager: { moveRate: number; transferRate: number; maxPromotionDelayMs: number };
   clients: number;
+  /** Clients that only read. */
+  readers: number;
   keys: number;
   /** How long faults run (ms of global time). */
   chaosMs: number;
@@ -79,17 +83,21 @@ export function scenarioFor(seed: number): Scenario {
       slowDisk: pick([0, 0.005, 0.02]),
       slowLink: 0,
       streamReset: 0,
+      flakyLeaderLink: 0,
     },
     fsyncMs: pick<[number, number]>([[0.05, 0.5], [0.5, 3], [2, 10]]),
     slowFsyncMs: pick([200, 1_000, 2_500]),
     manager: { moveRate: pick([0, 0.05, 0.2]), transferRate: pick([0, 0.02, 0.1]), maxPromotionDelayMs: pick([0, 500, 2_000]) },
     clients: pick([2, 3, 4]),
+    readers: 0,
     keys: pick([3, 6]),
     chaosMs: pick([4_000, 8_000]),
   };
   // Knobs added later are drawn last, so every older seed keeps its scenario.
   scenario.faults.slowLink = quiet ? 0 : pick([0, 0.01, 0.03]);
   scenario.faults.streamReset = quiet ? 0 : pick([0, 0.01, 0.03]);
+  scenario.faults.flakyLeaderLink = quiet ? 0 : pick([0, 0.02, 0.05]);
+  scenario.readers = pick([0, 1, 2]);
   return scenario;
 }
 
@@ -100,8 +108,8 @@ export function describeScenario(scenario: Scenario): string {
   return (
     `${scenario.nodes} nodes, K=${scenario.replicationFactor}, ${scenario.shards} shard(s), lease reads ${scenario.leaseReads ? 'on' : 'off'}, ` +
     `snapshot every ${scenario.snapshotIntervalEntries}; faults/100ms kill ${f.kill} power ${f.powerLoss} pause ${f.pause} ` +
-    `partition ${f.partition} one-way ${f.oneWayCut} slow-link ${f.slowLink} reset ${f.streamReset} slow-disk ${f.slowDisk}; network loss ${n.lossRate} dup ${n.duplicateRate} ` +
+    `partition ${f.partition} one-way ${f.oneWayCut} slow-link ${f.slowLink} reset ${f.streamReset} flaky-leader ${f.flakyLeaderLink} slow-disk ${f.slowDisk}; network loss ${n.lossRate} dup ${n.duplicateRate} ` +
     `reorder ${String(n.reorder)}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
-    `${scenario.clients} clients on ${scenario.keys} keys for ${scenario.chaosMs} ms`
+    `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms`
   );
 }

@@ -170,8 +170,14 @@ export class SimChecker {
     return { key, value: state === undefined ? undefined : { ...state } };
   }
 
-  /** Election safety and monotonic commit over the live replicas (after every event). */
+  /**
+   * Election safety, lease safety and monotonic commit over the live replicas (after every
+   * event). Lease safety is what lease reads rest on (`replica-reads.ts`): while a leader
+   * holds its lease, no replica of the shard leads a later term.
+   */
   afterEvent(replicas: Iterable<[string, Replica]>): void {
+    const leases: [string, Replica][] = [];
+    const leaders: [string, Replica][] = [];
     for (const [nodeId, replica] of replicas) {
       const rawNode = replica.rawNode;
       const commit = rawNode.commitIndex();
@@ -189,6 +195,17 @@ export class SimChecker {
         this.stats.leaders += 1;
       } else if (known !== who) {
         throw new SimViolation(`election safety: shard ${replica.shardId} term ${rawNode.term()} has two leaders, ${known} and ${who}`);
+      }
+      leaders.push([nodeId, replica]);
+      if (replica.holdsLease()) leases.push([nodeId, replica]);
+    }
+    for (const [nodeId, holder] of leases) {
+      for (const [otherNodeId, other] of leaders) {
+        if (other.shardId !== holder.shardId || other.rawNode.term() <= holder.rawNode.term()) continue;
+        throw new SimViolation(
+          `lease safety: shard ${holder.shardId}: ${nodeId}/${holder.replicaId} still holds the lease of term ${holder.rawNode.term()} ` +
+            `while ${otherNodeId}/${other.replicaId} leads term ${other.rawNode.term()} (a lease read there can be stale)`,
+        );
       }
     }
   }

@@ -28,6 +28,8 @@ export interface ClientCluster {
 /** Client settings. */
 export interface ClientOptions {
   clients: number;
+  /** Clients that only read (they keep leases busy, as read-heavy workloads do). */
+  readers: number;
   keys: readonly string[];
   /** No answer from a node within this: try another (ms). */
   attemptTimeoutMs: number;
@@ -83,7 +85,7 @@ export class SimClients {
   /** Starts every client's loop. */
   start(): void {
     this.running = true;
-    for (let client = 0; client < this.options.clients; client++) {
+    for (let client = 0; client < this.options.clients + this.options.readers; client++) {
       const state = { seq: 0, versions: new Map<string, number>() };
       const next = (): void => {
         if (!this.running) return;
@@ -122,7 +124,7 @@ export class SimClients {
   private pickRequest(client: number, state: { seq: number; versions: Map<string, number> }): Request {
     const keys = this.options.keys;
     const key = keys[this.random.nextInt(keys.length)] as string;
-    const roll = this.random.nextInt(100);
+    const roll = client < this.options.clients ? this.random.nextInt(100) : 0;
     if (roll < 40) return { kind: 'get', key };
     state.seq += 1;
     const value = `c${client}.${state.seq}`;

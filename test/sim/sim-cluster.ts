@@ -78,7 +78,7 @@ export class SimCluster {
         return node?.executor === undefined || node.process === undefined ? undefined : { executor: node.executor, process: node.process };
       },
       delay: () => this.network.delay(),
-    }, { clients: scenario.clients, keys: this.keys, attemptTimeoutMs: 1_000, giveUpMs: CLIENT_GIVE_UP_MS, maxThinkMs: 20 });
+    }, { clients: scenario.clients, readers: scenario.readers, keys: this.keys, attemptTimeoutMs: 1_000, giveUpMs: CLIENT_GIVE_UP_MS, maxThinkMs: 20 });
   }
 
   /** Global virtual time (ms). */

@@ -127,6 +127,34 @@ class Simulation {
     return all[this.cluster.random.nextInt(all.length)] as SimNode;
   }
 
+  /**
+   * A gray failure around a shard's leader, as Jepsen's nemeses aim at primaries: one
+   * follower loses the leader altogether for a while, and the leader's link to another —
+   * the failover's designated successor — flaps: its connections drop, the leader's
+   * messages to it are lost for a few hundred ms, and its own messages to the leader come
+   * slow. Both followers hear of the broken streams and fail over once their promise ran
+   * out, while the leader is still alive and talking.
+   */
+  private flakyLeaderLink(): void {
+    const { scheduler, control, network, random, manager } = this.cluster;
+    const leader = manager.leaderOf(random.nextInt(this.cluster.scenario.shards));
+    if (leader === undefined) return;
+    const leaderNode = leader.node.nodeId;
+    const voters = leader.replica.members().filter((member) => !member.learner && member.nodeId !== leaderNode && member.nodeId !== '');
+    const successor = voters.sort((a, b) => a.replicaId - b.replicaId)[0];
+    if (successor === undefined) return;
+    this.count('flaky-leader-link');
+    const lasting = (lift: () => void, minMs: number, spreadMs: number): void => scheduler.after(minMs + random.nextInt(spreadMs), control, lift);
+    for (const other of voters.slice(1)) {
+      if (random.nextInt(2) === 0) continue;
+      network.resetStreams(leaderNode, other.nodeId);
+      lasting(network.partition([leaderNode], [other.nodeId]), 600, 1_000);
+    }
+    network.resetStreams(leaderNode, successor.nodeId);
+    lasting(network.cut(leaderNode, successor.nodeId), 200, 400);
+    lasting(network.slowLink(successor.nodeId, leaderNode, random.nextInt(150)), 1_000, 1_000);
+  }
+
   /** One step of the nemesis: maybe inject each fault, and schedule its end. */
   private nemesisStep(): void {
     const { scheduler, control, network, random } = this.cluster;
@@ -175,6 +203,7 @@ class Simulation {
       this.count('stream-reset');
       network.resetStreams(from, to);
     }
+    if (this.chance(faults.flakyLeaderLink)) this.flakyLeaderLink();
     if (this.chance(faults.slowDisk)) {
       this.count('slow-disk');
       this.cluster.disks.get(this.randomNode().nodeId)?.slowFor(scheduler.nowMs, 500 + random.nextInt(3_000));
