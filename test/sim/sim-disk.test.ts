@@ -79,6 +79,7 @@ describe('sim/sim-disk', () => {
     expect(await next.readFile('/d/f')).to.deep.equal(bytes(1, 2, 3, 4));
     expect(await next.readFile('/d/new')).to.deep.equal(bytes(9));
     expect(disk.fileState('/d/f')).to.deep.equal({ length: 4, durableLength: 2, dirtyPages: [0] });
+    expect(disk.unsyncedFiles()).to.deep.equal(['/d/f', '/d/new']);
     expect(disk.pendingDirectoryOperations()).to.equal(1);
     // A later power loss can still drop what the killed process never synced.
     disk.powerLoss({ directoryOperationsKept: 0, file: () => ({ kind: 'prefix', length: 0 }) });

@@ -132,6 +132,14 @@ export class SimDisk {
     return this.namespace.lookup(normalizePath(path))?.state();
   }
 
+  /** Paths of the files holding unsynced data (written or truncated since their last datasync), sorted. */
+  unsyncedFiles(): string[] {
+    return this.namespace.files().flatMap(([path, file]) => {
+      const { length, durableLength, dirtyPages } = file.state();
+      return dirtyPages.length > 0 || length !== durableLength ? [path] : [];
+    });
+  }
+
   /** How many directory operations are not yet durable. */
   pendingDirectoryOperations(): number {
     return this.namespace.pendingOperations();

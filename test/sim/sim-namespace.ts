@@ -132,6 +132,11 @@ export class SimNamespace {
     this.pending = kept;
   }
 
+  /** Every current path and its file, sorted by path. */
+  files(): [string, SimFile][] {
+    return [...this.names].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
   /** How many directory operations are not yet durable (for tests). */
   pendingOperations(): number {
     return this.pending.length;

@@ -15,6 +15,7 @@ import { crc32c } from './crc32c.js';
 import type { FileHandle, FileSystem } from './file-system.js';
 import type { SnapshotMarker } from './wal-codec.js';
 import { WalCorruptionError } from './wal-errors.js';
+import type { WalGroup } from './wal-group.js';
 
 /** Suffix of files being written; leftovers are deleted on open. */
 export const TEMP_SUFFIX = '.tmp';
@@ -76,5 +77,23 @@ export async function removeFile(fs: FileSystem, path: string): Promise<void> {
     await fs.unlink(path);
   } catch (error) {
     if (!isNotFound(error)) throw error;
+  }
+}
+
+/**
+ * Reads and verifies the snapshot data of every recovered group, then deletes
+ * the snapshot files no group's marker names (left over from a crash). Call it
+ * only once the recovered markers are durable.
+ */
+export async function loadSnapshots(fs: FileSystem, snapDir: string, groups: ReadonlyMap<number, WalGroup>): Promise<void> {
+  const referenced = new Set<string>();
+  for (const group of groups.values()) {
+    const name = group.snapshotFile;
+    if (name === undefined || group.recovered === undefined) continue;
+    referenced.add(name);
+    group.recovered.snapshotData = await readSnapshotFile(fs, snapDir, name, group.marker);
+  }
+  for (const name of await fs.readdir(snapDir)) {
+    if (!referenced.has(name)) await removeFile(fs, join(snapDir, name));
   }
 }

@@ -40,6 +40,12 @@ export class WalGroup {
   marker: SnapshotMarker;
   /** Index of the latest snapshot whose marker is known durable: segments holding only entries ≤ it may go. */
   durableSnapshotIndex: number;
+  /**
+   * The data file of the latest marker known durable, which a crash now would
+   * recover: it must stay even when a newer marker, not yet durable, replaced it.
+   * Undefined once the group's tombstone is durable.
+   */
+  durableSnapshotFile: string | undefined;
   /** Set by a tombstone; a dropped group never blocks garbage collection. */
   dropped = false;
   /** True once a storage object was handed out for this incarnation. */
@@ -51,6 +57,7 @@ export class WalGroup {
     this.groupId = groupId;
     this.marker = marker;
     this.durableSnapshotIndex = marker.index;
+    this.durableSnapshotFile = snapshotFileName(groupId, marker);
   }
 
   /** Name of the latest marker's data file, if it has data. */

@@ -105,6 +105,7 @@ export async function replaySegments(
         case 'snapshot':
           group.marker = record.marker;
           group.durableSnapshotIndex = record.marker.index;
+          group.durableSnapshotFile = group.snapshotFile;
           if (record.marker.replacesLog) log.entries = [];
           break;
         case 'tombstone':

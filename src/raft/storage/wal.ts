@@ -29,10 +29,10 @@ import { crc32c } from './crc32c.js';
 import { DurableStorage, type GroupLog } from './durable-storage.js';
 import { nodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
 import { MemoryStorage, type MemoryStorageOptions } from './memory-storage.js';
-import { readSnapshotFile, removeFile, TEMP_SUFFIX, writeFileAtomically, writeFully } from './snapshot-files.js';
+import { loadSnapshots, removeFile, TEMP_SUFFIX, writeFileAtomically, writeFully } from './snapshot-files.js';
 import { BATCH_HEADER_BYTES, RecordEncoder, type SnapshotMarker } from './wal-codec.js';
 import { WalError } from './wal-errors.js';
-import { WalGroup } from './wal-group.js';
+import { snapshotFileName, WalGroup } from './wal-group.js';
 import { listSegments, replaySegments, type SegmentInfo } from './wal-recovery.js';
 import { createSegment, cryptoRandom, drawNonce, encodeCheckpoint } from './wal-segment.js';
 
@@ -77,8 +77,8 @@ interface WriteBatch {
   maxIndexByGroup: Map<WalGroup, number>;
   /** Snapshot data files to write BEFORE the records (name → data). */
   snapshotFiles: Map<string, Uint8Array>;
-  /** Snapshot index per group whose marker is in this batch. */
-  snapshotIndexes: Map<WalGroup, number>;
+  /** The latest marker per group in this batch. */
+  snapshotMarkers: Map<WalGroup, SnapshotMarker>;
   /** Groups whose tombstone is in this batch. */
   tombstones: WalGroup[];
   /** Snapshot files that may be unreferenced once this batch is durable. */
@@ -90,7 +90,7 @@ function newBatch(): WriteBatch {
     encoder: new RecordEncoder(64 * 1024, { batchHeader: true }),
     maxIndexByGroup: new Map(),
     snapshotFiles: new Map(),
-    snapshotIndexes: new Map(),
+    snapshotMarkers: new Map(),
     tombstones: [],
     obsoleteFiles: [],
   };
@@ -100,7 +100,7 @@ function clearBatch(batch: WriteBatch): void {
   batch.encoder.clear();
   batch.maxIndexByGroup.clear();
   batch.snapshotFiles.clear();
-  batch.snapshotIndexes.clear();
+  batch.snapshotMarkers.clear();
   batch.tombstones.length = 0;
   batch.obsoleteFiles.length = 0;
 }
@@ -126,6 +126,8 @@ export class Wal {
   private readonly segmentList: SegmentInfo[];
   /** Live groups by id (recovered or opened, not dropped). */
   private readonly groups: Map<number, WalGroup>;
+  /** Dropped groups whose tombstone is not durable yet: a crash now would recover them. */
+  private readonly dropping = new Set<WalGroup>();
   private handle: FileHandle;
   /** Bytes in the current segment. */
   private segmentSize: number;
@@ -189,15 +191,26 @@ export class Wal {
     for (const name of walNames) if (name.endsWith(TEMP_SUFFIX)) await removeFile(fs, join(walDir, name));
     const replay = await replaySegments(fs, listSegments(walDir, walNames));
 
-    const referenced = new Set<string>();
-    for (const group of replay.groups.values()) {
-      const name = group.snapshotFile;
-      if (name === undefined || group.recovered === undefined) continue;
-      referenced.add(name);
-      group.recovered.snapshotData = await readSnapshotFile(fs, snapDir, name, group.marker);
-    }
-    for (const name of await fs.readdir(snapDir)) {
-      if (!referenced.has(name)) await removeFile(fs, join(snapDir, name));
+    // What recovery read may be in the page cache only: a killed process wrote it and never synced
+    // it, or renamed a new segment into place without syncing the directory. Make it durable BEFORE
+    // building on it: before deleting the snapshot files it no longer names (a power cut could bring
+    // back an older state that names them), and before writing a batch after it (a power cut could
+    // leave that batch's header behind a torn earlier batch, which recovery must refuse; wal-scan.ts).
+    const last = replay.segments[replay.segments.length - 1];
+    const lastHandle = last === undefined ? undefined : await fs.open(last.path, 'existing');
+    try {
+      if (last !== undefined && lastHandle !== undefined) {
+        if (replay.tornBytes > 0) {
+          await lastHandle.truncate(replay.lastSegmentValidBytes);
+          logger.warn('wal torn tail cut off', { file: last.path, offset: replay.lastSegmentValidBytes, bytes: replay.tornBytes });
+        }
+        await lastHandle.datasync();
+        await fs.syncDirectory(walDir);
+      }
+      await loadSnapshots(fs, snapDir, replay.groups);
+    } catch (error) {
+      await lastHandle?.close().catch(() => undefined);
+      throw error;
     }
 
     const make = (handle: FileHandle, segmentSize: number, nonce: number, nextSequence: number): Wal => {
@@ -212,23 +225,10 @@ export class Wal {
       }
       return wal;
     };
-    const last = replay.segments[replay.segments.length - 1];
-    if (last !== undefined) {
-      const handle = await fs.open(last.path, 'existing');
-      const segmentSize = replay.lastSegmentValidBytes;
-      if (replay.tornBytes > 0) {
-        await handle.truncate(segmentSize);
-        logger.warn('wal torn tail cut off', { file: last.path, offset: segmentSize, bytes: replay.tornBytes });
-      }
-      // What recovery read may sit in the page cache only (a killed process wrote it and never
-      // synced). Make it durable BEFORE any batch is written after it: a power cut could otherwise
-      // leave a later batch's header behind a torn earlier batch, which recovery must refuse.
-      await handle.datasync();
-      if (replay.lastSegmentNonce !== undefined) {
-        return make(handle, segmentSize, replay.lastSegmentNonce, replay.lastSegmentSequence + 1);
-      }
-      await handle.close(); // written before batch headers: carry on in a new segment
+    if (lastHandle !== undefined && replay.lastSegmentNonce !== undefined) {
+      return make(lastHandle, replay.lastSegmentValidBytes, replay.lastSegmentNonce, replay.lastSegmentSequence + 1);
     }
+    await lastHandle?.close(); // written before batch headers: carry on in a new segment
     const nonce = drawNonce(random);
     const checkpoint = encodeCheckpoint(replay.groups.values(), nonce);
     const { segment, handle } = await createSegment(fs, walDir, (last?.sequence ?? 0) + 1, checkpoint);
@@ -292,6 +292,7 @@ export class Wal {
     group.recovered = undefined;
     this.groups.delete(groupId);
     this.active.tombstones.push(group);
+    this.dropping.add(group);
     const file = group.snapshotFile;
     if (file !== undefined) this.active.obsoleteFiles.push(file);
   }
@@ -390,9 +391,16 @@ export class Wal {
       const previous = segment.maxIndexByGroup.get(group);
       if (previous === undefined || maxIndex > previous) segment.maxIndexByGroup.set(group, maxIndex);
     }
-    for (const [group, index] of batch.snapshotIndexes) group.durableSnapshotIndex = index;
-    for (const group of batch.tombstones) segment.maxIndexByGroup.delete(group);
-    for (const group of batch.tombstones) group.durableSnapshotIndex = Number.MAX_SAFE_INTEGER;
+    for (const [group, marker] of batch.snapshotMarkers) {
+      group.durableSnapshotIndex = marker.index;
+      group.durableSnapshotFile = snapshotFileName(group.groupId, marker);
+    }
+    for (const group of batch.tombstones) {
+      segment.maxIndexByGroup.delete(group);
+      group.durableSnapshotIndex = Number.MAX_SAFE_INTEGER;
+      group.durableSnapshotFile = undefined;
+      this.dropping.delete(group);
+    }
   }
 
   /** Starts the next segment with `checkpoint` (encoded with `nonce`), written whole so it is never half made. */
@@ -408,13 +416,18 @@ export class Wal {
     this.logger.debug('wal segment rolled', { sequence, groups: this.groups.size });
   }
 
-  /** Deletes snapshot files no live group's latest marker names any more. */
+  /**
+   * Deletes those of `names` that no group needs: neither its latest marker
+   * (written by this or a later flush) nor its latest durable marker, which a
+   * crash now would recover, names them. A group whose tombstone is not
+   * durable yet still counts.
+   */
   private async deleteObsoleteSnapshots(names: readonly string[]): Promise<void> {
     if (names.length === 0) return;
     const referenced = new Set<string>();
-    for (const group of this.groups.values()) {
-      const file = group.snapshotFile;
-      if (file !== undefined) referenced.add(file);
+    for (const group of [...this.groups.values(), ...this.dropping]) {
+      if (group.snapshotFile !== undefined) referenced.add(group.snapshotFile);
+      if (group.durableSnapshotFile !== undefined) referenced.add(group.durableSnapshotFile);
     }
     for (const name of names) if (!referenced.has(name)) await removeFile(this.fs, join(this.snapDir, name));
   }
@@ -483,6 +496,6 @@ export class Wal {
     const file = group.snapshotFile;
     if (file !== undefined) this.active.snapshotFiles.set(file, data);
     if (previousFile !== undefined && previousFile !== file) this.active.obsoleteFiles.push(previousFile);
-    this.active.snapshotIndexes.set(group, index);
+    this.active.snapshotMarkers.set(group, marker);
   }
 }

@@ -1,0 +1,145 @@
+/**
+ * Crashes at chosen points inside a flush or inside recovery, on the simulated
+ * disk: what the WAL deletes or builds on must already be durable. Each case
+ * was found by the random power-loss test (wal-power-loss.test.ts) and fails
+ * without its fix.
+ */
+import { expect } from 'chai';
+import { SeededRandom } from '../../../src/raft/index.js';
+import { Wal, type DurableStorage, type FileSystem } from '../../../src/raft/storage/index.js';
+import { SimDisk } from '../../sim/sim-disk.js';
+import { drainMicrotasks, runUntilSettled, SimScheduler } from '../../sim/sim-scheduler.js';
+import { allEntries, makeEntries } from './helpers.js';
+
+const CONF = { voters: [1], learners: [] };
+
+/** A process's file system that kills the disk's processes right after the first call `matches` completes. */
+function killingAfter(disk: SimDisk, matches: (operation: string, path: string) => boolean): FileSystem {
+  const fs = disk.process();
+  let armed = true;
+  const after = async <T>(operation: string, path: string, call: Promise<T>): Promise<T> => {
+    const result = await call;
+    if (armed && matches(operation, path)) {
+      armed = false;
+      disk.kill();
+    }
+    return result;
+  };
+  return {
+    mkdir: (path) => after('mkdir', path, fs.mkdir(path)),
+    readdir: (path) => after('readdir', path, fs.readdir(path)),
+    readFile: (path) => after('readFile', path, fs.readFile(path)),
+    open: (path, mode) => after('open', path, fs.open(path, mode)),
+    rename: (from, to) => after('rename', to, fs.rename(from, to)),
+    unlink: (path) => after('unlink', path, fs.unlink(path)),
+    syncDirectory: (path) => after('syncDirectory', path, fs.syncDirectory(path)),
+  };
+}
+
+/** Runs the disk's operations one at a time until `path` holds unsynced data (a batch written, not yet synced). */
+async function untilUnsynced(scheduler: SimScheduler, disk: SimDisk, path: string): Promise<void> {
+  while (!disk.unsyncedFiles().includes(path)) {
+    if (!scheduler.runNext()) throw new Error(`${path} never held unsynced data`);
+    await drainMicrotasks();
+  }
+}
+
+/** Runs every operation queued on the scheduler. */
+async function runAll(scheduler: SimScheduler): Promise<void> {
+  await drainMicrotasks();
+  while (scheduler.runNext()) await drainMicrotasks();
+}
+
+describe('raft/storage/wal crash ordering', () => {
+  it('deletes a snapshot file only once the recovered marker that replaced it is durable', async () => {
+    const scheduler = new SimScheduler();
+    const disk = new SimDisk({ random: new SeededRandom(11), scheduler: scheduler.schedule });
+    const wal = await runUntilSettled(scheduler, Wal.open('/node', undefined, { fs: disk.process() }));
+    const storage = wal.openGroup(1, { confState: CONF });
+    storage.append(makeEntries(1, 3, 1));
+    storage.setHardState({ term: 1, vote: 1, commit: 3 });
+    storage.createSnapshot(2, CONF, Uint8Array.of(2));
+    await runUntilSettled(scheduler, wal.sync());
+    // The next snapshot's file is written and synced, its marker written but not synced: killed.
+    storage.createSnapshot(3, CONF, Uint8Array.of(3));
+    void wal.sync();
+    await untilUnsynced(scheduler, disk, '/node/wal/0000000000000001.log');
+    disk.kill();
+
+    // Recovery sees the newer marker in the page cache and deletes 1-1-2.snap as unreferenced;
+    // it is killed right after. Then the power goes, taking the unsynced marker with it.
+    const recovering = Wal.open('/node', undefined, { fs: killingAfter(disk, (operation, path) => operation === 'unlink' && path.endsWith('.snap')) });
+    void recovering.catch(() => undefined);
+    await runAll(scheduler);
+    disk.powerLoss({ file: (path, { durableLength }) => (path.endsWith('.log') ? { kind: 'prefix', length: durableLength } : undefined) });
+
+    // Before the fix: SNAPSHOT_MISSING for 1-1-2.snap, which the surviving marker names.
+    const recovered = await runUntilSettled(scheduler, Wal.open('/node', undefined, { fs: disk.process() }));
+    const snapshot = recovered.openGroup(1).snapshot();
+    expect(snapshot.ok && snapshot.value.metadata.index).to.be.oneOf([2, 3]);
+  });
+
+  it('makes a segment a killed roll renamed into place durable before appending to it', async () => {
+    const disk = new SimDisk({ random: new SeededRandom(12) });
+    // Killed right after segment 2's rename, before the directory sync that makes it durable.
+    const rolling = await Wal.open('/node', undefined, {
+      fs: killingAfter(disk, (operation, path) => operation === 'rename' && path.endsWith('0000000000000002.log')),
+      segmentBytes: 200,
+    });
+    const storage = rolling.openGroup(1, { confState: CONF });
+    storage.append(makeEntries(1, 8, 1));
+    void rolling.sync().catch(() => undefined);
+    for (let turn = 0; turn < 100; turn++) await drainMicrotasks();
+    expect(disk.read('/node/wal/0000000000000002.log')).to.not.equal(undefined);
+
+    // The next process appends to segment 2 and its sync resolves: acknowledged.
+    const next = await Wal.open('/node', undefined, { fs: disk.process() });
+    next.openGroup(1).append(makeEntries(9, 9, 2));
+    await next.sync();
+    // A power loss keeps no directory operation that was not synced. Before the fix segment 2's
+    // name was one of them, and entry 9 was lost with it.
+    disk.powerLoss({ directoryOperationsKept: 0 });
+    const recovered = await Wal.open('/node', undefined, { fs: disk.process() });
+    expect(allEntries(recovered.openGroup(1))).to.deep.equal([...makeEntries(1, 8, 1), ...makeEntries(9, 9, 2)]);
+  });
+
+  const movesOn: [string, (wal: Wal, storage: DurableStorage) => void][] = [
+    ['is removed again', (wal) => wal.dropGroup(1)],
+    [
+      'takes a newer snapshot',
+      (_wal, storage) => {
+        storage.append(makeEntries(5, 5, 1));
+        storage.setHardState({ term: 1, vote: 1, commit: 5 });
+        storage.createSnapshot(5, CONF, Uint8Array.of(5));
+      },
+    ],
+  ];
+  for (const [what, moveOn] of movesOn) {
+    it(`keeps a snapshot file the latest durable marker names while the group ${what} in memory`, async () => {
+      const disk = new SimDisk({ random: new SeededRandom(13) });
+      const wal = await Wal.open('/node', undefined, { fs: disk.process() });
+      const first = wal.openGroup(1, { confState: CONF });
+      first.append(makeEntries(1, 4, 1));
+      first.setHardState({ term: 1, vote: 1, commit: 4 });
+      first.createSnapshot(4, CONF, Uint8Array.of(4));
+      await wal.sync();
+      // The replica is removed and added back, and the new one snapshots at the same (term, index):
+      // the same file name, 1-1-4.snap, which the tombstone lists as obsolete.
+      wal.dropGroup(1);
+      const second = wal.openGroup(1, { confState: CONF });
+      second.append(makeEntries(1, 4, 1));
+      second.setHardState({ term: 1, vote: 1, commit: 4 });
+      second.createSnapshot(4, CONF, Uint8Array.of(4));
+      const flushing = wal.sync();
+      moveOn(wal, second); // in the next batch, while that one is on its way to disk
+      await flushing;
+      disk.kill();
+
+      // Before the fix the flush deleted 1-1-4.snap, which no marker in memory named, though the
+      // durable marker of the second replica does: SNAPSHOT_MISSING.
+      const recovered = await Wal.open('/node', undefined, { fs: disk.process() });
+      const snapshot = recovered.openGroup(1).snapshot();
+      expect(snapshot.ok && snapshot.value.data).to.deep.equal(Uint8Array.of(4));
+    });
+  }
+});
