@@ -101,7 +101,7 @@ export class SimNode {
     const { scheduler, network, checker, settings, logger } = this.context;
     const files = this.disk.attach((delayMs, run) => scheduler.after(delayMs, process, run));
     const nodeLogger = logger.child({ component: 'node', node: this.nodeId });
-    const provider = await WalStorageProvider.open(DATA_DIR, raftLogger(nodeLogger), { fs: files });
+    const provider = await WalStorageProvider.open(DATA_DIR, raftLogger(nodeLogger), { fs: files, random: this.context.random });
     if (!process.alive) return;
     const runtime = new SimRuntime(scheduler, process, this.clock, this.context.random);
     const state = new NodeStateFile(DATA_DIR, files);
