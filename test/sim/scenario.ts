@@ -4,7 +4,7 @@
  * so `SEED=n` replays a run exactly.
  */
 import { SeededRandom } from '../../src/raft/index.js';
-import type { NetworkFaults } from './sim-network.js';
+import { type NetworkFaults, QUIET_NETWORK } from './sim-network.js';
 
 /** Knobs of one run. */
 export interface Scenario {
@@ -112,4 +112,26 @@ export function describeScenario(scenario: Scenario): string {
     `reorder ${String(n.reorder)}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
     `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms`
   );
+}
+
+/** A scenario with no faults at all, for scripted tests: they inject their own. */
+export function quietScenario(shape: Pick<Scenario, 'nodes' | 'replicationFactor' | 'shards'> & Partial<Scenario>): Scenario {
+  return {
+    seed: 1,
+    leaseReads: true,
+    snapshotIntervalEntries: 1_000,
+    retainedEntries: 50,
+    network: QUIET_NETWORK,
+    clockRates: Array.from({ length: shape.nodes }, () => 1),
+    wallOffsetsMs: Array.from({ length: shape.nodes }, () => 0),
+    faults: { kill: 0, powerLoss: 0, pause: 0, partition: 0, oneWayCut: 0, slowLink: 0, streamReset: 0, flakyLeaderLink: 0, slowDisk: 0 },
+    fsyncMs: [1, 1],
+    slowFsyncMs: 2_000,
+    manager: { moveRate: 0, transferRate: 0, maxPromotionDelayMs: 0 },
+    clients: 1,
+    readers: 0,
+    keys: 2,
+    chaosMs: 0,
+    ...shape,
+  };
 }

@@ -21,6 +21,9 @@ import { SimProcess, SimScheduler } from './sim-scheduler.js';
 /** A client gives up on an operation after this long (ms); its write is then `unknown`. */
 const CLIENT_GIVE_UP_MS = 4_000;
 
+/** How often the manager looks at the cluster (ms). */
+const MANAGER_STEP_MS = 150;
+
 /** Raft timing of every simulated node: the production defaults. */
 const TIMING = { tickIntervalMs: 50, electionTick: 10, heartbeatTick: 2 } as const;
 
@@ -164,9 +167,21 @@ export class SimCluster {
     return (settled as { value: T }).value;
   }
 
-  /** Starts every node, places every shard and waits for its first leader. */
+  /** Until this global time the manager also starts moves and leadership transfers (the chaos phase). */
+  movesUntilMs = 0;
+
+  /**
+   * Starts every node and the manager (every {@link MANAGER_STEP_MS} it follows the leaders'
+   * configurations, the map clients route by, and before {@link movesUntilMs} starts moves
+   * and transfers), places every shard and waits for its first leader.
+   */
   async start(): Promise<void> {
     for (const node of this.nodes.values()) node.start();
+    const step = (): void => {
+      this.manager.step(this.nowMs, this.nowMs < this.movesUntilMs);
+      this.scheduler.after(MANAGER_STEP_MS, this.control, step);
+    };
+    this.scheduler.after(MANAGER_STEP_MS, this.control, step);
     await this.until('initial placement', 5_000, () => this.manager.bootstrap());
     await this.until('leader for every shard', 10_000, () => this.allShardsLed());
   }

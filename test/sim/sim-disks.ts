@@ -5,7 +5,7 @@
  */
 import type { TextFileStore } from '../../src/common/index.js';
 import type { FileSystem, SeededRandom } from '../../src/raft/index.js';
-import { SimDisk } from './sim-disk.js';
+import { type PowerLossPlan, SimDisk } from './sim-disk.js';
 import type { SimNodeDisk } from './sim-node.js';
 
 /** A node's disk, with a slow-fsync fault. */
@@ -39,7 +39,7 @@ export function newNodeDisk(random: SeededRandom, fsyncMs: () => number, slowFsy
       return disk.process();
     },
     kill: () => disk.kill(),
-    powerLoss: () => disk.powerLoss(),
+    powerLoss: (plan?: PowerLossPlan) => disk.powerLoss(plan),
     slowFor(fromMs, durationMs) {
       slowUntilMs = fromMs + durationMs;
     },

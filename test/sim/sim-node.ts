@@ -16,6 +16,7 @@ import { WalStorageProvider } from '../../src/node/replica-storage.js';
 import type { FileSystem, RaftLogger, SeededRandom } from '../../src/raft/index.js';
 import { checkedStorage } from './checked-storage.js';
 import type { SimChecker } from './sim-checker.js';
+import type { PowerLossPlan } from './sim-disk.js';
 import type { SimNetwork } from './sim-network.js';
 import { type SimClock, SimRuntime } from './sim-runtime.js';
 import { SimProcess, type SimScheduler } from './sim-scheduler.js';
@@ -26,8 +27,8 @@ export interface SimNodeDisk {
   attach(schedule: (delayMs: number, run: () => void) => void): FileSystem & TextFileStore;
   /** The process was killed: its pending operations never complete; the page cache stays. */
   kill(): void;
-  /** Power was lost: like kill, and unsynced data is dropped, zeroed or torn. */
-  powerLoss(): void;
+  /** Power was lost: like kill, and unsynced data is dropped, zeroed or torn (as `plan` says, else at random). */
+  powerLoss(plan?: PowerLossPlan): void;
 }
 
 /** Raft settings of the simulated nodes. */
@@ -155,10 +156,10 @@ export class SimNode {
     this.disk.kill();
   }
 
-  /** Power loss: the process is gone and unsynced data may be lost. */
-  powerLoss(): void {
+  /** Power loss: the process is gone and unsynced data may be lost (`plan` fixes how, for scripted tests). */
+  powerLoss(plan?: PowerLossPlan): void {
     this.stop();
-    this.disk.powerLoss();
+    this.disk.powerLoss(plan);
   }
 
   private stop(): void {

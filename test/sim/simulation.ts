@@ -47,9 +47,8 @@ export class SimulationFailure extends Error {
 const LIVENESS_MS = 30_000;
 /** The final reads must finish within this long (ms). */
 const FINAL_READS_MS = 20_000;
-/** How often the nemesis and the manager act (ms). */
+/** How often the nemesis acts (ms). */
 const NEMESIS_STEP_MS = 100;
-const MANAGER_STEP_MS = 150;
 
 /**
  * Runs the scenario; resolves with a summary or rejects with a {@link SimulationFailure}.
@@ -82,9 +81,9 @@ class Simulation {
     const scenario = cluster.scenario;
     await cluster.start();
     const chaosEndMs = cluster.nowMs + scenario.chaosMs;
+    cluster.movesUntilMs = chaosEndMs;
     cluster.clients.start();
     this.every(NEMESIS_STEP_MS, chaosEndMs, () => this.nemesisStep());
-    this.every(MANAGER_STEP_MS, chaosEndMs + LIVENESS_MS, () => cluster.manager.step(cluster.nowMs, cluster.nowMs < chaosEndMs));
     await cluster.runUntil(chaosEndMs);
     cluster.heal();
     await cluster.stopClients();

@@ -1,0 +1,76 @@
+/**
+ * The replica's half of the turn loop's durability order (src/node/turn-loop.ts): which
+ * Readies may send before their fsync, and which must sync before they apply.
+ */
+import { expect } from 'chai';
+import { createSilentLogger } from '../../src/common/index.js';
+import { CommandOp } from '../../src/node/kv-command.js';
+import { KvStateMachine } from '../../src/node/kv-state-machine.js';
+import { confChangeFor, Replica } from '../../src/node/replica.js';
+import { ConfChangeType, EntryType, MemoryStorage, type Ready, Role, SeededRandom } from '../../src/raft/index.js';
+
+/** A one-voter group (replica 1) with a learner (replica 2) that never answers. */
+function oneVoterWithLearner(): Replica {
+  const members = [{ replicaId: 1, nodeId: 'n1' }];
+  return new Replica({
+    shardId: 0,
+    replicaId: 1,
+    storage: new MemoryStorage({ confState: { voters: [1], learners: [2] } }),
+    machine: KvStateMachine.bootstrap(members),
+    logger: createSilentLogger(),
+    snapshotIntervalEntries: 10_000,
+    retainedEntries: 1_000,
+    raft: { electionTick: 10, heartbeatTick: 2, preVote: true, checkQuorum: true, random: new SeededRandom(1) },
+  });
+}
+
+/** One turn without a router: step, collect, finish as if the sync completed. */
+function turn(replica: Replica): Ready | undefined {
+  replica.step();
+  const ready = replica.collectReady();
+  if (ready === undefined) return undefined;
+  replica.applyDurable(ready);
+  replica.handleReady(ready, { route: () => undefined });
+  return ready;
+}
+
+describe('node/turn order: early sends and syncs before applying', () => {
+  it('a leader sends before its fsync only once its term and vote are durable', () => {
+    const replica = oneVoterWithLearner();
+    replica.control({ kind: 'campaign' });
+    replica.step();
+    const elected = replica.collectReady();
+    expect(elected?.softState?.role, 'won its own election at once').to.equal(Role.Leader);
+    // This Ready makes the new term and the vote durable: a learner must not hear of the
+    // term before, or a power cut could let the leader reuse it for other entries.
+    expect(replica.maySendBeforeSync(elected as Ready)).to.equal(false);
+    replica.handleReady(elected as Ready, { route: () => undefined });
+    for (let i = 0; i < 3 && turn(replica) !== undefined; i++) {
+      // the no-op commits once durable
+    }
+    replica.write({ op: CommandOp.Put, key: Buffer.from('k'), value: Buffer.from('v') }, () => undefined);
+    replica.step();
+    const proposal = replica.collectReady();
+    expect(proposal?.entries.length).to.equal(1);
+    expect(replica.maySendBeforeSync(proposal as Ready), 'entries alone may go out before the leader\'s fsync').to.equal(true);
+  });
+
+  it('a Ready that applies a membership change syncs first, and applyDurable leaves the change for after the sync', () => {
+    const replica = oneVoterWithLearner();
+    replica.control({ kind: 'campaign' });
+    while (turn(replica) !== undefined) {
+      // elected, no-op durable and applied
+    }
+    replica.control({ kind: 'conf-change', change: confChangeFor(ConfChangeType.RemoveReplica, 2, 'n2') });
+    turn(replica); // appended and durable
+    replica.step();
+    const commit = replica.collectReady() as Ready;
+    expect(commit.mustSync, 'a commit-only Ready writes nothing that must be synced').to.equal(false);
+    expect(commit.committedEntries.some((entry) => entry.type === EntryType.ConfChange)).to.equal(true);
+    expect(replica.needsSync(commit), 'but it applies a membership change').to.equal(true);
+    replica.applyDurable(commit);
+    expect(replica.confState.learners, 'not applied before the sync').to.deep.equal([2]);
+    replica.handleReady(commit, undefined);
+    expect(replica.confState.learners, 'applied after it').to.deep.equal([]);
+  });
+});
