@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { CommandOp, decodeCommand, encodeCommand, type WriteRequest } from '../../src/node/kv-command.js';
+import { CodecError } from '../../src/node/binary-codec.js';
 import { KvStateMachine, keyString } from '../../src/node/kv-state-machine.js';
 import { RESULT_RETENTION_MS, SESSION_IDLE_MS } from '../../src/node/session-table.js';
 
@@ -167,5 +168,16 @@ describe('node/kv-state-machine', () => {
     const snapshot = new Applier().machine.encodeSnapshot();
     expect(() => KvStateMachine.fromSnapshot(snapshot.subarray(0, snapshot.length - 3))).to.throw(/truncated/);
     expect(() => KvStateMachine.fromSnapshot(Buffer.from([9]))).to.throw(/format/);
+  });
+
+  it('reads no u64 past 2^53: log time near 2^64 would make the next snapshot throw', () => {
+    const snapshot = new Applier().machine.encodeSnapshot();
+    snapshot.writeUInt32LE(0xffff_ffff, 1 + 8 + 8 + 4); // log time's high half
+    expect(() => KvStateMachine.fromSnapshot(snapshot)).to.throw(CodecError, /beyond 2\^53/);
+    const command = encodeCommand({ op: CommandOp.Delete, key: bytes('k') }, 0);
+    command.writeUInt32LE(0x20_0000, 1 + 4); // proposedAtMs = 2^53
+    expect(() => decodeCommand(command)).to.throw(CodecError, /beyond 2\^53/);
+    command.writeUInt32LE(0x1f_ffff, 1 + 4); // 2^53 − 2^32, the largest high half: still exact
+    expect(decodeCommand(command).proposedAtMs).to.equal(0x1f_ffff * 2 ** 32);
   });
 });
