@@ -7,8 +7,8 @@
  * process breaks at once, as a reset connection does. Both report a failure, which drives
  * the node's fast failover.
  */
-import type { RaftMessage, SendRequest } from '../../src/gen/kvstore/v1/raft.js';
-import type { PeerLinks, PeerStream, PeerStreamEvents } from '../../src/node/peer-links.js';
+import type { SendRequest } from '../../src/gen/kvstore/v1/raft.js';
+import type { OutgoingSnapshot, PeerLinks, PeerStream, PeerStreamEvents } from '../../src/node/peer-links.js';
 import type { TransportReceiver } from '../../src/node/raft-transport.js';
 import { decodeSendRequest, encodeSendRequest } from '../../src/node/send-request-codec.js';
 import type { SeededRandom } from '../../src/raft/index.js';
@@ -117,7 +117,7 @@ export class SimNetwork {
   links(nodeId: string, process: SimProcess): PeerLinks {
     return {
       openStream: (peer, _address, events) => this.openStream(nodeId, peer, process, events),
-      sendSnapshot: (peer, _address, header, data, cancelled) => this.sendSnapshot(nodeId, peer, process, header, data, cancelled),
+      sendSnapshot: (peer, _address, snapshot, cancelled) => this.sendSnapshot(nodeId, peer, process, snapshot, cancelled),
       reset: () => undefined,
       close: () => undefined,
     };
@@ -259,10 +259,10 @@ export class SimNetwork {
     from: string,
     to: string,
     owner: SimProcess,
-    header: RaftMessage,
-    data: Uint8Array,
+    snapshot: OutgoingSnapshot,
     cancelled: () => boolean,
   ): Promise<boolean> {
+    const { header, data, dataCrc32c } = snapshot;
     this.stats.snapshots += 1;
     const target = this.endpoints.get(to);
     return new Promise<boolean>((resolve) => {
@@ -275,8 +275,8 @@ export class SimNetwork {
       const transferMs = this.delay() + data.length / 100_000; // ~100 MB/s
       this.scheduler.after(transferMs, target.process, () => {
         if (cancelled() || !target.process.alive || this.isCut(from, to)) return; // the sender's timeout below answers
-        target.receiver.deliver(from, header, copy);
-        this.scheduler.after(this.delay(), owner, () => resolve(true));
+        const accepted = target.receiver.deliverSnapshot(from, header, copy, dataCrc32c);
+        this.scheduler.after(this.delay(), owner, () => resolve(accepted));
       });
       // A sender whose peer vanished mid-transfer learns it when the stream resets.
       this.scheduler.after(transferMs + 5_000, owner, () => resolve(false));
