@@ -157,7 +157,8 @@ export function raftService(receiver: TransportReceiver, logger: Logger): RaftSe
     },
     sendSnapshot: (call: ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>, callback: sendUnaryData<SendSnapshotResponse>) => {
       let header: RaftMessage | undefined;
-      let fromNodeId = '';
+      /** The sender as the header's chunk names it, else as the first chunk does (for refusals). */
+      let fromNodeId: string | undefined;
       let dataCrc32c: number | undefined;
       let complete = false;
       let refused = false;
@@ -175,10 +176,16 @@ export function raftService(receiver: TransportReceiver, logger: Logger): RaftSe
           fromNodeId = request.fromNodeId;
           dataCrc32c = request.dataCrc32c;
         }
+        fromNodeId ??= request.fromNodeId;
         totalBytes += request.chunk.length;
         receivingBytes += request.chunk.length;
         if (totalBytes > MAX_SNAPSHOT_BYTES || receivingBytes > MAX_RECEIVING_SNAPSHOT_BYTES) {
-          logger.debug('snapshot stream refused: too many bytes', { peer: request.fromNodeId.slice(0, 64), bytes: totalBytes, receivingBytes });
+          if (totalBytes > MAX_SNAPSHOT_BYTES) {
+            receiver.refuseSnapshotStream(fromNodeId, `snapshot stream past ${MAX_SNAPSHOT_BYTES} bytes`);
+          } else {
+            // Routine under load (several large snapshots at once): the sender retries later.
+            logger.debug('snapshot stream refused: too many bytes being received', { peer: fromNodeId.slice(0, 64), bytes: totalBytes, receivingBytes });
+          }
           refused = true;
           release();
           call.destroy(new Error(`snapshot larger than ${MAX_SNAPSHOT_BYTES} bytes, or too many being received`));
@@ -188,14 +195,15 @@ export function raftService(receiver: TransportReceiver, logger: Logger): RaftSe
         if (request.last) complete = true;
       });
       call.on('end', () => {
-        if (header === undefined || !complete) {
+        if (refused || header === undefined || !complete) {
           release();
+          if (!refused) receiver.refuseSnapshotStream(fromNodeId ?? '', header === undefined ? 'snapshot stream ended without its header' : 'snapshot stream ended without its last chunk');
           callback(null, { accepted: false });
           return;
         }
         const data = Buffer.concat(chunks, totalBytes);
         release();
-        callback(null, { accepted: receiver.deliverSnapshot(fromNodeId, header, data, dataCrc32c) });
+        callback(null, { accepted: receiver.deliverSnapshot(fromNodeId ?? '', header, data, dataCrc32c) });
       });
       call.on('error', (error: Error) => {
         release();

@@ -110,6 +110,14 @@ export class InboundGate {
     return true;
   }
 
+  /**
+   * A snapshot stream that made no whole snapshot (no header, no last chunk, too large):
+   * counted as `bad_snapshot` and logged like a refused message.
+   */
+  refuseStream(fromNodeId: string, detail: string): void {
+    this.refuse(fromNodeId, undefined, { reason: 'bad_snapshot', detail });
+  }
+
   /** The checks of a message's sender, fields and destination. */
   private check(fromNodeId: string, wire: RaftMessage): Rejection | undefined {
     if (fromNodeId !== this.lastGoodSender) {
@@ -144,12 +152,14 @@ export class InboundGate {
     return undefined;
   }
 
-  private refuse(fromNodeId: string, wire: RaftMessage, rejection: Rejection): void {
+  /** Counts and logs a refusal; `wire` is undefined for a snapshot stream that carried no message. */
+  private refuse(fromNodeId: string, wire: RaftMessage | undefined, rejection: Rejection): void {
     const { reason, detail } = rejection;
     this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1;
     this.options.events?.messageRejected?.(reason, detail);
     const peer = printable(fromNodeId);
-    const fields = { peer, reason, detail, shard: wire.shardId, type: typeName(wire.type), from: wire.from, to: wire.to, term: wire.term };
+    const fields = wire === undefined ? { peer, reason, detail }
+      : { peer, reason, detail, shard: wire.shardId, type: typeName(wire.type), from: wire.from, to: wire.to, term: wire.term };
     if (reason === 'unknown_replica') {
       this.options.logger.debug('raft message for a replica not hosted here dropped', fields);
       return;

@@ -63,7 +63,7 @@ export type RejectReason =
   | 'bad_entries'
   /** An entry's data is not a conf change or KV command that decodes. */
   | 'bad_entry_data'
-  /** Snapshot metadata not sane, a snapshot outside the snapshot stream, or another type on it. */
+  /** Snapshot metadata not sane, a snapshot outside the snapshot stream or another type on it, a stream without its header or last chunk, or too large. */
   | 'bad_snapshot'
   /** Snapshot data whose CRC32C is not the one the sender computed. */
   | 'snapshot_checksum'

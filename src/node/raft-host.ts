@@ -380,6 +380,11 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     return true;
   }
 
+  /** A peer's snapshot stream that made no whole snapshot: counted and logged by the gate. */
+  refuseSnapshotStream(fromNodeId: string, detail: string): void {
+    this.inbound.refuseStream(fromNodeId, detail);
+  }
+
   /** The transport dropped a message to `(shardId, replicaId)`. */
   reportUnreachable(shardId: number, replicaId: number): void {
     const replica = this.replicasByShard.get(shardId);

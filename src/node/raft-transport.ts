@@ -28,6 +28,12 @@ export interface TransportReceiver {
    * stream's answer.
    */
   deliverSnapshot(fromNodeId: string, message: RaftMessage, data: Buffer, dataCrc32c: number | undefined): boolean;
+  /**
+   * A peer's snapshot stream was refused before it made a whole snapshot: it ended without
+   * its header or its last chunk, or grew past the size limit. A correct sender never does
+   * either (it cancels a stream it gives up on); `detail` says which.
+   */
+  refuseSnapshotStream(fromNodeId: string, detail: string): void;
 }
 
 /** Tells the host what happened to what it sent. */

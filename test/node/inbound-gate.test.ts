@@ -84,6 +84,14 @@ describe('node/inbound-gate', () => {
     expect(gate.stats.rejected).to.deep.equal({ bad_field: 1, unknown_replica: 1 });
   });
 
+  it('counts and logs a snapshot stream that made no whole snapshot', () => {
+    gate.refuseStream('n2', 'snapshot stream ended without its last chunk');
+    expect(rejections).to.deep.equal([['bad_snapshot', 'snapshot stream ended without its last chunk']]);
+    expect(log.lines.map((line) => [line.level, line.message, line.fields])).to.deep.equal([
+      ['warn', 'raft message from peer refused', { peer: 'n2', reason: 'bad_snapshot', detail: 'snapshot stream ended without its last chunk' }],
+    ]);
+  });
+
   it('lets a Snapshot through only from the snapshot stream, its data checked first, and only once', () => {
     const machine = KvStateMachine.bootstrap([{ replicaId: 1, nodeId: 'self' }]);
     machine.applyEmpty(1);

@@ -46,6 +46,7 @@ describe('node/raft-transport', () => {
         snapshots.push({ header: message, data, dataCrc32c });
         return !refuseSnapshots;
       },
+      refuseSnapshotStream: () => undefined,
     }, createSilentLogger());
     const recordingService: RaftServiceServer = {
       send: (call: ServerReadableStream<SendRequest, SendResponse>, callback: sendUnaryData<SendResponse>) => {
@@ -120,7 +121,12 @@ describe('node/raft-transport', () => {
   });
 
   it('holds at most 1 GiB of snapshots being received, over all streams, and gives it back when a stream ends', () => {
-    const service = raftService({ deliver: () => undefined, deliverSnapshot: () => true }, createSilentLogger());
+    const refusals: [string, string][] = [];
+    const service = raftService({
+      deliver: () => undefined,
+      deliverSnapshot: () => true,
+      refuseSnapshotStream: (from, detail) => refusals.push([from, detail]),
+    }, createSilentLogger());
     const mib = Buffer.alloc(1024 * 1024);
     /** A server-side snapshot stream the test drives. */
     const open = (): { call: EventEmitter & { destroyed: boolean }; answer: { accepted?: boolean } } => {
@@ -140,8 +146,12 @@ describe('node/raft-transport', () => {
     send(second.call, 500);
     expect(first.call.destroyed).to.equal(false);
     expect(second.call.destroyed, 'the second stream went past the bound').to.equal(true);
+    second.call.emit('end');
+    expect(second.answer.accepted).to.equal(false);
+    expect(refusals, 'past the bound over all streams is routine: not a bad peer').to.deep.equal([]);
     first.call.emit('end');
     expect(first.answer.accepted, 'no header, no last chunk').to.equal(false);
+    expect(refusals).to.deep.equal([['peer', 'snapshot stream ended without its header']]);
     const third = open();
     send(third.call, 1000);
     expect(third.call.destroyed, 'the first stream gave its bytes back').to.equal(false);
@@ -149,6 +159,39 @@ describe('node/raft-transport', () => {
     const fourth = open();
     send(fourth.call, 1000);
     expect(fourth.call.destroyed).to.equal(false);
+    send(fourth.call, 25);
+    expect(fourth.call.destroyed, 'one snapshot past 1 GiB').to.equal(true);
+    expect(refusals.slice(1)).to.deep.equal([['peer', `snapshot stream past ${2 ** 30} bytes`]]);
+  });
+
+  it('refuses, once, a snapshot stream that ends without its last chunk; ignores what follows the last one', () => {
+    const refusals: string[] = [];
+    const delivered: Buffer[] = [];
+    const service = raftService({
+      deliver: () => undefined,
+      deliverSnapshot: (_from, _message, data) => delivered.push(data) > 0,
+      refuseSnapshotStream: (_from, detail) => refusals.push(detail),
+    }, createSilentLogger());
+    const header = { ...heartbeat(1, 2), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT };
+    const stream = (requests: SendSnapshotRequest[]): boolean | undefined => {
+      const call = Object.assign(new EventEmitter(), { destroy: () => undefined });
+      let accepted: boolean | undefined;
+      service.sendSnapshot(call as unknown as ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>, (_error, response) => {
+        accepted = response?.accepted;
+      });
+      for (const request of requests) call.emit('data', request);
+      call.emit('end');
+      return accepted;
+    };
+    expect(stream([{ fromNodeId: 'peer', message: header, chunk: Buffer.from('ab'), last: false }])).to.equal(false);
+    expect(refusals).to.deep.equal(['snapshot stream ended without its last chunk']);
+    expect(stream([
+      { fromNodeId: 'peer', message: header, chunk: Buffer.from('ab'), last: false },
+      { fromNodeId: 'peer', chunk: Buffer.from('cd'), last: true },
+      { fromNodeId: 'other', message: heartbeat(1, 2), chunk: Buffer.from('ef'), last: true },
+    ])).to.equal(true);
+    expect(delivered.map((data) => data.toString())).to.deep.equal(['abcd']);
+    expect(refusals).to.have.length(1);
   });
 
   it('reports failure when the receiver refuses the snapshot', async () => {
