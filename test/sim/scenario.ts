@@ -71,6 +71,7 @@ export function scenarioFor(seed: number): Scenario {
       spikeRate: quiet ? 0 : pick([0, 0.01, 0.05]),
       spikeMaxMs: pick([20, 200, 600]),
       backpressureRate: pick([0, 0.01]),
+      snapshotCorruptionRate: 0,
     },
     clockRates: Array.from({ length: nodes }, () => between(0.99, 1.01)),
     wallOffsetsMs: Array.from({ length: nodes }, () => Math.round(between(-500, 500))),
@@ -98,6 +99,7 @@ export function scenarioFor(seed: number): Scenario {
   scenario.faults.streamReset = quiet ? 0 : pick([0, 0.01, 0.03]);
   scenario.faults.flakyLeaderLink = quiet ? 0 : pick([0, 0.02, 0.05]);
   scenario.readers = pick([0, 1, 2]);
+  scenario.network.snapshotCorruptionRate = quiet ? 0 : pick([0, 0, 0.2, 0.5]);
   return scenario;
 }
 
@@ -109,7 +111,7 @@ export function describeScenario(scenario: Scenario): string {
     `${scenario.nodes} nodes, K=${scenario.replicationFactor}, ${scenario.shards} shard(s), lease reads ${scenario.leaseReads ? 'on' : 'off'}, ` +
     `snapshot every ${scenario.snapshotIntervalEntries}; faults/100ms kill ${f.kill} power ${f.powerLoss} pause ${f.pause} ` +
     `partition ${f.partition} one-way ${f.oneWayCut} slow-link ${f.slowLink} reset ${f.streamReset} flaky-leader ${f.flakyLeaderLink} slow-disk ${f.slowDisk}; network loss ${n.lossRate} dup ${n.duplicateRate} ` +
-    `reorder ${String(n.reorder)}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
+    `reorder ${String(n.reorder)} snapshot-corruption ${n.snapshotCorruptionRate}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
     `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms`
   );
 }
