@@ -41,9 +41,25 @@ export interface ReplicaOptions {
 
 /** Called by {@link TestReplica.processReady} so checkers see every step. */
 export interface ReadyObserver {
+  /** Right after `ready()`: what the node hands out, before anything is persisted or sent. */
+  onReadyTaken?(replica: TestReplica, ready: Ready): void;
+  /** After the Ready is persisted. */
   onReady?(replica: TestReplica, ready: Ready): void;
   onApply?(replica: TestReplica, entry: Entry): void;
   onSnapshotApplied?(replica: TestReplica, snapshot: Snapshot): void;
+  /** After `advance()` (and any compaction): the end of the replica's turn. */
+  onAdvanced?(replica: TestReplica): void;
+}
+
+/** Several observers as one, called in order. */
+export function observeAll(...observers: ReadyObserver[]): ReadyObserver {
+  return {
+    onReadyTaken: (replica, ready) => observers.forEach((o) => o.onReadyTaken?.(replica, ready)),
+    onReady: (replica, ready) => observers.forEach((o) => o.onReady?.(replica, ready)),
+    onApply: (replica, entry) => observers.forEach((o) => o.onApply?.(replica, entry)),
+    onSnapshotApplied: (replica, snapshot) => observers.forEach((o) => o.onSnapshotApplied?.(replica, snapshot)),
+    onAdvanced: (replica) => observers.forEach((o) => o.onAdvanced?.(replica)),
+  };
 }
 
 /** FNV-1a over the previous digest and an entry: the state machine's state. */
@@ -156,6 +172,7 @@ export class TestReplica {
   processReady(observer?: ReadyObserver): Message[] {
     if (!this.alive || !this.node.hasReady()) return [];
     const ready = this.node.ready();
+    observer?.onReadyTaken?.(this, ready);
     // 1. Persist.
     if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
     if (ready.entries.length > 0) this.storage.append(ready.entries);
@@ -187,6 +204,7 @@ export class TestReplica {
     for (const readState of ready.readStates) this.readStates.push(readState);
     this.node.advance(ready);
     this.maybeCompact();
+    observer?.onAdvanced?.(this);
     return ready.messages;
   }
 

@@ -12,7 +12,7 @@ const seeds = replaySeed !== undefined ? [Number(replaySeed)] : Array.from({ len
 describe('raft simulation (Raft §5.4: safety under faults; liveness after healing)', function () {
   this.timeout(600_000);
 
-  it(`keeps election safety, log matching, leader completeness, state-machine safety and linearizable reads over ${seeds.length} seed(s), and recovers after healing`, () => {
+  it(`keeps election safety, log matching, leader completeness, state-machine safety, linearizable reads, monotonic commit, CheckQuorum, PreVote term stability and the in-flight bound over ${seeds.length} seed(s), and recovers after healing`, () => {
     const results: RunResult[] = [];
     for (const seed of seeds) {
       const simulation = new Simulation(randomScenario(seed));

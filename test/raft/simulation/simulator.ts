@@ -2,7 +2,8 @@
  * A seeded network simulation of one Raft group: loss, duplication,
  * reordering, delay, partitions, crash/restart from persisted state,
  * membership changes, leadership transfers, reads and snapshots. Every run is
- * a function of its seed; {@link SafetyChecker} checks every Ready.
+ * a function of its seed;
+ * {@link SafetyChecker} checks every Ready and {@link StepInvariants} every step.
  */
 import {
   ConfChangeType,
@@ -14,7 +15,8 @@ import {
   type ReplicaId,
 } from '../../../src/raft/index.js';
 import { SafetyChecker, SafetyViolation } from './checker.js';
-import { TestReplica, utf8, type ReplicaOptions } from './replica.js';
+import { TestReplica, observeAll, utf8, type ReadyObserver, type ReplicaOptions } from './replica.js';
+import { StepInvariants } from './step-invariants.js';
 
 /** Knobs of one run; {@link randomScenario} draws them from the seed. */
 export interface Scenario {
@@ -63,7 +65,6 @@ export function randomScenario(seed: number): Scenario {
       compactMargin: pick([0, 2]),
       preVote: true,
       checkQuorum: true,
-      // Drawn last so every earlier draw, and so every older seed's scenario, stays as it was.
       piggyback: pick([false, true]),
     },
     livenessTicks: 200,
@@ -89,6 +90,8 @@ export class Simulation {
   private readonly rng: SeededRandom;
   private readonly replicas = new Map<ReplicaId, TestReplica>();
   private readonly checker: SafetyChecker;
+  private readonly steps: StepInvariants;
+  private readonly observer: ReadyObserver;
   /** Ring of message buckets by delivery sub-step. */
   private readonly buckets: Message[][];
   private time = 0;
@@ -103,16 +106,29 @@ export class Simulation {
 
   constructor(private readonly scenario: Scenario) {
     this.rng = new SeededRandom(scenario.seed);
-    this.checker = new SafetyChecker(`seed ${scenario.seed} (replay: SEED=${scenario.seed})`);
+    const label = `seed ${scenario.seed} (replay: SEED=${scenario.seed})`;
+    this.checker = new SafetyChecker(label);
     this.checker.onReadState = (replica, index, context) => this.checkRead(replica, index, context);
+    const options = scenario.options;
+    this.steps = new StepInvariants(label, {
+      electionTick: options.electionTick ?? 10,
+      preVote: options.preVote ?? true,
+      checkQuorum: options.checkQuorum ?? true,
+      maxInflightMsgs: options.maxInflightMsgs ?? 256,
+    });
+    this.observer = observeAll(this.checker, this.steps);
     this.buckets = Array.from({ length: scenario.maxDelay + 2 }, () => []);
     this.lossRate = scenario.lossRate;
     this.duplicateRate = scenario.duplicateRate;
     const voters = Array.from({ length: scenario.members }, (_, i) => i + 1);
     this.nextReplicaId = scenario.members + 1;
     for (const id of voters) {
-      this.replicas.set(id, new TestReplica(id, new MemoryStorage({ confState: { voters, learners: [] } }), scenario.options, scenario.seed));
+      this.replicas.set(id, new TestReplica(id, new MemoryStorage({ confState: { voters, learners: [] } }), options, scenario.seed));
     }
+  }
+
+  private get nowTicks(): number {
+    return Math.floor(this.time / SUBSTEPS_PER_TICK);
   }
 
   private chance(probability: number): boolean {
@@ -173,9 +189,15 @@ export class Simulation {
       if (message.type === MessageType.Snapshot) {
         // The host reports every snapshot send's outcome (the Ready contract's transport side).
         const sender = this.replicas.get(message.from);
-        if (sender?.alive === true) sender.node.reportSnapshot(message.to, delivered ? 'finish' : 'failure');
+        if (sender?.alive === true) {
+          sender.node.reportSnapshot(message.to, delivered ? 'finish' : 'failure');
+          this.steps.afterSnapshotReport(sender, message.to);
+        }
       }
-      if (delivered) target.node.step(message);
+      if (delivered) {
+        target.node.step(message);
+        this.steps.afterStep(target, 'message', message);
+      }
     }
   }
 
@@ -184,7 +206,7 @@ export class Simulation {
       if (!replica.alive) continue;
       // A crash right after persisting, before sending: the messages are lost.
       const crashBeforeSend = this.scenario.crashRate > 0 && this.chance(this.scenario.crashRate / 20);
-      const messages = replica.processReady(this.checker);
+      const messages = replica.processReady(this.observer);
       if (crashBeforeSend && messages.length > 0) {
         this.crash(replica);
         continue;
@@ -196,6 +218,13 @@ export class Simulation {
   private crash(replica: TestReplica): void {
     replica.crash();
     this.restartAt.set(replica.id, this.time + SUBSTEPS_PER_TICK * (5 + this.rng.nextInt(30)));
+  }
+
+  /** Restarts from what the replica persisted; the checker sees that state first. */
+  private restart(replica: TestReplica): void {
+    const persisted = replica.storage.initialState().hardState;
+    replica.restart();
+    this.steps.onRestart(replica, persisted.term, persisted.commit);
   }
 
   private chaosEvents(): void {
@@ -214,7 +243,10 @@ export class Simulation {
       const leader = this.leaders()[0];
       const voters = leader?.node.status().confState.voters ?? [];
       const target = voters[this.rng.nextInt(Math.max(1, voters.length))];
-      if (leader !== undefined && target !== undefined) leader.node.transferLeader(target);
+      if (leader !== undefined && target !== undefined) {
+        leader.node.transferLeader(target);
+        this.steps.afterStep(leader, 'transfer');
+      }
     }
   }
 
@@ -222,7 +254,8 @@ export class Simulation {
     for (const [id, at] of this.restartAt) {
       if (at > this.time) continue;
       this.restartAt.delete(id);
-      this.replicas.get(id)?.restart();
+      const replica = this.replicas.get(id);
+      if (replica !== undefined) this.restart(replica);
     }
   }
 
@@ -244,13 +277,17 @@ export class Simulation {
         this.replicas.set(id, new TestReplica(id, new MemoryStorage(), this.scenario.options, this.scenario.seed));
       }
     }
+    this.steps.afterStep(leader, 'call');
   }
 
   private clientRequests(chaos: boolean): void {
     // After healing only the liveness marker is proposed, so a backlog cannot hide progress.
     if (chaos && this.rng.nextInt(2) === 0) {
       const leader = this.leaders()[this.rng.nextInt(Math.max(1, this.leaders().length))];
-      leader?.node.propose(utf8(`chaos-${this.scenario.seed}-${this.proposals++}`));
+      if (leader !== undefined) {
+        leader.node.propose(utf8(`chaos-${this.scenario.seed}-${this.proposals++}`));
+        this.steps.afterStep(leader, 'call');
+      }
     }
     if (this.rng.nextInt(5) === 0) {
       const replica = this.randomReplica();
@@ -258,13 +295,19 @@ export class Simulation {
         const key = `read-${this.time}-${replica.id}`;
         this.reads.set(key, { replica: replica.id, requiredIndex: this.checker.maxCommitted });
         replica.node.readIndex(utf8(key));
+        this.steps.afterStep(replica, 'call');
       }
     }
   }
 
   private substep(chaos: boolean): void {
     if (this.time % SUBSTEPS_PER_TICK === 0) {
-      for (const replica of this.replicas.values()) if (replica.alive) replica.node.tick();
+      this.steps.now = this.nowTicks;
+      for (const replica of this.replicas.values()) {
+        if (!replica.alive) continue;
+        replica.node.tick();
+        this.steps.afterStep(replica, 'tick');
+      }
       if (chaos) this.chaosEvents();
       this.restartDue();
       this.clientRequests(chaos);
@@ -284,7 +327,7 @@ export class Simulation {
     this.group = new Map();
     this.lossRate = 0;
     this.duplicateRate = 0;
-    for (const replica of this.replicas.values()) if (!replica.alive) replica.restart();
+    for (const replica of this.replicas.values()) if (!replica.alive) this.restart(replica);
     this.restartAt.clear();
     const marker = `liveness-${s.seed}`;
     let proposedAt = -1;
@@ -292,6 +335,7 @@ export class Simulation {
       const leader = this.leaders()[0];
       if (leader !== undefined && proposedAt < 0) {
         const result = leader.node.propose(utf8(marker));
+        this.steps.afterStep(leader, 'call');
         if (result.ok) proposedAt = tick;
       }
       for (let i = 0; i < SUBSTEPS_PER_TICK; i++) this.substep(false);
