@@ -1,8 +1,8 @@
 /**
  * A seeded network simulation of one Raft group: loss, duplication,
  * reordering, delay, partitions, crash/restart from persisted state,
- * membership changes, leadership transfers, reads and snapshots. Every run is
- * a function of its seed;
+ * membership changes, leadership transfers, reads and snapshots, and leaders
+ * that send before they persist. Every run is a function of its seed;
  * {@link SafetyChecker} checks every Ready and {@link StepInvariants} every step.
  */
 import {
@@ -15,7 +15,7 @@ import {
   type ReplicaId,
 } from '../../../src/raft/index.js';
 import { SafetyChecker, SafetyViolation } from './checker.js';
-import { TestReplica, observeAll, utf8, type ReadyObserver, type ReplicaOptions } from './replica.js';
+import { TestReplica, observeAll, utf8, type EarlySend, type ReadyObserver, type ReplicaOptions } from './replica.js';
 import { StepInvariants } from './step-invariants.js';
 
 /** Knobs of one run; {@link randomScenario} draws them from the seed. */
@@ -31,6 +31,12 @@ export interface Scenario {
   crashRate: number;
   confChangeRate: number;
   transferRate: number;
+  /**
+   * A leader hands its messages to the network before its entries are persisted, as
+   * the storage node does (Raft thesis §10.2.1); a crash in between loses the entries
+   * that were already sent. Term and vote are still persisted first.
+   */
+  earlySends: boolean;
   options: ReplicaOptions;
   /** Ticks allowed, after healing, for a leader to commit a new proposal. */
   livenessTicks: number;
@@ -68,6 +74,8 @@ export function randomScenario(seed: number): Scenario {
       piggyback: pick([false, true]),
     },
     livenessTicks: 200,
+    // Drawn last, after every knob above, so a seed's older knobs stay what they were.
+    earlySends: pick([false, true]),
   };
 }
 
@@ -103,6 +111,10 @@ export class Simulation {
   private readsAnswered = 0;
   private lossRate: number;
   private duplicateRate: number;
+  /** How a leader sends before it persists, when the scenario says so. */
+  private readonly earlySend: EarlySend | undefined;
+  /** A power cut is drawn for the early send of the Ready being processed. */
+  private earlyPowerCutDue = false;
 
   constructor(private readonly scenario: Scenario) {
     this.rng = new SeededRandom(scenario.seed);
@@ -125,6 +137,14 @@ export class Simulation {
     for (const id of voters) {
       this.replicas.set(id, new TestReplica(id, new MemoryStorage({ confState: { voters, learners: [] } }), options, scenario.seed));
     }
+    this.earlySend = scenario.earlySends
+      ? {
+          send: (messages) => {
+            for (const message of messages) this.enqueue(message);
+          },
+          powerCut: (ready) => this.earlyPowerCutDue && ready.entries.length > 0 && ready.messages.length > 0,
+        }
+      : undefined;
   }
 
   private get nowTicks(): number {
@@ -202,12 +222,18 @@ export class Simulation {
   }
 
   private processReadies(): void {
+    const crashRate = this.scenario.crashRate;
     for (const replica of this.replicas.values()) {
       if (!replica.alive) continue;
-      // A crash right after persisting, before sending: the messages are lost.
-      const crashBeforeSend = this.scenario.crashRate > 0 && this.chance(this.scenario.crashRate / 20);
-      const messages = replica.processReady(this.observer);
-      if (crashBeforeSend && messages.length > 0) {
+      // A power cut in the middle of a Ready: after persisting, before sending — or, for a
+      // leader that sends first, after sending, before persisting. That second window is
+      // where a leader's unsynced entries are lost, so a Ready with entries gets a cut there
+      // four times as often (the same draw: a run is unchanged up to its first cut).
+      const roll = crashRate > 0 ? this.rng.nextInt(1_000_000) : 1_000_000;
+      const powerCut = roll < (crashRate / 20) * 1_000_000;
+      this.earlyPowerCutDue = roll < (crashRate / 5) * 1_000_000;
+      const messages = replica.processReady(this.observer, this.earlySend);
+      if (!replica.alive || (powerCut && messages.length > 0)) {
         this.crash(replica);
         continue;
       }
