@@ -15,73 +15,22 @@ import {
   type ReplicaId,
 } from '../../../src/raft/index.js';
 import { SafetyChecker, SafetyViolation } from './checker.js';
-import { TestReplica, observeAll, utf8, type EarlySend, type ReadyObserver, type ReplicaOptions } from './replica.js';
+import { FigureEightSchedule } from './figure-eight.js';
+import { TestReplica, observeAll, utf8, type EarlySend, type ReadyObserver } from './replica.js';
+import { randomScenario, type Scenario, type Shape } from './scenario.js';
 import { StepInvariants } from './step-invariants.js';
 
-/** Knobs of one run; {@link randomScenario} draws them from the seed. */
-export interface Scenario {
-  seed: number;
-  members: number;
-  chaosTicks: number;
-  lossRate: number;
-  duplicateRate: number;
-  /** Largest message delay, in sub-steps (4 per tick). */
-  maxDelay: number;
-  partitionRate: number;
-  crashRate: number;
-  confChangeRate: number;
-  transferRate: number;
-  /**
-   * A leader hands its messages to the network before its entries are persisted, as
-   * the storage node does (Raft thesis §10.2.1); a crash in between loses the entries
-   * that were already sent. Term and vote are still persisted first.
-   */
-  earlySends: boolean;
-  options: ReplicaOptions;
-  /** Ticks allowed, after healing, for a leader to commit a new proposal. */
-  livenessTicks: number;
-}
+export { randomScenario, type Scenario };
 
 const SUBSTEPS_PER_TICK = 4;
-
-/** Draws a scenario from `seed` (3- or 5-member, varied fault rates and limits). */
-export function randomScenario(seed: number): Scenario {
-  const rng = new SeededRandom(seed ^ 0x5bd1e995);
-  const pick = <T>(values: readonly T[]): T => values[rng.nextInt(values.length)] as T;
-  const maxSizePerMsg = pick([0, 64, 256, 1024 * 1024]);
-  // One tiny append in flight cannot keep up with the chaos phase's proposals; never combine the two.
-  const maxInflightMsgs = maxSizePerMsg <= 64 ? pick([4, 256]) : pick([1, 4, 256]);
-  return {
-    seed,
-    members: pick([3, 3, 5]),
-    chaosTicks: 150 + rng.nextInt(100),
-    lossRate: pick([0, 0.02, 0.1, 0.2]),
-    duplicateRate: pick([0, 0.02, 0.1]),
-    maxDelay: pick([1, 4, 8, 16]),
-    partitionRate: pick([0, 0.01, 0.03, 0.1]),
-    crashRate: pick([0, 0.003, 0.01, 0.03]),
-    confChangeRate: pick([0, 0.02, 0.05]),
-    transferRate: pick([0, 0.01]),
-    options: {
-      electionTick: 10,
-      heartbeatTick: pick([1, 2]),
-      maxSizePerMsg,
-      maxInflightMsgs,
-      snapshotEvery: pick([0, 7, 30]),
-      compactMargin: pick([0, 2]),
-      preVote: true,
-      checkQuorum: true,
-      piggyback: pick([false, true]),
-    },
-    livenessTicks: 200,
-    // Drawn last, after every knob above, so a seed's older knobs stay what they were.
-    earlySends: pick([false, true]),
-  };
-}
+/** A lagging learner's link: extra loss during chaos, and delays up to this many times the scenario's. */
+const LAGGARD_LOSS_RATE = 0.2;
+const LAGGARD_DELAY_FACTOR = 3;
 
 /** What a run did, for reporting. */
 export interface RunResult {
   seed: number;
+  shape: Shape;
   ticks: number;
   leaderTerms: number;
   committed: number;
@@ -111,6 +60,10 @@ export class Simulation {
   private readsAnswered = 0;
   private lossRate: number;
   private duplicateRate: number;
+  /** Replicas behind a slow, lossy link (the shape's lagging learners). */
+  private readonly laggards = new Set<ReplicaId>();
+  private laggardLossRate = 0;
+  private readonly figureEight: FigureEightSchedule | undefined;
   /** How a leader sends before it persists, when the scenario says so. */
   private readonly earlySend: EarlySend | undefined;
   /** A power cut is drawn for the early send of the Ready being processed. */
@@ -129,14 +82,21 @@ export class Simulation {
       maxInflightMsgs: options.maxInflightMsgs ?? 256,
     });
     this.observer = observeAll(this.checker, this.steps);
-    this.buckets = Array.from({ length: scenario.maxDelay + 2 }, () => []);
+    const delayFactor = scenario.laggingLearners ? LAGGARD_DELAY_FACTOR : 1;
+    this.buckets = Array.from({ length: scenario.maxDelay * delayFactor + 2 }, () => []);
     this.lossRate = scenario.lossRate;
     this.duplicateRate = scenario.duplicateRate;
-    const voters = Array.from({ length: scenario.members }, (_, i) => i + 1);
-    this.nextReplicaId = scenario.members + 1;
-    for (const id of voters) {
-      this.replicas.set(id, new TestReplica(id, new MemoryStorage({ confState: { voters, learners: [] } }), options, scenario.seed));
+    const voters = Array.from({ length: scenario.voters }, (_, i) => i + 1);
+    const learners = Array.from({ length: scenario.learners }, (_, i) => scenario.voters + i + 1);
+    this.nextReplicaId = scenario.voters + scenario.learners + 1;
+    for (const id of [...voters, ...learners]) {
+      this.replicas.set(id, new TestReplica(id, new MemoryStorage({ confState: { voters, learners } }), options, scenario.seed));
     }
+    if (scenario.laggingLearners) {
+      for (const id of learners) this.laggards.add(id);
+      this.laggardLossRate = LAGGARD_LOSS_RATE;
+    }
+    this.figureEight = scenario.shape === 'figure-eight' ? new FigureEightSchedule(this.rng) : undefined;
     this.earlySend = scenario.earlySends
       ? {
           send: (messages) => {
@@ -178,11 +138,20 @@ export class Simulation {
     }
   }
 
+  private laggardLink(message: Message): boolean {
+    return this.laggards.size > 0 && (this.laggards.has(message.to) || this.laggards.has(message.from));
+  }
+
+  private delay(message: Message): number {
+    const maxDelay = this.scenario.maxDelay;
+    return 1 + this.rng.nextInt(this.laggardLink(message) ? maxDelay * LAGGARD_DELAY_FACTOR : maxDelay);
+  }
+
   private enqueue(message: Message): void {
-    const delay = 1 + this.rng.nextInt(this.scenario.maxDelay);
+    const delay = this.delay(message);
     (this.buckets[(this.time + delay) % this.buckets.length] as Message[]).push(message);
     if (this.chance(this.duplicateRate)) {
-      const again = 1 + this.rng.nextInt(this.scenario.maxDelay);
+      const again = this.delay(message);
       (this.buckets[(this.time + again) % this.buckets.length] as Message[]).push(message);
     }
   }
@@ -205,7 +174,11 @@ export class Simulation {
     for (const message of due) {
       const target = this.replicas.get(message.to);
       const delivered =
-        target !== undefined && target.alive && this.connected(message.from, message.to) && !this.chance(this.lossRate);
+        target !== undefined &&
+        target.alive &&
+        this.connected(message.from, message.to) &&
+        !this.chance(this.lossRate) &&
+        !(this.laggardLink(message) && this.chance(this.laggardLossRate));
       if (message.type === MessageType.Snapshot) {
         // The host reports every snapshot send's outcome (the Ready contract's transport side).
         const sender = this.replicas.get(message.from);
@@ -255,7 +228,13 @@ export class Simulation {
 
   private chaosEvents(): void {
     const s = this.scenario;
-    if (this.chance(s.partitionRate)) {
+    if (this.figureEight !== undefined) {
+      const move = this.figureEight.tick(this.nowTicks, [...this.replicas.values()]);
+      if (move !== undefined) {
+        this.group = move.groups;
+        if (move.crash !== undefined) this.crash(move.crash);
+      }
+    } else if (this.chance(s.partitionRate)) {
       this.group = new Map();
       for (const id of this.replicas.keys()) this.group.set(id, this.rng.nextInt(2));
     } else if (this.group.size > 0 && this.chance(0.05)) {
@@ -353,6 +332,7 @@ export class Simulation {
     this.group = new Map();
     this.lossRate = 0;
     this.duplicateRate = 0;
+    this.laggardLossRate = 0;
     for (const replica of this.replicas.values()) if (!replica.alive) this.restart(replica);
     this.restartAt.clear();
     const marker = `liveness-${s.seed}`;
@@ -372,6 +352,7 @@ export class Simulation {
         if (done) {
           return {
             seed: s.seed,
+            shape: s.shape,
             ticks: s.chaosTicks + tick,
             leaderTerms: this.checker.terms,
             committed: this.checker.maxCommitted,
