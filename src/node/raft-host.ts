@@ -126,7 +126,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   }
 
   /** Counters for tests and metrics: turns run and WAL syncs started. */
-  get stats(): { turns: number; syncs: number } {
+  get stats(): { turns: number; lightTurns: number; syncs: number } {
     return this.turns.stats;
   }
 
@@ -319,6 +319,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       replica.pendingTicks += 1;
       this.mark(replica);
     }
+    this.turns.ticked();
   }
 
   private fail(error: unknown): void {

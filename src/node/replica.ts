@@ -387,6 +387,19 @@ export class Replica {
   }
 
   /**
+   * In a light turn (a sync is in flight, so no Ready is taken): sends what needs nothing
+   * made durable — heartbeats, a leader's appends, heartbeat answers, forwarded reads — and
+   * serves the reads a confirmed round unblocks (`RawNode.takeSendable`).
+   */
+  sendWithoutSync(router: MessageRouter): void {
+    if (this.removed) return;
+    const { messages, readStates } = this.rawNode.takeSendable();
+    for (const message of messages) router.route(this, message);
+    for (const readState of readStates) this.reads.onReadState(readState.index, readState.context);
+    this.reads.serve();
+  }
+
+  /**
    * Before the host's fsync: applies the committed entries this replica made durable in
    * earlier turns — those below the first entry this Ready writes, up to the first
    * membership change — and answers the reads

@@ -37,6 +37,25 @@ describe('simulator regressions (issue 14)', function () {
     await loadHasher();
   });
 
+  it('a node whose fsync stalls for 2 s keeps its leaderships when its peers are healthy (issue 15)', async () => {
+    const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: 3, slowFsyncMs: 2_700 }));
+    await cluster.start();
+    const led = (nodeId: string): number[] =>
+      [0, 1, 2].filter((shardId) => cluster.node(nodeId).host?.replica(shardId)?.role === Role.Leader);
+    const before = led('n1');
+    expect(before.length, 'n1 leads a shard').to.be.greaterThan(0);
+    const terms = before.map((shardId) => cluster.node('n1').host?.replica(shardId)?.rawNode.term());
+    // Every fsync of n1 now takes 0.7–2.7 s; a write makes it sync.
+    cluster.disks.get('n1')?.slowFor(cluster.nowMs, 5_000);
+    const key = cluster.keys.find((candidate) => before.includes(cluster.shardOf(candidate))) as string;
+    void cluster.clients.write(0, key, 'x', 1);
+    await cluster.runFor(5_000);
+    expect(led('n1'), 'leaderships kept through the stall').to.deep.equal(before);
+    expect(before.map((shardId) => cluster.node('n1').host?.replica(shardId)?.rawNode.term()), 'no election').to.deep.equal(terms);
+    await cluster.liveness(5_000);
+    expect(cluster.node('n1').host?.stats.lightTurns, 'light turns kept the heartbeats going').to.be.greaterThan(0);
+  });
+
   it('bug 1: a one-voter leader that loses power before its fsync has told its learner nothing was committed', async () => {
     const cluster = new SimCluster(quietScenario({ nodes: 2, replicationFactor: 1, shards: 1 }));
     await cluster.start();
