@@ -152,11 +152,15 @@ export class TurnLoop {
     const batch = [...this.marked];
     this.marked.clear();
     const waiting: [Replica, Ready, boolean][] = [];
+    let wroteWithoutReady = false;
     const router = this.options.router;
     for (const replica of batch) {
       replica.step();
       const ready = replica.collectReady();
-      if (ready === undefined) continue;
+      if (ready === undefined) {
+        if (replica.snapshotIfWanted()) wroteWithoutReady = true;
+        continue;
+      }
       if (!replica.needsSync(ready)) {
         // Nothing to make durable (a commit-index-only hard state rides along with the
         // next sync): heartbeat and read-index answers, applying entries synced earlier.
@@ -178,7 +182,7 @@ export class TurnLoop {
       waiting.push([replica, ready, sendEarly]);
     }
     this.options.flush();
-    if (waiting.length > 0) this.startSync(waiting);
+    if (waiting.length > 0 || wroteWithoutReady) this.startSync(waiting);
   }
 
   /** One fsync for every group's writes of this turn; the waiting Readies finish after it. */
