@@ -5,8 +5,9 @@
  * Layout, little-endian:
  * ```
  * u8  op            1 put · 2 delete · 3 cas
- * u64 proposedAtMs  the proposing leader's wall clock; the only notion of time the
- *                   state machine has (session expiry), identical on every replica
+ * u64 proposedAtMs  log time as the proposing leader stamped it (`log-clock.ts`); the
+ *                   only notion of time the state machine has (session expiry),
+ *                   identical on every replica
  * u8  clientIdLen   0 = no session
  * ..  clientId      UTF-8
  * u64 seq           present only when clientIdLen > 0
@@ -53,7 +54,7 @@ export type WriteRequest =
   | { op: CommandOp.Delete; key: Uint8Array; session?: CommandSession }
   | { op: CommandOp.Cas; key: Uint8Array; expectedVersion: number; value: Uint8Array; session?: CommandSession };
 
-/** Encodes a write for the log, stamping it with the proposer's clock. */
+/** Encodes a write for the log, stamping it with the proposer's log time (`log-clock.ts`). */
 export function encodeCommand(request: WriteRequest, proposedAtMs: number): Buffer {
   const writer = new BinaryWriter(32 + request.key.length + ('value' in request ? request.value.length : 0));
   writer.u8(request.op).u64(proposedAtMs);

@@ -41,7 +41,7 @@ export class KvStateMachine {
   private readonly data = new Map<string, StoredValue>();
   private sessions = new SessionTable();
   /** Largest `proposedAtMs` applied so far: the state machine's only clock. */
-  private logTimeMs = 0;
+  private appliedLogTimeMs = 0;
 
   /** A fresh state machine for a group bootstrapped with `members` (epoch 1). */
   static bootstrap(members: readonly ShardMember[]): KvStateMachine {
@@ -61,6 +61,14 @@ export class KvStateMachine {
     return this.sessions.size;
   }
 
+  /**
+   * Log time: the largest `proposedAtMs` applied so far (0 before the first command). It
+   * never decreases; a leader stamps its proposals from it (`log-clock.ts`).
+   */
+  get logTimeMs(): number {
+    return this.appliedLogTimeMs;
+  }
+
   /** The value of a key given as its bytes in latin1 (see {@link keyString}). */
   get(key: string): StoredValue | undefined {
     return this.data.get(key);
@@ -78,8 +86,8 @@ export class KvStateMachine {
   applyCommand(index: number, data: Uint8Array): WriteResult {
     this.advanceTo(index);
     const command = decodeCommand(data);
-    if (command.proposedAtMs > this.logTimeMs) this.logTimeMs = command.proposedAtMs;
-    this.sessions.expire(this.logTimeMs);
+    if (command.proposedAtMs > this.appliedLogTimeMs) this.appliedLogTimeMs = command.proposedAtMs;
+    this.sessions.expire(this.appliedLogTimeMs);
     const session = command.session;
     if (session !== undefined) {
       const remembered = this.sessions.lookup(session.clientId, session.seq);
@@ -105,7 +113,7 @@ export class KvStateMachine {
         break;
       }
     }
-    if (session !== undefined) this.sessions.record(session.clientId, session.seq, result, this.logTimeMs);
+    if (session !== undefined) this.sessions.record(session.clientId, session.seq, result, this.appliedLogTimeMs);
     return result;
   }
 
@@ -127,7 +135,7 @@ export class KvStateMachine {
   /** The whole state (data, sessions, members, epoch) as snapshot data. */
   encodeSnapshot(): Buffer {
     const writer = new BinaryWriter(64 + this.data.size * 64);
-    writer.u8(SNAPSHOT_FORMAT).u64(this.appliedIndex).u64(this.epoch).u64(this.logTimeMs);
+    writer.u8(SNAPSHOT_FORMAT).u64(this.appliedIndex).u64(this.epoch).u64(this.appliedLogTimeMs);
     writer.u32(this.members.size);
     for (const [replicaId, nodeId] of this.members) writer.u64(replicaId).bytes8(Buffer.from(nodeId, 'utf8'));
     writer.u32(this.data.size);
@@ -146,7 +154,7 @@ export class KvStateMachine {
     const machine = new KvStateMachine();
     machine.appliedIndex = reader.u64();
     machine.epoch = reader.u64();
-    machine.logTimeMs = reader.u64();
+    machine.appliedLogTimeMs = reader.u64();
     const memberCount = reader.u32();
     for (let i = 0; i < memberCount; i++) {
       const replicaId = reader.u64();

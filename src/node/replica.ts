@@ -30,6 +30,7 @@ import {
 } from '../raft/index.js';
 import { encodeCommand, type WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
+import { LogClock } from './log-clock.js';
 import type { ReplicaEvents } from './node-metrics.js';
 import { LeaderPromise, ReadPath } from './replica-reads.js';
 import { type FailureReason, type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type WriteOutcome } from './replica-requests.js';
@@ -316,6 +317,9 @@ export class Replica {
     }
   }
 
+  /** Stamps proposals with log time: monotonic time since the log time this leader knew, not its wall clock as is. */
+  private readonly logClock = new LogClock();
+
   private proposeQueuedWrites(): void {
     if (this.queuedWrites.length === 0) return;
     const queued = this.queuedWrites;
@@ -324,8 +328,13 @@ export class Replica {
       for (const write of queued) write.callback({ ok: false, reason: 'NOT_LEADER' });
       return;
     }
-    const logTimeMs = this.runtime.wallClockMs();
     const proposedMs = this.runtime.monotonicMs();
+    const logTimeMs = this.logClock.stamp({
+      term: this.rawNode.term(),
+      appliedLogTimeMs: this.machine.logTimeMs,
+      wallClockMs: this.runtime.wallClockMs(),
+      monotonicMs: proposedMs,
+    });
     for (const write of queued) {
       const outcome = this.rawNode.propose(encodeCommand(write.request, logTimeMs));
       if (!outcome.ok) {
