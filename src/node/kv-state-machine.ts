@@ -8,10 +8,10 @@
  * Everything here is a function of the applied log: no clock, no randomness.
  */
 import { BinaryReader, BinaryWriter, CodecError } from './binary-codec.js';
-import { CommandOp, decodeCommand } from './kv-command.js';
-import { SessionTable, type WriteResult } from './session-table.js';
+import { CommandOp, decodeCommand, fingerprintOf } from './kv-command.js';
+import { type AdmittedWrite, type AppliedResult, SessionTable, type WriteResult } from './session-table.js';
 
-export type { WriteResult } from './session-table.js';
+export type { AppliedResult, SessionRefusal, WriteResult } from './session-table.js';
 
 /** A stored value. `version` is the Raft index of the write that produced it. */
 export interface StoredValue {
@@ -28,7 +28,14 @@ export interface ShardMember {
 /** A membership change as the state machine records it. */
 export type MembershipChange = { type: 'add'; replicaId: number; nodeId: string } | { type: 'remove'; replicaId: number };
 
-const SNAPSHOT_FORMAT = 1;
+/**
+ * The snapshot layout this version writes. Format 2 (issue 15) changed only the session
+ * table (`SessionTable.encode`: bounded, in eviction order, with command fingerprints);
+ * format 1 is still read, so a node upgraded in place restores its old snapshots.
+ */
+const SNAPSHOT_FORMAT = 2;
+/** Format 1: sessions by client with their results and a sweep time, no fingerprints. */
+const SNAPSHOT_FORMAT_1 = 1;
 
 /** The KV state of one replica of one shard. */
 export class KvStateMachine {
@@ -56,9 +63,14 @@ export class KvStateMachine {
     return this.data.size;
   }
 
-  /** Number of live client sessions. */
+  /** Number of client sessions held (at most `MAX_SESSIONS_PER_SHARD`). */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Number of write results held for retries (at most `MAX_RESULTS_PER_SHARD`). */
+  get sessionResultCount(): number {
+    return this.sessions.resultCount;
   }
 
   /**
@@ -81,19 +93,23 @@ export class KvStateMachine {
 
   /**
    * Applies the command in a committed entry's data at `index`. A retried
-   * `(clientId, seq)` returns its first result and changes nothing.
+   * `(clientId, seq)` returns its first result and changes nothing; a retry the session
+   * table cannot vouch for, or that is another write, is refused (see `session-table.ts`).
    */
   applyCommand(index: number, data: Uint8Array): WriteResult {
     this.advanceTo(index);
     const command = decodeCommand(data);
     if (command.proposedAtMs > this.appliedLogTimeMs) this.appliedLogTimeMs = command.proposedAtMs;
-    this.sessions.expire(this.appliedLogTimeMs);
-    const session = command.session;
-    if (session !== undefined) {
-      const remembered = this.sessions.lookup(session.clientId, session.seq);
-      if (remembered !== undefined) return remembered;
+    const nowMs = this.appliedLogTimeMs;
+    let admitted: AdmittedWrite | undefined;
+    if (command.session === undefined) {
+      this.sessions.expire(nowMs); // (admit does it for writes with a session)
+    } else {
+      const admission = this.sessions.admit(command.session.clientId, command.session.seq, fingerprintOf(command), nowMs);
+      if (admission.kind === 'answer') return admission.result;
+      admitted = admission;
     }
-    let result: WriteResult;
+    let result: AppliedResult;
     switch (command.op) {
       case CommandOp.Put:
         this.data.set(command.key, { value: command.value, version: index });
@@ -113,7 +129,7 @@ export class KvStateMachine {
         break;
       }
     }
-    if (session !== undefined) this.sessions.record(session.clientId, session.seq, result, this.appliedLogTimeMs);
+    if (admitted !== undefined) this.sessions.record(admitted, result, nowMs);
     return result;
   }
 
@@ -146,11 +162,14 @@ export class KvStateMachine {
     return writer.finish();
   }
 
-  /** Restores a state machine from {@link encodeSnapshot} data; throws CodecError if corrupt. */
+  /**
+   * Restores a state machine from {@link encodeSnapshot} data of this format or format 1;
+   * throws CodecError if corrupt.
+   */
   static fromSnapshot(data: Uint8Array): KvStateMachine {
     const reader = new BinaryReader(data);
     const format = reader.u8();
-    if (format !== SNAPSHOT_FORMAT) throw new CodecError(`unknown KV snapshot format ${format}`);
+    if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_1) throw new CodecError(`unknown KV snapshot format ${format}`);
     const machine = new KvStateMachine();
     machine.appliedIndex = reader.u64();
     machine.epoch = reader.u64();
@@ -166,7 +185,7 @@ export class KvStateMachine {
       const version = reader.u64();
       machine.data.set(key, { version, value: Buffer.from(reader.bytes32()) });
     }
-    machine.sessions = SessionTable.decode(reader);
+    machine.sessions = format === SNAPSHOT_FORMAT ? SessionTable.decode(reader) : SessionTable.decodeFormat1(reader);
     if (reader.remaining !== 0) throw new CodecError(`KV snapshot has ${reader.remaining} trailing bytes`);
     return machine;
   }

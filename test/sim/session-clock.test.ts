@@ -6,9 +6,10 @@
  */
 import { expect } from 'chai';
 import { loadHasher } from '../../src/common/index.js';
-import type { PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
+import { ErrorCode, type PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
 import { keyString } from '../../src/node/kv-state-machine.js';
 import type { Replica } from '../../src/node/replica.js';
+import { RESULT_RETENTION_MS } from '../../src/node/session-table.js';
 import { Role } from '../../src/raft/index.js';
 import { quietScenario } from './scenario.js';
 import { SimCluster } from './sim-cluster.js';
@@ -80,4 +81,36 @@ describe('sessions across leaders with wrong wall clocks (issue 15)', function (
       cluster.checkHistory();
     });
   }
+
+  it('refuses a retry that is another write with INVALID_ARGUMENT naming what differs, applying nothing', async () => {
+    const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: 1 }));
+    await cluster.start();
+    await leadFrom(cluster, 'n1');
+    const key = cluster.keys[0] as string;
+    const session = { clientId: 'client-0', seq: 1 };
+    const first = await cluster.settle(putOn(cluster, 'n1', key, 'x', session), 5_000, 'the first write');
+    expect(first.error).to.equal(undefined);
+    const changed = await cluster.settle(putOn(cluster, 'n1', key, 'not x', session), 5_000, 'the changed retry');
+    expect(changed.error?.code).to.equal(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+    expect(changed.error?.message).to.match(/seq 1 .*another value.*not applied/);
+    expect(versionOn(cluster, 'n1', key)).to.equal(first.version);
+    const same = await cluster.settle(putOn(cluster, 'n1', key, 'x', session), 5_000, 'the true retry');
+    expect(same).to.deep.include({ version: first.version });
+    expect(same.error).to.equal(undefined);
+  });
+
+  it('answers a retry whose result was forgotten with TIMEOUT, outcome unknown — never "not applied"', async () => {
+    const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: 1 }));
+    await cluster.start();
+    await leadFrom(cluster, 'n1');
+    const key = cluster.keys[0] as string;
+    const session = { clientId: 'client-0', seq: 1 };
+    const first = await cluster.settle(putOn(cluster, 'n1', key, 'x', session), 5_000, 'the first write');
+    expect(first.error).to.equal(undefined);
+    await cluster.runFor(RESULT_RETENTION_MS + 5_000);
+    const late = await cluster.settle(putOn(cluster, 'n1', key, 'x', session), 5_000, 'the late retry');
+    expect(late.error?.code).to.equal(ErrorCode.ERROR_CODE_TIMEOUT);
+    expect(late.error?.message).to.match(/session expired.*outcome is unknown/);
+    expect(versionOn(cluster, 'n1', key)).to.equal(first.version);
+  });
 });
