@@ -31,7 +31,8 @@
  * forgets a session only where the assumption covers it:
  *
  * > A client retries a seq only within the call that issued it, and a call lasts less
- * > than {@link SESSION_RETRY_HORIZON_MS}. (`KVClient`'s default deadline is 5 s.)
+ * > than {@link SESSION_RETRY_HORIZON_MS}. (`KVClient` ends every write call within
+ * > `MAX_WRITE_CALL_MS`, 60 s, whatever its deadline.)
  *
  * A session is forgotten — expired after {@link SESSION_IDLE_MS}, or evicted for room —
  * only once its client's last command is at least the horizon old in log time. Log time
@@ -54,16 +55,17 @@ import { type CommandFingerprint, CommandOp, describeMismatch } from './kv-comma
 
 /**
  * How long (log time) after it applied a write's result is kept for retries. Default
- * 2 min: 24 times the client's default deadline, and as long as the retry horizon, so a
- * retry within a call finds it unless {@link MAX_RESULTS_PER_SHARD} pushed it out first. Longer costs memory and snapshot bytes only when writes are rare enough not to
+ * 2 min: 24 times the client's default deadline, and as long as the retry horizon, so any
+ * retry of a `KVClient` call finds it unless {@link MAX_RESULTS_PER_SHARD} pushed it out
+ * first. Longer costs memory and snapshot bytes only when writes are rare enough not to
  * hit that bound; it must not exceed {@link SESSION_RETRY_HORIZON_MS}.
  */
 export const RESULT_RETENTION_MS = 120_000;
 
 /**
  * The retry horizon: no session is forgotten (expired or evicted) less than this long (log
- * time) after its client's last command. Default 2 min, 24 times `KVClient`'s default
- * deadline. Exactly-once rests on it (see the file comment). Longer lets slower retries
+ * time) after its client's last command. Default 2 min, twice the longest `KVClient` write
+ * call (60 s). Exactly-once rests on it (see the file comment). Longer lets slower retries
  * find their session, but when {@link MAX_SESSIONS_PER_SHARD} clients were all active
  * within it, a new client is refused until one is older: at the defaults, a shard takes in
  * about 34 new clients a second for ever, and bursts up to the bound.

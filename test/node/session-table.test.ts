@@ -9,8 +9,10 @@ import {
   SESSION_IDLE_MS,
   SESSION_RETRY_HORIZON_MS,
 } from '../../src/node/session-table.js';
+import { MAX_WRITE_CALL_MS } from '../../src/client/kv-client.js';
 import { ErrorCode } from '../../src/gen/kvstore/v1/kvstore.js';
 import { refusalError } from '../../src/node/kv-service.js';
+import { LOG_CLOCK_SLEW } from '../../src/node/log-clock.js';
 import { SeededRandom } from '../../src/raft/index.js';
 
 const T0 = 1_700_000_000_000;
@@ -40,10 +42,13 @@ function fill(target: KvStateMachine, count: number): void {
 }
 
 describe('node/session-table', () => {
-  it('keeps its retention and horizon consistent', () => {
+  it('keeps its retention and horizon consistent with the client\'s longest write call', () => {
     // A session holds no results by the time it may be forgotten.
     expect(RESULT_RETENTION_MS).to.be.at.most(SESSION_RETRY_HORIZON_MS);
     expect(SESSION_IDLE_MS).to.be.at.least(SESSION_RETRY_HORIZON_MS);
+    // A KVClient write call, measured in log time (which runs at most LOG_CLOCK_SLEW plus a
+    // few percent of clock drift faster than real time), ends well inside the horizon.
+    expect(MAX_WRITE_CALL_MS * (1 + LOG_CLOCK_SLEW) * 1.05).to.be.below(SESSION_RETRY_HORIZON_MS / 1.5);
   });
 
   it('refuses a new client while every session is within the retry horizon, without applying it', () => {
