@@ -30,6 +30,7 @@ import {
 } from '../raft/index.js';
 import { encodeCommand, type WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
+import { LogClock } from './log-clock.js';
 import type { ReplicaEvents } from './node-metrics.js';
 import { LeaderPromise, ReadPath } from './replica-reads.js';
 import { type FailureReason, type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type WriteOutcome } from './replica-requests.js';
@@ -138,6 +139,8 @@ export class Replica {
   /** Proposed writes by log index, in proposal order. */
   private readonly pendingWrites = new Map<number, PendingWrite>();
   private readonly reads: ReadPath;
+  /** Stamps proposals with log time: monotonic time since the log time this leader knew, not its wall clock as is. */
+  private readonly logClock = new LogClock();
   private snapshotIndex: number;
   /** Take a snapshot at the next chance (a new member joined, or the WAL needs this group's old entries gone). */
   private snapshotWanted = false;
@@ -330,8 +333,13 @@ export class Replica {
       for (const write of queued) write.callback({ ok: false, reason: 'NOT_LEADER' });
       return;
     }
-    const logTimeMs = this.runtime.wallClockMs();
     const proposedMs = this.runtime.monotonicMs();
+    const logTimeMs = this.logClock.stamp({
+      term: this.rawNode.term(),
+      appliedLogTimeMs: this.machine.logTimeMs,
+      wallClockMs: this.runtime.wallClockMs(),
+      monotonicMs: proposedMs,
+    });
     for (const write of queued) {
       const outcome = this.rawNode.propose(encodeCommand(write.request, logTimeMs));
       if (!outcome.ok) {

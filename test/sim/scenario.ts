@@ -102,6 +102,13 @@ export function scenarioFor(seed: number): Scenario {
   scenario.readers = pick([0, 1, 2]);
   const wal = pick([undefined, { segmentBytes: 16 * 1024, purgeBytes: 48 * 1024 }, { segmentBytes: 64 * 1024, purgeBytes: 256 * 1024 }]);
   if (wal !== undefined) scenario.wal = wal;
+  // In a third of the runs one node's wall clock is a minute, ten minutes or an hour off
+  // (issue 15): log time must not follow it, whether that node leads or not.
+  const skewedNode = random.nextInt(nodes * 3);
+  if (skewedNode < nodes) {
+    const offsetMs = pick([61_000, 601_000, 3_600_000]) * (random.nextInt(2) === 0 ? 1 : -1);
+    scenario.wallOffsetsMs[skewedNode] = (scenario.wallOffsetsMs[skewedNode] ?? 0) + offsetMs;
+  }
   return scenario;
 }
 
@@ -114,7 +121,8 @@ export function describeScenario(scenario: Scenario): string {
     `snapshot every ${scenario.snapshotIntervalEntries}; faults/100ms kill ${f.kill} power ${f.powerLoss} pause ${f.pause} ` +
     `partition ${f.partition} one-way ${f.oneWayCut} slow-link ${f.slowLink} reset ${f.streamReset} flaky-leader ${f.flakyLeaderLink} slow-disk ${f.slowDisk}; network loss ${n.lossRate} dup ${n.duplicateRate} ` +
     `reorder ${String(n.reorder)}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
-    `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms` +
+    `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms; ` +
+    `wall clocks off by ${scenario.wallOffsetsMs.map((offsetMs) => `${Math.round(offsetMs / 1000)} s`).join(', ')}` +
     (scenario.wal === undefined ? '' : `; WAL segments of ${scenario.wal.segmentBytes} bytes, purged past ${scenario.wal.purgeBytes}`)
   );
 }
