@@ -17,7 +17,10 @@ import { ShardMapCache } from './shard-map.js';
 export interface KVClientOptions {
   /** The manager's `host:port`; the client asks it for the shard map at init and when routing fails. */
   manager: string;
-  /** Default deadline of each call in ms (default 5000). A call retries inside it, then fails with TIMEOUT. */
+  /**
+   * Default deadline of each call in ms (default 5000). A call retries inside it, then fails with TIMEOUT.
+   * A write call ends within {@link MAX_WRITE_CALL_MS} whatever its deadline.
+   */
   timeoutMs?: number;
   /**
    * Most retries of one call after its first attempt (default: unbounded, only the deadline limits).
@@ -32,7 +35,7 @@ export interface KVClientOptions {
 export interface CallOptions {
   /** Aborting it fails the call with TIMEOUT (retryable: false; for a write the outcome is unknown). */
   signal?: AbortSignal;
-  /** This call's deadline in ms, instead of the client's `timeoutMs`. */
+  /** This call's deadline in ms, instead of the client's `timeoutMs` (for a write, at most {@link MAX_WRITE_CALL_MS}). */
   timeoutMs?: number;
 }
 
@@ -59,6 +62,15 @@ export interface KVEntry {
 export type UpdateFunction = (current: string | null) => KVValue | Promise<KVValue>;
 
 const DEFAULT_TIMEOUT_MS = 5000;
+
+/**
+ * Longest a write call (put, delete, cas, update) runs, whatever `timeoutMs` asks: 60 s.
+ * A node recognizes the retries of a write's (clientId, seq) only while its session is
+ * kept, which is at least its retry horizon (2 min of log time) after the client's last
+ * write on the shard; a write that is still unanswered here stops retrying well inside
+ * that and fails with TIMEOUT, `outcomeUnknown` set. Reads keep the deadline asked for.
+ */
+export const MAX_WRITE_CALL_MS = 60_000;
 const DEFAULT_UPDATE_ATTEMPTS = 100;
 /** Backoff between update rounds that hit a conflict: short, jittered, so contenders spread out. */
 const UPDATE_BACKOFF: BackoffPolicy = { baseDelayMs: 2, maxDelayMs: 100 };
@@ -234,7 +246,7 @@ export class KVClient {
   private async run<T>(name: string, isWrite: boolean, options: CallOptions, body: (deadline: CallDeadline) => Promise<T>): Promise<T> {
     if (this.closed) throw new KVError('CLOSED', `${name}: the client was finalized`);
     const timeoutMs = options.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs, 'timeoutMs');
-    const deadline = new CallDeadline(timeoutMs, options.signal);
+    const deadline = new CallDeadline(isWrite ? Math.min(timeoutMs, MAX_WRITE_CALL_MS) : timeoutMs, options.signal);
     try {
       if (name !== 'init') await this.ensureReady(deadline);
       return await body(deadline);

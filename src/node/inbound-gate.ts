@@ -133,8 +133,9 @@ export class InboundGate {
       return { reason: 'unknown_shard', detail: `shard ${wire.shardId} of a cluster of ${shardCount} shards` };
     }
     const replica = this.options.replica(wire.shardId);
-    if (replica === undefined || replica.replicaId !== wire.to || replica.removed) {
-      return { reason: 'unknown_replica', detail: replica === undefined ? 'shard not hosted here' : `this node hosts replica ${replica.replicaId}${replica.removed ? ' (removed)' : ''}` };
+    // A removed replica still steps messages until the host destroys it (it may have to vote: `Replica.removed`).
+    if (replica === undefined || replica.replicaId !== wire.to) {
+      return { reason: 'unknown_replica', detail: replica === undefined ? 'shard not hosted here' : `this node hosts replica ${replica.replicaId}` };
     }
     // A TransferLeader's `from` is the transferee, which a follower forwards for.
     if (wire.type !== RaftMessageType.RAFT_MESSAGE_TYPE_TRANSFER_LEADER) {

@@ -7,5 +7,11 @@
 export { StorageNode, type StorageNodeOptions } from './storage-node.js';
 export type { CreateReplicaSpec } from './raft-host.js';
 export type { ShardMember } from './kv-state-machine.js';
-export { RESULT_RETENTION_MS, SESSION_IDLE_MS } from './session-table.js';
+export {
+  MAX_RESULTS_PER_SHARD,
+  MAX_SESSIONS_PER_SHARD,
+  RESULT_RETENTION_MS,
+  SESSION_IDLE_MS,
+  SESSION_RETRY_HORIZON_MS,
+} from './session-table.js';
 export { REQUEST_TIMEOUT_MS } from './replica-requests.js';

@@ -5,8 +5,9 @@
  * Layout, little-endian:
  * ```
  * u8  op            1 put · 2 delete · 3 cas
- * u64 proposedAtMs  the proposing leader's wall clock; the only notion of time the
- *                   state machine has (session expiry), identical on every replica
+ * u64 proposedAtMs  log time as the proposing leader stamped it (`log-clock.ts`); the
+ *                   only notion of time the state machine has (session expiry),
+ *                   identical on every replica
  * u8  clientIdLen   0 = no session
  * ..  clientId      UTF-8
  * u64 seq           present only when clientIdLen > 0
@@ -53,7 +54,7 @@ export type WriteRequest =
   | { op: CommandOp.Delete; key: Uint8Array; session?: CommandSession }
   | { op: CommandOp.Cas; key: Uint8Array; expectedVersion: number; value: Uint8Array; session?: CommandSession };
 
-/** Encodes a write for the log, stamping it with the proposer's clock. */
+/** Encodes a write for the log, stamping it with the proposer's log time (`log-clock.ts`). */
 export function encodeCommand(request: WriteRequest, proposedAtMs: number): Buffer {
   const writer = new BinaryWriter(32 + request.key.length + ('value' in request ? request.value.length : 0));
   writer.u8(request.op).u64(proposedAtMs);
@@ -92,4 +93,64 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     default:
       throw new CodecError(`unknown KV command op ${String(op)}`);
   }
+}
+
+/**
+ * What a write asked for, in 17 bytes: recorded with its result, so that a retry of its
+ * `(clientId, seq)` can be checked to be the same write before it is answered with that
+ * result. Key and value are 32-bit FNV-1a hashes: a retry with another key or value passes
+ * for the recorded write only if its hash collides (about 1 in 4 billion).
+ */
+export interface CommandFingerprint {
+  op: CommandOp;
+  keyHash: number;
+  /** Hash of the value; 0 for a delete. */
+  valueHash: number;
+  /** What a cas expected; 0 for put and delete. */
+  expectedVersion: number;
+}
+
+/** The fingerprint of a decoded command. */
+export function fingerprintOf(command: KvCommand): CommandFingerprint {
+  return {
+    op: command.op,
+    keyHash: fnv1a(command.key),
+    valueHash: command.op === CommandOp.Delete ? 0 : fnv1a(command.value),
+    expectedVersion: command.op === CommandOp.Cas ? command.expectedVersion : 0,
+  };
+}
+
+/** What differs between a recorded write and a retry of it, in words, or undefined when they match. */
+export function describeMismatch(recorded: CommandFingerprint, retried: CommandFingerprint): string | undefined {
+  if (recorded.op !== retried.op) return `it was a ${opName(recorded.op)}, this is a ${opName(retried.op)}`;
+  if (recorded.keyHash !== retried.keyHash) return `it wrote another key`;
+  if (recorded.valueHash !== retried.valueHash) return `it wrote another value`;
+  if (recorded.expectedVersion !== retried.expectedVersion) {
+    return `it expected version ${recorded.expectedVersion}, this expects ${retried.expectedVersion}`;
+  }
+  return undefined;
+}
+
+/** The name of an operation, for messages. */
+export function opName(op: CommandOp): string {
+  switch (op) {
+    case CommandOp.Put:
+      return 'put';
+    case CommandOp.Delete:
+      return 'delete';
+    case CommandOp.Cas:
+      return 'compare-and-set';
+  }
+}
+
+/** 32-bit FNV-1a over bytes, or over a latin1 string's chars (one byte each). About 3 ns a byte. */
+function fnv1a(data: Uint8Array | string): number {
+  let hash = 0x811c9dc5;
+  const length = data.length;
+  if (typeof data === 'string') {
+    for (let i = 0; i < length; i++) hash = Math.imul(hash ^ data.charCodeAt(i), 0x01000193);
+  } else {
+    for (let i = 0; i < length; i++) hash = Math.imul(hash ^ (data[i] as number), 0x01000193);
+  }
+  return hash >>> 0;
 }

@@ -29,12 +29,12 @@ import {
   type Session,
 } from '../gen/kvstore/v1/kvstore.js';
 import { CommandOp, MAX_CLIENT_ID_BYTES, type WriteRequest } from './kv-command.js';
-import { keyString } from './kv-state-machine.js';
+import { type AppliedResult, keyString, type SessionRefusal, type WriteResult } from './kv-state-machine.js';
 import { Role } from '../raft/index.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { RaftHost } from './raft-host.js';
 import type { Replica } from './replica.js';
-import type { FailureReason, WriteOutcome } from './replica-requests.js';
+import type { FailureReason } from './replica-requests.js';
 import type { RequestMetrics } from './request-metrics.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
 
@@ -125,7 +125,7 @@ export class KvRequestExecutor {
     session: Session | undefined,
     invalidValue: string | undefined,
     done: Done<T>,
-    success: (result: Exclude<WriteOutcome, { ok: false }>['result']) => T,
+    success: (result: AppliedResult) => T,
     failure: (error: KvError) => T,
   ): void {
     const startMs = this.runtime.monotonicMs();
@@ -148,14 +148,9 @@ export class KvRequestExecutor {
     }
     const replica = located.replica;
     replica.write(request, (outcome) => {
-      if (!outcome.ok) {
-        answer(failure(this.failure(replica, outcome.reason, true)));
-      } else if (outcome.result.kind === 'session-expired') {
-        answer(failure(error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT,
-          'session expired: this (client id, seq) is older than the node remembers; it was not applied')));
-      } else {
-        answer(success(outcome.result));
-      }
+      if (!outcome.ok) answer(failure(this.failure(replica, outcome.reason, true)));
+      else if (isRefusal(outcome.result)) answer(failure(refusalError(replica.shardId, outcome.result)));
+      else answer(success(outcome.result));
     });
     this.context.host.mark(replica);
   }
@@ -228,6 +223,32 @@ export class KvRequestExecutor {
         done({ requestId, result: { $case: 'get', value } });
       }
     }
+  }
+}
+
+function isRefusal(result: WriteResult): result is SessionRefusal {
+  return result.kind === 'session-expired' || result.kind === 'session-mismatch' || result.kind === 'sessions-full';
+}
+
+/**
+ * The error for a write its session refused. Only `sessions-full` says "not applied": the
+ * client had no session, so this write never applied. An expired seq may have applied
+ * earlier, so it is TIMEOUT, whose contract is "outcome unknown" — never "not applied".
+ * @internal exported for tests
+ */
+export function refusalError(shardId: number, refusal: SessionRefusal): KvError {
+  switch (refusal.kind) {
+    case 'session-expired':
+      return error(ErrorCode.ERROR_CODE_TIMEOUT,
+        `session expired: shard ${shardId} no longer remembers seq ${refusal.seq} of this client id, so this retry was not applied; ` +
+        'an earlier attempt may have been: the outcome is unknown');
+    case 'session-mismatch':
+      return error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT,
+        `retry does not match the write recorded for seq ${refusal.seq} of this client id (${refusal.mismatch}); not applied: ` +
+        'a retry must resend the same write, a new write needs a new seq');
+    case 'sessions-full':
+      return error(ErrorCode.ERROR_CODE_UNAVAILABLE,
+        `shard ${shardId} holds ${refusal.limit} client sessions, all active in the last minutes; this write was not applied, retry later`);
   }
 }
 

@@ -8,10 +8,10 @@
  * Everything here is a function of the applied log: no clock, no randomness.
  */
 import { BinaryReader, BinaryWriter, CodecError } from './binary-codec.js';
-import { CommandOp, decodeCommand } from './kv-command.js';
-import { SessionTable, type WriteResult } from './session-table.js';
+import { CommandOp, decodeCommand, fingerprintOf } from './kv-command.js';
+import { type AdmittedWrite, type AppliedResult, SessionTable, type WriteResult } from './session-table.js';
 
-export type { WriteResult } from './session-table.js';
+export type { AppliedResult, SessionRefusal, WriteResult } from './session-table.js';
 
 /** A stored value. `version` is the Raft index of the write that produced it. */
 export interface StoredValue {
@@ -28,7 +28,23 @@ export interface ShardMember {
 /** A membership change as the state machine records it. */
 export type MembershipChange = { type: 'add'; replicaId: number; nodeId: string } | { type: 'remove'; replicaId: number };
 
-const SNAPSHOT_FORMAT = 1;
+/**
+ * The snapshot layout this version writes. Format 2 (issue 15) changed only the session
+ * table (`SessionTable.encode`: bounded, in eviction order, with command fingerprints);
+ * format 1 is still read, so a node upgraded in place restores its old snapshots.
+ */
+const SNAPSHOT_FORMAT = 2;
+/** Format 1: sessions by client with their results and a sweep time, no fingerprints. */
+const SNAPSHOT_FORMAT_1 = 1;
+
+/** Snapshot data as {@link KvStateMachine.decodeSnapshot} read it. */
+export interface DecodedSnapshot {
+  machine: KvStateMachine;
+  /** True when the data is in the format {@link KvStateMachine.encodeSnapshot} writes; false for format 1. */
+  currentFormat: boolean;
+  /** Bytes before the session table: the format byte, then what every format lays out alike (indexes, members, keys). */
+  sharedBytes: number;
+}
 
 /** The KV state of one replica of one shard. */
 export class KvStateMachine {
@@ -41,7 +57,7 @@ export class KvStateMachine {
   private readonly data = new Map<string, StoredValue>();
   private sessions = new SessionTable();
   /** Largest `proposedAtMs` applied so far: the state machine's only clock. */
-  private logTimeMs = 0;
+  private appliedLogTimeMs = 0;
 
   /** A fresh state machine for a group bootstrapped with `members` (epoch 1). */
   static bootstrap(members: readonly ShardMember[]): KvStateMachine {
@@ -56,9 +72,22 @@ export class KvStateMachine {
     return this.data.size;
   }
 
-  /** Number of live client sessions. */
+  /** Number of client sessions held (at most `MAX_SESSIONS_PER_SHARD`). */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Number of write results held for retries (at most `MAX_RESULTS_PER_SHARD`). */
+  get sessionResultCount(): number {
+    return this.sessions.resultCount;
+  }
+
+  /**
+   * Log time: the largest `proposedAtMs` applied so far (0 before the first command). It
+   * never decreases; a leader stamps its proposals from it (`log-clock.ts`).
+   */
+  get logTimeMs(): number {
+    return this.appliedLogTimeMs;
   }
 
   /** The value of a key given as its bytes in latin1 (see {@link keyString}). */
@@ -73,19 +102,23 @@ export class KvStateMachine {
 
   /**
    * Applies the command in a committed entry's data at `index`. A retried
-   * `(clientId, seq)` returns its first result and changes nothing.
+   * `(clientId, seq)` returns its first result and changes nothing; a retry the session
+   * table cannot vouch for, or that is another write, is refused (see `session-table.ts`).
    */
   applyCommand(index: number, data: Uint8Array): WriteResult {
     this.advanceTo(index);
     const command = decodeCommand(data);
-    if (command.proposedAtMs > this.logTimeMs) this.logTimeMs = command.proposedAtMs;
-    this.sessions.expire(this.logTimeMs);
-    const session = command.session;
-    if (session !== undefined) {
-      const remembered = this.sessions.lookup(session.clientId, session.seq);
-      if (remembered !== undefined) return remembered;
+    if (command.proposedAtMs > this.appliedLogTimeMs) this.appliedLogTimeMs = command.proposedAtMs;
+    const nowMs = this.appliedLogTimeMs;
+    let admitted: AdmittedWrite | undefined;
+    if (command.session === undefined) {
+      this.sessions.expire(nowMs); // (admit does it for writes with a session)
+    } else {
+      const admission = this.sessions.admit(command.session.clientId, command.session.seq, fingerprintOf(command), nowMs);
+      if (admission.kind === 'answer') return admission.result;
+      admitted = admission;
     }
-    let result: WriteResult;
+    let result: AppliedResult;
     switch (command.op) {
       case CommandOp.Put:
         this.data.set(command.key, { value: command.value, version: index });
@@ -105,7 +138,7 @@ export class KvStateMachine {
         break;
       }
     }
-    if (session !== undefined) this.sessions.record(session.clientId, session.seq, result, this.logTimeMs);
+    if (admitted !== undefined) this.sessions.record(admitted, result, nowMs);
     return result;
   }
 
@@ -127,7 +160,7 @@ export class KvStateMachine {
   /** The whole state (data, sessions, members, epoch) as snapshot data. */
   encodeSnapshot(): Buffer {
     const writer = new BinaryWriter(64 + this.data.size * 64);
-    writer.u8(SNAPSHOT_FORMAT).u64(this.appliedIndex).u64(this.epoch).u64(this.logTimeMs);
+    writer.u8(SNAPSHOT_FORMAT).u64(this.appliedIndex).u64(this.epoch).u64(this.appliedLogTimeMs);
     writer.u32(this.members.size);
     for (const [replicaId, nodeId] of this.members) writer.u64(replicaId).bytes8(Buffer.from(nodeId, 'utf8'));
     writer.u32(this.data.size);
@@ -138,15 +171,28 @@ export class KvStateMachine {
     return writer.finish();
   }
 
-  /** Restores a state machine from {@link encodeSnapshot} data; throws CodecError if corrupt. */
+  /**
+   * Restores a state machine from {@link encodeSnapshot} data of this format or format 1;
+   * throws CodecError if corrupt.
+   */
   static fromSnapshot(data: Uint8Array): KvStateMachine {
+    return KvStateMachine.decodeSnapshot(data).machine;
+  }
+
+  /**
+   * {@link fromSnapshot}, telling also what the data was: whether it is in the format this
+   * version writes (format 1 is re-encoded as the current one), and how many of its bytes
+   * come before the session table — the part both formats lay out alike. The receiver's
+   * check of a snapshot (`snapshot-check.ts`) compares them with a re-encoding.
+   */
+  static decodeSnapshot(data: Uint8Array): DecodedSnapshot {
     const reader = new BinaryReader(data);
     const format = reader.u8();
-    if (format !== SNAPSHOT_FORMAT) throw new CodecError(`unknown KV snapshot format ${format}`);
+    if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_1) throw new CodecError(`unknown KV snapshot format ${format}`);
     const machine = new KvStateMachine();
     machine.appliedIndex = reader.u64();
     machine.epoch = reader.u64();
-    machine.logTimeMs = reader.u64();
+    machine.appliedLogTimeMs = reader.u64();
     const memberCount = reader.u32();
     for (let i = 0; i < memberCount; i++) {
       const replicaId = reader.u64();
@@ -158,9 +204,10 @@ export class KvStateMachine {
       const version = reader.u64();
       machine.data.set(key, { version, value: Buffer.from(reader.bytes32()) });
     }
-    machine.sessions = SessionTable.decode(reader);
+    const sharedBytes = data.length - reader.remaining;
+    machine.sessions = format === SNAPSHOT_FORMAT ? SessionTable.decode(reader) : SessionTable.decodeFormat1(reader);
     if (reader.remaining !== 0) throw new CodecError(`KV snapshot has ${reader.remaining} trailing bytes`);
-    return machine;
+    return { machine, currentFormat: format === SNAPSHOT_FORMAT, sharedBytes };
   }
 }
 

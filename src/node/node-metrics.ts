@@ -185,6 +185,14 @@ export class NodeMetrics implements RaftHostEvents {
       collect() { this.reset(); this.inc(host.stats.syncs); },
     });
     new Counter({
+      name: 'kvstore_node_raft_light_turns_total', help: 'Light turns: heartbeats and their answers sent while a WAL fsync was in flight', registers,
+      collect() { this.reset(); this.inc(host.stats.lightTurns); },
+    });
+    new Gauge({
+      name: 'kvstore_node_wal_bytes', help: 'Bytes of WAL segments on disk (bounded by the purge threshold plus a segment)', registers,
+      collect() { this.set(host.logBytes()); },
+    });
+    new Counter({
       name: 'kvstore_node_transport_messages_total', help: 'Raft messages to peers, sent or dropped (queue full, peer unreachable)',
       labelNames: ['outcome'], registers,
       collect() {

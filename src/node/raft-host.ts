@@ -68,6 +68,9 @@ export interface RaftHostOptions {
   links?: PeerLinks;
 }
 
+/** How often the host checks whether the WAL needs replicas to snapshot (ticks: 1 s at the defaults). */
+const PURGE_CHECK_TICKS = 20;
+
 /** A replica to create: bootstrap when `initialMembers` is non-empty. */
 export interface CreateReplicaSpec {
   shardId: number;
@@ -91,6 +94,8 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   private readonly electionTick: number;
   private readonly tickIntervalMs: number;
   private stopTicking: (() => void) | undefined;
+  /** Ticks since start (the WAL purge check runs every {@link PURGE_CHECK_TICKS}). */
+  private ticks = 0;
   private closed = false;
   /** A leader's read lease (ms): `LEASE_RATIO` (replica-reads.ts) of the shortest election timeout; 0 when lease reads are off. */
   readonly leaseMs: number;
@@ -137,8 +142,13 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   }
 
   /** Counters for tests and metrics: turns run and WAL syncs started. */
-  get stats(): { turns: number; syncs: number } {
+  get stats(): { turns: number; lightTurns: number; syncs: number } {
     return this.turns.stats;
+  }
+
+  /** Bytes of WAL on disk (metrics, tests). */
+  logBytes(): number {
+    return this.options.storage.logBytes();
   }
 
   /** True once the host stopped (closed, or a fatal error). */
@@ -255,6 +265,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     const replica = this.replicasByShard.get(shardId);
     if (replica === undefined || replica.replicaId !== replicaId) return;
     replica.removed = true;
+    replica.destroyed = true;
     replica.failAll('UNAVAILABLE');
     this.replicasByShard.delete(shardId);
     this.turns.forget(replica);
@@ -324,10 +335,28 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
 
   private onTick(): void {
     const nowMs = this.runtime.monotonicMs();
+    if (++this.ticks % PURGE_CHECK_TICKS === 0) this.purgeLog();
     for (const replica of this.replicasByShard.values()) {
       replica.expire(nowMs);
-      if (replica.removed) continue;
+      // A removed replica ticks on: it may still have to vote (see Replica.removed).
       replica.pendingTicks += 1;
+      this.mark(replica);
+    }
+    this.turns.ticked();
+  }
+
+  /**
+   * Keeps the WAL bounded: asks the replicas whose entries keep its oldest segments to
+   * snapshot, once the log on disk passed its purge threshold (`wal-purge.ts`).
+   */
+  private purgeLog(): void {
+    const pinning = this.options.storage.groupsPinningLog();
+    if (pinning.length === 0) return;
+    this.logger.debug('wal over its purge threshold: snapshotting the replicas that pin it', { shards: pinning, bytes: this.options.storage.logBytes() });
+    for (const shardId of pinning) {
+      const replica = this.replicasByShard.get(shardId);
+      if (replica === undefined || replica.removed) continue;
+      replica.requestSnapshot();
       this.mark(replica);
     }
   }
@@ -360,7 +389,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   deliver(fromNodeId: string, wire: RaftMessage, snapshotData?: Buffer): void {
     if (!this.inbound.admit(fromNodeId, wire, snapshotData)) return;
     const replica = this.replicasByShard.get(wire.shardId);
-    if (replica === undefined || replica.replicaId !== wire.to || replica.removed) {
+    if (replica === undefined || replica.replicaId !== wire.to) {
       this.logger.debug('message for unknown replica dropped', { shard: wire.shardId, to: wire.to, from: fromNodeId });
       return;
     }

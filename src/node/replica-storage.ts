@@ -19,6 +19,10 @@ export interface ReplicaStorageProvider {
   drop(shardId: number): void;
   /** Makes every buffered write of every group durable (one fsync). */
   sync(): Promise<void>;
+  /** Groups that must snapshot for the log on disk to shrink back under its bound (`wal-purge.ts`). */
+  groupsPinningLog(): number[];
+  /** Bytes of log on disk (0 in memory). */
+  logBytes(): number;
   /** Syncs and releases files. */
   close(): Promise<void>;
 }
@@ -47,6 +51,14 @@ export class MemoryStorageProvider implements ReplicaStorageProvider {
 
   async sync(): Promise<void> {
     // Nothing is buffered.
+  }
+
+  groupsPinningLog(): number[] {
+    return [];
+  }
+
+  logBytes(): number {
+    return 0;
   }
 
   async close(): Promise<void> {
@@ -92,6 +104,14 @@ export class WalStorageProvider implements ReplicaStorageProvider {
 
   sync(): Promise<void> {
     return this.wal.sync();
+  }
+
+  groupsPinningLog(): number[] {
+    return this.wal.groupsPinningLog();
+  }
+
+  logBytes(): number {
+    return this.wal.bytes();
   }
 
   close(): Promise<void> {

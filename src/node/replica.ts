@@ -30,6 +30,7 @@ import {
 } from '../raft/index.js';
 import { encodeCommand, type WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
+import { LogClock } from './log-clock.js';
 import type { ReplicaEvents } from './node-metrics.js';
 import { LeaderPromise, ReadPath } from './replica-reads.js';
 import { type FailureReason, type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type WriteOutcome } from './replica-requests.js';
@@ -117,8 +118,15 @@ export class Replica {
   /** Term and vote as of the last Ready made durable: what messages sent before a sync may rely on. */
   term = 0;
   vote = 0;
-  /** Set once this replica applied its own removal: it no longer takes part in the group. */
+  /**
+   * Set once this replica applied its own removal: it serves no client and proposes nothing.
+   * It still steps messages, ticks and persists until the host destroys it: the survivors
+   * may not know yet that its removal committed, and a group shrinking from two voters to
+   * one needs its vote to elect the survivor, which then commits the removal.
+   */
   removed = false;
+  /** Set when the host destroyed this replica (its data is dropped): it does nothing any more. */
+  destroyed = false;
   /** Replica id → node id learned from received messages (senders not in `machine.members`, e.g. for a new learner). */
   readonly learnedNodes = new Map<number, string>();
   /** The follower side of the lease: when the leader last spoke, and what this replica promised it. */
@@ -131,8 +139,11 @@ export class Replica {
   /** Proposed writes by log index, in proposal order. */
   private readonly pendingWrites = new Map<number, PendingWrite>();
   private readonly reads: ReadPath;
+  /** Stamps proposals with log time: monotonic time since the log time this leader knew, not its wall clock as is. */
+  private readonly logClock = new LogClock();
   private snapshotIndex: number;
-  private snapshotRequested = false;
+  /** Take a snapshot at the next chance (a new member joined, or the WAL needs this group's old entries gone). */
+  private snapshotWanted = false;
   private readonly logger: Logger;
   private readonly runtime: NodeRuntime;
   private readonly snapshotIntervalEntries: number;
@@ -212,7 +223,7 @@ export class Replica {
 
   /** True when the next turn has something to do for this replica. */
   hasWork(): boolean {
-    if (this.removed) return false;
+    if (this.destroyed) return false;
     return (
       this.pendingTicks > 0 ||
       this.inbox.length > 0 ||
@@ -231,10 +242,8 @@ export class Replica {
    * so a campaign sees every leader message that arrived before it (the promise).
    */
   step(): void {
-    if (this.removed) {
-      this.failQueued('UNAVAILABLE');
-      return;
-    }
+    if (this.destroyed) return;
+    if (this.removed) this.failQueued('UNAVAILABLE');
     const nowMs = this.runtime.monotonicMs();
     if (this.pendingTicks > 0) this.stepTicks(nowMs);
     const inbox = this.inbox;
@@ -324,8 +333,13 @@ export class Replica {
       for (const write of queued) write.callback({ ok: false, reason: 'NOT_LEADER' });
       return;
     }
-    const logTimeMs = this.runtime.wallClockMs();
     const proposedMs = this.runtime.monotonicMs();
+    const logTimeMs = this.logClock.stamp({
+      term: this.rawNode.term(),
+      appliedLogTimeMs: this.machine.logTimeMs,
+      wallClockMs: this.runtime.wallClockMs(),
+      monotonicMs: proposedMs,
+    });
     for (const write of queued) {
       const outcome = this.rawNode.propose(encodeCommand(write.request, logTimeMs));
       if (!outcome.ok) {
@@ -346,7 +360,7 @@ export class Replica {
 
   /** Takes this turn's Ready, if any, and writes its state to storage (buffered until the host's sync). */
   collectReady(): Ready | undefined {
-    if (this.removed || !this.rawNode.hasReady()) return undefined;
+    if (this.destroyed || !this.rawNode.hasReady()) return undefined;
     const ready = this.rawNode.ready();
     if (this.leaseMs > 0 && this.rawNode.isLeader()) {
       // The transferee campaigns past every follower's promise: from the moment TimeoutNow
@@ -387,6 +401,19 @@ export class Replica {
   }
 
   /**
+   * In a light turn (a sync is in flight, so no Ready is taken): sends what needs nothing
+   * made durable — heartbeats, a leader's appends, heartbeat answers, forwarded reads — and
+   * serves the reads a confirmed round unblocks (`RawNode.takeSendable`).
+   */
+  sendWithoutSync(router: MessageRouter): void {
+    if (this.destroyed) return;
+    const { messages, readStates } = this.rawNode.takeSendable();
+    for (const message of messages) router.route(this, message);
+    for (const readState of readStates) this.reads.onReadState(readState.index, readState.context);
+    this.reads.serve();
+  }
+
+  /**
    * Before the host's fsync: applies the committed entries this replica made durable in
    * earlier turns — those below the first entry this Ready writes, up to the first
    * membership change — and answers the reads
@@ -396,13 +423,12 @@ export class Replica {
    * {@link handleReady} applies the rest; applying is idempotent by index.
    */
   applyDurable(ready: Ready): void {
-    if (this.removed || ready.softState !== undefined || ready.snapshot !== undefined) return;
+    if (this.destroyed || ready.softState !== undefined || ready.snapshot !== undefined) return;
     const firstNewIndex = ready.entries[0]?.index ?? Number.POSITIVE_INFINITY;
     for (const entry of ready.committedEntries) {
       // A membership change waits for the sync: see needsSync.
       if (entry.index >= firstNewIndex || entry.type === EntryType.ConfChange) break;
       this.applyEntry(entry);
-      if (this.removed) return;
     }
     for (const readState of ready.readStates) this.reads.onReadState(readState.index, readState.context);
     this.reads.serve();
@@ -420,10 +446,7 @@ export class Replica {
     }
     if (router !== undefined) for (const message of ready.messages) router.route(this, message);
     if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot.metadata.index, ready.snapshot.data, ready.snapshot.metadata.confState);
-    for (const entry of ready.committedEntries) {
-      this.applyEntry(entry);
-      if (this.removed) break;
-    }
+    for (const entry of ready.committedEntries) this.applyEntry(entry);
     for (const readState of ready.readStates) this.reads.onReadState(readState.index, readState.context);
     this.reads.serve();
     this.rawNode.advance(ready);
@@ -495,9 +518,11 @@ export class Replica {
     } else {
       const nodeId = nodeIdFromContext(change.context) ?? this.nodeIdOf(change.replicaId) ?? '';
       this.machine.applyMembershipChange(entry.index, { type: 'add', replicaId: change.replicaId, nodeId });
-      // A new member must start from a snapshot holding the whole configuration: the
-      // bootstrap members are not in the log, so replaying it from index 1 is not enough.
-      if (!wasMember) this.snapshotRequested = true;
+      // A new member must start from a snapshot holding the whole configuration (the
+      // bootstrap members' node ids are in no log entry), so the group's latest snapshot
+      // must not be the empty bootstrap one. The log is compacted as usual: other followers
+      // keep catching up from entries.
+      if (!wasMember) this.snapshotWanted = true;
     }
     this.logger.info('membership change applied', {
       change: ConfChangeType[change.type],
@@ -513,19 +538,34 @@ export class Replica {
     }
   }
 
-  private maybeSnapshot(): void {
-    if (this.removed) return;
+  /** Snapshots every `snapshotIntervalEntries`, or now when one is wanted; returns true if it wrote one. */
+  private maybeSnapshot(): boolean {
+    if (this.removed) return false;
     const applied = this.machine.appliedIndex;
-    if (applied <= this.snapshotIndex) return;
-    if (!this.snapshotRequested && applied - this.snapshotIndex < this.snapshotIntervalEntries) return;
-    const forced = this.snapshotRequested;
-    this.snapshotRequested = false;
+    if (applied <= this.snapshotIndex) return false;
+    if (!this.snapshotWanted && applied - this.snapshotIndex < this.snapshotIntervalEntries) return false;
+    const wanted = this.snapshotWanted;
+    this.snapshotWanted = false;
     this.storage.createSnapshot(applied, this.confState, this.machine.encodeSnapshot());
     this.snapshotIndex = applied;
-    const keepFrom = forced ? applied + 1 : Math.max(this.storage.firstIndex(), applied + 1 - this.retainedEntries);
+    const keepFrom = Math.max(this.storage.firstIndex(), applied + 1 - this.retainedEntries);
     if (keepFrom > this.storage.firstIndex()) this.storage.compact(keepFrom);
     this.events?.snapshotCreated(this.shardId);
-    this.logger.debug('snapshot taken', { index: applied, forced });
+    this.logger.debug('snapshot taken', { index: applied, wanted });
+    return true;
+  }
+
+  /** Asks for a snapshot at the next turn: the WAL's oldest segments wait for this group's (`wal-purge.ts`). */
+  requestSnapshot(): void {
+    this.snapshotWanted = true;
+  }
+
+  /**
+   * In a turn where this replica has no Ready: takes the snapshot asked for, if any (its
+   * marker goes into the WAL with the turn's sync). Returns true if it wrote one.
+   */
+  snapshotIfWanted(): boolean {
+    return this.snapshotWanted && this.maybeSnapshot();
   }
 
   // ---- deadlines and shutdown --------------------------------------------------------------------

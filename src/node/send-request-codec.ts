@@ -418,11 +418,37 @@ function readMessage(reader: Reader): RaftMessage {
       default: reader.skip(tag);
     }
   }
+  if (message.entries.length > 0) detachEntries(message.entries);
   return message;
 }
 
 /**
- * A `SendRequest` from protobuf bytes. Bytes fields are views of `bytes`, not copies.
+ * Copies the entries' data out of the received frame into one allocation of exactly
+ * their size. A replica keeps entries until its log is compacted, possibly for long:
+ * views would pin the whole frame (every other shard's messages in the same SendRequest,
+ * up to the transport's message limit) for as long as one entry of a quiet shard lives.
+ * One allocation per message, not per entry, costs one copy of bytes that are about to be
+ * written to the WAL anyway; the entries of a message are compacted together, so at most
+ * one message's entries per shard outlive their own compaction.
+ */
+function detachEntries(entries: RaftEntry[]): void {
+  let bytes = 0;
+  for (const entry of entries) bytes += entry.data.length;
+  if (bytes === 0) return;
+  const copy = Buffer.allocUnsafeSlow(bytes);
+  let offset = 0;
+  for (const entry of entries) {
+    const length = entry.data.length;
+    if (length === 0) continue;
+    copy.set(entry.data, offset);
+    entry.data = copy.subarray(offset, offset + length);
+    offset += length;
+  }
+}
+
+/**
+ * A `SendRequest` from protobuf bytes. Entry data is copied out (see `detachEntries`); the
+ * other bytes fields (contexts, snapshot chunks) are views of `bytes`, not copies.
  * Throws {@link SendRequestCodecError} for malformed input.
  */
 export function decodeSendRequest(bytes: Buffer): SendRequest {

@@ -1,141 +1,385 @@
 /**
- * Client sessions for exactly-once writes (Raft thesis §6.3): the first result of
- * every `(clientId, seq)` is kept, so a retried write returns it instead of applying
- * again.
+ * Client sessions for exactly-once writes (Raft thesis §6.3): the first result of every
+ * `(clientId, seq)` is kept for a while, so a retried write returns it instead of applying
+ * again. Deterministic: a function of the applied commands only, so every replica keeps,
+ * forgets and refuses the same sessions at the same index, and two replicas fed the same
+ * log write the same snapshot bytes.
  *
- * Time here is *log time*: the largest `proposedAtMs` stamped into an applied
- * command by its leader. It is part of the replicated log, so every replica expires
- * the same sessions at the same index — no replica ever reads its own clock on apply.
+ * Time here is *log time*: the largest `proposedAtMs` applied so far, stamped by leaders
+ * (`log-clock.ts`: it never runs backwards and advances with real time, not with any one
+ * node's wall clock). No replica reads its own clock on apply.
  *
- * Retention (documented in README "Exactly-once"):
- * - a result is kept {@link RESULT_RETENTION_MS} (60 s of log time) after it applied —
- *   far past any client deadline, so any retry of a live call finds it;
- * - a client's whole session is dropped after {@link SESSION_IDLE_MS} (10 min of log
- *   time) without a write;
- * - a seq at or below the highest seq already forgotten in a live session is refused
- *   (`session-expired`) rather than risk applying it twice.
+ * Memory is bounded: at most {@link MAX_SESSIONS_PER_SHARD} sessions and
+ * {@link MAX_RESULTS_PER_SHARD} remembered results per shard, both in snapshots.
+ *
+ * ## What the table can vouch for
+ *
+ * Within a session it knows exactly:
+ * - a seq in `results` applied, with that result: a retry gets it, if the retry is the same
+ *   write (its fingerprint matches; otherwise `session-mismatch`);
+ * - a seq above `forgottenMaxSeq` and not in `results` never applied: a result leaves
+ *   `results` only by being forgotten, which raises `forgottenMaxSeq` to at least its seq;
+ * - a seq at or below `forgottenMaxSeq` and not in `results` may have applied (its result
+ *   was forgotten) or not (a seq overtaken by later ones): it is refused as
+ *   `session-expired`, which the service reports as *outcome unknown*, never as "not
+ *   applied".
+ *
+ * A client without a session is the hard case. Client ids are chosen by clients, so once
+ * the table forgets a whole session, that client looks exactly like a new one — and no
+ * bounded structure can tell every forgotten id from every new one (keeping one watermark
+ * per forgotten client is unbounded again). So the table rests on one assumption, and
+ * forgets a session only where the assumption covers it:
+ *
+ * > A client retries a seq only within the call that issued it, and a call lasts less
+ * > than {@link SESSION_RETRY_HORIZON_MS}. (`KVClient` ends every write call within
+ * > `MAX_WRITE_CALL_MS`, 60 s, whatever its deadline.)
+ *
+ * A session is forgotten — expired after {@link SESSION_IDLE_MS}, or evicted for room —
+ * only once its client's last command is at least the horizon old in log time. Log time
+ * advances at most ~2% faster than real time (`log-clock.ts`), and an entry's place in the
+ * log follows only entries proposed before it, so every retry proposed during the call is
+ * applied before log time reaches `lastActiveMs + horizon`: it finds the session. A write
+ * from a client without a session is therefore not a retry of anything that applied; it is
+ * applied as new, or — when the table is full and even the session idle longest is younger
+ * than the horizon — refused as `sessions-full`: truly not applied, retry later.
+ *
+ * Results are forgotten oldest first (apply order): after {@link RESULT_RETENTION_MS}, or
+ * sooner when more than {@link MAX_RESULTS_PER_SHARD} are held. Sessions are forgotten
+ * oldest idle first (last command in apply order, so by log time). Since
+ * RESULT_RETENTION_MS ≤ SESSION_RETRY_HORIZON_MS, a session holds no results by the time it
+ * may be forgotten.
  * @internal
  */
 import { type BinaryReader, type BinaryWriter, CodecError } from './binary-codec.js';
+import { type CommandFingerprint, CommandOp, describeMismatch } from './kv-command.js';
 
-/** How long (log time) a write's result stays available to retries. */
-export const RESULT_RETENTION_MS = 60_000;
-/** How long (log time) a client may stay silent before its session is dropped. */
+/**
+ * How long (log time) after it applied a write's result is kept for retries. Default
+ * 2 min: 24 times the client's default deadline, and as long as the retry horizon, so any
+ * retry of a `KVClient` call finds it unless {@link MAX_RESULTS_PER_SHARD} pushed it out
+ * first. Longer costs memory and snapshot bytes only when writes are rare enough not to
+ * hit that bound; it must not exceed {@link SESSION_RETRY_HORIZON_MS}.
+ */
+export const RESULT_RETENTION_MS = 120_000;
+
+/**
+ * The retry horizon: no session is forgotten (expired or evicted) less than this long (log
+ * time) after its client's last command. Default 2 min, twice the longest `KVClient` write
+ * call (60 s). Exactly-once rests on it (see the file comment). Longer lets slower retries
+ * find their session, but when {@link MAX_SESSIONS_PER_SHARD} clients were all active
+ * within it, a new client is refused until one is older: at the defaults, a shard takes in
+ * about 34 new clients a second for ever, and bursts up to the bound.
+ */
+export const SESSION_RETRY_HORIZON_MS = 120_000;
+
+/**
+ * How long (log time) a session may stay idle before it is dropped even when the table
+ * has room. Default 10 min: keeps a quiet client's session (a few dozen bytes) well past the
+ * horizon at no risk. Shorter makes snapshots of shards with many one-shot clients (every
+ * CLI call is one) smaller sooner; the bound caps them either way.
+ */
 export const SESSION_IDLE_MS = 600_000;
-/** How often (log time) idle sessions are swept. */
-const SWEEP_INTERVAL_MS = 5_000;
+
+/**
+ * Most client sessions one shard keeps (each about 60 bytes in a snapshot, plus its
+ * results). Default 4096: at most ~250 KB of sessions per shard snapshot. When a new client
+ * writes to a full table, the session idle longest is evicted if it is past the retry
+ * horizon; otherwise the write is refused (UNAVAILABLE: not applied, retry). Larger admits
+ * more clients per horizon (bursts of one-shot clients) at the cost of memory and snapshot
+ * size on every replica.
+ */
+export const MAX_SESSIONS_PER_SHARD = 4096;
+
+/**
+ * Most write results one shard keeps for retries (about 46 bytes each in a snapshot).
+ * Default 16,384: at most ~750 KB per shard snapshot; at 1,000 session writes a second on
+ * one shard, results last 16 s instead of {@link RESULT_RETENTION_MS}. A retry of a result
+ * pushed out is refused as outcome unknown (never applied again). Larger keeps results
+ * longer under load at the cost of memory and snapshot size.
+ */
+export const MAX_RESULTS_PER_SHARD = 16_384;
 
 /** The outcome of one applied write, as remembered for retries. */
-export type WriteResult =
+export type AppliedResult =
   | { kind: 'put'; version: number }
   | { kind: 'delete'; existed: boolean }
   | { kind: 'cas'; ok: true; version: number }
-  | { kind: 'cas'; ok: false; currentVersion: number }
-  /** The seq is older than what the session still remembers; the write was not applied. */
-  | { kind: 'session-expired' };
+  | { kind: 'cas'; ok: false; currentVersion: number };
 
+/** Why a write with a session was refused; none of them applied it now. */
+export type SessionRefusal =
+  /** The table no longer remembers this seq: an earlier attempt may have applied. Outcome unknown. */
+  | { kind: 'session-expired'; seq: number }
+  /** This seq applied as another write (`mismatch` says what differs); the retry is a client bug. */
+  | { kind: 'session-mismatch'; seq: number; mismatch: string }
+  /** A new client, and every session is younger than the retry horizon: not applied, retry later. */
+  | { kind: 'sessions-full'; limit: number };
+
+/** What a write with a session came to: applied (or answered from the table), or refused. */
+export type WriteResult = AppliedResult | SessionRefusal;
+
+/** One remembered result. */
 interface RememberedResult {
-  result: WriteResult;
+  session: ClientSession;
+  seq: number;
+  /** Log time it applied at. */
   appliedAtMs: number;
+  /** What the write asked for; undefined for results read from a format-1 snapshot, which had none. */
+  fingerprint: CommandFingerprint | undefined;
+  result: AppliedResult;
 }
 
-interface ClientSession {
+/** One client's session on this shard. */
+export interface ClientSession {
+  readonly clientId: string;
+  /** Log time of the client's last command (applied, answered or refused). */
   lastActiveMs: number;
-  /** In apply order, so appliedAtMs is non-decreasing and pruning pops from the front. */
-  results: Map<number, RememberedResult>;
-  /** The highest seq whose result was pruned; 0 when none. */
+  /** Every seq at or below may have applied and been forgotten; 0 when none. */
   forgottenMaxSeq: number;
+  readonly results: Map<number, RememberedResult>;
 }
 
-/** All sessions of one shard. Deterministic: a function of the applied commands only. */
-export class SessionTable {
-  private readonly sessions = new Map<string, ClientSession>();
-  private nextSweepMs = 0;
+/** A write {@link SessionTable.admit} let apply: hand it back to {@link SessionTable.record} with its result. */
+export interface AdmittedWrite {
+  kind: 'apply';
+  session: ClientSession;
+  seq: number;
+  fingerprint: CommandFingerprint;
+}
 
-  /** Number of live client sessions. */
+/** What {@link SessionTable.admit} decided. */
+export type Admission = AdmittedWrite | { kind: 'answer'; result: WriteResult };
+
+/** All sessions of one shard. */
+export class SessionTable {
+  /** By last activity, least recent first (every touch moves a session to the end). */
+  private readonly sessions = new Map<string, ClientSession>();
+  /** Remembered results in apply order, oldest first, from {@link resultsHead} on. */
+  private results: RememberedResult[] = [];
+  private resultsHead = 0;
+  /** The session last in {@link sessions}, if known: touching it again moves nothing. */
+  private mostRecent: ClientSession | undefined;
+
+  /** Number of client sessions. */
   get size(): number {
     return this.sessions.size;
   }
 
-  /**
-   * The remembered result of `(clientId, seq)`, `session-expired` when it may have
-   * been forgotten, or undefined when the write is new and must be applied.
-   */
-  lookup(clientId: string, seq: number): WriteResult | undefined {
-    const session = this.sessions.get(clientId);
-    if (session === undefined) return undefined;
-    const remembered = session.results.get(seq);
-    if (remembered !== undefined) return remembered.result;
-    if (seq <= session.forgottenMaxSeq) return { kind: 'session-expired' };
-    return undefined;
+  /** Number of remembered results. */
+  get resultCount(): number {
+    return this.results.length - this.resultsHead;
   }
 
-  /** Remembers the first result of `(clientId, seq)`, applied at log time `nowMs`. */
-  record(clientId: string, seq: number, result: WriteResult, nowMs: number): void {
+  /**
+   * Decides what a write of `(clientId, seq)` does at log time `nowMs`: apply it (the
+   * caller then {@link record}s its result), or answer at once with the remembered result
+   * or a refusal. Counts as the client's activity.
+   */
+  admit(clientId: string, seq: number, fingerprint: CommandFingerprint, nowMs: number): Admission {
+    this.expire(nowMs);
     let session = this.sessions.get(clientId);
     if (session === undefined) {
-      session = { lastActiveMs: nowMs, results: new Map(), forgottenMaxSeq: 0 };
-      this.sessions.set(clientId, session);
+      session = this.open(clientId, nowMs);
+      if (session === undefined) return { kind: 'answer', result: { kind: 'sessions-full', limit: MAX_SESSIONS_PER_SHARD } };
+      return { kind: 'apply', session, seq, fingerprint };
     }
-    session.lastActiveMs = nowMs;
-    session.results.set(seq, { result, appliedAtMs: nowMs });
-    pruneResults(session, nowMs);
+    this.touch(session, nowMs);
+    const remembered = session.results.get(seq);
+    if (remembered !== undefined) {
+      const mismatch = remembered.fingerprint === undefined ? undefined : describeMismatch(remembered.fingerprint, fingerprint);
+      return { kind: 'answer', result: mismatch === undefined ? remembered.result : { kind: 'session-mismatch', seq, mismatch } };
+    }
+    if (seq <= session.forgottenMaxSeq) return { kind: 'answer', result: { kind: 'session-expired', seq } };
+    return { kind: 'apply', session, seq, fingerprint };
   }
 
-  /** Drops idle sessions and stale results once per sweep interval of log time. */
+  /** Remembers the result of a write {@link admit} let apply, at log time `nowMs`. */
+  record(write: AdmittedWrite, result: AppliedResult, nowMs: number): void {
+    const { session, seq, fingerprint } = write;
+    const remembered: RememberedResult = { session, seq, appliedAtMs: nowMs, fingerprint, result };
+    session.results.set(seq, remembered);
+    this.results.push(remembered);
+    while (this.resultCount > MAX_RESULTS_PER_SHARD) this.forgetOldestResult();
+  }
+
+  /** Forgets results past retention and sessions idle past {@link SESSION_IDLE_MS} at log time `nowMs`. */
   expire(nowMs: number): void {
-    if (nowMs < this.nextSweepMs) return;
-    this.nextSweepMs = nowMs + SWEEP_INTERVAL_MS;
-    for (const [clientId, session] of this.sessions) {
-      if (session.lastActiveMs < nowMs - SESSION_IDLE_MS) {
-        this.sessions.delete(clientId);
-      } else {
-        pruneResults(session, nowMs);
-      }
+    for (let oldest = this.oldestResult(); oldest !== undefined && nowMs - oldest.appliedAtMs >= RESULT_RETENTION_MS; oldest = this.oldestResult()) {
+      this.forgetOldestResult();
+    }
+    for (let idlest = this.idlestSession(); idlest !== undefined && nowMs - idlest.lastActiveMs >= SESSION_IDLE_MS; idlest = this.idlestSession()) {
+      this.forgetSession(idlest);
     }
   }
 
-  /** Appends the table to a snapshot. */
+  /**
+   * A session for a client the table does not know, evicting the session idle longest when
+   * the table is full and that one is past the retry horizon; undefined when it is not.
+   */
+  private open(clientId: string, nowMs: number): ClientSession | undefined {
+    while (this.sessions.size >= MAX_SESSIONS_PER_SHARD) {
+      const idlest = this.idlestSession();
+      if (idlest === undefined || nowMs - idlest.lastActiveMs < SESSION_RETRY_HORIZON_MS) return undefined;
+      this.forgetSession(idlest);
+    }
+    const session: ClientSession = { clientId, lastActiveMs: nowMs, forgottenMaxSeq: 0, results: new Map() };
+    this.sessions.set(clientId, session);
+    this.mostRecent = session;
+    return session;
+  }
+
+  private touch(session: ClientSession, nowMs: number): void {
+    session.lastActiveMs = nowMs;
+    if (session === this.mostRecent) return; // already last in the map
+    this.sessions.delete(session.clientId);
+    this.sessions.set(session.clientId, session);
+    this.mostRecent = session;
+  }
+
+  private idlestSession(): ClientSession | undefined {
+    return this.sessions.values().next().value;
+  }
+
+  private oldestResult(): RememberedResult | undefined {
+    return this.results[this.resultsHead];
+  }
+
+  /**
+   * Drops a session past the retry horizon. Its results are gone already: each is younger
+   * than the session's last command, and RESULT_RETENTION_MS ≤ SESSION_RETRY_HORIZON_MS.
+   */
+  private forgetSession(session: ClientSession): void {
+    if (session.results.size > 0) {
+      throw new Error(`session table: forgetting a session that still holds ${session.results.size} results`);
+    }
+    this.sessions.delete(session.clientId);
+    if (session === this.mostRecent) this.mostRecent = undefined;
+  }
+
+  private forgetOldestResult(): void {
+    const oldest = this.oldestResult();
+    if (oldest === undefined) return;
+    this.resultsHead += 1;
+    if (this.resultsHead >= 4096 && this.resultsHead * 2 >= this.results.length) {
+      this.results = this.results.slice(this.resultsHead);
+      this.resultsHead = 0;
+    }
+    oldest.session.results.delete(oldest.seq);
+    if (oldest.seq > oldest.session.forgottenMaxSeq) oldest.session.forgottenMaxSeq = oldest.seq;
+  }
+
+  /**
+   * Appends the table to a snapshot (KV snapshot format 2):
+   * ```
+   * u32 sessionCount, then per session, least recently active first:
+   *     bytes8 clientId · u64 lastActiveMs · u64 forgottenMaxSeq
+   * u32 resultCount, then per result, oldest first:
+   *     u32 session (its place in the list above) · u64 seq · u64 appliedAtMs
+   *     · u8 op (0: none, from a format-1 snapshot) · u32 keyHash · u32 valueHash · u64 expectedVersion
+   *     · u8 result tag · u64 result value
+   * ```
+   */
   encode(writer: BinaryWriter): void {
-    writer.u64(this.nextSweepMs).u32(this.sessions.size);
-    for (const [clientId, session] of this.sessions) {
-      writer.bytes8(Buffer.from(clientId, 'utf8')).u64(session.lastActiveMs).u64(session.forgottenMaxSeq);
-      writer.u32(session.results.size);
-      for (const [seq, remembered] of session.results) {
-        writer.u64(seq).u64(remembered.appliedAtMs);
-        encodeResult(writer, remembered.result);
-      }
+    const places = new Map<ClientSession, number>();
+    writer.u32(this.sessions.size);
+    for (const session of this.sessions.values()) {
+      places.set(session, places.size);
+      writer.bytes8(Buffer.from(session.clientId, 'utf8')).u64(session.lastActiveMs).u64(session.forgottenMaxSeq);
+    }
+    writer.u32(this.resultCount);
+    for (let i = this.resultsHead; i < this.results.length; i++) {
+      const remembered = this.results[i] as RememberedResult;
+      writer.u32(places.get(remembered.session) ?? 0).u64(remembered.seq).u64(remembered.appliedAtMs);
+      const fingerprint = remembered.fingerprint;
+      if (fingerprint === undefined) writer.u8(0).u32(0).u32(0).u64(0);
+      else writer.u8(fingerprint.op).u32(fingerprint.keyHash).u32(fingerprint.valueHash).u64(fingerprint.expectedVersion);
+      encodeResult(writer, remembered.result);
     }
   }
 
   /** Reads a table written by {@link encode}. */
   static decode(reader: BinaryReader): SessionTable {
     const table = new SessionTable();
-    table.nextSweepMs = reader.u64();
-    const count = reader.u32();
-    for (let i = 0; i < count; i++) {
+    const sessionCount = reader.u32();
+    const places: ClientSession[] = [];
+    for (let i = 0; i < sessionCount; i++) {
       const clientId = reader.bytes8().toString('utf8');
-      const lastActiveMs = reader.u64();
-      const forgottenMaxSeq = reader.u64();
-      const resultCount = reader.u32();
-      const results = new Map<number, RememberedResult>();
-      for (let j = 0; j < resultCount; j++) {
-        const seq = reader.u64();
-        const appliedAtMs = reader.u64();
-        results.set(seq, { appliedAtMs, result: decodeResult(reader) });
+      const session: ClientSession = { clientId, lastActiveMs: reader.u64(), forgottenMaxSeq: reader.u64(), results: new Map() };
+      table.sessions.set(clientId, session);
+      places.push(session);
+    }
+    const resultCount = reader.u32();
+    for (let i = 0; i < resultCount; i++) {
+      const place = reader.u32();
+      const session = places[place];
+      if (session === undefined) throw new CodecError(`session result refers to session ${place} of ${sessionCount}`);
+      const seq = reader.u64();
+      const appliedAtMs = reader.u64();
+      const op = reader.u8() as CommandOp | 0;
+      const keyHash = reader.u32();
+      const valueHash = reader.u32();
+      const expectedVersion = reader.u64();
+      let fingerprint: CommandFingerprint | undefined;
+      switch (op) {
+        case 0:
+          break;
+        case CommandOp.Put:
+        case CommandOp.Delete:
+        case CommandOp.Cas:
+          fingerprint = { op, keyHash, valueHash, expectedVersion };
+          break;
+        default:
+          throw new CodecError(`unknown command op ${String(op)} in a session fingerprint`);
       }
-      table.sessions.set(clientId, { lastActiveMs, results, forgottenMaxSeq });
+      const remembered: RememberedResult = { session, seq, appliedAtMs, fingerprint, result: decodeResult(reader) };
+      session.results.set(seq, remembered);
+      table.results.push(remembered);
     }
     return table;
   }
-}
 
-function pruneResults(session: ClientSession, nowMs: number): void {
-  const cutoffMs = nowMs - RESULT_RETENTION_MS;
-  for (const [seq, remembered] of session.results) {
-    if (remembered.appliedAtMs >= cutoffMs) break;
-    session.results.delete(seq);
-    if (seq > session.forgottenMaxSeq) session.forgottenMaxSeq = seq;
+  /**
+   * Reads the table of a format-1 snapshot (before bounds and fingerprints): sessions by
+   * client with their results, plus a sweep time this version no longer needs. Sessions
+   * are put in order of last activity and results in order of application (stable, so
+   * every replica reading the same bytes builds the same table); results carry no
+   * fingerprint, so their retries are answered without one, as format 1 did. Results past
+   * {@link MAX_RESULTS_PER_SHARD} are forgotten at once; sessions past
+   * {@link MAX_SESSIONS_PER_SHARD} are evicted as new clients need room.
+   */
+  static decodeFormat1(reader: BinaryReader): SessionTable {
+    reader.u64(); // the format-1 sweep time
+    const count = reader.u32();
+    const sessions: ClientSession[] = [];
+    const results: RememberedResult[] = [];
+    for (let i = 0; i < count; i++) {
+      const clientId = reader.bytes8().toString('utf8');
+      const session: ClientSession = { clientId, lastActiveMs: reader.u64(), forgottenMaxSeq: reader.u64(), results: new Map() };
+      sessions.push(session);
+      const resultCount = reader.u32();
+      for (let j = 0; j < resultCount; j++) {
+        const seq = reader.u64();
+        const appliedAtMs = reader.u64();
+        const tag = reader.u8();
+        if (tag === FORMAT_1_SESSION_EXPIRED) {
+          // Never written in practice; it meant "this seq may have applied".
+          reader.u64();
+          session.forgottenMaxSeq = Math.max(session.forgottenMaxSeq, seq);
+          continue;
+        }
+        results.push({ session, seq, appliedAtMs, fingerprint: undefined, result: decodeTaggedResult(tag, reader) });
+      }
+    }
+    const table = new SessionTable();
+    sessions.sort((a, b) => a.lastActiveMs - b.lastActiveMs); // Array.prototype.sort is stable
+    for (const session of sessions) table.sessions.set(session.clientId, session);
+    results.sort((a, b) => a.appliedAtMs - b.appliedAtMs);
+    for (const remembered of results) {
+      remembered.session.results.set(remembered.seq, remembered);
+      table.results.push(remembered);
+    }
+    while (table.resultCount > MAX_RESULTS_PER_SHARD) table.forgetOldestResult();
+    return table;
   }
 }
 
@@ -144,10 +388,12 @@ const enum ResultTag {
   Delete = 2,
   CasOk = 3,
   CasConflict = 4,
-  SessionExpired = 5,
 }
 
-function encodeResult(writer: BinaryWriter, result: WriteResult): void {
+/** Format 1's tag for a remembered "session expired" (never recorded by it, but decodable). */
+const FORMAT_1_SESSION_EXPIRED = 5;
+
+function encodeResult(writer: BinaryWriter, result: AppliedResult): void {
   switch (result.kind) {
     case 'put':
       writer.u8(ResultTag.Put).u64(result.version);
@@ -159,16 +405,16 @@ function encodeResult(writer: BinaryWriter, result: WriteResult): void {
       if (result.ok) writer.u8(ResultTag.CasOk).u64(result.version);
       else writer.u8(ResultTag.CasConflict).u64(result.currentVersion);
       return;
-    case 'session-expired':
-      writer.u8(ResultTag.SessionExpired).u64(0);
-      return;
   }
 }
 
-function decodeResult(reader: BinaryReader): WriteResult {
-  const tag = reader.u8() as ResultTag;
+function decodeResult(reader: BinaryReader): AppliedResult {
+  return decodeTaggedResult(reader.u8(), reader);
+}
+
+function decodeTaggedResult(tag: number, reader: BinaryReader): AppliedResult {
   const value = reader.u64();
-  switch (tag) {
+  switch (tag as ResultTag) {
     case ResultTag.Put:
       return { kind: 'put', version: value };
     case ResultTag.Delete:
@@ -177,8 +423,6 @@ function decodeResult(reader: BinaryReader): WriteResult {
       return { kind: 'cas', ok: true, version: value };
     case ResultTag.CasConflict:
       return { kind: 'cas', ok: false, currentVersion: value };
-    case ResultTag.SessionExpired:
-      return { kind: 'session-expired' };
     default:
       throw new CodecError(`unknown session result tag ${String(tag)}`);
   }

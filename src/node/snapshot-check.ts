@@ -16,11 +16,19 @@
  * a second per GiB on each side, as writing the snapshot already does.
  *
  * ## Decoding
- * The data must then restore as a KV snapshot (`KvStateMachine.fromSnapshot`) applied
+ * The data must then restore as a KV snapshot (`KvStateMachine.decodeSnapshot`) applied
  * through exactly the metadata's index, and be canonical: encoding the restored state again
  * gives the same bytes. That refuses what would restore but not survive the next snapshot
- * — duplicate keys or members (one silently lost), text that is not UTF-8 (re-encoded
- * longer than its one-byte length), a value the encoder writes differently.
+ * — duplicate keys, members or sessions (one silently lost), text that is not UTF-8
+ * (re-encoded longer than its one-byte length, which may not fit), a value the encoder
+ * writes differently.
+ *
+ * Canonical is judged in the format the data is in. This version writes KV snapshot format
+ * 2 and still reads format 1 — from a node older than format 2, or a snapshot file an
+ * upgraded node wrote before its upgrade and now sends. Format 1 re-encodes as format 2, so
+ * for it only the part both formats lay out alike (everything before the session table) is
+ * compared byte for byte, and the restored state must encode again; its session table is
+ * only decoded.
  *
  * ## Older senders
  * A node older than the checksum sends none. Its snapshots are accepted when they pass the
@@ -30,7 +38,7 @@
  * @internal
  */
 import { crc32c } from '../raft/index.js';
-import { KvStateMachine } from './kv-state-machine.js';
+import { type DecodedSnapshot, KvStateMachine } from './kv-state-machine.js';
 import type { Rejection } from './message-check.js';
 
 /** The checksum a sender attaches to a snapshot's data. */
@@ -49,17 +57,30 @@ export function checkSnapshotData(data: Uint8Array, index: number, dataCrc32c: n
       return { reason: 'snapshot_checksum', detail: `${data.length} bytes with CRC32C ${actual}, the sender's is ${dataCrc32c}` };
     }
   }
-  let machine: KvStateMachine;
+  let decoded: DecodedSnapshot;
   try {
-    machine = KvStateMachine.fromSnapshot(data);
+    decoded = KvStateMachine.decodeSnapshot(data);
   } catch (error) {
-    return { reason: 'snapshot_data', detail: `not a KV snapshot: ${error instanceof Error ? error.message : String(error)}` };
+    return { reason: 'snapshot_data', detail: `not a KV snapshot: ${errorText(error)}` };
   }
+  const { machine, currentFormat, sharedBytes } = decoded;
   if (machine.appliedIndex !== index) {
     return { reason: 'snapshot_data', detail: `holds state applied through ${machine.appliedIndex}, the metadata says ${index}` };
   }
-  if (!machine.encodeSnapshot().equals(data)) {
-    return { reason: 'snapshot_data', detail: 'not canonical: its state encodes to other bytes (duplicate keys or members, text that is not UTF-8)' };
+  let encoded: Buffer;
+  try {
+    encoded = machine.encodeSnapshot();
+  } catch (error) {
+    return { reason: 'snapshot_data', detail: `not canonical: its state does not encode again: ${errorText(error)}` };
+  }
+  const received = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const canonical = currentFormat ? encoded.equals(received) : encoded.subarray(1, sharedBytes).equals(received.subarray(1, sharedBytes));
+  if (!canonical) {
+    return { reason: 'snapshot_data', detail: 'not canonical: its state encodes to other bytes (duplicate keys, members or sessions, text that is not UTF-8)' };
   }
   return undefined;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

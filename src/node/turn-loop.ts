@@ -14,14 +14,23 @@
  * 5. after it: send the remaining messages (follower acks, votes), apply the rest, advance;
  * 6. flush the transport: one `SendRequest` per peer node for the whole turn.
  *
+ * While a sync is in flight no such turn runs: inputs gather, so the busier the node the
+ * more work each fsync covers. But every tick runs a **light turn** meanwhile: each marked
+ * replica steps its inputs and sends only what needs nothing made durable
+ * ({@link Replica.sendWithoutSync}: heartbeats, a leader's appends, heartbeat answers). So
+ * a node whose fsync stalls for seconds keeps its leaderships — heartbeats go on, and
+ * CheckQuorum sees its followers' answers — and its followers keep answering their leaders.
+ *
  * ## The durability order (what keeps early sends and early applies safe)
  * - **A replica takes its next Ready only once the sync of its previous Ready finished.**
  *   So when it takes a Ready, everything it wrote before is durable: {@link Replica.applyDurable}
  *   may apply committed entries below the Ready's first new entry before this turn's fsync.
- * - **A turn never starts while a sync is in flight.** Inputs arriving meanwhile wait for
- *   the next turn, so the busier the node the more work each fsync covers (measured on the
- *   2-core bench machine: overlapping turns, each with its own sync, cost ~20% more CPU per
- *   operation), and the WAL's batches are strictly ordered, one behind the other.
+ * - **A turn never starts while a sync is in flight** (only light turns, which take no Ready
+ *   and write nothing). Inputs arriving meanwhile wait for the next turn, so the busier the
+ *   node the more work each fsync covers (measured on the 2-core bench machine: overlapping
+ *   turns, each with its own sync, cost ~20% more CPU per operation), and the WAL's batches
+ *   are strictly ordered, one behind the other. What a light turn sends carries only the
+ *   durable term and acknowledges nothing unsynced (checked by the core).
  * - **A leader counts its own entries toward commit only once they are synced** (the Raft
  *   core: `Raft.onStable`, called from `advance()` after this loop's fsync), and sends before
  *   its fsync only Readies that change neither term nor vote. So no message that leaves
@@ -61,9 +70,11 @@ export class TurnLoop {
   /** The sync on disk, with the Readies waiting for it; undefined between syncs. */
   private syncInFlight: Promise<void> | undefined;
   private turnScheduled = false;
+  /** A tick came while a sync is in flight: the next scheduled run is a light turn. */
+  private lightTurnDue = false;
   private closed = false;
   /** Counters for tests and metrics. */
-  readonly stats = { turns: 0, syncs: 0 };
+  readonly stats = { turns: 0, lightTurns: 0, syncs: 0 };
 
   constructor(private readonly options: TurnLoopOptions) {}
 
@@ -71,6 +82,13 @@ export class TurnLoop {
   mark(replica: Replica): void {
     if (this.closed) return;
     this.marked.add(replica);
+    this.schedule();
+  }
+
+  /** A tick marked the replicas: while a sync is in flight, they get a light turn. */
+  ticked(): void {
+    if (this.syncInFlight === undefined) return;
+    this.lightTurnDue = true;
     this.schedule();
   }
 
@@ -88,8 +106,12 @@ export class TurnLoop {
   private runTurns(): void {
     this.turnScheduled = false;
     if (this.closed || this.marked.size === 0) return;
-    if (this.syncInFlight !== undefined) return; // the sync's end re-schedules
     try {
+      if (this.syncInFlight !== undefined) {
+        // The sync's end schedules the next turn; a tick meanwhile gets a light one.
+        if (this.lightTurnDue) this.lightTurn();
+        return;
+      }
       this.turn();
     } catch (error) {
       this.fail(error);
@@ -105,10 +127,23 @@ export class TurnLoop {
   }
 
   /**
-   * One turn. A replica whose Ready waits for a sync only steps its new inputs (proposals
-   * join its log, acks move its commit index); it takes its next Ready once that sync ended.
-   * Readies that need no sync are handled at once.
+   * A light turn, while a sync is in flight: every marked replica steps its inputs and
+   * sends what needs nothing made durable. The replicas stay marked: their Readies wait for
+   * the turn after the sync.
    */
+  private lightTurn(): void {
+    this.lightTurnDue = false;
+    this.stats.lightTurns += 1;
+    const router = this.options.router;
+    for (const replica of this.marked) {
+      if (!router.isHosted(replica)) continue;
+      replica.step();
+      replica.sendWithoutSync(router);
+    }
+    this.options.flush();
+  }
+
+  /** One turn: every marked replica steps, takes its Ready and writes it; one sync for all. */
   private turn(): void {
     assertInvariant(this.syncInFlight === undefined && this.syncing.size === 0, 'a turn started while a sync is in flight', {
       syncing: this.syncing.size,
@@ -117,11 +152,15 @@ export class TurnLoop {
     const batch = [...this.marked];
     this.marked.clear();
     const waiting: [Replica, Ready, boolean][] = [];
+    let wroteWithoutReady = false;
     const router = this.options.router;
     for (const replica of batch) {
       replica.step();
       const ready = replica.collectReady();
-      if (ready === undefined) continue;
+      if (ready === undefined) {
+        if (replica.snapshotIfWanted()) wroteWithoutReady = true;
+        continue;
+      }
       if (!replica.needsSync(ready)) {
         // Nothing to make durable (a commit-index-only hard state rides along with the
         // next sync): heartbeat and read-index answers, applying entries synced earlier.
@@ -143,7 +182,7 @@ export class TurnLoop {
       waiting.push([replica, ready, sendEarly]);
     }
     this.options.flush();
-    if (waiting.length > 0) this.startSync(waiting);
+    if (waiting.length > 0 || wroteWithoutReady) this.startSync(waiting);
   }
 
   /** One fsync for every group's writes of this turn; the waiting Readies finish after it. */

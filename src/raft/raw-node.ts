@@ -21,6 +21,7 @@ import {
   type ProgressStatus,
   type ProposeResult,
   type RaftStatus,
+  type ReadState,
   type Ready,
   type ReplicaId,
   type SoftState,
@@ -28,6 +29,21 @@ import {
 
 /** Message types the caller must never feed in from the network. */
 const LOCAL_ONLY = new Set<MessageType>([MessageType.Propose, MessageType.SnapshotStatus, MessageType.Unreachable]);
+
+/**
+ * What may leave while a Ready is still being persisted ({@link RawNode.takeSendable}):
+ * messages that acknowledge nothing written since the last durable Ready. A leader's
+ * heartbeats and appends (its commit index counts only durable entries: `Raft.onStable`),
+ * a follower's heartbeat answers, and forwarded reads. Never an append's acknowledgement,
+ * a vote, a snapshot or a TimeoutNow.
+ */
+const SENDABLE_BEFORE_ADVANCE = new Set<MessageType>([
+  MessageType.Heartbeat,
+  MessageType.HeartbeatResponse,
+  MessageType.Append,
+  MessageType.ReadIndex,
+  MessageType.ReadIndexResponse,
+]);
 
 /** Response types, accepted only from current members. */
 const RESPONSES = new Set<MessageType>([
@@ -52,12 +68,15 @@ export class RawNode {
   private readonly raft: Raft;
   private previousSoftState: SoftState;
   private previousHardState: HardState;
+  /** The term of the last hard state the caller made durable (advanced): what a message sent early may carry. */
+  private durableTerm: number;
   private awaitingAdvance = false;
 
   constructor(config: RaftConfig) {
     this.raft = new Raft(resolveConfig(config));
     this.previousSoftState = this.softState();
     this.previousHardState = this.raft.hardState();
+    this.durableTerm = this.previousHardState.term;
   }
 
   /** Advances logical time one tick (elections, heartbeats, CheckQuorum). */
@@ -211,6 +230,29 @@ export class RawNode {
   }
 
   /**
+   * While the last Ready is being persisted (between `ready()` and `advance()`): takes the
+   * messages that may leave now — heartbeats, a leader's appends, heartbeat answers and
+   * forwarded reads, of the durable term — and every read state; the rest waits for the next
+   * Ready. This lets a host whose fsync stalls keep its leaderships and its followers'
+   * leaders alive (heartbeats and their answers go on; CheckQuorum sees the answers),
+   * without acknowledging anything that is not yet durable.
+   */
+  takeSendable(): { messages: Message[]; readStates: ReadState[] } {
+    const raft = this.raft;
+    raft.flush();
+    const sendable: Message[] = [];
+    const held: Message[] = [];
+    for (const message of raft.messages) {
+      const ok = SENDABLE_BEFORE_ADVANCE.has(message.type) && (message.term === 0 || message.term === this.durableTerm);
+      (ok ? sendable : held).push(message);
+    }
+    raft.messages = held;
+    const readStates = raft.readStates;
+    raft.readStates = [];
+    return { messages: sendable, readStates };
+  }
+
+  /**
    * Tells the core that `ready` was persisted, sent and applied. Entries become
    * stable, the applied index moves, and the next Ready may be taken.
    */
@@ -219,6 +261,7 @@ export class RawNode {
       throw new RaftInvariantError('advance() without a pending ready()', { replica: this.raft.id }, 'READY_NOT_ADVANCED');
     }
     const raft = this.raft;
+    if (ready.hardState !== undefined) this.durableTerm = ready.hardState.term;
     const lastEntry = ready.entries[ready.entries.length - 1];
     if (lastEntry !== undefined) raft.onStable(lastEntry.index, lastEntry.term);
     if (ready.snapshot !== undefined) {

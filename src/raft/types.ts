@@ -37,7 +37,12 @@ export interface HardState {
   term: number;
   /** The replica this one voted for in `term`, or {@link NONE}. */
   vote: ReplicaId;
-  /** Highest index known committed. Persisting it is an optimisation, not a safety need. */
+  /**
+   * Highest index known committed. Raft's safety does not need it persisted, but a replica
+   * MUST NOT act outside the log on an applied membership change before the commit index
+   * covering it is durable: restarted below it, the replica counts the old configuration
+   * again (the host syncs first: `Replica.needsSync` in src/node).
+   */
   commit: number;
 }
 

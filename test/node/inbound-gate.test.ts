@@ -74,6 +74,13 @@ describe('node/inbound-gate', () => {
     expect(verdict('n2', heartbeat({ term: 0 }))).to.equal('bad_field');
   });
 
+  it('lets messages reach a replica that applied its own removal: it may still have to vote until destroyed', () => {
+    const removed = Object.assign(Object.create(replica) as Replica, { removed: true });
+    const removedGate = new InboundGate({ nodeId: 'self', logger: log.logger, runtime: clock.runtime, shardCount: () => 4, replica: () => removed });
+    expect(removedGate.admit('n2', heartbeat({ type: 3, commit: 0, index: 10, logTerm: 3 }))).to.equal(true); // a Vote
+    expect(log.lines).to.deep.equal([]);
+  });
+
   it('writes one warn line per refusal naming the peer and why; routine ones at debug', () => {
     gate.admit('n2', heartbeat({ term: 0 }));
     expect(log.lines).to.have.length(1);

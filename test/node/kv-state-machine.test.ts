@@ -4,6 +4,7 @@ import { CommandOp, decodeCommand, encodeCommand, type WriteRequest } from '../.
 import { CodecError } from '../../src/node/binary-codec.js';
 import { KvStateMachine, keyString } from '../../src/node/kv-state-machine.js';
 import { RESULT_RETENTION_MS, SESSION_IDLE_MS } from '../../src/node/session-table.js';
+import { FORMAT_1_SNAPSHOT } from './support/format-1-snapshot.js';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 const T0 = 1_700_000_000_000;
@@ -93,7 +94,7 @@ describe('node/kv-state-machine', () => {
     expect(kv.put('a', 'x', session)).to.deep.equal({ kind: 'put', version: 1 });
     kv.put('a', 'y', { clientId: 'c2', seq: 1 });
     // The retry of c1/1 commits again at index 3 but must not overwrite c2's write.
-    expect(kv.put('a', 'x', session)).to.deep.equal({ kind: 'put', version: 1 });
+    expect(kv.put('a', 'x', session, T0 + 10)).to.deep.equal({ kind: 'put', version: 1 });
     expect(kv.value('a')).to.equal('y');
     expect(kv.machine.get(keyString(bytes('a')))?.version).to.equal(2);
     // A retried cas returns its first success even though the version moved on.
@@ -107,23 +108,79 @@ describe('node/kv-state-machine', () => {
     expect(kv.put('b', '1')).to.deep.equal({ kind: 'put', version: 7 });
   });
 
-  it('expires results and idle sessions by log time, never by the local clock', () => {
+  it('forgets results and idle sessions by log time; a forgotten seq is refused as outcome unknown, not applied', () => {
     const kv = new Applier();
     kv.put('a', '1', { clientId: 'c1', seq: 1 }, T0);
     kv.put('a', '2', { clientId: 'c1', seq: 2 }, T0 + 1000);
     // Within retention the retry is answered from the table.
-    expect(kv.put('a', 'retry', { clientId: 'c1', seq: 1 }, T0 + 5000)).to.deep.equal({ kind: 'put', version: 1 });
-    // Past retention, seq 1's result is forgotten and its retry is refused, not re-applied.
+    expect(kv.put('a', '1', { clientId: 'c1', seq: 1 }, T0 + 5000)).to.deep.equal({ kind: 'put', version: 1 });
+    // Past retention seq 1's result is forgotten: its retry is refused — it may have applied — and changes nothing.
     kv.put('a', '3', { clientId: 'c1', seq: 3 }, T0 + RESULT_RETENTION_MS + 2000);
-    expect(kv.put('a', 'late', { clientId: 'c1', seq: 1 }, T0 + RESULT_RETENTION_MS + 3000)).to.deep.equal({ kind: 'session-expired' });
+    expect(kv.put('a', '1', { clientId: 'c1', seq: 1 }, T0 + RESULT_RETENTION_MS + 3000)).to.deep.equal({ kind: 'session-expired', seq: 1 });
     expect(kv.value('a')).to.equal('3');
+    // A new seq of the same session still applies.
+    expect(kv.put('a', '4', { clientId: 'c1', seq: 4 }, T0 + RESULT_RETENTION_MS + 4000)).to.deep.equal({ kind: 'put', version: 6 });
     expect(kv.machine.sessionCount).to.equal(1);
-    // Another client's write far in the future sweeps the idle session away.
-    kv.put('b', '1', { clientId: 'c2', seq: 1 }, T0 + SESSION_IDLE_MS + RESULT_RETENTION_MS + 10_000);
+    // Another client's write after c1 was idle for SESSION_IDLE_MS drops c1's session.
+    kv.put('b', '1', { clientId: 'c2', seq: 1 }, T0 + RESULT_RETENTION_MS + 4000 + SESSION_IDLE_MS);
     expect(kv.machine.sessionCount).to.equal(1);
-    // A leader with a clock behind does not move log time backwards.
+    expect(kv.machine.sessionResultCount).to.equal(1);
+    // A stamp behind the log's time does not move log time backwards: c2's result is still kept.
+    const logTimeMs = kv.machine.logTimeMs;
     kv.put('b', '2', { clientId: 'c2', seq: 2 }, T0);
-    expect(kv.put('b', '3', { clientId: 'c2', seq: 1 }, T0)).to.deep.equal({ kind: 'put', version: kv.machine.appliedIndex - 2 });
+    expect(kv.machine.logTimeMs).to.equal(logTimeMs);
+    expect(kv.put('b', '1', { clientId: 'c2', seq: 1 }, T0)).to.deep.equal({ kind: 'put', version: kv.machine.appliedIndex - 2 });
+  });
+
+  it('refuses a retry that is another write, naming what differs, and still answers the real retry', () => {
+    const kv = new Applier();
+    const c1 = { clientId: 'c1', seq: 1 };
+    const c2 = { clientId: 'c1', seq: 2 };
+    expect(kv.put('a', 'x', c1)).to.deep.equal({ kind: 'put', version: 1 });
+    expect(kv.apply({ op: CommandOp.Cas, key: bytes('a'), expectedVersion: 1, value: bytes('y'), session: c2 })).to.deep.equal({ kind: 'cas', ok: true, version: 2 });
+    const mismatch = (request: WriteRequest) => kv.apply(request);
+    expect(mismatch({ op: CommandOp.Put, key: bytes('a'), value: bytes('other'), session: c1 })).to.deep.equal({ kind: 'session-mismatch', seq: 1, mismatch: 'it wrote another value' });
+    expect(mismatch({ op: CommandOp.Put, key: bytes('b'), value: bytes('x'), session: c1 })).to.deep.equal({ kind: 'session-mismatch', seq: 1, mismatch: 'it wrote another key' });
+    expect(mismatch({ op: CommandOp.Delete, key: bytes('a'), session: c1 })).to.deep.equal({ kind: 'session-mismatch', seq: 1, mismatch: 'it was a put, this is a delete' });
+    expect(mismatch({ op: CommandOp.Cas, key: bytes('a'), expectedVersion: 7, value: bytes('y'), session: c2 }))
+      .to.deep.equal({ kind: 'session-mismatch', seq: 2, mismatch: 'it expected version 1, this expects 7' });
+    // Nothing applied: a is still the cas's value at version 2, and the true retries get their results.
+    expect(kv.value('a')).to.equal('y');
+    expect(kv.machine.get(keyString(bytes('a')))?.version).to.equal(2);
+    expect(kv.put('a', 'x', c1)).to.deep.equal({ kind: 'put', version: 1 });
+    expect(kv.apply({ op: CommandOp.Cas, key: bytes('a'), expectedVersion: 1, value: bytes('y'), session: c2 })).to.deep.equal({ kind: 'cas', ok: true, version: 2 });
+  });
+
+  it('tells a changed write from its retry by fingerprint (property)', () => {
+    const seed = Number(process.env['SEED'] ?? Date.now());
+    const write = fc.record({
+      op: fc.constantFrom(CommandOp.Put, CommandOp.Delete, CommandOp.Cas),
+      key: fc.uint8Array({ minLength: 1, maxLength: 20 }),
+      value: fc.uint8Array({ maxLength: 64 }),
+      expectedVersion: fc.nat({ max: 5 }),
+    });
+    const request = (w: { op: CommandOp; key: Uint8Array; value: Uint8Array; expectedVersion: number }, seq: number): WriteRequest => {
+      const session = { clientId: 'c', seq };
+      if (w.op === CommandOp.Put) return { op: w.op, key: w.key, value: w.value, session };
+      if (w.op === CommandOp.Delete) return { op: w.op, key: w.key, session };
+      return { op: w.op, key: w.key, value: w.value, expectedVersion: w.expectedVersion, session };
+    };
+    const same = (a: WriteRequest, b: WriteRequest): boolean =>
+      Buffer.compare(encodeCommand(a, 0), encodeCommand(b, 0)) === 0;
+    fc.assert(
+      fc.property(write, write, (first, second) => {
+        const kv = new Applier();
+        const original = request(first, 1);
+        const applied = kv.apply(original);
+        const retry = request(second, 1);
+        const answer = kv.apply(retry);
+        if (same(original, retry)) expect(answer).to.deep.equal(applied);
+        else expect(answer).to.include({ kind: 'session-mismatch', seq: 1 });
+        expect(kv.apply(original)).to.deep.equal(applied);
+      }),
+      { seed, verbose: true },
+    );
+    console.log(`      fingerprint property seed ${seed} (SEED=${seed} replays)`);
   });
 
   it('records membership changes and bumps the epoch', () => {
@@ -156,12 +213,41 @@ describe('node/kv-state-machine', () => {
     expect(restored.value('€')).to.equal('binary');
     expect(restored.machine.get(keyString(bytes('bin')))?.value).to.deep.equal(Buffer.from([0, 255, 1, 128]));
     // Sessions survive: retries after restore still return the first results.
-    expect(restored.put('€', 'again', { clientId: 'c2', seq: 9 })).to.deep.equal({ kind: 'put', version: 2 });
+    expect(restored.put('€', 'binary', { clientId: 'c2', seq: 9 })).to.deep.equal({ kind: 'put', version: 2 });
+    expect(restored.put('€', 'again', { clientId: 'c2', seq: 9 })).to.deep.equal({ kind: 'session-mismatch', seq: 9, mismatch: 'it wrote another value' });
     const casRetry = restored.apply({ op: CommandOp.Cas, key: bytes('a'), expectedVersion: 0, value: bytes('x'), session: { clientId: 'c1', seq: 2 } });
     expect(casRetry).to.deep.equal({ kind: 'cas', ok: false, currentVersion: 1 });
     expect(restored.value('€')).to.equal('binary');
     // And the snapshot of the restored machine equals a fresh apply of the same history.
     expect(KvStateMachine.fromSnapshot(restored.machine.encodeSnapshot()).encodeSnapshot()).to.deep.equal(restored.machine.encodeSnapshot());
+  });
+
+  it('reads a format-1 snapshot (upgrade in place) and writes format 2', () => {
+    const restored = new Applier(KvStateMachine.fromSnapshot(Buffer.from(FORMAT_1_SNAPSHOT, 'hex')));
+    const machine = restored.machine;
+    expect(machine.appliedIndex).to.equal(9);
+    expect(machine.epoch).to.equal(2);
+    expect(machine.logTimeMs).to.equal(T0 + 64_000);
+    expect([...machine.members]).to.deep.equal([[1, 'n1'], [2, 'n2'], [9, 'n9']]);
+    expect(restored.value('a')).to.equal('3');
+    expect(restored.value('b')).to.equal(undefined);
+    expect(machine.get(keyString(bytes('c')))?.value).to.deep.equal(Buffer.from([0, 255]));
+    expect(restored.value('d')).to.equal('4');
+    expect(machine.sessionCount).to.equal(3);
+    expect(machine.sessionResultCount).to.equal(3);
+    // Results kept in format 1 still answer their retries (without a fingerprint to check).
+    const at = T0 + 65_000;
+    expect(restored.put('d', '4', { clientId: 'c1', seq: 3 }, at)).to.deep.equal({ kind: 'put', version: 8 });
+    expect(restored.apply({ op: CommandOp.Delete, key: bytes('b'), session: { clientId: 'c2', seq: 2 } }, at)).to.deep.equal({ kind: 'delete', existed: true });
+    expect(restored.apply({ op: CommandOp.Cas, key: bytes('a'), expectedVersion: 1, value: bytes('x'), session: { clientId: 'c3', seq: 5 } }, at))
+      .to.deep.equal({ kind: 'cas', ok: false, currentVersion: 3 });
+    // Seqs format 1 had forgotten stay refused; new seqs apply.
+    expect(restored.put('a', '1', { clientId: 'c1', seq: 1 }, at)).to.deep.equal({ kind: 'session-expired', seq: 1 });
+    expect(restored.put('a', '2', { clientId: 'c1', seq: 2 }, at)).to.deep.equal({ kind: 'session-expired', seq: 2 });
+    expect(restored.put('e', '5', { clientId: 'c1', seq: 4 }, at)).to.deep.equal({ kind: 'put', version: 15 });
+    const rewritten = machine.encodeSnapshot();
+    expect(rewritten[0]).to.equal(2);
+    expect(KvStateMachine.fromSnapshot(rewritten).encodeSnapshot()).to.deep.equal(rewritten);
   });
 
   it('rejects a corrupt snapshot', () => {

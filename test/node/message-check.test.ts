@@ -7,6 +7,7 @@ import { KvStateMachine } from '../../src/node/kv-state-machine.js';
 import { checkMessage, MAX_WIRE_NUMBER } from '../../src/node/message-check.js';
 import { checkSnapshotData, snapshotChecksum } from '../../src/node/snapshot-check.js';
 import { ConfChangeType, encodeConfChange } from '../../src/raft/index.js';
+import { FORMAT_1_SNAPSHOT } from './support/format-1-snapshot.js';
 import { referenceCommandOk, referenceVerdict } from './support/message-reference.js';
 
 const SEED = { seed: Number(process.env['SEED'] ?? Date.now()), verbose: true };
@@ -214,6 +215,23 @@ describe('node/snapshot-check', () => {
       }),
       { ...SEED, numRuns: 2_000 },
     );
+  });
+
+  it('accepts a format-1 snapshot (an older node\'s, or one an upgraded node still holds), canonical in what the formats share', () => {
+    const format1 = Buffer.from(FORMAT_1_SNAPSHOT, 'hex');
+    expect(format1[0]).to.equal(1);
+    expect(KvStateMachine.fromSnapshot(format1).encodeSnapshot()[0], 'this version writes format 2').to.equal(2);
+    expect(checkSnapshotData(format1, 9, undefined)).to.equal(undefined);
+    expect(checkSnapshotData(format1, 9, snapshotChecksum(format1))).to.equal(undefined);
+    expect(checkSnapshotData(format1, 8, snapshotChecksum(format1))?.detail).to.match(/applied through 9/);
+    // Member n1's id, at 1 + 24 + 4 + 8 + 1: a byte that is not UTF-8 restores as U+FFFD, three bytes.
+    const notUtf8 = Buffer.from(format1);
+    expect(notUtf8.subarray(38, 40).toString()).to.equal('n1');
+    notUtf8[38] = 0xff;
+    expect(checkSnapshotData(notUtf8, 9, snapshotChecksum(notUtf8))?.detail).to.match(/not canonical/);
+    const unknownFormat = Buffer.from(format1);
+    unknownFormat[0] = 3;
+    expect(checkSnapshotData(unknownFormat, 9, undefined)?.detail).to.match(/unknown KV snapshot format 3/);
   });
 
   it('refuses a snapshot that restores but not to the same bytes: a duplicated key, a u64 past 2^53', () => {

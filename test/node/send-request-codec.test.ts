@@ -64,6 +64,21 @@ describe('node/send-request-codec', () => {
     );
   });
 
+  it('copies entry data out of the received frame, so a kept entry does not pin the frame (issue 15)', () => {
+    // One small entry of a quiet shard beside a busy shard's big one, as they share a frame.
+    const quiet: RaftMessage = { ...emptyMessage(), shardId: 1, entries: [{ term: 1, index: 7, type: 0, data: Buffer.from('forty bytes of a quiet shard entry......') }] };
+    const busy: RaftMessage = { ...emptyMessage(), shardId: 2, entries: [{ term: 1, index: 9, type: 0, data: Buffer.alloc(256 * 1024, 7) }] };
+    const frame = encodeSendRequest({ fromNodeId: 'n1', messages: [quiet, busy] });
+    const decoded = decodeSendRequest(frame);
+    const kept = decoded.messages[0]?.entries[0]?.data;
+    expect(kept?.toString()).to.equal('forty bytes of a quiet shard entry......');
+    // The kept entry's memory is its own bytes, not the 256 KiB frame.
+    expect(kept?.buffer.byteLength).to.equal(40);
+    frame.fill(0);
+    expect(Buffer.from(kept ?? []).toString()).to.equal('forty bytes of a quiet shard entry......');
+    expect(decoded.messages[1]?.entries[0]?.data.every((byte) => byte === 7)).to.equal(true);
+  });
+
   it('reads what other encoders may write: unknown fields, unpacked replica ids, fields out of order', () => {
     const unknownVarint = Buffer.from([0xf8, 0x01, 0x05]); // field 31, varint 5
     const unknownFixed64 = Buffer.from([0xf9, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]); // field 31, fixed64
@@ -135,3 +150,7 @@ describe('node/send-request-codec', () => {
     );
   });
 });
+
+function emptyMessage(): RaftMessage {
+  return { shardId: 0, type: 3, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, context: Buffer.alloc(0) };
+}

@@ -97,6 +97,29 @@ describe('RawNode', () => {
     expect(after.committedEntries.map((e) => e.index)).to.deep.equal([2]);
   });
 
+  it('takeSendable: while a Ready is being persisted, only messages that acknowledge nothing unsynced leave', () => {
+    // A follower (1 of 1, 2) gets an append: its answer acknowledges entries, so it waits.
+    const storage = new MemoryStorage({ confState: { voters: [1, 2], learners: [] }, hardState: { term: 1, vote: 0, commit: 0 } });
+    const follower = new RawNode({ id: 1, storage, random: new SeededRandom(1) });
+    follower.step({ ...message(MessageType.Append, 2, 1, 1), entries: [{ index: 1, term: 1, type: 0, data: utf8('x') }] });
+    const pending = follower.ready();
+    expect(pending.messages.map((m) => m.type)).to.deep.equal([MessageType.AppendResponse]);
+    // Still persisting: a heartbeat of the durable term is answered at once, another append is not.
+    follower.step(message(MessageType.Heartbeat, 2, 1, 1));
+    follower.step({ ...message(MessageType.Append, 2, 1, 1), index: 1, logTerm: 1, entries: [{ index: 2, term: 1, type: 0, data: utf8('y') }] });
+    const sendable = follower.takeSendable();
+    expect(sendable.messages.map((m) => m.type)).to.deep.equal([MessageType.HeartbeatResponse]);
+    storage.append(pending.entries);
+    follower.advance(pending);
+    expect(follower.ready().messages.map((m) => m.type), 'the held answer goes with the next Ready').to.deep.equal([MessageType.AppendResponse]);
+
+    // A term not yet durable: nothing of it leaves early.
+    const other = new RawNode({ id: 1, storage: new MemoryStorage({ confState: { voters: [1, 2], learners: [] } }), random: new SeededRandom(1) });
+    other.step(message(MessageType.Heartbeat, 2, 1, 5));
+    expect(other.takeSendable().messages, 'term 5 is not durable yet').to.deep.equal([]);
+    expect(other.ready().messages.map((m) => m.type)).to.deep.equal([MessageType.HeartbeatResponse]);
+  });
+
   it('status() shows per-member progress only on the leader', () => {
     const node = newNode([1, 2]);
     expect(node.status().progress).to.equal(undefined);

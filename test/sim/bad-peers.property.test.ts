@@ -121,7 +121,7 @@ function expectedVerdict(node: SimNode, sender: string, wire: RaftMessage, viaSn
   if (fields !== 'ok') return fields;
   if (wire.shardId >= SHARDS) return 'unknown_shard';
   const replica = hostOf(node).replica(wire.shardId);
-  if (replica === undefined || replica.replicaId !== wire.to || replica.removed) return 'unknown_replica';
+  if (replica === undefined || replica.replicaId !== wire.to) return 'unknown_replica';
   const home = replica.machine.members.get(wire.from);
   if (type !== 13 && home !== undefined && home !== '' && home !== sender) return 'wrong_node';
   if (type === 7 && wire.term >= replica.rawNode.term() && wire.commit > replica.rawNode.lastIndex()) return 'commit_beyond_log';

@@ -18,6 +18,8 @@ export function checkedStorage(provider: ReplicaStorageProvider, checker: SimChe
     create: (shardId, confState) => wrap(shardId, provider.create(shardId, confState)),
     drop: (shardId) => provider.drop(shardId),
     sync: () => provider.sync(),
+    groupsPinningLog: () => provider.groupsPinningLog(),
+    logBytes: () => provider.logBytes(),
     close: () => provider.close(),
   };
 }

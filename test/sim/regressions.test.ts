@@ -37,6 +37,62 @@ describe('simulator regressions (issue 14)', function () {
     await loadHasher();
   });
 
+  it('a node whose fsync stalls for 2 s keeps its leaderships when its peers are healthy (issue 15)', async () => {
+    const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: 3, slowFsyncMs: 2_700 }));
+    await cluster.start();
+    const led = (nodeId: string): number[] =>
+      [0, 1, 2].filter((shardId) => cluster.node(nodeId).host?.replica(shardId)?.role === Role.Leader);
+    const before = led('n1');
+    expect(before.length, 'n1 leads a shard').to.be.greaterThan(0);
+    const terms = before.map((shardId) => cluster.node('n1').host?.replica(shardId)?.rawNode.term());
+    // Every fsync of n1 now takes 0.7–2.7 s; a write makes it sync.
+    cluster.disks.get('n1')?.slowFor(cluster.nowMs, 5_000);
+    const key = cluster.keys.find((candidate) => before.includes(cluster.shardOf(candidate))) as string;
+    void cluster.clients.write(0, key, 'x', 1);
+    await cluster.runFor(5_000);
+    expect(led('n1'), 'leaderships kept through the stall').to.deep.equal(before);
+    expect(before.map((shardId) => cluster.node('n1').host?.replica(shardId)?.rawNode.term()), 'no election').to.deep.equal(terms);
+    await cluster.liveness(5_000);
+    expect(cluster.node('n1').host?.stats.lightTurns, 'light turns kept the heartbeats going').to.be.greaterThan(0);
+  });
+
+  it('the WAL stays bounded with one hot shard beside cold ones: the host snapshots the shards that pin it (issue 15)', async () => {
+    const wal = { segmentBytes: 64 * 1024, purgeBytes: 192 * 1024 };
+    const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: 16, keys: 1, wal }));
+    await cluster.start();
+    const key = cluster.keys[0] as string;
+    const value = 'v'.repeat(1_000);
+    let peakBytes = 0;
+    const writes = 2_000;
+    for (let seq = 1; seq <= writes; seq++) {
+      const operation = await cluster.settle(cluster.clients.write(0, key, `${seq}${value}`, seq), 10_000, `write ${seq}`);
+      expect(operation?.status).to.equal('ok');
+      for (const node of cluster.nodes.values()) peakBytes = Math.max(peakBytes, node.host?.logBytes() ?? 0);
+    }
+    // The threshold, the segment being written and what the turns write while the pinning
+    // replicas snapshot (once a second) — against 2 MB written.
+    expect(peakBytes, `peak WAL ${peakBytes} bytes`).to.be.at.most(wal.purgeBytes + wal.segmentBytes + 128 * 1024);
+    expect(peakBytes).to.be.below((writes * value.length) / 4);
+  });
+
+  it('adding a learner does not compact the other replicas\' logs past their retained entries (issue 15)', async () => {
+    const cluster = new SimCluster(quietScenario({ nodes: 4, replicationFactor: 3, shards: 1, retainedEntries: 50 }));
+    await cluster.start();
+    const key = cluster.keys[0] as string;
+    for (let seq = 1; seq <= 120; seq++) await cluster.settle(cluster.clients.write(0, key, `v${seq}`, seq), 5_000, 'a write');
+    const leader = cluster.manager.leaderOf(0);
+    if (leader === undefined) throw new Error('no leader');
+    const target = [...cluster.nodes.values()].find((node) => node.host?.replica(0) === undefined);
+    target?.host?.createReplica({ shardId: 0, replicaId: 99, initialMembers: [], campaign: false });
+    await cluster.until('the learner added and caught up', 5_000, () => {
+      leader.node.host?.addLearner(0, 99, target?.nodeId ?? '');
+      return (target?.host?.replica(0)?.machine.appliedIndex ?? 0) >= leader.replica.machine.appliedIndex;
+    });
+    const applied = leader.replica.machine.appliedIndex;
+    // The new member got a snapshot; the log still reaches back 50 entries for everyone else.
+    expect(leader.replica.storage.firstIndex(), 'first index kept').to.be.at.most(applied + 1 - 50);
+  });
+
   it('bug 1: a one-voter leader that loses power before its fsync has told its learner nothing was committed', async () => {
     const cluster = new SimCluster(quietScenario({ nodes: 2, replicationFactor: 1, shards: 1 }));
     await cluster.start();

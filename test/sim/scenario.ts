@@ -44,6 +44,8 @@ export interface Scenario {
   keys: number;
   /** How long faults run (ms of global time). */
   chaosMs: number;
+  /** WAL segment size and purge threshold (bytes); the production defaults when absent. */
+  wal?: { segmentBytes: number; purgeBytes: number };
 }
 
 /** Draws the scenario of `seed`. */
@@ -99,6 +101,15 @@ export function scenarioFor(seed: number): Scenario {
   scenario.faults.streamReset = quiet ? 0 : pick([0, 0.01, 0.03]);
   scenario.faults.flakyLeaderLink = quiet ? 0 : pick([0, 0.02, 0.05]);
   scenario.readers = pick([0, 1, 2]);
+  const wal = pick([undefined, { segmentBytes: 16 * 1024, purgeBytes: 48 * 1024 }, { segmentBytes: 64 * 1024, purgeBytes: 256 * 1024 }]);
+  if (wal !== undefined) scenario.wal = wal;
+  // In a third of the runs one node's wall clock is a minute, ten minutes or an hour off
+  // (issue 15): log time must not follow it, whether that node leads or not.
+  const skewedNode = random.nextInt(nodes * 3);
+  if (skewedNode < nodes) {
+    const offsetMs = pick([61_000, 601_000, 3_600_000]) * (random.nextInt(2) === 0 ? 1 : -1);
+    scenario.wallOffsetsMs[skewedNode] = (scenario.wallOffsetsMs[skewedNode] ?? 0) + offsetMs;
+  }
   scenario.network.snapshotCorruptionRate = quiet ? 0 : pick([0, 0, 0.2, 0.5]);
   return scenario;
 }
@@ -112,7 +123,9 @@ export function describeScenario(scenario: Scenario): string {
     `snapshot every ${scenario.snapshotIntervalEntries}; faults/100ms kill ${f.kill} power ${f.powerLoss} pause ${f.pause} ` +
     `partition ${f.partition} one-way ${f.oneWayCut} slow-link ${f.slowLink} reset ${f.streamReset} flaky-leader ${f.flakyLeaderLink} slow-disk ${f.slowDisk}; network loss ${n.lossRate} dup ${n.duplicateRate} ` +
     `reorder ${String(n.reorder)} snapshot-corruption ${n.snapshotCorruptionRate}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
-    `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms`
+    `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms; ` +
+    `wall clocks off by ${scenario.wallOffsetsMs.map((offsetMs) => `${Math.round(offsetMs / 1000)} s`).join(', ')}` +
+    (scenario.wal === undefined ? '' : `; WAL segments of ${scenario.wal.segmentBytes} bytes, purged past ${scenario.wal.purgeBytes}`)
   );
 }
 

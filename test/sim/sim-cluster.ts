@@ -61,6 +61,7 @@ export class SimCluster {
       snapshotIntervalEntries: scenario.snapshotIntervalEntries,
       retainedEntries: scenario.retainedEntries,
       leaseReads: scenario.leaseReads,
+      ...(scenario.wal === undefined ? {} : { wal: scenario.wal }),
     };
     const context = {
       scheduler: this.scheduler, network: this.network, checker: this.checker, random: this.random, logger, settings, nodeIds,

@@ -89,7 +89,7 @@ export class SimManager {
     for (const node of this.nodes.values()) {
       if (!node.up || node.paused) continue;
       const replica = node.host?.replica(shardId);
-      if (replica === undefined || replica.removed || replica.role !== Role.Leader) continue;
+      if (replica === undefined || replica.removed || replica.rawNode.role() !== Role.Leader) continue;
       if (best === undefined || replica.rawNode.term() > best.replica.rawNode.term()) best = { node, replica };
     }
     return best;

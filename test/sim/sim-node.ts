@@ -40,6 +40,8 @@ export interface SimNodeSettings {
   snapshotIntervalEntries: number;
   retainedEntries: number;
   leaseReads: boolean;
+  /** WAL segment size and purge threshold; production defaults when absent. */
+  wal?: { segmentBytes: number; purgeBytes: number };
 }
 
 /** What every node of a run shares. */
@@ -102,7 +104,7 @@ export class SimNode {
     const { scheduler, network, checker, settings, logger } = this.context;
     const files = this.disk.attach((delayMs, run) => scheduler.after(delayMs, process, run));
     const nodeLogger = logger.child({ component: 'node', node: this.nodeId });
-    const provider = await WalStorageProvider.open(DATA_DIR, raftLogger(nodeLogger), { fs: files, random: this.context.random });
+    const provider = await WalStorageProvider.open(DATA_DIR, raftLogger(nodeLogger), { fs: files, random: this.context.random, ...settings.wal });
     if (!process.alive) return;
     const runtime = new SimRuntime(scheduler, process, this.clock, this.context.random);
     const state = new NodeStateFile(DATA_DIR, files);

@@ -18,6 +18,8 @@ export interface SegmentInfo {
   path: string;
   /** For every group incarnation with entries in the segment, its highest entry index there. */
   maxIndexByGroup: Map<WalGroup, number>;
+  /** The segment's size in bytes (for the one being appended to: when it was opened or last rolled). */
+  bytes: number;
 }
 
 /** The file name of segment `sequence`. */
@@ -87,7 +89,7 @@ export async function replaySegments(
     const { sequence, path } = segmentPaths[s] as { sequence: number; path: string };
     const isLast = s === segmentPaths.length - 1;
     const buffer = await fs.readFile(path);
-    const segment: SegmentInfo = { sequence, path, maxIndexByGroup: new Map() };
+    const segment: SegmentInfo = { sequence, path, maxIndexByGroup: new Map(), bytes: buffer.length };
     segments.push(segment);
     const scan = scanSegment(buffer, path, isLast, (record, offset) => {
       const group = groupFor(record.groupId);

@@ -50,5 +50,5 @@ export async function createSegment(
   await writeFileAtomically(fs, walDir, name, checkpoint);
   await fs.syncDirectory(walDir);
   const path = join(walDir, name);
-  return { segment: { sequence, path, maxIndexByGroup: new Map() }, handle: await fs.open(path, 'existing') };
+  return { segment: { sequence, path, maxIndexByGroup: new Map(), bytes: checkpoint.length }, handle: await fs.open(path, 'existing') };
 }

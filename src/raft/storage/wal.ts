@@ -34,16 +34,25 @@ import { BATCH_HEADER_BYTES, RecordEncoder, type SnapshotMarker } from './wal-co
 import { WalError } from './wal-errors.js';
 import { snapshotFileName, WalGroup } from './wal-group.js';
 import { listSegments, replaySegments, type SegmentInfo } from './wal-recovery.js';
+import { groupsPinning } from './wal-purge.js';
 import { createSegment, cryptoRandom, drawNonce, encodeCheckpoint } from './wal-segment.js';
 
 /** Tuning of a {@link Wal}. */
 export interface WalOptions {
   /**
    * Roll to a new segment once the current one reaches this many bytes.
-   * Default 64 MiB. Smaller segments are garbage-collected sooner but roll
+   * Default 32 MiB. Smaller segments are garbage-collected sooner but roll
    * (and restate every group's checkpoint) more often.
    */
   segmentBytes?: number;
+  /**
+   * When the segments add up to more than this many bytes, {@link Wal.groupsPinningLog}
+   * names the groups that must snapshot for the oldest segments to be deleted
+   * (`wal-purge.ts`). Default 3 × `segmentBytes` (96 MiB). It bounds the WAL on disk to
+   * about this plus one segment, and so what a restart replays; lower means more
+   * snapshots of quiet groups.
+   */
+  purgeBytes?: number;
   /**
    * The file system under `dir`. Default {@link nodeFileSystem}; the
    * whole-node simulator passes a simulated disk that can lose power.
@@ -105,7 +114,7 @@ function clearBatch(batch: WriteBatch): void {
   batch.obsoleteFiles.length = 0;
 }
 
-const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+const DEFAULT_SEGMENT_BYTES = 32 * 1024 * 1024;
 
 /** A logger that drops everything, when none is injected. */
 const SILENT: RaftLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -122,6 +131,7 @@ export class Wal {
   private readonly snapDir: string;
   private readonly logger: RaftLogger;
   private readonly segmentBytes: number;
+  private readonly purgeBytes: number;
   /** Segments on disk, oldest first; the last is the one being appended to. */
   private readonly segmentList: SegmentInfo[];
   /** Live groups by id (recovered or opened, not dropped). */
@@ -151,6 +161,7 @@ export class Wal {
     snapDir: string;
     logger: RaftLogger;
     segmentBytes: number;
+    purgeBytes: number;
     segments: SegmentInfo[];
     groups: Map<number, WalGroup>;
     handle: FileHandle;
@@ -164,6 +175,7 @@ export class Wal {
     this.snapDir = init.snapDir;
     this.logger = init.logger;
     this.segmentBytes = init.segmentBytes;
+    this.purgeBytes = init.purgeBytes;
     this.segmentList = init.segments;
     this.groups = init.groups;
     this.handle = init.handle;
@@ -216,8 +228,9 @@ export class Wal {
     const make = (handle: FileHandle, segmentSize: number, nonce: number, nextSequence: number): Wal => {
       logger.info('wal recovered', { segments: replay.segments.length, groups: replay.groups.size });
       const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+      const purgeBytes = options.purgeBytes ?? 3 * segmentBytes;
       const { segments, groups } = replay;
-      const wal = new Wal({ fs, random, walDir, snapDir, logger, segmentBytes, segments, groups, handle, segmentSize, nonce, nextSequence });
+      const wal = new Wal({ fs, random, walDir, snapDir, logger, segmentBytes, purgeBytes, segments, groups, handle, segmentSize, nonce, nextSequence });
       for (const { groupId, from, to } of replay.raised) {
         // Recorded, so the next sync makes the raise durable and the log says what the group runs with.
         wal.active.encoder.hardState(groupId, to);
@@ -234,6 +247,21 @@ export class Wal {
     const { segment, handle } = await createSegment(fs, walDir, (last?.sequence ?? 0) + 1, checkpoint);
     replay.segments.push(segment);
     return make(handle, checkpoint.length, nonce, 1);
+  }
+
+  /** Bytes of every segment on disk (the WAL's share of the data dir). */
+  bytes(): number {
+    let total = this.segmentSize;
+    for (let i = 0; i < this.segmentList.length - 1; i++) total += (this.segmentList[i] as SegmentInfo).bytes;
+    return total;
+  }
+
+  /**
+   * Ids of the groups that must snapshot for the WAL to fall back under its purge
+   * threshold (empty while it is under): their entries keep its oldest segments.
+   */
+  groupsPinningLog(): number[] {
+    return groupsPinning(this.segmentList, this.segmentSize, this.purgeBytes).map((group) => group.groupId);
   }
 
   /** Ids of the groups the WAL holds (recovered or opened since, not dropped), ascending. */
@@ -407,6 +435,7 @@ export class Wal {
   private async roll(checkpoint: Buffer, nonce: number): Promise<void> {
     const sequence = (this.segmentList[this.segmentList.length - 1] as SegmentInfo).sequence + 1;
     const { segment, handle } = await createSegment(this.fs, this.walDir, sequence, checkpoint);
+    (this.segmentList[this.segmentList.length - 1] as SegmentInfo).bytes = this.segmentSize;
     await this.handle.close();
     this.handle = handle;
     this.segmentSize = checkpoint.length;

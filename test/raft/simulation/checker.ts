@@ -3,7 +3,7 @@
  * election safety, log matching, leader completeness, state-machine safety
  * (Raft §5.4 Figure 3), and linearizable ReadIndex answers.
  */
-import { Role, type Entry, type Ready, type Snapshot } from '../../../src/raft/index.js';
+import type { Entry, Ready, Snapshot } from '../../../src/raft/index.js';
 import { chainDigest, type ReadyObserver, type TestReplica } from './replica.js';
 
 /** A broken safety property; the message names the seed. */
@@ -43,15 +43,15 @@ export class SafetyChecker implements ReadyObserver {
 
   onReady(replica: TestReplica, ready: Ready): void {
     this.checks++;
-    const status = replica.node.status();
     if (ready.hardState !== undefined && ready.hardState.commit > this.maxCommitted) this.maxCommitted = ready.hardState.commit;
-    if (status.role === Role.Leader) {
-      const existing = this.leaderOfTerm.get(status.term);
+    if (replica.node.isLeader()) {
+      const term = replica.node.term();
+      const existing = this.leaderOfTerm.get(term);
       if (existing === undefined) {
-        this.leaderOfTerm.set(status.term, replica.id);
-        this.checkLeaderCompleteness(replica, status.term);
+        this.leaderOfTerm.set(term, replica.id);
+        this.checkLeaderCompleteness(replica, term);
       } else if (existing !== replica.id) {
-        this.fail(`election safety: replicas ${existing} and ${replica.id} both lead term ${status.term}`);
+        this.fail(`election safety: replicas ${existing} and ${replica.id} both lead term ${term}`);
       }
     }
     const storage = replica.storage;

@@ -11,6 +11,7 @@ import {
   decodeConfChange,
   type ConfState,
   type Entry,
+  type HardState,
   type Message,
   type RaftLogger,
   type ReadState,
@@ -41,9 +42,40 @@ export interface ReplicaOptions {
 
 /** Called by {@link TestReplica.processReady} so checkers see every step. */
 export interface ReadyObserver {
+  /** Right after `ready()`: what the node hands out, before anything is persisted or sent. */
+  onReadyTaken?(replica: TestReplica, ready: Ready): void;
+  /** After the Ready is persisted. */
   onReady?(replica: TestReplica, ready: Ready): void;
   onApply?(replica: TestReplica, entry: Entry): void;
   onSnapshotApplied?(replica: TestReplica, snapshot: Snapshot): void;
+  /** After `advance()` (and any compaction): the end of the replica's turn. */
+  onAdvanced?(replica: TestReplica): void;
+}
+
+/** Several observers as one, called in order. */
+export function observeAll(...observers: ReadyObserver[]): ReadyObserver {
+  return {
+    onReadyTaken: (replica, ready) => observers.forEach((o) => o.onReadyTaken?.(replica, ready)),
+    onReady: (replica, ready) => observers.forEach((o) => o.onReady?.(replica, ready)),
+    onApply: (replica, entry) => observers.forEach((o) => o.onApply?.(replica, entry)),
+    onSnapshotApplied: (replica, snapshot) => observers.forEach((o) => o.onSnapshotApplied?.(replica, snapshot)),
+    onAdvanced: (replica) => observers.forEach((o) => o.onAdvanced?.(replica)),
+  };
+}
+
+/**
+ * How a leader sends before it persists, as the storage node's host does with a leader's
+ * Ready (Raft thesis §10.2.1, DESIGN.md §3): its messages leave BEFORE its entries are
+ * durable. Its term and vote are still persisted first: every message carries the term.
+ */
+export interface EarlySend {
+  /** Hands the leader's messages to the network. */
+  send(messages: Message[]): void;
+  /**
+   * Called after the send and before the entries are persisted: returning true is a
+   * power cut there (the replica is down, its entries and commit index never written).
+   */
+  powerCut(ready: Ready): boolean;
 }
 
 /** FNV-1a over the previous digest and an entry: the state machine's state. */
@@ -151,11 +183,23 @@ export class TestReplica {
 
   /**
    * Runs one Ready through the contract and returns its messages (to be sent).
-   * Returns an empty list when there is nothing to do.
+   * Returns an empty list when there is nothing to do. With `early`, a leader's Ready
+   * (one without a snapshot) is sent through it before its entries are persisted, and
+   * the returned list is empty.
    */
-  processReady(observer?: ReadyObserver): Message[] {
+  processReady(observer?: ReadyObserver, early?: EarlySend): Message[] {
     if (!this.alive || !this.node.hasReady()) return [];
     const ready = this.node.ready();
+    observer?.onReadyTaken?.(this, ready);
+    const sendEarly = early !== undefined && ready.snapshot === undefined && this.node.isLeader();
+    if (sendEarly) {
+      this.persistTermAndVote(ready.hardState);
+      early.send(ready.messages);
+      if (early.powerCut(ready)) {
+        this.crash();
+        return [];
+      }
+    }
     // 1. Persist.
     if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
     if (ready.entries.length > 0) this.storage.append(ready.entries);
@@ -187,7 +231,20 @@ export class TestReplica {
     for (const readState of ready.readStates) this.readStates.push(readState);
     this.node.advance(ready);
     this.maybeCompact();
-    return ready.messages;
+    observer?.onAdvanced?.(this);
+    return sendEarly ? [] : ready.messages;
+  }
+
+  /**
+   * Before an early send: a new term or vote is made durable first (the messages carry
+   * the term; a vote must never be forgotten). The commit index waits for the entries:
+   * persisted alone it could point past the durable log.
+   */
+  private persistTermAndVote(hardState: HardState | undefined): void {
+    if (hardState === undefined) return;
+    const stored = this.storage.initialState().hardState;
+    if (hardState.term === stored.term && hardState.vote === stored.vote) return;
+    this.storage.setHardState({ term: hardState.term, vote: hardState.vote, commit: stored.commit });
   }
 
   private maybeCompact(): void {

@@ -1,8 +1,9 @@
 /**
  * A seeded network simulation of one Raft group: loss, duplication,
  * reordering, delay, partitions, crash/restart from persisted state,
- * membership changes, leadership transfers, reads and snapshots. Every run is
- * a function of its seed; {@link SafetyChecker} checks every Ready.
+ * membership changes, leadership transfers, reads and snapshots, and leaders
+ * that send before they persist. Every run is a function of its seed;
+ * {@link SafetyChecker} checks every Ready and {@link StepInvariants} every step.
  */
 import {
   ConfChangeType,
@@ -14,65 +15,22 @@ import {
   type ReplicaId,
 } from '../../../src/raft/index.js';
 import { SafetyChecker, SafetyViolation } from './checker.js';
-import { TestReplica, utf8, type ReplicaOptions } from './replica.js';
+import { FigureEightSchedule } from './figure-eight.js';
+import { TestReplica, observeAll, utf8, type EarlySend, type ReadyObserver } from './replica.js';
+import { randomScenario, type Scenario, type Shape } from './scenario.js';
+import { StepInvariants } from './step-invariants.js';
 
-/** Knobs of one run; {@link randomScenario} draws them from the seed. */
-export interface Scenario {
-  seed: number;
-  members: number;
-  chaosTicks: number;
-  lossRate: number;
-  duplicateRate: number;
-  /** Largest message delay, in sub-steps (4 per tick). */
-  maxDelay: number;
-  partitionRate: number;
-  crashRate: number;
-  confChangeRate: number;
-  transferRate: number;
-  options: ReplicaOptions;
-  /** Ticks allowed, after healing, for a leader to commit a new proposal. */
-  livenessTicks: number;
-}
+export { randomScenario, type Scenario };
 
 const SUBSTEPS_PER_TICK = 4;
-
-/** Draws a scenario from `seed` (3- or 5-member, varied fault rates and limits). */
-export function randomScenario(seed: number): Scenario {
-  const rng = new SeededRandom(seed ^ 0x5bd1e995);
-  const pick = <T>(values: readonly T[]): T => values[rng.nextInt(values.length)] as T;
-  const maxSizePerMsg = pick([0, 64, 256, 1024 * 1024]);
-  // One tiny append in flight cannot keep up with the chaos phase's proposals; never combine the two.
-  const maxInflightMsgs = maxSizePerMsg <= 64 ? pick([4, 256]) : pick([1, 4, 256]);
-  return {
-    seed,
-    members: pick([3, 3, 5]),
-    chaosTicks: 150 + rng.nextInt(100),
-    lossRate: pick([0, 0.02, 0.1, 0.2]),
-    duplicateRate: pick([0, 0.02, 0.1]),
-    maxDelay: pick([1, 4, 8, 16]),
-    partitionRate: pick([0, 0.01, 0.03, 0.1]),
-    crashRate: pick([0, 0.003, 0.01, 0.03]),
-    confChangeRate: pick([0, 0.02, 0.05]),
-    transferRate: pick([0, 0.01]),
-    options: {
-      electionTick: 10,
-      heartbeatTick: pick([1, 2]),
-      maxSizePerMsg,
-      maxInflightMsgs,
-      snapshotEvery: pick([0, 7, 30]),
-      compactMargin: pick([0, 2]),
-      preVote: true,
-      checkQuorum: true,
-      // Drawn last so every earlier draw, and so every older seed's scenario, stays as it was.
-      piggyback: pick([false, true]),
-    },
-    livenessTicks: 200,
-  };
-}
+/** A lagging learner's link: extra loss during chaos, and delays up to this many times the scenario's. */
+const LAGGARD_LOSS_RATE = 0.2;
+const LAGGARD_DELAY_FACTOR = 3;
 
 /** What a run did, for reporting. */
 export interface RunResult {
   seed: number;
+  shape: Shape;
   ticks: number;
   leaderTerms: number;
   committed: number;
@@ -89,6 +47,8 @@ export class Simulation {
   private readonly rng: SeededRandom;
   private readonly replicas = new Map<ReplicaId, TestReplica>();
   private readonly checker: SafetyChecker;
+  private readonly steps: StepInvariants;
+  private readonly observer: ReadyObserver;
   /** Ring of message buckets by delivery sub-step. */
   private readonly buckets: Message[][];
   private time = 0;
@@ -100,19 +60,55 @@ export class Simulation {
   private readsAnswered = 0;
   private lossRate: number;
   private duplicateRate: number;
+  /** Replicas behind a slow, lossy link (the shape's lagging learners). */
+  private readonly laggards = new Set<ReplicaId>();
+  private laggardLossRate = 0;
+  private readonly figureEight: FigureEightSchedule | undefined;
+  /** How a leader sends before it persists, when the scenario says so. */
+  private readonly earlySend: EarlySend | undefined;
+  /** A power cut is drawn for the early send of the Ready being processed. */
+  private earlyPowerCutDue = false;
 
   constructor(private readonly scenario: Scenario) {
     this.rng = new SeededRandom(scenario.seed);
-    this.checker = new SafetyChecker(`seed ${scenario.seed} (replay: SEED=${scenario.seed})`);
+    const label = `seed ${scenario.seed} (replay: SEED=${scenario.seed})`;
+    this.checker = new SafetyChecker(label);
     this.checker.onReadState = (replica, index, context) => this.checkRead(replica, index, context);
-    this.buckets = Array.from({ length: scenario.maxDelay + 2 }, () => []);
+    const options = scenario.options;
+    this.steps = new StepInvariants(label, {
+      electionTick: options.electionTick ?? 10,
+      preVote: options.preVote ?? true,
+      checkQuorum: options.checkQuorum ?? true,
+      maxInflightMsgs: options.maxInflightMsgs ?? 256,
+    });
+    this.observer = observeAll(this.checker, this.steps);
+    const delayFactor = scenario.laggingLearners ? LAGGARD_DELAY_FACTOR : 1;
+    this.buckets = Array.from({ length: scenario.maxDelay * delayFactor + 2 }, () => []);
     this.lossRate = scenario.lossRate;
     this.duplicateRate = scenario.duplicateRate;
-    const voters = Array.from({ length: scenario.members }, (_, i) => i + 1);
-    this.nextReplicaId = scenario.members + 1;
-    for (const id of voters) {
-      this.replicas.set(id, new TestReplica(id, new MemoryStorage({ confState: { voters, learners: [] } }), scenario.options, scenario.seed));
+    const voters = Array.from({ length: scenario.voters }, (_, i) => i + 1);
+    const learners = Array.from({ length: scenario.learners }, (_, i) => scenario.voters + i + 1);
+    this.nextReplicaId = scenario.voters + scenario.learners + 1;
+    for (const id of [...voters, ...learners]) {
+      this.replicas.set(id, new TestReplica(id, new MemoryStorage({ confState: { voters, learners } }), options, scenario.seed));
     }
+    if (scenario.laggingLearners) {
+      for (const id of learners) this.laggards.add(id);
+      this.laggardLossRate = LAGGARD_LOSS_RATE;
+    }
+    this.figureEight = scenario.shape === 'figure-eight' ? new FigureEightSchedule(this.rng) : undefined;
+    this.earlySend = scenario.earlySends
+      ? {
+          send: (messages) => {
+            for (const message of messages) this.enqueue(message);
+          },
+          powerCut: (ready) => this.earlyPowerCutDue && ready.entries.length > 0 && ready.messages.length > 0,
+        }
+      : undefined;
+  }
+
+  private get nowTicks(): number {
+    return Math.floor(this.time / SUBSTEPS_PER_TICK);
   }
 
   private chance(probability: number): boolean {
@@ -142,11 +138,20 @@ export class Simulation {
     }
   }
 
+  private laggardLink(message: Message): boolean {
+    return this.laggards.size > 0 && (this.laggards.has(message.to) || this.laggards.has(message.from));
+  }
+
+  private delay(message: Message): number {
+    const maxDelay = this.scenario.maxDelay;
+    return 1 + this.rng.nextInt(this.laggardLink(message) ? maxDelay * LAGGARD_DELAY_FACTOR : maxDelay);
+  }
+
   private enqueue(message: Message): void {
-    const delay = 1 + this.rng.nextInt(this.scenario.maxDelay);
+    const delay = this.delay(message);
     (this.buckets[(this.time + delay) % this.buckets.length] as Message[]).push(message);
     if (this.chance(this.duplicateRate)) {
-      const again = 1 + this.rng.nextInt(this.scenario.maxDelay);
+      const again = this.delay(message);
       (this.buckets[(this.time + again) % this.buckets.length] as Message[]).push(message);
     }
   }
@@ -169,23 +174,39 @@ export class Simulation {
     for (const message of due) {
       const target = this.replicas.get(message.to);
       const delivered =
-        target !== undefined && target.alive && this.connected(message.from, message.to) && !this.chance(this.lossRate);
+        target !== undefined &&
+        target.alive &&
+        this.connected(message.from, message.to) &&
+        !this.chance(this.lossRate) &&
+        !(this.laggardLink(message) && this.chance(this.laggardLossRate));
       if (message.type === MessageType.Snapshot) {
         // The host reports every snapshot send's outcome (the Ready contract's transport side).
         const sender = this.replicas.get(message.from);
-        if (sender?.alive === true) sender.node.reportSnapshot(message.to, delivered ? 'finish' : 'failure');
+        if (sender?.alive === true) {
+          sender.node.reportSnapshot(message.to, delivered ? 'finish' : 'failure');
+          this.steps.afterSnapshotReport(sender, message.to);
+        }
       }
-      if (delivered) target.node.step(message);
+      if (delivered) {
+        target.node.step(message);
+        this.steps.afterStep(target, 'message', message);
+      }
     }
   }
 
   private processReadies(): void {
+    const crashRate = this.scenario.crashRate;
     for (const replica of this.replicas.values()) {
       if (!replica.alive) continue;
-      // A crash right after persisting, before sending: the messages are lost.
-      const crashBeforeSend = this.scenario.crashRate > 0 && this.chance(this.scenario.crashRate / 20);
-      const messages = replica.processReady(this.checker);
-      if (crashBeforeSend && messages.length > 0) {
+      // A power cut in the middle of a Ready: after persisting, before sending — or, for a
+      // leader that sends first, after sending, before persisting. That second window is
+      // where a leader's unsynced entries are lost, so a Ready with entries gets a cut there
+      // four times as often (the same draw: a run is unchanged up to its first cut).
+      const roll = crashRate > 0 ? this.rng.nextInt(1_000_000) : 1_000_000;
+      const powerCut = roll < (crashRate / 20) * 1_000_000;
+      this.earlyPowerCutDue = roll < (crashRate / 5) * 1_000_000;
+      const messages = replica.processReady(this.observer, this.earlySend);
+      if (!replica.alive || (powerCut && messages.length > 0)) {
         this.crash(replica);
         continue;
       }
@@ -198,9 +219,22 @@ export class Simulation {
     this.restartAt.set(replica.id, this.time + SUBSTEPS_PER_TICK * (5 + this.rng.nextInt(30)));
   }
 
+  /** Restarts from what the replica persisted; the checker sees that state first. */
+  private restart(replica: TestReplica): void {
+    const persisted = replica.storage.initialState().hardState;
+    replica.restart();
+    this.steps.onRestart(replica, persisted.term, persisted.commit);
+  }
+
   private chaosEvents(): void {
     const s = this.scenario;
-    if (this.chance(s.partitionRate)) {
+    if (this.figureEight !== undefined) {
+      const move = this.figureEight.tick(this.nowTicks, [...this.replicas.values()]);
+      if (move !== undefined) {
+        this.group = move.groups;
+        if (move.crash !== undefined) this.crash(move.crash);
+      }
+    } else if (this.chance(s.partitionRate)) {
       this.group = new Map();
       for (const id of this.replicas.keys()) this.group.set(id, this.rng.nextInt(2));
     } else if (this.group.size > 0 && this.chance(0.05)) {
@@ -214,7 +248,10 @@ export class Simulation {
       const leader = this.leaders()[0];
       const voters = leader?.node.status().confState.voters ?? [];
       const target = voters[this.rng.nextInt(Math.max(1, voters.length))];
-      if (leader !== undefined && target !== undefined) leader.node.transferLeader(target);
+      if (leader !== undefined && target !== undefined) {
+        leader.node.transferLeader(target);
+        this.steps.afterStep(leader, 'transfer');
+      }
     }
   }
 
@@ -222,7 +259,8 @@ export class Simulation {
     for (const [id, at] of this.restartAt) {
       if (at > this.time) continue;
       this.restartAt.delete(id);
-      this.replicas.get(id)?.restart();
+      const replica = this.replicas.get(id);
+      if (replica !== undefined) this.restart(replica);
     }
   }
 
@@ -244,13 +282,17 @@ export class Simulation {
         this.replicas.set(id, new TestReplica(id, new MemoryStorage(), this.scenario.options, this.scenario.seed));
       }
     }
+    this.steps.afterStep(leader, 'call');
   }
 
   private clientRequests(chaos: boolean): void {
     // After healing only the liveness marker is proposed, so a backlog cannot hide progress.
     if (chaos && this.rng.nextInt(2) === 0) {
       const leader = this.leaders()[this.rng.nextInt(Math.max(1, this.leaders().length))];
-      leader?.node.propose(utf8(`chaos-${this.scenario.seed}-${this.proposals++}`));
+      if (leader !== undefined) {
+        leader.node.propose(utf8(`chaos-${this.scenario.seed}-${this.proposals++}`));
+        this.steps.afterStep(leader, 'call');
+      }
     }
     if (this.rng.nextInt(5) === 0) {
       const replica = this.randomReplica();
@@ -258,13 +300,19 @@ export class Simulation {
         const key = `read-${this.time}-${replica.id}`;
         this.reads.set(key, { replica: replica.id, requiredIndex: this.checker.maxCommitted });
         replica.node.readIndex(utf8(key));
+        this.steps.afterStep(replica, 'call');
       }
     }
   }
 
   private substep(chaos: boolean): void {
     if (this.time % SUBSTEPS_PER_TICK === 0) {
-      for (const replica of this.replicas.values()) if (replica.alive) replica.node.tick();
+      this.steps.now = this.nowTicks;
+      for (const replica of this.replicas.values()) {
+        if (!replica.alive) continue;
+        replica.node.tick();
+        this.steps.afterStep(replica, 'tick');
+      }
       if (chaos) this.chaosEvents();
       this.restartDue();
       this.clientRequests(chaos);
@@ -284,7 +332,8 @@ export class Simulation {
     this.group = new Map();
     this.lossRate = 0;
     this.duplicateRate = 0;
-    for (const replica of this.replicas.values()) if (!replica.alive) replica.restart();
+    this.laggardLossRate = 0;
+    for (const replica of this.replicas.values()) if (!replica.alive) this.restart(replica);
     this.restartAt.clear();
     const marker = `liveness-${s.seed}`;
     let proposedAt = -1;
@@ -292,6 +341,7 @@ export class Simulation {
       const leader = this.leaders()[0];
       if (leader !== undefined && proposedAt < 0) {
         const result = leader.node.propose(utf8(marker));
+        this.steps.afterStep(leader, 'call');
         if (result.ok) proposedAt = tick;
       }
       for (let i = 0; i < SUBSTEPS_PER_TICK; i++) this.substep(false);
@@ -302,6 +352,7 @@ export class Simulation {
         if (done) {
           return {
             seed: s.seed,
+            shape: s.shape,
             ticks: s.chaosTicks + tick,
             leaderTerms: this.checker.terms,
             committed: this.checker.maxCommitted,
