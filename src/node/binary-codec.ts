@@ -5,6 +5,8 @@
  */
 
 const TWO_POW_32 = 0x1_0000_0000;
+/** The high half of `Number.MAX_SAFE_INTEGER` (2^53 − 1). */
+const MAX_SAFE_HIGH = 0x1f_ffff;
 
 /** A growable buffer that appends fixed-width integers and length-prefixed bytes. */
 export class BinaryWriter {
@@ -124,10 +126,16 @@ export class BinaryReader {
     return value;
   }
 
+  /**
+   * A u64 that JavaScript holds exactly (≤ `Number.MAX_SAFE_INTEGER`); a larger one is
+   * corrupt data: every u64 written is a safe integer, and reading one that is not would
+   * hand the state machine a number it cannot write back (`u64` of 2^64 throws).
+   */
   u64(): number {
     this.need(8);
     const low = this.buffer.readUInt32LE(this.offset);
     const high = this.buffer.readUInt32LE(this.offset + 4);
+    if (high > MAX_SAFE_HIGH) throw new CodecError(`u64 at offset ${this.offset} is beyond 2^53`);
     this.offset += 8;
     return high * TWO_POW_32 + low;
   }

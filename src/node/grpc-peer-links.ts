@@ -23,7 +23,7 @@ import {
   type SendSnapshotRequest,
   type SendSnapshotResponse,
 } from '../gen/kvstore/v1/raft.js';
-import type { PeerLinks, PeerStream, PeerStreamEvents } from './peer-links.js';
+import type { OutgoingSnapshot, PeerLinks, PeerStream, PeerStreamEvents } from './peer-links.js';
 import type { TransportReceiver } from './raft-transport.js';
 import { decodeSendRequest, encodeSendRequest } from './send-request-codec.js';
 
@@ -40,6 +40,12 @@ const RaftClient = makeGenericClientConstructor(RAFT_SERVICE, 'kvstore.v1.RaftSe
 
 /** Largest snapshot a node accepts (bytes). */
 const MAX_SNAPSHOT_BYTES = 1 << 30;
+/**
+ * Most snapshot bytes a node holds while receiving, over all its snapshot streams: a peer
+ * that opens many streams at once must not exhaust memory. One largest snapshot fits; a
+ * stream past the bound is refused, and its sender retries later.
+ */
+const MAX_RECEIVING_SNAPSHOT_BYTES = MAX_SNAPSHOT_BYTES;
 
 /** gRPC channel options shared by the node's server and its peer clients. */
 export const RAFT_CHANNEL_OPTIONS = {
@@ -81,7 +87,8 @@ export class GrpcPeerLinks implements PeerLinks {
     return stream;
   }
 
-  async sendSnapshot(nodeId: string, address: string, header: RaftMessage, data: Uint8Array, cancelled: () => boolean): Promise<boolean> {
+  async sendSnapshot(nodeId: string, address: string, snapshot: OutgoingSnapshot, cancelled: () => boolean): Promise<boolean> {
+    const { header, data, dataCrc32c } = snapshot;
     const client = this.client(nodeId, address);
     let call: ClientWritableStream<SendSnapshotRequest> | undefined;
     const answer = new Promise<boolean>((resolve) => {
@@ -98,7 +105,10 @@ export class GrpcPeerLinks implements PeerLinks {
       offset += chunk.length;
       const last = offset >= bytes.length;
       const request: SendSnapshotRequest = { fromNodeId: this.localNodeId, chunk, last };
-      if (offset === chunk.length) request.message = header;
+      if (offset === chunk.length) {
+        request.message = header;
+        request.dataCrc32c = dataCrc32c;
+      }
       if (!stream.write(request) && !last) {
         await new Promise<void>((resolve) => {
           const done = (): void => {
@@ -130,8 +140,13 @@ export class GrpcPeerLinks implements PeerLinks {
   }
 }
 
-/** The server side of `RaftService`: routes every received message to `receiver`. */
+/**
+ * The server side of `RaftService`: routes every received message to `receiver`, and each
+ * whole snapshot, whose answer says whether `receiver` accepted it.
+ */
 export function raftService(receiver: TransportReceiver, logger: Logger): RaftServiceServer {
+  /** Snapshot bytes held by the streams being received (bounded by MAX_RECEIVING_SNAPSHOT_BYTES). */
+  let receivingBytes = 0;
   return {
     send: (call: ServerReadableStream<SendRequest, SendResponse>, callback: sendUnaryData<SendResponse>) => {
       call.on('data', (request: SendRequest) => {
@@ -142,30 +157,61 @@ export function raftService(receiver: TransportReceiver, logger: Logger): RaftSe
     },
     sendSnapshot: (call: ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>, callback: sendUnaryData<SendSnapshotResponse>) => {
       let header: RaftMessage | undefined;
-      let fromNodeId = '';
+      /** The sender as the header's chunk names it, else as the first chunk does (for refusals). */
+      let fromNodeId: string | undefined;
+      let dataCrc32c: number | undefined;
       let complete = false;
+      let refused = false;
       let totalBytes = 0;
-      const chunks: Buffer[] = [];
+      let chunks: Buffer[] = [];
+      const release = (): void => {
+        receivingBytes -= totalBytes;
+        totalBytes = 0;
+        chunks = [];
+      };
       call.on('data', (request: SendSnapshotRequest) => {
-        if (request.message !== undefined) header = request.message;
-        fromNodeId = request.fromNodeId;
+        if (complete || refused) return; // nothing counts after the last chunk
+        if (header === undefined && request.message !== undefined) {
+          header = request.message;
+          fromNodeId = request.fromNodeId;
+          dataCrc32c = request.dataCrc32c;
+        }
+        fromNodeId ??= request.fromNodeId;
         totalBytes += request.chunk.length;
-        if (totalBytes > MAX_SNAPSHOT_BYTES) {
-          call.destroy(new Error(`snapshot larger than ${MAX_SNAPSHOT_BYTES} bytes`));
+        receivingBytes += request.chunk.length;
+        if (totalBytes > MAX_SNAPSHOT_BYTES || receivingBytes > MAX_RECEIVING_SNAPSHOT_BYTES) {
+          if (totalBytes > MAX_SNAPSHOT_BYTES) {
+            receiver.refuseSnapshotStream(fromNodeId, `snapshot stream past ${MAX_SNAPSHOT_BYTES} bytes`);
+          } else {
+            // Routine under load (several large snapshots at once): the sender retries later.
+            logger.debug('snapshot stream refused: too many bytes being received', { peer: fromNodeId.slice(0, 64), bytes: totalBytes, receivingBytes });
+          }
+          refused = true;
+          release();
+          call.destroy(new Error(`snapshot larger than ${MAX_SNAPSHOT_BYTES} bytes, or too many being received`));
           return;
         }
         chunks.push(request.chunk);
         if (request.last) complete = true;
       });
       call.on('end', () => {
-        if (header === undefined || !complete) {
+        if (refused || header === undefined || !complete) {
+          release();
+          if (!refused) receiver.refuseSnapshotStream(fromNodeId ?? '', header === undefined ? 'snapshot stream ended without its header' : 'snapshot stream ended without its last chunk');
           callback(null, { accepted: false });
           return;
         }
-        receiver.deliver(fromNodeId, header, Buffer.concat(chunks, totalBytes));
-        callback(null, { accepted: true });
+        const data = Buffer.concat(chunks, totalBytes);
+        release();
+        callback(null, { accepted: receiver.deliverSnapshot(fromNodeId ?? '', header, data, dataCrc32c) });
       });
-      call.on('error', (error: Error) => logger.debug('snapshot stream failed', { error: error.message }));
+      call.on('error', (error: Error) => {
+        release();
+        logger.debug('snapshot stream failed', { error: error.message });
+      });
+      // A stream cancelled or torn down without 'end' or 'error' must give its bytes back too.
+      call.on('cancelled', release);
+      call.on('close', release);
     },
   };
 }

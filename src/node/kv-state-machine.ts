@@ -37,6 +37,15 @@ const SNAPSHOT_FORMAT = 2;
 /** Format 1: sessions by client with their results and a sweep time, no fingerprints. */
 const SNAPSHOT_FORMAT_1 = 1;
 
+/** Snapshot data as {@link KvStateMachine.decodeSnapshot} read it. */
+export interface DecodedSnapshot {
+  machine: KvStateMachine;
+  /** True when the data is in the format {@link KvStateMachine.encodeSnapshot} writes; false for format 1. */
+  currentFormat: boolean;
+  /** Bytes before the session table: the format byte, then what every format lays out alike (indexes, members, keys). */
+  sharedBytes: number;
+}
+
 /** The KV state of one replica of one shard. */
 export class KvStateMachine {
   /** Index of the last entry applied (or covered by the restored snapshot). */
@@ -167,6 +176,16 @@ export class KvStateMachine {
    * throws CodecError if corrupt.
    */
   static fromSnapshot(data: Uint8Array): KvStateMachine {
+    return KvStateMachine.decodeSnapshot(data).machine;
+  }
+
+  /**
+   * {@link fromSnapshot}, telling also what the data was: whether it is in the format this
+   * version writes (format 1 is re-encoded as the current one), and how many of its bytes
+   * come before the session table — the part both formats lay out alike. The receiver's
+   * check of a snapshot (`snapshot-check.ts`) compares them with a re-encoding.
+   */
+  static decodeSnapshot(data: Uint8Array): DecodedSnapshot {
     const reader = new BinaryReader(data);
     const format = reader.u8();
     if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_1) throw new CodecError(`unknown KV snapshot format ${format}`);
@@ -185,9 +204,10 @@ export class KvStateMachine {
       const version = reader.u64();
       machine.data.set(key, { version, value: Buffer.from(reader.bytes32()) });
     }
+    const sharedBytes = data.length - reader.remaining;
     machine.sessions = format === SNAPSHOT_FORMAT ? SessionTable.decode(reader) : SessionTable.decodeFormat1(reader);
     if (reader.remaining !== 0) throw new CodecError(`KV snapshot has ${reader.remaining} trailing bytes`);
-    return machine;
+    return { machine, currentFormat: format === SNAPSHOT_FORMAT, sharedBytes };
   }
 }
 

@@ -15,6 +15,7 @@ import type { Readiness } from '../common/index.js';
 import { type Entry, Role } from '../raft/index.js';
 import type { RaftHost } from './raft-host.js';
 import type { Replica } from './replica.js';
+import type { RejectReason } from './message-check.js';
 import { RequestMetrics } from './request-metrics.js';
 
 /** What a replica reports as it happens (optional: tests build replicas without it). */
@@ -33,10 +34,12 @@ export interface ReplicaEvents {
   entryApplied?(replica: Replica, entry: Entry): void;
 }
 
-/** What the host reports as it happens: the replicas' events plus the WAL's. */
+/** What the host reports as it happens: the replicas' events plus the WAL's and the inbound gate's. */
 export interface RaftHostEvents extends ReplicaEvents {
   /** One group-commit fsync of the node's WAL took `seconds`. */
   walSynced(seconds: number): void;
+  /** A message or snapshot from a peer was refused before reaching a replica (`inbound-gate.ts`); `detail` says what was wrong. */
+  messageRejected?(reason: RejectReason, detail: string): void;
 }
 
 /**
@@ -86,6 +89,12 @@ export class NodeMetrics implements RaftHostEvents {
     labelNames: ['path'],
     registers: [this.registry],
   });
+  private readonly messagesRejected = new Counter({
+    name: 'kvstore_node_raft_messages_rejected_total',
+    help: 'Raft messages and snapshots from peers refused before reaching a replica, by reason (unknown_replica is routine; any other is a peer sending what a correct node never does)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   private readonly fsyncDuration = new Histogram({
     name: 'kvstore_node_wal_fsync_duration_seconds',
     help: 'Duration of the WAL group-commit fsync, one per host-loop turn that wrote',
@@ -120,6 +129,11 @@ export class NodeMetrics implements RaftHostEvents {
   /** Counts reads by how the leader confirmed them. */
   readsServed(_shardId: number, path: 'lease' | 'read_index', count: number): void {
     this.reads.inc({ path }, count);
+  }
+
+  /** Counts a message or snapshot refused from a peer. */
+  messageRejected(reason: RejectReason): void {
+    this.messagesRejected.inc({ reason });
   }
 
   /** Observes one WAL fsync. */

@@ -26,16 +26,24 @@ export interface PeerStreamEvents {
   onEnd(failure: string | undefined): void;
 }
 
+/** A snapshot to send: its message (without data), its data, and the data's CRC32C. */
+export interface OutgoingSnapshot {
+  header: RaftMessage;
+  data: Uint8Array;
+  /** CRC32C of `data`, computed by the sender over what it read from storage. */
+  dataCrc32c: number;
+}
+
 /** Opens streams to peers. */
 export interface PeerLinks {
   /** Opens the message stream to `nodeId` at `address`. */
   openStream(nodeId: string, address: string, events: PeerStreamEvents): PeerStream;
   /**
-   * Sends a snapshot message with its data on a stream of its own. Resolves true once
-   * the peer accepted all of it, false (or rejects) otherwise; stops early once
-   * `cancelled()` turns true.
+   * Sends a snapshot message with its data and checksum on a stream of its own. Resolves
+   * true once the peer accepted all of it, false (or rejects) otherwise — a peer refuses
+   * data that does not match the checksum; stops early once `cancelled()` turns true.
    */
-  sendSnapshot(nodeId: string, address: string, header: RaftMessage, data: Uint8Array, cancelled: () => boolean): Promise<boolean>;
+  sendSnapshot(nodeId: string, address: string, snapshot: OutgoingSnapshot, cancelled: () => boolean): Promise<boolean>;
   /** Forgets cached connections to `nodeId` (its address changed). */
   reset(nodeId: string): void;
   /** Releases every connection. */

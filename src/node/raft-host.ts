@@ -20,6 +20,7 @@ import {
 } from '../raft/index.js';
 import { FastFailover } from './fast-failover.js';
 import { GrpcPeerLinks } from './grpc-peer-links.js';
+import { InboundGate } from './inbound-gate.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import { fromWireMessage, toWireMessage } from './message-codec.js';
 import type { NodeStateFile } from './node-state.js';
@@ -82,6 +83,8 @@ export interface CreateReplicaSpec {
 export class RaftHost implements TransportReceiver, TransportReporter, MessageRouter {
   readonly nodeId: string;
   readonly transport: RaftTransport;
+  /** Checks every message and snapshot from a peer before a replica sees it (`inbound-gate.ts`). */
+  readonly inbound: InboundGate;
   private readonly replicasByShard = new Map<number, Replica>();
   private readonly logger: Logger;
   private readonly options: RaftHostOptions;
@@ -128,6 +131,14 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       onFatal: (error) => this.fail(error),
     });
     this.failover = new FastFailover(this, this.runtime, { electionTick: this.electionTick, tickIntervalMs: this.tickIntervalMs });
+    this.inbound = new InboundGate({
+      nodeId: options.nodeId,
+      logger: options.logger,
+      runtime: this.runtime,
+      replica: (shardId) => this.replica(shardId),
+      shardCount: () => options.state.shardCount,
+      events: options.events,
+    });
   }
 
   /** Counters for tests and metrics: turns run and WAL syncs started. */
@@ -376,6 +387,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
 
   /** Routes a received message to the local replica `(shardId, to)`; unknown ones are dropped. */
   deliver(fromNodeId: string, wire: RaftMessage, snapshotData?: Buffer): void {
+    if (!this.inbound.admit(fromNodeId, wire, snapshotData)) return;
     const replica = this.replicasByShard.get(wire.shardId);
     if (replica === undefined || replica.replicaId !== wire.to) {
       this.logger.debug('message for unknown replica dropped', { shard: wire.shardId, to: wire.to, from: fromNodeId });
@@ -384,6 +396,22 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     if (!replica.machine.members.has(wire.from)) replica.learnedNodes.set(wire.from, fromNodeId);
     replica.receive(fromWireMessage(wire, snapshotData));
     this.mark(replica);
+  }
+
+  /**
+   * A whole snapshot from a peer's snapshot stream: checked BEFORE anything of it is
+   * written (`inbound-gate.ts`), then routed like any message. False refuses it: the
+   * stream answers not accepted and the sender retries later.
+   */
+  deliverSnapshot(fromNodeId: string, wire: RaftMessage, data: Buffer, dataCrc32c: number | undefined): boolean {
+    if (!this.inbound.admitSnapshot(fromNodeId, wire, data, dataCrc32c)) return false;
+    this.deliver(fromNodeId, wire, data);
+    return true;
+  }
+
+  /** A peer's snapshot stream that made no whole snapshot: counted and logged by the gate. */
+  refuseSnapshotStream(fromNodeId: string, detail: string): void {
+    this.inbound.refuseStream(fromNodeId, detail);
   }
 
   /** The transport dropped a message to `(shardId, replicaId)`. */

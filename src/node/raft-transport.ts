@@ -16,11 +16,24 @@ import type { RaftMessage, SendRequest } from '../gen/kvstore/v1/raft.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { PeerLinks, PeerStream } from './peer-links.js';
 import type { NodeRuntime } from './runtime.js';
+import { snapshotChecksum } from './snapshot-check.js';
 
-/** Receives what peers send; implemented by the host. */
+/** Receives what peers send; implemented by the host, which checks all of it first (`inbound-gate.ts`). */
 export interface TransportReceiver {
-  /** A message for the local replica `(message.shardId, message.to)`; `snapshotData` for reassembled snapshots. */
-  deliver(fromNodeId: string, message: RaftMessage, snapshotData?: Buffer): void;
+  /** A message from a peer's message stream for the local replica `(message.shardId, message.to)`. */
+  deliver(fromNodeId: string, message: RaftMessage): void;
+  /**
+   * A whole snapshot from a peer's snapshot stream, reassembled, with the sender's CRC32C of
+   * its data (undefined from a node older than it). Returns whether it was accepted: the
+   * stream's answer.
+   */
+  deliverSnapshot(fromNodeId: string, message: RaftMessage, data: Buffer, dataCrc32c: number | undefined): boolean;
+  /**
+   * A peer's snapshot stream was refused before it made a whole snapshot: it ended without
+   * its header or its last chunk, or grew past the size limit. A correct sender never does
+   * either (it cancels a stream it gives up on); `detail` says which.
+   */
+  refuseSnapshotStream(fromNodeId: string, detail: string): void;
 }
 
 /** Tells the host what happened to what it sent. */
@@ -198,13 +211,15 @@ export class RaftTransport {
 
   /**
    * Streams a snapshot message to a peer on its own stream; reports `finish` once the
-   * peer accepted all of it, `failure` otherwise.
+   * peer accepted all of it, `failure` otherwise. `data` is the snapshot as read from
+   * storage: its CRC32C, taken here before any chunking or copying, travels with it and
+   * the receiver checks it BEFORE writing anything (`snapshot-check.ts`).
    */
   sendSnapshot(nodeId: string, header: RaftMessage, data: Uint8Array): void {
     const address = this.options.peers.get(nodeId);
     const sent = address === undefined || this.closed
       ? Promise.resolve(false)
-      : this.options.links.sendSnapshot(nodeId, address, header, data, () => this.closed);
+      : this.options.links.sendSnapshot(nodeId, address, { header, data, dataCrc32c: snapshotChecksum(data) }, () => this.closed);
     const task = sent.then(
       (accepted) => {
         if (accepted) this.stats.snapshotsSent += 1;

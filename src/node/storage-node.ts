@@ -121,6 +121,7 @@ export class StorageNode {
       snapshotInstalled: () => { metrics.snapshotInstalled(); },
       readsServed: (shardId, path, count) => { metrics.readsServed(shardId, path, count); },
       walSynced: (seconds) => { metrics.walSynced(seconds); },
+      messageRejected: (reason) => { metrics.messageRejected(reason); },
     };
   }
 

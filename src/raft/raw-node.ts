@@ -91,7 +91,12 @@ export class RawNode {
 
   /**
    * Feeds a message received from a peer. Local-only types and responses from
-   * non-members are ignored (a misbehaving peer must not crash the replica).
+   * non-members are ignored, and so is a heartbeat whose commit index lies beyond
+   * this replica's log (a misbehaving peer must not crash the replica: committing
+   * past the log is a broken invariant). A leader never sends one: it tells a
+   * follower at most the match index that follower acknowledged. The node checks
+   * every message before it gets here (`src/node/inbound-gate.ts`); this check is
+   * the one that depends on the log as it is when the message is stepped.
    */
   step(message: Message): void {
     if (LOCAL_ONLY.has(message.type)) {
@@ -99,6 +104,12 @@ export class RawNode {
       return;
     }
     if (RESPONSES.has(message.type) && !this.raft.tracker.progress.has(message.from)) return;
+    if (message.type === MessageType.Heartbeat && message.term >= this.raft.term && message.commit > this.raft.log.lastIndex()) {
+      this.raft.logger.warn('heartbeat ignored: commit beyond the log', {
+        replica: this.raft.id, from: message.from, commit: message.commit, lastIndex: this.raft.log.lastIndex(),
+      });
+      return;
+    }
     this.raft.step(message);
   }
 
@@ -320,5 +331,10 @@ export class RawNode {
   /** The highest log index known to be committed (cheap). */
   commitIndex(): number {
     return this.raft.log.committed;
+  }
+
+  /** The index of the log's last entry, durable or not (cheap; the node checks heartbeats against it). */
+  lastIndex(): number {
+    return this.raft.log.lastIndex();
   }
 }

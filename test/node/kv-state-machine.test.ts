@@ -1,22 +1,10 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { CommandOp, decodeCommand, encodeCommand, type WriteRequest } from '../../src/node/kv-command.js';
+import { CodecError } from '../../src/node/binary-codec.js';
 import { KvStateMachine, keyString } from '../../src/node/kv-state-machine.js';
 import { RESULT_RETENTION_MS, SESSION_IDLE_MS } from '../../src/node/session-table.js';
-
-/**
- * A KV snapshot in format 1, as the version before issue 15 wrote it (commit c067a9a,
- * `KvStateMachine.encodeSnapshot`), after: members n1, n2; c1/1 put a=1 at T0; c2/1 put b=2
- * at T0+1 s; c1/2 cas a 1→3 at T0+2 s; member 9 (n9) added; put c=[0,255] with no session
- * at T0+3 s; c2/2 delete b at T0+62.5 s (which pruned c1/1, c1/2 and c2/1 from retention);
- * c3/5 cas a expecting 1 (conflict, version 3) at T0+63 s; c1/3 put d=4 at T0+64 s; a no-op.
- */
-const FORMAT_1_SNAPSHOT =
-  '01090000000000000002000000000000000062e6cf8b010000030000000100000000000000026e310200000000000000026e32090000' +
-  '0000000000026e3903000000016103000000000000000100000033016305000000000000000200000000ff0164080000000000000001' +
-  '00000034ac6fe6cf8b010000030000000263310062e6cf8b01000002000000000000000100000003000000000000000062e6cf8b0100' +
-  '00010800000000000000026332245ce6cf8b0100000100000000000000010000000200000000000000245ce6cf8b01000002010000' +
-  '0000000000026333185ee6cf8b0100000000000000000000010000000500000000000000185ee6cf8b010000040300000000000000';
+import { FORMAT_1_SNAPSHOT } from './support/format-1-snapshot.js';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 const T0 = 1_700_000_000_000;
@@ -266,5 +254,16 @@ describe('node/kv-state-machine', () => {
     const snapshot = new Applier().machine.encodeSnapshot();
     expect(() => KvStateMachine.fromSnapshot(snapshot.subarray(0, snapshot.length - 3))).to.throw(/truncated/);
     expect(() => KvStateMachine.fromSnapshot(Buffer.from([9]))).to.throw(/format/);
+  });
+
+  it('reads no u64 past 2^53: log time near 2^64 would make the next snapshot throw', () => {
+    const snapshot = new Applier().machine.encodeSnapshot();
+    snapshot.writeUInt32LE(0xffff_ffff, 1 + 8 + 8 + 4); // log time's high half
+    expect(() => KvStateMachine.fromSnapshot(snapshot)).to.throw(CodecError, /beyond 2\^53/);
+    const command = encodeCommand({ op: CommandOp.Delete, key: bytes('k') }, 0);
+    command.writeUInt32LE(0x20_0000, 1 + 4); // proposedAtMs = 2^53
+    expect(() => decodeCommand(command)).to.throw(CodecError, /beyond 2\^53/);
+    command.writeUInt32LE(0x1f_ffff, 1 + 4); // 2^53 − 2^32, the largest high half: still exact
+    expect(decodeCommand(command).proposedAtMs).to.equal(0x1f_ffff * 2 ** 32);
   });
 });

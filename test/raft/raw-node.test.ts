@@ -143,6 +143,20 @@ describe('RawNode', () => {
     expect(node.status().term).to.equal(0);
   });
 
+  it('step ignores a heartbeat whose commit lies beyond the log, which it used to assert on', () => {
+    const events: string[] = [];
+    const logger: RaftLogger = { debug: () => undefined, info: () => undefined, warn: (event) => events.push(event), error: () => undefined };
+    const node = newNode([1, 2], { logger });
+    const beyond = message(MessageType.Heartbeat, 2, 1, 1);
+    beyond.commit = 5;
+    expect(() => node.step(beyond)).not.to.throw();
+    expect(events).to.deep.equal(['heartbeat ignored: commit beyond the log']);
+    expect(node.status().term, 'not even its term taken').to.equal(0);
+    const within = message(MessageType.Heartbeat, 2, 1, 1);
+    node.step(within);
+    expect(node.status()).to.deep.include({ term: 1, leaderId: 2 });
+  });
+
   it('rejects an invalid config', () => {
     expect(() => newNode([1], { electionTick: 1, heartbeatTick: 1 })).to.throw('electionTick must exceed heartbeatTick');
     expect(() => newNode([1], { id: 0 })).to.throw('id must be a positive number');

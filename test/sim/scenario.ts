@@ -73,6 +73,7 @@ export function scenarioFor(seed: number): Scenario {
       spikeRate: quiet ? 0 : pick([0, 0.01, 0.05]),
       spikeMaxMs: pick([20, 200, 600]),
       backpressureRate: pick([0, 0.01]),
+      snapshotCorruptionRate: 0,
     },
     clockRates: Array.from({ length: nodes }, () => between(0.99, 1.01)),
     wallOffsetsMs: Array.from({ length: nodes }, () => Math.round(between(-500, 500))),
@@ -109,6 +110,7 @@ export function scenarioFor(seed: number): Scenario {
     const offsetMs = pick([61_000, 601_000, 3_600_000]) * (random.nextInt(2) === 0 ? 1 : -1);
     scenario.wallOffsetsMs[skewedNode] = (scenario.wallOffsetsMs[skewedNode] ?? 0) + offsetMs;
   }
+  scenario.network.snapshotCorruptionRate = quiet ? 0 : pick([0, 0, 0.2, 0.5]);
   return scenario;
 }
 
@@ -120,7 +122,7 @@ export function describeScenario(scenario: Scenario): string {
     `${scenario.nodes} nodes, K=${scenario.replicationFactor}, ${scenario.shards} shard(s), lease reads ${scenario.leaseReads ? 'on' : 'off'}, ` +
     `snapshot every ${scenario.snapshotIntervalEntries}; faults/100ms kill ${f.kill} power ${f.powerLoss} pause ${f.pause} ` +
     `partition ${f.partition} one-way ${f.oneWayCut} slow-link ${f.slowLink} reset ${f.streamReset} flaky-leader ${f.flakyLeaderLink} slow-disk ${f.slowDisk}; network loss ${n.lossRate} dup ${n.duplicateRate} ` +
-    `reorder ${String(n.reorder)}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
+    `reorder ${String(n.reorder)} snapshot-corruption ${n.snapshotCorruptionRate}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
     `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms; ` +
     `wall clocks off by ${scenario.wallOffsetsMs.map((offsetMs) => `${Math.round(offsetMs / 1000)} s`).join(', ')}` +
     (scenario.wal === undefined ? '' : `; WAL segments of ${scenario.wal.segmentBytes} bytes, purged past ${scenario.wal.purgeBytes}`)

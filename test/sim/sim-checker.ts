@@ -9,7 +9,11 @@
  * - exactly-once and determinism: a naive reference state machine (a map, and every
  *   `(client id, seq)` ever applied) runs the one applied sequence; after each apply, the
  *   key the entry touched must read the same in the replica's real state machine;
- * - a replica's commit index never goes down while its process lives (after every event).
+ * - a replica's commit index never goes down while its process lives (after every event);
+ * - no node's inbound gate refuses a message a correct peer sent (after every event): in a
+ *   run where every message comes from a real node, a refusal other than `unknown_replica`
+ *   (routine) is a false alarm of the gate — except checksum refusals of snapshots the
+ *   network corrupted on purpose.
  *
  * A violation throws {@link SimViolation}; the run reports its seed.
  */
@@ -70,6 +74,13 @@ export class SimChecker {
   private readonly commits = new WeakMap<Replica, number>();
   /** Counters for reports. */
   readonly stats = { applies: 0, appends: 0, leaders: 0 };
+  /** Refusals of the nodes' inbound gates, by reason. */
+  readonly rejections = new Map<string, number>();
+  /** Set by tests that send bad messages themselves: refusals are then theirs to check. */
+  badPeersExpected = false;
+  /** How many checksum refusals the network's deliberate snapshot corruption explains. */
+  corruptedSnapshots: () => number = () => 0;
+  private falseAlarm: SimViolation | undefined;
 
   /** Entries a replica of `shardId` is about to append after `prevTerm` (its term at index first−1). */
   onAppend(shardId: number, where: string, entries: readonly Entry[], prevTerm: number | undefined): void {
@@ -170,12 +181,22 @@ export class SimChecker {
     return { key, value: state === undefined ? undefined : { ...state } };
   }
 
+  /** A node's inbound gate refused a message or snapshot (events.messageRejected). */
+  onRejected(nodeId: string, reason: string, detail: string): void {
+    const count = (this.rejections.get(reason) ?? 0) + 1;
+    this.rejections.set(reason, count);
+    if (this.badPeersExpected || reason === 'unknown_replica') return;
+    if (reason === 'snapshot_checksum' && count <= this.corruptedSnapshots()) return;
+    this.falseAlarm ??= new SimViolation(`inbound gate: ${nodeId} refused a message of a correct peer: ${reason}: ${detail}`);
+  }
+
   /**
    * Election safety, lease safety and monotonic commit over the live replicas (after every
-   * event). Lease safety is what lease reads rest on (`replica-reads.ts`): while a leader
+   * event), and no false alarm of an inbound gate. Lease safety is what lease reads rest on (`replica-reads.ts`): while a leader
    * holds its lease, no replica of the shard leads a later term.
    */
   afterEvent(replicas: Iterable<[string, Replica]>): void {
+    if (this.falseAlarm !== undefined) throw this.falseAlarm;
     const leases: [string, Replica][] = [];
     const leaders: [string, Replica][] = [];
     for (const [nodeId, replica] of replicas) {

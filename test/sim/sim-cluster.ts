@@ -4,7 +4,7 @@
  * (`simulation.ts`) and the scripted regression tests both drive one.
  */
 import { checkHistory, describeOperation, type Operation } from '../../src/chaos/index.js';
-import { shardForKey } from '../../src/common/index.js';
+import { type Logger, shardForKey } from '../../src/common/index.js';
 import type { Replica } from '../../src/node/replica.js';
 import { SeededRandom } from '../../src/raft/index.js';
 import type { Scenario } from './scenario.js';
@@ -44,13 +44,16 @@ export class SimCluster {
   readonly control = new SimProcess('control');
   private failure: Error | undefined;
 
+  /** `logger` replaces the one `logLevel` would make (tests that read the nodes' log lines). */
   constructor(
     readonly scenario: Scenario,
     logLevel?: string,
+    logger?: Logger,
   ) {
-    const logger = simLogger(logLevel, () => this.scheduler.nowMs);
+    logger ??= simLogger(logLevel, () => this.scheduler.nowMs);
     this.random = new SeededRandom(scenario.seed);
     this.network = new SimNetwork(this.scheduler, this.random, scenario.network);
+    this.checker.corruptedSnapshots = () => this.network.stats.snapshotsCorrupted;
     const nodeIds = Array.from({ length: scenario.nodes }, (_, i) => `n${i + 1}`);
     const settings: SimNodeSettings = {
       ...TIMING,

@@ -5,10 +5,11 @@
  * duplication, reordering, or a cut link (one-way or two-way partitions). A stream over a
  * cut link breaks after a while, as a keepalive timeout would; a stream to a killed
  * process breaks at once, as a reset connection does. Both report a failure, which drives
- * the node's fast failover.
+ * the node's fast failover. A snapshot may arrive with a byte changed: the receiver's
+ * checksum must refuse it, and the leader send it again.
  */
 import type { RaftMessage, SendRequest } from '../../src/gen/kvstore/v1/raft.js';
-import type { PeerLinks, PeerStream, PeerStreamEvents } from '../../src/node/peer-links.js';
+import type { OutgoingSnapshot, PeerLinks, PeerStream, PeerStreamEvents } from '../../src/node/peer-links.js';
 import type { TransportReceiver } from '../../src/node/raft-transport.js';
 import { decodeSendRequest, encodeSendRequest } from '../../src/node/send-request-codec.js';
 import type { SeededRandom } from '../../src/raft/index.js';
@@ -30,11 +31,14 @@ export interface NetworkFaults {
   spikeMaxMs: number;
   /** Probability that a write reports a full buffer (the transport must wait for drain). */
   backpressureRate: number;
+  /** Probability that a snapshot's data arrives with one byte changed (the receiver's checksum refuses it). */
+  snapshotCorruptionRate: number;
 }
 
 /** A network with no faults: in-order, sub-millisecond. */
 export const QUIET_NETWORK: NetworkFaults = {
   lossRate: 0, duplicateRate: 0, reorder: false, minDelayMs: 0.1, maxDelayMs: 1, spikeRate: 0, spikeMaxMs: 0, backpressureRate: 0,
+  snapshotCorruptionRate: 0,
 };
 
 /** One node incarnation attached to the network. */
@@ -86,8 +90,10 @@ export class SimNetwork {
   private readonly cuts = new Map<string, number>();
   /** Extra delay of directed slow links `from>to` (ms). */
   private readonly slowLinks = new Map<string, number>();
-  /** Counters for reports. */
-  readonly stats = { batches: 0, lost: 0, duplicated: 0, cutDrops: 0, snapshots: 0 };
+  /** Counters for reports; `snapshotsCorrupted` also bounds the checksum refusals the checker allows. */
+  readonly stats = { batches: 0, lost: 0, duplicated: 0, cutDrops: 0, snapshots: 0, snapshotsCorrupted: 0 };
+  /** Sees every message as its receiver gets it, after the codec (tests collect real traffic to mutate). */
+  onDeliver: ((from: string, to: string, message: RaftMessage) => void) | undefined;
 
   constructor(
     readonly scheduler: SimScheduler,
@@ -117,7 +123,7 @@ export class SimNetwork {
   links(nodeId: string, process: SimProcess): PeerLinks {
     return {
       openStream: (peer, _address, events) => this.openStream(nodeId, peer, process, events),
-      sendSnapshot: (peer, _address, header, data, cancelled) => this.sendSnapshot(nodeId, peer, process, header, data, cancelled),
+      sendSnapshot: (peer, _address, snapshot, cancelled) => this.sendSnapshot(nodeId, peer, process, snapshot, cancelled),
       reset: () => undefined,
       close: () => undefined,
     };
@@ -232,7 +238,10 @@ export class SimNetwork {
       this.scheduler.at(arrivalMs, target.process, () => {
         if (this.isCut(stream.from, stream.to)) return; // cut while in flight
         const request = decodeSendRequest(bytes);
-        for (const message of request.messages) target.receiver.deliver(request.fromNodeId, message);
+        for (const message of request.messages) {
+          this.onDeliver?.(request.fromNodeId, stream.to, message);
+          target.receiver.deliver(request.fromNodeId, message);
+        }
       });
     }
     if (this.chance(this.faults.backpressureRate)) {
@@ -259,10 +268,10 @@ export class SimNetwork {
     from: string,
     to: string,
     owner: SimProcess,
-    header: RaftMessage,
-    data: Uint8Array,
+    snapshot: OutgoingSnapshot,
     cancelled: () => boolean,
   ): Promise<boolean> {
+    const { header, data, dataCrc32c } = snapshot;
     this.stats.snapshots += 1;
     const target = this.endpoints.get(to);
     return new Promise<boolean>((resolve) => {
@@ -272,11 +281,16 @@ export class SimNetwork {
         return;
       }
       const copy = Buffer.from(data);
+      if (copy.length > 0 && this.chance(this.faults.snapshotCorruptionRate)) {
+        this.stats.snapshotsCorrupted += 1;
+        const at = this.random.nextInt(copy.length);
+        copy[at] = (copy[at] as number) ^ (1 + this.random.nextInt(255));
+      }
       const transferMs = this.delay() + data.length / 100_000; // ~100 MB/s
       this.scheduler.after(transferMs, target.process, () => {
         if (cancelled() || !target.process.alive || this.isCut(from, to)) return; // the sender's timeout below answers
-        target.receiver.deliver(from, header, copy);
-        this.scheduler.after(this.delay(), owner, () => resolve(true));
+        const accepted = target.receiver.deliverSnapshot(from, header, copy, dataCrc32c);
+        this.scheduler.after(this.delay(), owner, () => resolve(accepted));
       });
       // A sender whose peer vanished mid-transfer learns it when the stream resets.
       this.scheduler.after(transferMs + 5_000, owner, () => resolve(false));

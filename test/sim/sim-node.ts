@@ -149,6 +149,7 @@ export class SimNode {
       readsServed: () => undefined,
       walSynced: () => undefined,
       entryApplied: (replica, entry) => checker.onApply(where(replica), replica, entry),
+      messageRejected: (reason, detail) => checker.onRejected(this.nodeId, reason, detail),
     };
   }
 

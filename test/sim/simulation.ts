@@ -90,6 +90,7 @@ class Simulation {
     await cluster.liveness(LIVENESS_MS);
     await cluster.finalReads(FINAL_READS_MS);
     cluster.checkHistory();
+    if (cluster.network.stats.snapshotsCorrupted > 0) this.faults['snapshot-corruption'] = cluster.network.stats.snapshotsCorrupted;
     return {
       seed: scenario.seed,
       events: cluster.scheduler.events,
