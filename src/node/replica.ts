@@ -240,15 +240,29 @@ export class Replica {
    * Feeds everything queued since the last turn into the Raft node: ticks first, then the
    * inbox, then control actions, proposals and reads. Control actions run AFTER the inbox,
    * so a campaign sees every leader message that arrived before it (the promise).
+   * `light`: a light turn's step, while this replica's Ready may still be out (see the rule below).
    */
-  step(): void {
+  step(light = false): void {
     if (this.destroyed) return;
     if (this.removed) this.failQueued('UNAVAILABLE');
     const nowMs = this.runtime.monotonicMs();
     if (this.pendingTicks > 0) this.stepTicks(nowMs);
     const inbox = this.inbox;
     this.inbox = [];
-    for (const message of inbox) this.stepMessage(message, nowMs);
+    for (let i = 0; i < inbox.length; i++) {
+      const message = inbox[i] as Message;
+      if (light && message.type === MessageType.Snapshot) {
+        // Rule: a light turn never steps a snapshot. Its Ready is still out, and may hold
+        // committed membership changes to apply after the sync; restoring the core's
+        // membership under them would let the stale change apply on top of the snapshot's
+        // (the core and the group would then count different voters). The snapshot and
+        // everything after it wait, in order, for the next full turn. Asserted in
+        // installSnapshot: the core's membership is the snapshot's.
+        this.inbox = inbox.slice(i);
+        break;
+      }
+      this.stepMessage(message, nowMs);
+    }
     for (const action of this.actions.splice(0)) this.runAction(action, nowMs);
     this.proposeQueuedWrites();
     this.reads.startQueued(this.role === Role.Leader);
@@ -475,6 +489,9 @@ export class Replica {
       throw new Error(`snapshot at index ${index} holds state applied through ${this.machine.appliedIndex}`);
     }
     this.confState = { voters: [...confState.voters], learners: [...confState.learners] };
+    const counted = this.rawNode.confState();
+    assertInvariant(sameMembers(counted.voters, confState.voters) && sameMembers(counted.learners, confState.learners),
+      'the core counts another membership than the installed snapshot', { shard: this.shardId, replica: this.replicaId, index, core: counted, snapshot: confState });
     this.snapshotIndex = index;
     // Proposals the snapshot covers can no longer be matched to their entries.
     for (const [pendingIndex, pending] of this.pendingWrites) {
@@ -620,4 +637,11 @@ export function nodeIdFromContext(context: Uint8Array): string | undefined {
     return undefined;
   }
   return undefined;
+}
+
+/** True when two replica id lists hold the same ids. */
+function sameMembers(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((id) => set.has(id));
 }

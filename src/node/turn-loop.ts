@@ -129,7 +129,8 @@ export class TurnLoop {
   /**
    * A light turn, while a sync is in flight: every marked replica steps its inputs and
    * sends what needs nothing made durable. The replicas stay marked: their Readies wait for
-   * the turn after the sync.
+   * the turn after the sync. Snapshots wait too (`Replica.step`): restoring one could change
+   * the membership under a Ready whose membership changes are still to apply.
    */
   private lightTurn(): void {
     this.lightTurnDue = false;
@@ -137,7 +138,7 @@ export class TurnLoop {
     const router = this.options.router;
     for (const replica of this.marked) {
       if (!router.isHosted(replica)) continue;
-      replica.step();
+      replica.step(true);
       replica.sendWithoutSync(router);
     }
     this.options.flush();

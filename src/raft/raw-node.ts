@@ -318,6 +318,11 @@ export class RawNode {
     return this.raft.role;
   }
 
+  /** The membership the core counts votes and acknowledgements with (cheap; for assertions). */
+  confState(): ConfState {
+    return this.raft.tracker.confState();
+  }
+
   /** The known leader, or `NONE` (0). */
   leaderId(): ReplicaId {
     return this.raft.lead;
