@@ -45,6 +45,18 @@ function putOn(cluster: SimCluster, nodeId: string, key: string, value: string, 
 }
 
 /** The version of `key` on `nodeId`'s replica of shard 0. */
+/** A 3-node, 1-shard cluster led from n1, and client-0's first write (seq 1) of "x" to its key. */
+async function firstWriteOnN1(): Promise<{ cluster: SimCluster; key: string; session: { clientId: string; seq: number }; first: PutResponse }> {
+  const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: 1 }));
+  await cluster.start();
+  await leadFrom(cluster, 'n1');
+  const key = cluster.keys[0] as string;
+  const session = { clientId: 'client-0', seq: 1 };
+  const first = await cluster.settle(putOn(cluster, 'n1', key, 'x', session), 5_000, 'the first write');
+  expect(first.error).to.equal(undefined);
+  return { cluster, key, session, first };
+}
+
 function versionOn(cluster: SimCluster, nodeId: string, key: string): number | undefined {
   return replicaOn(cluster, nodeId).machine.get(keyString(Buffer.from(key)))?.version;
 }
@@ -83,13 +95,7 @@ describe('sessions across leaders with wrong wall clocks (issue 15)', function (
   }
 
   it('refuses a retry that is another write with INVALID_ARGUMENT naming what differs, applying nothing', async () => {
-    const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: 1 }));
-    await cluster.start();
-    await leadFrom(cluster, 'n1');
-    const key = cluster.keys[0] as string;
-    const session = { clientId: 'client-0', seq: 1 };
-    const first = await cluster.settle(putOn(cluster, 'n1', key, 'x', session), 5_000, 'the first write');
-    expect(first.error).to.equal(undefined);
+    const { cluster, key, session, first } = await firstWriteOnN1();
     const changed = await cluster.settle(putOn(cluster, 'n1', key, 'not x', session), 5_000, 'the changed retry');
     expect(changed.error?.code).to.equal(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
     expect(changed.error?.message).to.match(/seq 1 .*another value.*not applied/);
@@ -100,13 +106,7 @@ describe('sessions across leaders with wrong wall clocks (issue 15)', function (
   });
 
   it('answers a retry whose result was forgotten with TIMEOUT, outcome unknown — never "not applied"', async () => {
-    const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: 1 }));
-    await cluster.start();
-    await leadFrom(cluster, 'n1');
-    const key = cluster.keys[0] as string;
-    const session = { clientId: 'client-0', seq: 1 };
-    const first = await cluster.settle(putOn(cluster, 'n1', key, 'x', session), 5_000, 'the first write');
-    expect(first.error).to.equal(undefined);
+    const { cluster, key, session, first } = await firstWriteOnN1();
     await cluster.runFor(RESULT_RETENTION_MS + 5_000);
     const late = await cluster.settle(putOn(cluster, 'n1', key, 'x', session), 5_000, 'the late retry');
     expect(late.error?.code).to.equal(ErrorCode.ERROR_CODE_TIMEOUT);
