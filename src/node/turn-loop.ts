@@ -43,7 +43,7 @@
  * The first three are asserted below and in the core.
  * @internal
  */
-import { assertInvariant, type Ready } from '../raft/index.js';
+import { assertInvariant, type Message, MessageType, type Ready } from '../raft/index.js';
 import type { RaftHostEvents } from './node-metrics.js';
 import type { MessageRouter, Replica } from './replica.js';
 import type { NodeRuntime } from './runtime.js';
@@ -172,8 +172,8 @@ export class TurnLoop {
       const sendEarly = replica.maySendBeforeSync(ready);
       if (sendEarly) {
         for (const message of ready.messages) {
-          assertInvariant(message.term === 0 || message.term === replica.term, 'a message sent before the sync carries a term not yet durable', {
-            shard: replica.shardId, term: message.term, durableTerm: replica.term,
+          assertInvariant(carriesDurableTerm(message, replica.term), 'a message sent before the sync carries a term not yet durable', {
+            shard: replica.shardId, type: message.type, term: message.term, durableTerm: replica.term,
           });
           router.route(replica, message);
         }
@@ -223,4 +223,15 @@ export class TurnLoop {
     this.closed = true;
     while (this.syncInFlight !== undefined) await this.syncInFlight.catch(() => undefined);
   }
+}
+
+/**
+ * What a message sent before the sync may carry: the durable term, or no term (a
+ * follower's ReadIndex). A pre-vote answer is the exception by design: a granted one
+ * carries the asker's next term, and neither it nor the pre-vote it answers changes or
+ * relies on anything durable (a leader that won this very turn may have granted one in
+ * the same Ready: simulator seed 33764).
+ */
+function carriesDurableTerm(message: Message, durableTerm: number): boolean {
+  return message.term === 0 || message.term === durableTerm || message.type === MessageType.PreVoteResponse;
 }

@@ -7,7 +7,9 @@ import { createSilentLogger } from '../../src/common/index.js';
 import { CommandOp } from '../../src/node/kv-command.js';
 import { KvStateMachine } from '../../src/node/kv-state-machine.js';
 import { confChangeFor, Replica } from '../../src/node/replica.js';
-import { ConfChangeType, EntryType, MemoryStorage, type Ready, Role, SeededRandom } from '../../src/raft/index.js';
+import { systemRuntime } from '../../src/node/runtime.js';
+import { TurnLoop } from '../../src/node/turn-loop.js';
+import { ConfChangeType, EntryType, MemoryStorage, type Message, MessageType, type Ready, Role, SeededRandom } from '../../src/raft/index.js';
 
 /** A one-voter group (replica 1) with a learner (replica 2) that never answers. */
 function oneVoterWithLearner(): Replica {
@@ -34,7 +36,63 @@ function turn(replica: Replica): Ready | undefined {
   return ready;
 }
 
+function message(type: MessageType, fields: Partial<Message>): Message {
+  return { type, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0), ...fields };
+}
+
+/** Lets the turn loop's scheduled turns (setImmediate) and their promises run. */
+async function settle(turns = 5): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 describe('node/turn order: early sends and syncs before applying', () => {
+  it('a leader elected in the turn it granted a pre-vote sends both before its fsync (simulator seed 33764)', async () => {
+    const members = [1, 2, 3].map((replicaId) => ({ replicaId, nodeId: `n${replicaId}` }));
+    const replica = new Replica({
+      shardId: 0,
+      replicaId: 2,
+      storage: new MemoryStorage({ confState: { voters: [1, 2, 3], learners: [] } }),
+      machine: KvStateMachine.bootstrap(members),
+      logger: createSilentLogger(),
+      snapshotIntervalEntries: 10_000,
+      retainedEntries: 1_000,
+      raft: { electionTick: 10, heartbeatTick: 2, preVote: true, checkQuorum: true, random: new SeededRandom(1) },
+    });
+    const sent: Message[] = [];
+    let fatal: unknown;
+    const loop = new TurnLoop({
+      runtime: systemRuntime,
+      sync: () => Promise.resolve(),
+      flush: () => undefined,
+      router: { route: (_replica, sentMessage) => sent.push(sentMessage), isHosted: () => true },
+      events: undefined,
+      onFatal: (error) => {
+        fatal = error;
+      },
+    });
+    const run = async (...inbox: Message[]): Promise<void> => {
+      for (const received of inbox) replica.receive(received);
+      loop.mark(replica);
+      await settle();
+    };
+    // A candidate at term 1, its term and vote durable.
+    replica.control({ kind: 'campaign' });
+    await run();
+    await run(message(MessageType.PreVoteResponse, { term: 1 }));
+    expect(replica.rawNode.role()).to.equal(Role.Candidate);
+    expect(replica.term, 'term 1 durable').to.equal(1);
+    // One turn: replica 3 asks for a pre-vote at term 2 (granted: no leader is known), then
+    // replica 1's vote elects this one. The Ready grants the pre-vote at term 2 and appends
+    // at term 1; the term and vote are unchanged, so it sends before its fsync.
+    sent.length = 0;
+    await run(message(MessageType.PreVote, { from: 3, term: 2 }), message(MessageType.VoteResponse, { term: 1 }));
+    expect(fatal).to.equal(undefined);
+    expect(replica.rawNode.role()).to.equal(Role.Leader);
+    const preVoteAnswer = sent.find((answer) => answer.type === MessageType.PreVoteResponse);
+    expect(preVoteAnswer).to.deep.include({ to: 3, term: 2, reject: false });
+    expect(sent.some((append) => append.type === MessageType.Append && append.term === 1)).to.equal(true);
+  });
+
   it('a leader sends before its fsync only once its term and vote are durable', () => {
     const replica = oneVoterWithLearner();
     replica.control({ kind: 'campaign' });
