@@ -5,37 +5,20 @@
  * voters than the group (found in review of the light turns; cf. etcd-io/etcd#11510).
  */
 import { expect } from 'chai';
-import { createSilentLogger } from '../../src/common/index.js';
 import { KvStateMachine } from '../../src/node/kv-state-machine.js';
-import { confChangeFor, Replica } from '../../src/node/replica.js';
+import { confChangeFor } from '../../src/node/replica.js';
 import { systemRuntime } from '../../src/node/runtime.js';
 import { TurnLoop } from '../../src/node/turn-loop.js';
-import { ConfChangeType, encodeConfChange, type Entry, EntryType, MemoryStorage, type Message, MessageType, SeededRandom } from '../../src/raft/index.js';
+import { ConfChangeType, encodeConfChange, type Entry, EntryType, type Message, MessageType } from '../../src/raft/index.js';
+import { raftMessage, settle, THREE_MEMBERS, threeVoterReplica } from './support/turn-fixtures.js';
 
 const EMPTY = new Uint8Array(0);
-
-function message(type: MessageType, fields: Partial<Message>): Message {
-  return { type, to: 3, from: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, context: EMPTY, ...fields };
-}
-
-/** Lets the turn loop's scheduled turns (setImmediate) and their promises run. */
-async function settle(turns = 5): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
-}
+const message = (type: MessageType, fields: Partial<Message>): Message => raftMessage(type, 3, fields);
 
 describe('node/turn-loop: a light turn and a snapshot', () => {
   it('leaves a snapshot for the full turn while a Ready with a membership change is out', async () => {
-    const members = [1, 2, 3].map((replicaId) => ({ replicaId, nodeId: `n${replicaId}` }));
-    const follower = new Replica({
-      shardId: 0,
-      replicaId: 3,
-      storage: new MemoryStorage({ confState: { voters: [1, 2, 3], learners: [] } }),
-      machine: KvStateMachine.bootstrap(members),
-      logger: createSilentLogger(),
-      snapshotIntervalEntries: 10_000,
-      retainedEntries: 1_000,
-      raft: { electionTick: 10, heartbeatTick: 2, preVote: true, checkQuorum: true, random: new SeededRandom(3) },
-    });
+    const members = THREE_MEMBERS;
+    const follower = threeVoterReplica(3, 3);
     const syncs: (() => void)[] = [];
     let fatal: unknown;
     const loop = new TurnLoop({

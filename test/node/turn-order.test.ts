@@ -9,6 +9,7 @@ import { KvStateMachine } from '../../src/node/kv-state-machine.js';
 import { confChangeFor, Replica } from '../../src/node/replica.js';
 import { systemRuntime } from '../../src/node/runtime.js';
 import { TurnLoop } from '../../src/node/turn-loop.js';
+import { raftMessage, settle, threeVoterReplica } from './support/turn-fixtures.js';
 import { ConfChangeType, EntryType, MemoryStorage, type Message, MessageType, type Ready, Role, SeededRandom } from '../../src/raft/index.js';
 
 /** A one-voter group (replica 1) with a learner (replica 2) that never answers. */
@@ -36,28 +37,11 @@ function turn(replica: Replica): Ready | undefined {
   return ready;
 }
 
-function message(type: MessageType, fields: Partial<Message>): Message {
-  return { type, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0), ...fields };
-}
-
-/** Lets the turn loop's scheduled turns (setImmediate) and their promises run. */
-async function settle(turns = 5): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
-}
+const message = (type: MessageType, fields: Partial<Message>): Message => raftMessage(type, 2, fields);
 
 describe('node/turn order: early sends and syncs before applying', () => {
   it('a leader elected in the turn it granted a pre-vote sends both before its fsync (simulator seed 33764)', async () => {
-    const members = [1, 2, 3].map((replicaId) => ({ replicaId, nodeId: `n${replicaId}` }));
-    const replica = new Replica({
-      shardId: 0,
-      replicaId: 2,
-      storage: new MemoryStorage({ confState: { voters: [1, 2, 3], learners: [] } }),
-      machine: KvStateMachine.bootstrap(members),
-      logger: createSilentLogger(),
-      snapshotIntervalEntries: 10_000,
-      retainedEntries: 1_000,
-      raft: { electionTick: 10, heartbeatTick: 2, preVote: true, checkQuorum: true, random: new SeededRandom(1) },
-    });
+    const replica = threeVoterReplica(2, 1);
     const sent: Message[] = [];
     let fatal: unknown;
     const loop = new TurnLoop({
