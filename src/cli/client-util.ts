@@ -81,7 +81,7 @@ export function failWith(message: string, exitCode: number): void {
   process.exitCode = exitCode;
 }
 
-/** The exit code for a KVError code: 2 bad input, 3 unavailable/timeout/closed, 4 conflict. */
+/** The exit code for a KVError code: 2 bad input, 3 unavailable/timeout/told to back off (RESOURCE_EXHAUSTED)/closed, 4 conflict. */
 export function exitCodeFor(error: KVError): number {
   switch (error.code) {
     case 'INVALID_ARGUMENT':

@@ -45,6 +45,11 @@ export class CallDeadline {
     return this.reason !== undefined;
   }
 
+  /** True once the deadline itself passed (not the caller's signal). */
+  get passed(): boolean {
+    return this.reason === 'deadline';
+  }
+
   /**
    * The TIMEOUT error for this call. A write's error says its outcome is unknown; an explicit abort
    * (not a deadline) is not retryable, since the caller asked to stop (STYLE.md §4: never retry an abort).

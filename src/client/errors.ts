@@ -12,15 +12,19 @@
  *   may not have been applied.
  * - `CONFLICT`: a compare-and-set found another version (`currentVersion` says which).
  * - `CLOSED`: the client was finalized.
+ * - `RESOURCE_EXHAUSTED`: the node kept refusing the request at its admission bounds (too many
+ *   requests or bytes in flight on the node, the connection or the shard) until the deadline;
+ *   the client already backed off and retried. Retry later, with fewer requests in flight. A
+ *   refused attempt was not applied; `outcomeUnknown` says whether an earlier attempt may have been.
  */
-export type KVErrorCode = 'INVALID_ARGUMENT' | 'UNAVAILABLE' | 'TIMEOUT' | 'CONFLICT' | 'CLOSED';
+export type KVErrorCode = 'INVALID_ARGUMENT' | 'UNAVAILABLE' | 'TIMEOUT' | 'CONFLICT' | 'CLOSED' | 'RESOURCE_EXHAUSTED';
 
 /** Every code, for validation and documentation. */
-export const KV_ERROR_CODES: readonly KVErrorCode[] = ['INVALID_ARGUMENT', 'UNAVAILABLE', 'TIMEOUT', 'CONFLICT', 'CLOSED'];
+export const KV_ERROR_CODES: readonly KVErrorCode[] = ['INVALID_ARGUMENT', 'UNAVAILABLE', 'TIMEOUT', 'CONFLICT', 'CLOSED', 'RESOURCE_EXHAUSTED'];
 
 /** Extra facts a {@link KVError} may carry. */
 export interface KVErrorDetails {
-  /** Whether calling again later may succeed; defaults by code (UNAVAILABLE and TIMEOUT are retryable). */
+  /** Whether calling again later may succeed; defaults by code (UNAVAILABLE, TIMEOUT and RESOURCE_EXHAUSTED are retryable). */
   retryable?: boolean;
   /** For CONFLICT: the key's current version, 0 when it is absent. */
   currentVersion?: number;
@@ -49,7 +53,7 @@ export class KVError extends Error {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'KVError';
     this.code = code;
-    this.retryable = details.retryable ?? (code === 'UNAVAILABLE' || code === 'TIMEOUT');
+    this.retryable = details.retryable ?? (code === 'UNAVAILABLE' || code === 'TIMEOUT' || code === 'RESOURCE_EXHAUSTED');
     this.currentVersion = details.currentVersion;
     this.outcomeUnknown = details.outcomeUnknown ?? false;
   }

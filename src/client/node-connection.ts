@@ -6,6 +6,7 @@
  * writes with the same session) and the next request opens a new stream.
  */
 import { credentials, status as GrpcStatus, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { MAX_BATCH_ITEMS } from '../common/index.js';
 import {
   KvServiceClient,
   type BatchRequest,
@@ -37,8 +38,6 @@ export class NodeTransportError extends Error {
   }
 }
 
-/** Most items in one BatchRequest: 256 × ~1 KiB stays far below gRPC's 4 MiB message limit. */
-const MAX_ITEMS_PER_BATCH = 256;
 
 interface Pending {
   request: NodeRequest;
@@ -143,7 +142,7 @@ export class NodeConnection {
         return;
       }
       const stream = this.ensureStream();
-      const chunk = this.queue.splice(0, MAX_ITEMS_PER_BATCH);
+      const chunk = this.queue.splice(0, MAX_BATCH_ITEMS);
       const items: BatchRequestItem[] = [];
       for (const item of chunk) {
         const entry = this.pending.get(item.requestId);

@@ -1,10 +1,13 @@
 /**
  * Routing and retries: key → shard → leader, following NOT_LEADER hints, refreshing the map on
  * WRONG_SHARD or a dead node, and retrying retryable failures with exponential backoff and jitter
- * until the call's deadline. INVALID_ARGUMENT and CONFLICT are never retried. A write is retried only
+ * until the call's deadline. RESOURCE_EXHAUSTED (the node is at its admission bounds) is retried on
+ * the same node after the backoff: it is the leader, only busy. INVALID_ARGUMENT and CONFLICT are
+ * never retried. A write is retried only
  * with its original (clientId, seq), so the node applies it at most once (STYLE.md §4).
  */
 import { shardForKey } from '../common/index.js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { ErrorCode, type Error as NodeError } from '../gen/kvstore/v1/kvstore.js';
 import { backoffDelayMs, sleep, type BackoffPolicy, type CallDeadline } from './deadline.js';
 import { KVError } from './errors.js';
@@ -74,10 +77,15 @@ export class Router {
     let hintHops = 0;
     let maybeDelivered = false;
     let lastError: unknown;
+    /** The last attempt was refused at the node's admission bounds (not applied). */
+    let exhausted = false;
 
     for (;;) {
-      // A write that timed out is reported as of unknown outcome even if it may never have left: conservative, never wrong.
-      if (deadline.expired) throw deadline.timeoutError(operation.name, operation.isWrite, lastError);
+      if (deadline.expired) {
+        if (exhausted && deadline.passed) throw exhaustedError(operation, lastError, maybeDelivered);
+        // A write that timed out is reported as of unknown outcome even if it may never have left: conservative, never wrong.
+        throw deadline.timeoutError(operation.name, operation.isWrite, lastError);
+      }
       if (this.closed) throw new KVError('CLOSED', 'the client was finalized');
       const route = this.map.route(shardId);
       if (target === undefined && route !== undefined) {
@@ -88,6 +96,7 @@ export class Router {
         }
       }
       let backoff = true;
+      exhausted = false;
       if (route === undefined || target === undefined) {
         avoid.clear();
         lastError = new Error(route === undefined ? `shard ${shardId} is not in the map` : `shard ${shardId} has no reachable replica`);
@@ -132,6 +141,9 @@ export class Router {
             case ErrorCode.ERROR_CODE_TIMEOUT:
               maybeDelivered = true;
               break; // the same node again after backoff: it may still be committing
+            case ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED:
+              exhausted = true;
+              break; // refused, not applied: the same node again after backoff
             default: // UNAVAILABLE, unknown codes: this replica cannot serve now
               maybeDelivered ||= operation.isWrite;
               this.map.forgetLeader(shardId, sentTo);
@@ -144,14 +156,21 @@ export class Router {
           maybeDelivered ||= error.maybeDelivered;
           if (deadline.expired) continue; // reported as TIMEOUT at the top of the loop
           lastError = error;
-          this.logger.debug('node unreachable', { address: sentTo, shard: shardId, reason: error.message });
-          this.map.forgetLeader(shardId, sentTo);
-          avoid.add(sentTo);
-          target = undefined;
-          void this.map.refresh();
+          if (error.grpcCode === GrpcStatus.RESOURCE_EXHAUSTED) {
+            // The node ended the call at a bound (too many calls open): busy, not gone; same node after backoff.
+            exhausted = true;
+            this.logger.debug('node refused the call: at its bounds', { address: sentTo, shard: shardId, reason: error.message });
+          } else {
+            this.logger.debug('node unreachable', { address: sentTo, shard: shardId, reason: error.message });
+            this.map.forgetLeader(shardId, sentTo);
+            avoid.add(sentTo);
+            target = undefined;
+            void this.map.refresh();
+          }
         }
       }
       if (this.options.maxRetries !== undefined && retries >= this.options.maxRetries) {
+        if (exhausted) throw exhaustedError(operation, lastError, maybeDelivered);
         throw new KVError('UNAVAILABLE', `${operation.name} failed after ${retries + 1} attempts: ${describe(lastError)}`, {
           outcomeUnknown: operation.isWrite && maybeDelivered,
           cause: lastError,
@@ -209,6 +228,14 @@ function untilAborted(promise: Promise<unknown>, signal: AbortSignal): Promise<v
     };
     signal.addEventListener('abort', done, { once: true });
     void promise.then(done, done);
+  });
+}
+
+/** The error of a call whose last attempt the node refused at its admission bounds. */
+function exhaustedError(operation: Operation<unknown>, lastError: unknown, maybeDelivered: boolean): KVError {
+  return new KVError('RESOURCE_EXHAUSTED', `${operation.name}: the node stayed at its admission bounds, retried with backoff until giving up: ${describe(lastError)}`, {
+    outcomeUnknown: operation.isWrite && maybeDelivered,
+    cause: lastError,
   });
 }
 

@@ -9,6 +9,13 @@ export const MIN_KEY_BYTES = 1;
 export const MAX_KEY_BYTES = 20;
 /** Largest value, in bytes. */
 export const MAX_VALUE_BYTES = 1024;
+/**
+ * Most requests in one `BatchRequest` message. The client splits its queue into messages of at
+ * most this many; a node refuses a larger message whole (every item INVALID_ARGUMENT). With the
+ * key and value limits it bounds the largest legal message, which is what the node's client
+ * service lets in (`src/node/client-limits.ts`).
+ */
+export const MAX_BATCH_ITEMS = 256;
 
 /** A broken limit, as a value: `{ ok: false, message }` names what was wrong and the limit. */
 export type LimitCheck = { ok: true } | { ok: false; message: string };

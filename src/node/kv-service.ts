@@ -1,19 +1,13 @@
 /**
- * The client-facing KvService: unary Get/Put/Delete/Cas and the bidirectional
- * Batch stream. Every request is validated here, whoever sent it, then handed to
- * the local leader replica of its shard; errors say how to recover (NOT_LEADER
- * with the leader's id and address, WRONG_SHARD with the epoch, INVALID_ARGUMENT
- * with the limit).
- *
- * On the Batch stream each item is answered as it completes, and answers that
- * complete in one host turn leave together in one BatchResponse.
+ * The client-facing KvService's requests: every request is validated here, whoever sent it,
+ * then handed to the local leader replica of its shard; errors say how to recover (NOT_LEADER
+ * with the leader's id and address, WRONG_SHARD with the epoch, INVALID_ARGUMENT with the limit,
+ * RESOURCE_EXHAUSTED with the bound that refused it). The gRPC handlers over it — unary calls
+ * and the Batch stream, with their admission control — are `kv-grpc-service.ts`.
  */
-import type { sendUnaryData, ServerDuplexStream, ServerUnaryCall } from '@grpc/grpc-js';
 import { checkKeyBytes, checkValueBytes, shardForKey } from '../common/index.js';
 import {
-  type BatchRequest,
   type BatchRequestItem,
-  type BatchResponse,
   type BatchResponseItem,
   type CasRequest,
   type CasResponse,
@@ -23,7 +17,6 @@ import {
   ErrorCode,
   type GetRequest,
   type GetResponse,
-  type KvServiceServer,
   type PutRequest,
   type PutResponse,
   type Session,
@@ -31,9 +24,11 @@ import {
 import { CommandOp, MAX_CLIENT_ID_BYTES, type WriteRequest } from './kv-command.js';
 import { type AppliedResult, keyString, type SessionRefusal, type WriteResult } from './kv-state-machine.js';
 import { Role } from '../raft/index.js';
+import type { RefusalReason } from './admission.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { RaftHost } from './raft-host.js';
 import type { Replica } from './replica.js';
+import { MAX_REPLICA_WAITING_BYTES, MAX_REPLICA_WAITING_REQUESTS } from './replica-admission.js';
 import type { FailureReason } from './replica-requests.js';
 import type { RequestMetrics } from './request-metrics.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
@@ -51,6 +46,8 @@ export interface KvServiceContext {
   address: string;
   /** True once the node is stopping. */
   closing(): boolean;
+  /** Counts a request a replica refused at its bound (metrics); default: not counted. */
+  refused?(reason: RefusalReason, count?: number): void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -113,7 +110,7 @@ export class KvRequestExecutor {
       if (outcome.kind !== 'cas') return { version: 0, currentVersion: 0 };
       if (outcome.ok) return { version: outcome.version, currentVersion: outcome.version };
       return {
-        error: error(ErrorCode.ERROR_CODE_CONFLICT, `version is ${outcome.currentVersion}, expected ${request.expectedVersion}`),
+        error: kvError(ErrorCode.ERROR_CODE_CONFLICT, `version is ${outcome.currentVersion}, expected ${request.expectedVersion}`),
         version: 0,
         currentVersion: outcome.currentVersion,
       };
@@ -134,11 +131,11 @@ export class KvRequestExecutor {
       done(response);
     };
     if (invalidValue !== undefined) {
-      answer(failure(error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, invalidValue)));
+      answer(failure(kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, invalidValue)));
       return;
     }
     if (session !== undefined && Buffer.byteLength(session.clientId, 'utf8') > MAX_CLIENT_ID_BYTES) {
-      answer(failure(error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `client id is longer than ${MAX_CLIENT_ID_BYTES} bytes`)));
+      answer(failure(kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `client id is longer than ${MAX_CLIENT_ID_BYTES} bytes`)));
       return;
     }
     const located = this.locate(request.key);
@@ -158,14 +155,14 @@ export class KvRequestExecutor {
   /** Validates the key and finds the local leader replica of its shard. */
   private locate(key: Uint8Array): { ok: true; replica: Replica } | { ok: false; error: KvError } {
     const keyCheck = checkKeyBytes(key);
-    if (!keyCheck.ok) return { ok: false, error: error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, keyCheck.message) };
-    if (this.context.closing()) return { ok: false, error: error(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node is shutting down') };
+    if (!keyCheck.ok) return { ok: false, error: kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, keyCheck.message) };
+    if (this.context.closing()) return { ok: false, error: kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node is shutting down') };
     const shardCount = this.context.shardCount();
-    if (shardCount === 0) return { ok: false, error: error(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node does not know the shard count yet') };
+    if (shardCount === 0) return { ok: false, error: kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node does not know the shard count yet') };
     const shardId = shardForKey(key, shardCount);
     const replica = this.context.host.replica(shardId);
     if (replica === undefined || replica.removed) {
-      return { ok: false, error: error(ErrorCode.ERROR_CODE_WRONG_SHARD, `this node holds no replica of shard ${shardId}`) };
+      return { ok: false, error: kvError(ErrorCode.ERROR_CODE_WRONG_SHARD, `this node holds no replica of shard ${shardId}`) };
     }
     if (replica.role !== Role.Leader) return { ok: false, error: this.notLeader(replica) };
     return { ok: true, replica };
@@ -174,7 +171,7 @@ export class KvRequestExecutor {
   private notLeader(replica: Replica): KvError {
     const leaderNodeId = replica.leaderId === 0 ? undefined : replica.nodeIdOf(replica.leaderId);
     if (leaderNodeId === undefined) {
-      return { ...error(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} has no known leader`), epoch: replica.machine.epoch };
+      return { ...kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} has no known leader`), epoch: replica.machine.epoch };
     }
     const leaderAddress = leaderNodeId === this.context.host.nodeId ? this.context.address : this.context.peers.get(leaderNodeId) ?? '';
     return {
@@ -191,13 +188,21 @@ export class KvRequestExecutor {
       case 'NOT_LEADER':
         return this.notLeader(replica);
       case 'DROPPED':
-        return error(ErrorCode.ERROR_CODE_UNAVAILABLE, 'leader changed before the write committed; it was not applied, retry');
+        return kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'leader changed before the write committed; it was not applied, retry');
       case 'TIMEOUT':
-        return error(ErrorCode.ERROR_CODE_TIMEOUT, isWrite
+        return kvError(ErrorCode.ERROR_CODE_TIMEOUT, isWrite
           ? 'write did not apply in time: its outcome is unknown (retry within the same session)'
           : 'read could not be confirmed in time');
       case 'UNAVAILABLE':
-        return error(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} cannot serve now`);
+        return kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} cannot serve now`);
+      case 'REPLICA_REQUESTS_FULL':
+        this.context.refused?.('replica_requests');
+        return kvError(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED,
+          `shard ${replica.shardId}'s leader holds ${MAX_REPLICA_WAITING_REQUESTS} waiting requests, its limit: not applied; back off and retry`);
+      case 'REPLICA_BYTES_FULL':
+        this.context.refused?.('replica_bytes');
+        return kvError(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED,
+          `shard ${replica.shardId}'s leader holds ${MAX_REPLICA_WAITING_BYTES} bytes of waiting requests, its limit: not applied; back off and retry`);
     }
   }
 
@@ -218,11 +223,25 @@ export class KvRequestExecutor {
       case 'cas':
         this.cas(op.value, (value) => done({ requestId, result: { $case: 'cas', value } }));
         return;
-      case undefined: {
-        const value = { error: error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, 'batch item has no operation'), found: false, value: EMPTY, version: 0 };
-        done({ requestId, result: { $case: 'get', value } });
-      }
+      case undefined:
+        done(errorItem(item, kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, 'batch item has no operation')));
     }
+  }
+}
+
+/** The answer to a Batch item that fails with `failure` without running (refused, or invalid). */
+export function errorItem(item: BatchRequestItem, failure: KvError): BatchResponseItem {
+  const requestId = item.requestId;
+  switch (item.op?.$case) {
+    case 'put':
+      return { requestId, result: { $case: 'put', value: { error: failure, version: 0 } } };
+    case 'delete':
+      return { requestId, result: { $case: 'delete', value: { error: failure, existed: false } } };
+    case 'cas':
+      return { requestId, result: { $case: 'cas', value: { error: failure, version: 0, currentVersion: 0 } } };
+    case 'get':
+    case undefined:
+      return { requestId, result: { $case: 'get', value: { error: failure, found: false, value: EMPTY, version: 0 } } };
   }
 }
 
@@ -239,89 +258,24 @@ function isRefusal(result: WriteResult): result is SessionRefusal {
 export function refusalError(shardId: number, refusal: SessionRefusal): KvError {
   switch (refusal.kind) {
     case 'session-expired':
-      return error(ErrorCode.ERROR_CODE_TIMEOUT,
+      return kvError(ErrorCode.ERROR_CODE_TIMEOUT,
         `session expired: shard ${shardId} no longer remembers seq ${refusal.seq} of this client id, so this retry was not applied; ` +
         'an earlier attempt may have been: the outcome is unknown');
     case 'session-mismatch':
-      return error(ErrorCode.ERROR_CODE_INVALID_ARGUMENT,
+      return kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT,
         `retry does not match the write recorded for seq ${refusal.seq} of this client id (${refusal.mismatch}); not applied: ` +
         'a retry must resend the same write, a new write needs a new seq');
     case 'sessions-full':
-      return error(ErrorCode.ERROR_CODE_UNAVAILABLE,
+      return kvError(ErrorCode.ERROR_CODE_UNAVAILABLE,
         `shard ${shardId} holds ${refusal.limit} client sessions, all active in the last minutes; this write was not applied, retry later`);
   }
 }
 
-function error(code: ErrorCode, message: string): KvError {
+/** An error of `code` with `message` and no leader hint. */
+export function kvError(code: ErrorCode, message: string): KvError {
   return { code, message, leaderNodeId: '', leaderAddress: '', epoch: 0 };
 }
 
 function sessionOf(session: Session | undefined): { session?: { clientId: string; seq: number } } {
   return session === undefined || session.clientId === '' ? {} : { session: { clientId: session.clientId, seq: session.seq } };
-}
-
-/** The gRPC implementation of KvService over an executor. */
-export function kvService(executor: KvRequestExecutor): KvServiceServer {
-  const unary = <Req, Res>(run: (request: Req, done: Done<Res>) => void) =>
-    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      run(call.request, (response) => callback(null, response));
-    };
-  return {
-    get: unary((request: GetRequest, done: Done<GetResponse>) => executor.get(request, done)),
-    put: unary((request: PutRequest, done: Done<PutResponse>) => executor.put(request, done)),
-    delete: unary((request: DeleteRequest, done: Done<DeleteResponse>) => executor.delete(request, done)),
-    cas: unary((request: CasRequest, done: Done<CasResponse>) => executor.cas(request, done)),
-    batch: (call: ServerDuplexStream<BatchRequest, BatchResponse>) => serveBatch(call, executor),
-  };
-}
-
-function serveBatch(call: ServerDuplexStream<BatchRequest, BatchResponse>, executor: KvRequestExecutor): void {
-  let outbox: BatchResponseItem[] = [];
-  let flushScheduled = false;
-  let inFlight = 0;
-  let inputEnded = false;
-  let finished = false;
-
-  const finish = (): void => {
-    if (finished) return;
-    finished = true;
-    call.end();
-  };
-  const flush = (): void => {
-    flushScheduled = false;
-    if (finished || outbox.length === 0) return;
-    const items = outbox;
-    outbox = [];
-    // Read on demand: stop taking requests while the client does not take answers.
-    if (!call.write({ items })) {
-      call.pause();
-      call.once('drain', () => call.resume());
-    }
-    if (inputEnded && inFlight === 0) finish();
-  };
-  const answer = (item: BatchResponseItem): void => {
-    inFlight -= 1;
-    if (finished) return;
-    outbox.push(item);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
-  };
-  call.on('data', (request: BatchRequest) => {
-    for (const item of request.items) {
-      inFlight += 1;
-      executor.item(item, answer);
-    }
-  });
-  call.on('end', () => {
-    inputEnded = true;
-    if (inFlight === 0 && !flushScheduled) finish();
-  });
-  call.on('cancelled', () => {
-    finished = true;
-  });
-  call.on('error', () => {
-    finished = true;
-  });
 }

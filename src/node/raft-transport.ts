@@ -16,6 +16,7 @@ import type { RaftMessage, SendRequest } from '../gen/kvstore/v1/raft.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { PeerLinks, PeerStream } from './peer-links.js';
 import type { NodeRuntime } from './runtime.js';
+import { splitBySize } from './server-limits.js';
 import { snapshotChecksum } from './snapshot-check.js';
 
 /** Receives what peers send; implemented by the host, which checks all of it first (`inbound-gate.ts`). */
@@ -112,12 +113,15 @@ export class RaftTransport {
     this.dirty.add(connection);
   }
 
-  /** Writes one `SendRequest` per peer with everything queued since the last flush. */
+  /**
+   * Writes one `SendRequest` per peer with everything queued since the last flush — several
+   * when it holds more than ~1 MiB, so none nears the peer's receive limit (`server-limits.ts`).
+   */
   flush(): void {
     for (const connection of this.dirty) {
       const messages = connection.outgoing;
       connection.outgoing = [];
-      if (messages.length > 0) this.write(connection, messages);
+      if (messages.length > 0) for (const run of splitBySize(messages)) this.write(connection, run);
     }
     this.dirty.clear();
   }

@@ -13,7 +13,11 @@ export type FailureReason =
   /** No answer within the deadline: for a write the outcome is unknown. */
   | 'TIMEOUT'
   /** The replica is stopping, was removed, or cannot take proposals now. */
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  /** The replica holds as many waiting requests as it admits (`replica-admission.ts`): not applied; back off. */
+  | 'REPLICA_REQUESTS_FULL'
+  /** The replica holds as many waiting request bytes as it admits: not applied; back off. */
+  | 'REPLICA_BYTES_FULL';
 
 /** The outcome of a write. */
 export type WriteOutcome = { ok: true; result: WriteResult } | { ok: false; reason: FailureReason };

@@ -28,10 +28,12 @@ import {
   Role,
   type WritableStorage,
 } from '../raft/index.js';
+import { requestBytes } from './admission.js';
 import { encodeCommand, type WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import { LogClock } from './log-clock.js';
 import type { ReplicaEvents } from './node-metrics.js';
+import { ReplicaAdmission } from './replica-admission.js';
 import { LeaderPromise, ReadPath } from './replica-reads.js';
 import { type FailureReason, type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type WriteOutcome } from './replica-requests.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
@@ -77,6 +79,8 @@ export interface ReplicaOptions {
    * `voteGuardMs`, since a promise made before the crash lived only in memory.
    */
   recovered?: boolean;
+  /** Bounds its waiting requests. Default: the `replica-admission.ts` constants. */
+  admission?: ReplicaAdmission;
 }
 
 interface PendingWrite {
@@ -139,6 +143,8 @@ export class Replica {
   /** Proposed writes by log index, in proposal order. */
   private readonly pendingWrites = new Map<number, PendingWrite>();
   private readonly reads: ReadPath;
+  /** Bounds the writes and reads waiting here (queued, proposed, or waiting for a read round). */
+  private readonly admission: ReplicaAdmission;
   /** Stamps proposals with log time: monotonic time since the log time this leader knew, not its wall clock as is. */
   private readonly logClock = new LogClock();
   private snapshotIndex: number;
@@ -162,6 +168,7 @@ export class Replica {
     this.retainedEntries = options.retainedEntries;
     this.events = options.events;
     this.leaseMs = options.leaseMs ?? 0;
+    this.admission = options.admission ?? new ReplicaAdmission();
     this.promise = new LeaderPromise(options.voteGuardMs ?? 0, this.runtime.monotonicMs(), options.recovered === true);
     const snapshot = options.storage.snapshot();
     this.snapshotIndex = snapshot.ok ? snapshot.value.metadata.index : 0;
@@ -206,14 +213,28 @@ export class Replica {
     this.inbox.push(message);
   }
 
-  /** Queues a write; the callback gets the result once its entry applies. */
+  /**
+   * Queues a write; the callback gets the result once its entry applies, or at once when the
+   * replica holds as many waiting requests as it admits (`replica-admission.ts`).
+   */
   write(request: WriteRequest, callback: WriteCallback): void {
-    this.queuedWrites.push({ request, callback, deadlineMs: this.runtime.monotonicMs() + REQUEST_TIMEOUT_MS });
+    const value = 'value' in request ? request.value.length : 0;
+    const admitted = this.admission.admit(requestBytes(request.key.length, value, request.session?.clientId.length ?? 0), callback);
+    if (typeof admitted === 'string') {
+      callback({ ok: false, reason: admitted === 'replica_requests' ? 'REPLICA_REQUESTS_FULL' : 'REPLICA_BYTES_FULL' });
+      return;
+    }
+    this.queuedWrites.push({ request, callback: admitted, deadlineMs: this.runtime.monotonicMs() + REQUEST_TIMEOUT_MS });
   }
 
-  /** Queues a linearizable read of `key` (latin1 key string). */
+  /** Queues a linearizable read of `key` (latin1 key string); refused at once like a write past the bound. */
   read(key: string, callback: ReadCallback): void {
-    this.reads.queue(key, callback);
+    const admitted = this.admission.admit(requestBytes(key.length), callback);
+    if (typeof admitted === 'string') {
+      callback({ ok: false, reason: admitted === 'replica_requests' ? 'REPLICA_REQUESTS_FULL' : 'REPLICA_BYTES_FULL' });
+      return;
+    }
+    this.reads.queue(key, admitted);
   }
 
   /** Queues a control action (placement command or transport report). */
@@ -619,6 +640,11 @@ export class Replica {
   /** Number of writes and reads waiting for an answer (tests, metrics). */
   get waitingRequests(): number {
     return this.pendingWrites.size + this.queuedWrites.length + this.reads.waiting;
+  }
+
+  /** Requests and request bytes counted against this replica's bound (tests, metrics). */
+  get admitted(): { requests: number; bytes: number } {
+    return { requests: this.admission.requests, bytes: this.admission.bytes };
   }
 }
 

@@ -9,8 +9,9 @@
  * counter increment and one histogram bucket search.
  * @internal
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { ErrorCode } from '../gen/kvstore/v1/kvstore.js';
+import { REFUSAL_REASONS, type RefusalReason } from './admission.js';
 import { CommandOp } from './kv-command.js';
 
 /** Latencies kept per interval; beyond it, a uniform reservoir sample keeps the p99 honest. */
@@ -57,12 +58,23 @@ export class RequestMetrics {
   readonly totals = { ok: 0, failed: 0 };
   private readonly requests: Counter<'op' | 'code'>;
   private readonly latency: Histogram<'op'>;
+  private readonly refusals: Counter<'reason'>;
+  private readonly registry: Registry;
   /** Cached counter children by op name, then code name. */
   private readonly requestChildren = new Map<string, ReturnType<Counter<'op' | 'code'>['labels']>>();
   private readonly latencyChildren = new Map<OpName, ReturnType<Histogram<'op'>['labels']>>();
 
   /** Registers `kvstore_node_requests_total` and `kvstore_node_request_duration_seconds` on `registry`. */
   constructor(registry: Registry) {
+    this.registry = registry;
+    this.refusals = new Counter({
+      name: 'kvstore_node_requests_refused_total',
+      help: 'Client requests refused at an admission bound, by the bound (admission.ts): answered RESOURCE_EXHAUSTED ' +
+        '(batch_items: INVALID_ARGUMENT; node_calls and message_bytes: a whole call ended)',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    for (const reason of REFUSAL_REASONS) this.refusals.inc({ reason }, 0);
     this.requests = new Counter({
       name: 'kvstore_node_requests_total',
       help: 'Client requests answered by this node, by operation and result code (OK or the error code)',
@@ -107,6 +119,24 @@ export class RequestMetrics {
       const slot = Math.floor(Math.random() * this.count);
       if (slot < RESERVOIR_SIZE) this.samples[slot] = latencyMs;
     }
+  }
+
+  /** Counts `count` requests refused for `reason`. */
+  refused(reason: RefusalReason, count = 1): void {
+    this.refusals.inc({ reason }, count);
+  }
+
+  /**
+   * Exposes what admission control holds now: `kvstore_node_admitted_requests`,
+   * `kvstore_node_admitted_request_bytes` and `kvstore_node_client_calls`.
+   */
+  observeAdmission(usage: () => { requests: number; bytes: number; calls: number }): void {
+    const gauge = (name: string, help: string, read: (current: { requests: number; bytes: number; calls: number }) => number): void => {
+      new Gauge({ name, help, registers: [this.registry], collect() { this.set(read(usage())); } });
+    };
+    gauge('kvstore_node_admitted_requests', 'Client requests in flight on this node (admitted, not yet answered)', (current) => current.requests);
+    gauge('kvstore_node_admitted_request_bytes', 'Bytes charged for the client requests in flight (key, value, client id, 256 overhead each)', (current) => current.bytes);
+    gauge('kvstore_node_client_calls', 'Client calls (Batch streams and unary calls) open on this node', (current) => current.calls);
   }
 
   /** Rate and p99 since the previous call; starts a new interval. */

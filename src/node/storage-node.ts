@@ -6,7 +6,6 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import { loadHasher, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
-import { KvServiceService } from '../gen/kvstore/v1/kvstore.js';
 import {
   type HeartbeatRequest,
   type HeartbeatResponse,
@@ -15,15 +14,20 @@ import {
   type ReplicaStatus,
 } from '../gen/kvstore/v1/manager.js';
 import { Role } from '../raft/index.js';
-import { KvRequestExecutor, kvService } from './kv-service.js';
+import { AdmissionControl, DEFAULT_ADMISSION_LIMITS, type RefusalReason } from './admission.js';
+import { clientCallInterceptor, KV_SERVICE } from './client-limits.js';
+import { kvGrpcService } from './kv-grpc-service.js';
+import { KvRequestExecutor } from './kv-service.js';
 import { ManagerClient } from './manager-client.js';
 import { NodeMetrics, nodeReadiness, type RaftHostEvents } from './node-metrics.js';
 import { NodeStateFile } from './node-state.js';
 import { PeerDirectory } from './peer-directory.js';
 import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
 import { RAFT_CHANNEL_OPTIONS, RAFT_SERVICE, raftService } from './grpc-peer-links.js';
+import { RefusalLog } from './refusal-log.js';
 import type { Replica } from './replica.js';
 import { MemoryStorageProvider, type ReplicaStorageProvider, WalStorageProvider } from './replica-storage.js';
+import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from './server-limits.js';
 
 /** How to run a storage node. */
 export interface StorageNodeOptions {
@@ -71,6 +75,8 @@ export class StorageNode {
   readonly host: RaftHost;
   /** Prometheus registry, request metrics and event counters (exposed for tests). */
   readonly metrics = new NodeMetrics();
+  /** Client requests and calls in flight against their bounds (`admission.ts`; exposed for tests). */
+  readonly admission: AdmissionControl;
   private manager: ManagerClient | undefined;
   private metricsServer: MetricsServer | undefined;
   private closing = false;
@@ -82,12 +88,14 @@ export class StorageNode {
     private readonly state: NodeStateFile,
     private readonly peers: PeerDirectory,
     storage: ReplicaStorageProvider,
+    admission: AdmissionControl,
     /** The bound gRPC port. */
     readonly port: number,
     /** The address peers and clients use. */
     readonly address: string,
   ) {
     const logger = options.logger.child({ component: 'node', node: options.nodeId });
+    this.admission = admission;
     this.host = new RaftHost({
       nodeId: options.nodeId,
       logger,
@@ -142,7 +150,15 @@ export class StorageNode {
         error: (event, fields) => logger.error(event, fields),
       });
     const listenHost = options.host ?? '127.0.0.1';
-    const server = new Server(RAFT_CHANNEL_OPTIONS);
+    // Refusals are counted and logged once the node's metrics exist; none can come before it serves.
+    let refused = (_reason: RefusalReason, _count?: number): void => undefined;
+    const admission = new AdmissionControl(DEFAULT_ADMISSION_LIMITS, (reason) => refused(reason));
+    const server = new Server({
+      ...RAFT_CHANNEL_OPTIONS,
+      // One receive limit for both services: what Raft needs; the client service's own are checked before decoding.
+      'grpc.max_receive_message_length': SERVER_MAX_RECEIVE_MESSAGE_BYTES,
+      interceptors: [clientCallInterceptor(admission, (reason) => refused(reason))],
+    });
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(`${listenHost}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) => {
         if (error !== null) reject(error);
@@ -150,7 +166,10 @@ export class StorageNode {
       });
     });
     const address = options.advertise ?? `${listenHost}:${port}`;
-    const node = new StorageNode(options, server, state, peers, storage, port, address);
+    const node = new StorageNode(options, server, state, peers, storage, admission, port, address);
+    const refusalLog = new RefusalLog((reason, count) => node.metrics.requests.refused(reason, count), logger);
+    refused = (reason, count) => refusalLog.refused(reason, count);
+    node.metrics.requests.observeAdmission(() => admission.usage);
     const executor = new KvRequestExecutor({
       host: node.host,
       peers,
@@ -158,8 +177,9 @@ export class StorageNode {
       address,
       shardCount: () => state.shardCount,
       closing: () => node.closing,
+      refused,
     });
-    server.addService(KvServiceService, kvService(executor));
+    server.addService(KV_SERVICE, kvGrpcService(executor, { admission, refused }));
     server.addService(RAFT_SERVICE, raftService(node.host, logger));
     node.host.start();
     if (options.metricsPort !== undefined) {

@@ -142,6 +142,39 @@ describe('client/KVClient against fake servers', function () {
     expect(store.applied).to.equal(1);
   });
 
+  it('backs off and retries RESOURCE_EXHAUSTED on the same node, which is the leader', async () => {
+    let refusals = 0;
+    nodeA.hook = (op) => {
+      if (refusals < 3) {
+        refusals++;
+        return errorResult(op, nodeError(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, 'this node has 16384 requests in flight'));
+      }
+      return undefined;
+    };
+    const kv = client();
+    const started = Date.now();
+    await kv.put('k', 'v');
+    expect(nodeA.received.filter((op) => op.$case === 'put'), 'three refused, the fourth applied, all on a').to.have.length(4);
+    expect(nodeB.received, 'a refusal is not a reason to go elsewhere').to.have.length(0);
+    expect(store.applied).to.equal(1);
+    // Backoff 10 ms doubling with equal jitter: at least 5 + 10 + 20 ms before the fourth attempt.
+    expect(Date.now() - started).to.be.at.least(35);
+  });
+
+  it('gives up with a retryable RESOURCE_EXHAUSTED at the deadline when the node keeps refusing', async () => {
+    nodeA.hook = (op) => errorResult(op, nodeError(ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED, 'this node has 16384 requests in flight'));
+    const kv = client();
+    await kv.init();
+    const write = await rejection(kv.put('k', 'v', { timeoutMs: 300 }));
+    expect(write.code).to.equal('RESOURCE_EXHAUSTED');
+    expect(write.retryable).to.equal(true);
+    expect(write.outcomeUnknown, 'every attempt was refused, so it was not applied').to.equal(false);
+    expect(write.message).to.contain('16384 requests in flight');
+    expect(store.applied).to.equal(0);
+    const limited = await rejection(client({ maxRetries: 2 }).get('k'));
+    expect(limited.code).to.equal('RESOURCE_EXHAUSTED');
+  });
+
   it('never retries INVALID_ARGUMENT or CONFLICT', async () => {
     nodeA.hook = (op) => (op.$case === 'put' ? errorResult(op, nodeError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, 'value is 2000 bytes: the limit is 1024 bytes')) : undefined);
     const kv = client();

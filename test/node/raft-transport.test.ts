@@ -97,6 +97,21 @@ describe('node/raft-transport', () => {
     expect(t.stats).to.deep.include({ batches: 2, messages: 74, dropped: 0 });
   });
 
+  it('splits a turn of 8 MiB to one peer into SendRequests that a server with gRPC\'s default 4 MiB limit takes', async () => {
+    const t = transport as RaftTransport;
+    // Eight groups each sending a 1 MiB append in one turn (this test's server takes at most 4 MiB).
+    const append = (shardId: number): RaftMessage => ({
+      ...heartbeat(shardId, shardId + 1), type: RaftMessageType.RAFT_MESSAGE_TYPE_APPEND,
+      entries: Array.from({ length: 16 }, (_unused, i) => ({ term: 1, index: i + 1, type: 0, data: Buffer.alloc(64 * 1024, shardId) })),
+    });
+    for (let shard = 0; shard < 8; shard++) t.send('peer', append(shard));
+    t.flush();
+    await waitFor('every append', () => received.reduce((sum, request) => sum + request.messages.length, 0) === 8);
+    expect(received.length, 'one SendRequest per append, none past the limit').to.equal(8);
+    expect(received.flatMap((request) => request.messages.map((message) => message.shardId))).to.deep.equal([...Array(8).keys()]);
+    expect(t.stats).to.deep.include({ batches: 8, messages: 8, dropped: 0 });
+  });
+
   it('drops messages to a peer with no address and reports them unreachable', () => {
     const t = transport as RaftTransport;
     unreachable.length = 0;

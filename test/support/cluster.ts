@@ -170,6 +170,14 @@ export class TestCluster {
     return `127.0.0.1:${managed.args[index + 1]}`;
   }
 
+  /** The node's metrics (HTTP) port. */
+  nodeMetricsPort(id: string): number {
+    const managed = this.nodeProcesses.get(id);
+    const index = managed?.args.indexOf('--metrics-port') ?? -1;
+    if (managed === undefined || index < 0) throw new Error(`no node ${id}`);
+    return Number(managed.args[index + 1]);
+  }
+
   /** The PID of a running node, or undefined. */
   nodePid(id: string): number | undefined {
     const child = this.nodeProcesses.get(id)?.child;

@@ -40,6 +40,11 @@ export enum ErrorCode {
   ERROR_CODE_CONFLICT = 5,
   /** ERROR_CODE_TIMEOUT - The node gave up waiting; for a write the outcome is unknown. */
   ERROR_CODE_TIMEOUT = 6,
+  /**
+   * ERROR_CODE_RESOURCE_EXHAUSTED - The node (or this connection, or the shard's replica) has as many requests in flight or
+   * bytes queued as it admits; this request was not applied. Back off and retry the same node.
+   */
+  ERROR_CODE_RESOURCE_EXHAUSTED = 7,
   UNRECOGNIZED = -1,
 }
 
@@ -66,6 +71,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 6:
     case "ERROR_CODE_TIMEOUT":
       return ErrorCode.ERROR_CODE_TIMEOUT;
+    case 7:
+    case "ERROR_CODE_RESOURCE_EXHAUSTED":
+      return ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -89,6 +97,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_CONFLICT";
     case ErrorCode.ERROR_CODE_TIMEOUT:
       return "ERROR_CODE_TIMEOUT";
+    case ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED:
+      return "ERROR_CODE_RESOURCE_EXHAUSTED";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -188,7 +198,10 @@ export interface BatchResponseItem {
     | undefined;
 }
 
-/** BatchRequest carries many requests; each is answered as it completes. */
+/**
+ * BatchRequest carries many requests; each is answered as it completes. It holds at most
+ * 256 items (MAX_BATCH_ITEMS); a node refuses a larger message whole.
+ */
 export interface BatchRequest {
   items: BatchRequestItem[];
 }
