@@ -179,7 +179,12 @@ export class Router {
       retries++;
       if (backoff) {
         hintHops = 0;
-        await sleep(Math.min(backoffDelayMs(backoffAttempt++, this.options.backoff), deadline.remainingMs()), deadline.signal);
+        const delayMs = backoffDelayMs(backoffAttempt++, this.options.backoff);
+        // A node busy at its bounds gets no attempt squeezed into the call's last moments: it would
+        // only add load, and its answer could not come back in time (the call would end TIMEOUT,
+        // of unknown outcome, instead of the refusal it almost certainly is).
+        if (exhausted && deadline.remainingMs() < delayMs + MIN_ATTEMPT_AFTER_REFUSAL_MS) throw exhaustedError(operation, lastError, maybeDelivered);
+        await sleep(Math.min(delayMs, deadline.remainingMs()), deadline.signal);
       }
     }
   }
@@ -230,6 +235,9 @@ function untilAborted(promise: Promise<unknown>, signal: AbortSignal): Promise<v
     void promise.then(done, done);
   });
 }
+
+/** Least time left for which a call retries a node that refused it at its admission bounds. */
+const MIN_ATTEMPT_AFTER_REFUSAL_MS = 100;
 
 /** The error of a call whose last attempt the node refused at its admission bounds. */
 function exhaustedError(operation: Operation<unknown>, lastError: unknown, maybeDelivered: boolean): KVError {
