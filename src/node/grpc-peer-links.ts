@@ -11,6 +11,7 @@ import {
   type sendUnaryData,
   type ServerReadableStream,
   type ServiceError,
+  status as Status,
 } from '@grpc/grpc-js';
 import type { Logger } from '../common/index.js';
 import {
@@ -24,6 +25,7 @@ import {
   type SendSnapshotResponse,
 } from '../gen/kvstore/v1/raft.js';
 import type { OutgoingSnapshot, PeerLinks, PeerStream, PeerStreamEvents } from './peer-links.js';
+import type { SnapshotSpool, SpooledReception } from './snapshot-spool.js';
 import type { TransportReceiver } from './raft-transport.js';
 import { decodeSendRequest, encodeSendRequest } from './send-request-codec.js';
 
@@ -38,14 +40,12 @@ export const RAFT_SERVICE = {
 
 const RaftClient = makeGenericClientConstructor(RAFT_SERVICE, 'kvstore.v1.RaftService') as unknown as typeof RaftServiceClient;
 
-/** Largest snapshot a node accepts (bytes). */
-const MAX_SNAPSHOT_BYTES = 1 << 30;
 /**
- * Most snapshot bytes a node holds while receiving, over all its snapshot streams: a peer
- * that opens many streams at once must not exhaust memory. One largest snapshot fits; a
- * stream past the bound is refused, and its sender retries later.
+ * A snapshot stream that sends neither a chunk nor its end for this long is refused and
+ * gives its receive slot back. A correct sender streams without pause (the receiver's flow control is what
+ * holds it, and a chunk's write takes milliseconds).
  */
-const MAX_RECEIVING_SNAPSHOT_BYTES = MAX_SNAPSHOT_BYTES;
+const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
 
 /** gRPC channel options shared by the node's server and its peer clients. */
 export const RAFT_CHANNEL_OPTIONS = {
@@ -142,11 +142,12 @@ export class GrpcPeerLinks implements PeerLinks {
 
 /**
  * The server side of `RaftService`: routes every received message to `receiver`, and each
- * whole snapshot, whose answer says whether `receiver` accepted it.
+ * whole snapshot, whose answer says whether `receiver` accepted it. A snapshot's chunks go
+ * to `spool` as they arrive (`snapshot-spool.ts`): the stream is paused while a chunk is
+ * written, so gRPC's flow control holds the sender back and a transfer holds one chunk in
+ * memory. Past the spool's concurrent streams the new one is refused (the sender retries).
  */
-export function raftService(receiver: TransportReceiver, logger: Logger): RaftServiceServer {
-  /** Snapshot bytes held by the streams being received (bounded by MAX_RECEIVING_SNAPSHOT_BYTES). */
-  let receivingBytes = 0;
+export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, logger: Logger): RaftServiceServer {
   return {
     send: (call: ServerReadableStream<SendRequest, SendResponse>, callback: sendUnaryData<SendResponse>) => {
       call.on('data', (request: SendRequest) => {
@@ -161,57 +162,111 @@ export function raftService(receiver: TransportReceiver, logger: Logger): RaftSe
       let fromNodeId: string | undefined;
       let dataCrc32c: number | undefined;
       let complete = false;
-      let refused = false;
-      let totalBytes = 0;
-      let chunks: Buffer[] = [];
-      const release = (): void => {
-        receivingBytes -= totalBytes;
-        totalBytes = 0;
-        chunks = [];
+      let ended = false;
+      /** The call was cancelled or failed: its reception is aborted, nothing more is answered or logged. */
+      let gone = false;
+      let reception: SpooledReception | undefined;
+      /** A stream that stops sending gives its slot back: a peer cannot hold them all by going quiet. */
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const stopIdleTimer = (): void => {
+        if (idle !== undefined) clearTimeout(idle);
+        idle = undefined;
+      };
+      /** The chunk being written: 'end' waits for it. */
+      let writing: Promise<void> = Promise.resolve();
+      const answer = (accepted: boolean): void => {
+        stopIdleTimer();
+        if (ended) return;
+        ended = true;
+        callback(null, { accepted });
+      };
+      /** Answers with an error status at once; the rest of the stream is read and ignored. */
+      const refuse = (detail: string | undefined, code: Status, message: string): void => {
+        stopIdleTimer();
+        if (ended) return;
+        ended = true;
+        void reception?.abort();
+        if (detail !== undefined) receiver.refuseSnapshotStream(fromNodeId ?? '', detail);
+        call.resume();
+        callback({ code, details: message });
       };
       call.on('data', (request: SendSnapshotRequest) => {
-        if (complete || refused) return; // nothing counts after the last chunk
+        if (complete || ended) return; // nothing counts after the last chunk
         if (header === undefined && request.message !== undefined) {
           header = request.message;
           fromNodeId = request.fromNodeId;
           dataCrc32c = request.dataCrc32c;
         }
         fromNodeId ??= request.fromNodeId;
-        totalBytes += request.chunk.length;
-        receivingBytes += request.chunk.length;
-        if (totalBytes > MAX_SNAPSHOT_BYTES || receivingBytes > MAX_RECEIVING_SNAPSHOT_BYTES) {
-          if (totalBytes > MAX_SNAPSHOT_BYTES) {
-            receiver.refuseSnapshotStream(fromNodeId, `snapshot stream past ${MAX_SNAPSHOT_BYTES} bytes`);
-          } else {
-            // Routine under load (several large snapshots at once): the sender retries later.
-            logger.debug('snapshot stream refused: too many bytes being received', { peer: fromNodeId.slice(0, 64), bytes: totalBytes, receivingBytes });
+        if (reception === undefined) {
+          reception = spool.begin();
+          if (reception === undefined) {
+            // Routine while several replicas move at once: the sender retries later.
+            logger.debug('snapshot stream refused: too many being received', { peer: fromNodeId.slice(0, 64), receiving: spool.active });
+            refuse(undefined, Status.RESOURCE_EXHAUSTED, `too many snapshots being received (limit ${spool.maxReceiving})`);
+            return;
           }
-          refused = true;
-          release();
-          call.destroy(new Error(`snapshot larger than ${MAX_SNAPSHOT_BYTES} bytes, or too many being received`));
-          return;
         }
-        chunks.push(request.chunk);
         if (request.last) complete = true;
+        stopIdleTimer();
+        const target = reception;
+        call.pause();
+        writing = writing.then(() => target.append(request.chunk)).then(
+          () => {
+            if (gone || ended) return;
+            call.resume();
+            // Counted from here: the time this node took to write the chunk is not the peer's.
+            stopIdleTimer();
+            idle = setTimeout(() => {
+              logger.debug('snapshot stream refused: it went quiet', { peer: (fromNodeId ?? '').slice(0, 64), ms: SNAPSHOT_IDLE_TIMEOUT_MS });
+              refuse(undefined, Status.DEADLINE_EXCEEDED, `no snapshot chunk or end for ${SNAPSHOT_IDLE_TIMEOUT_MS} ms`);
+            }, SNAPSHOT_IDLE_TIMEOUT_MS);
+            idle.unref();
+          },
+          (error: unknown) => {
+            if (gone || ended) return;
+            const detail = error instanceof Error ? error.message : String(error);
+            const tooLarge = detail.startsWith('snapshot stream past');
+            if (!tooLarge) logger.warn('snapshot spool write failed', { peer: (fromNodeId ?? '').slice(0, 64), error: detail });
+            refuse(tooLarge ? detail : undefined, tooLarge ? Status.INVALID_ARGUMENT : Status.UNAVAILABLE, detail);
+          },
+        );
       });
       call.on('end', () => {
-        if (refused || header === undefined || !complete) {
-          release();
-          if (!refused) receiver.refuseSnapshotStream(fromNodeId ?? '', header === undefined ? 'snapshot stream ended without its header' : 'snapshot stream ended without its last chunk');
-          callback(null, { accepted: false });
-          return;
-        }
-        const data = Buffer.concat(chunks, totalBytes);
-        release();
-        callback(null, { accepted: receiver.deliverSnapshot(fromNodeId ?? '', header, data, dataCrc32c) });
+        stopIdleTimer();
+        void writing.then(async () => {
+          if (ended) return;
+          if (header === undefined || !complete || reception === undefined) {
+            void reception?.abort();
+            receiver.refuseSnapshotStream(fromNodeId ?? '', header === undefined ? 'snapshot stream ended without its header' : 'snapshot stream ended without its last chunk');
+            answer(false);
+            return;
+          }
+          let data: Buffer;
+          try {
+            data = await reception.finish();
+          } catch (error) {
+            logger.debug('snapshot spool read failed', { peer: (fromNodeId ?? '').slice(0, 64), error: error instanceof Error ? error.message : String(error) });
+            answer(false);
+            return;
+          }
+          if (!ended) answer(receiver.deliverSnapshot(fromNodeId ?? '', header, data, dataCrc32c));
+        });
       });
+      const teardown = (): void => {
+        gone = true;
+        stopIdleTimer();
+        void reception?.abort();
+      };
       call.on('error', (error: Error) => {
-        release();
+        teardown();
         logger.debug('snapshot stream failed', { error: error.message });
       });
-      // A stream cancelled or torn down without 'end' or 'error' must give its bytes back too.
-      call.on('cancelled', release);
-      call.on('close', release);
+      // A stream cancelled or torn down without 'end' or 'error' must give its slot back too.
+      call.on('cancelled', teardown);
+      call.on('close', () => {
+        if (!complete || ended) teardown();
+      });
     },
   };
 }

@@ -87,7 +87,7 @@ export class InboundGate {
 
   /**
    * True when a whole snapshot from the snapshot stream may reach its replica: header,
-   * replica and data checked BEFORE anything is written. `dataCrc32c` is the sender's
+   * replica and data checked BEFORE the replica or its storage sees any of it. `dataCrc32c` is the sender's
    * checksum, undefined from a node older than it (accepted if the data decodes).
    * The caller then passes the same `data` to `deliver`.
    */

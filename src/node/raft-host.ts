@@ -399,8 +399,8 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   }
 
   /**
-   * A whole snapshot from a peer's snapshot stream: checked BEFORE anything of it is
-   * written (`inbound-gate.ts`), then routed like any message. False refuses it: the
+   * A whole snapshot from a peer's snapshot stream: checked BEFORE its replica or storage
+   * sees any of it (`inbound-gate.ts`), then routed like any message. False refuses it: the
    * stream answers not accepted and the sender retries later.
    */
   deliverSnapshot(fromNodeId: string, wire: RaftMessage, data: Buffer, dataCrc32c: number | undefined): boolean {

@@ -61,6 +61,23 @@ export interface RaftTransportOptions {
    * cheaper than an unbounded queue.
    */
   maxQueuedMessagesPerPeer?: number;
+  /** Snapshot streams this node sends at once; more wait their turn. Default {@link MAX_CONCURRENT_SNAPSHOT_SENDS}. */
+  maxConcurrentSnapshotSends?: number;
+}
+
+/**
+ * Snapshot streams a node sends at once, by default. Each reads its snapshot from memory
+ * the replica already holds and uses a peer's receive slot (`snapshot-spool.ts`, 4 at
+ * once): two keep a node's uplink busy without starving its Raft traffic, and let the
+ * manager's many concurrent moves proceed a few at a time instead of all failing together.
+ */
+export const MAX_CONCURRENT_SNAPSHOT_SENDS = 2;
+
+/** A snapshot waiting for a send slot. */
+interface QueuedSnapshot {
+  nodeId: string;
+  header: RaftMessage;
+  data: Uint8Array;
 }
 
 const INITIAL_BACKOFF_MS = 100;
@@ -89,11 +106,15 @@ export class RaftTransport {
   private readonly runtime: NodeRuntime;
   private closed = false;
   private readonly snapshotsInFlight = new Set<Promise<void>>();
+  /** Snapshots waiting for a send slot, oldest first; at most one per destination replica. */
+  private readonly snapshotQueue: QueuedSnapshot[] = [];
+  private readonly maxSnapshotSends: number;
   /** Counters for tests and metrics: SendRequests written, messages sent, messages dropped, snapshot streams by outcome. */
   readonly stats = { batches: 0, messages: 0, dropped: 0, snapshotsSent: 0, snapshotsFailed: 0 };
 
   constructor(private readonly options: RaftTransportOptions) {
     this.maxQueued = options.maxQueuedMessagesPerPeer ?? 10_000;
+    this.maxSnapshotSends = options.maxConcurrentSnapshotSends ?? MAX_CONCURRENT_SNAPSHOT_SENDS;
     this.runtime = options.runtime;
   }
 
@@ -217,9 +238,43 @@ export class RaftTransport {
    * Streams a snapshot message to a peer on its own stream; reports `finish` once the
    * peer accepted all of it, `failure` otherwise. `data` is the snapshot as read from
    * storage: its CRC32C, taken here before any chunking or copying, travels with it and
-   * the receiver checks it BEFORE writing anything (`snapshot-check.ts`).
+   * the receiver checks it BEFORE its replica or storage sees any of it (`snapshot-check.ts`).
+   *
+   * At most `maxConcurrentSnapshotSends` streams run at once; the others wait in order.
+   * A newer snapshot for a replica that already has one waiting takes its place (the
+   * replica's progress tracks only the newest; the one replaced is never reported).
+   * Waiting costs no memory: `data` is the storage's own snapshot bytes.
    */
   sendSnapshot(nodeId: string, header: RaftMessage, data: Uint8Array): void {
+    const waiting = this.snapshotQueue.find((queued) => queued.nodeId === nodeId && queued.header.shardId === header.shardId && queued.header.to === header.to);
+    if (waiting !== undefined) {
+      waiting.header = header;
+      waiting.data = data;
+      return;
+    }
+    this.snapshotQueue.push({ nodeId, header, data });
+    this.startSnapshots();
+  }
+
+  /** Snapshots waiting for a send slot. */
+  get snapshotsWaiting(): number {
+    return this.snapshotQueue.length;
+  }
+
+  /** Snapshot streams running now. */
+  get snapshotsSending(): number {
+    return this.snapshotsInFlight.size;
+  }
+
+  private startSnapshots(): void {
+    while (!this.closed && this.snapshotsInFlight.size < this.maxSnapshotSends) {
+      const next = this.snapshotQueue.shift();
+      if (next === undefined) return;
+      this.streamSnapshot(next);
+    }
+  }
+
+  private streamSnapshot({ nodeId, header, data }: QueuedSnapshot): void {
     const address = this.options.peers.get(nodeId);
     const sent = address === undefined || this.closed
       ? Promise.resolve(false)
@@ -238,12 +293,16 @@ export class RaftTransport {
       },
     );
     this.snapshotsInFlight.add(task);
-    void task.finally(() => this.snapshotsInFlight.delete(task));
+    void task.finally(() => {
+      this.snapshotsInFlight.delete(task);
+      this.startSnapshots();
+    });
   }
 
   /** Ends every stream and waits for snapshots in flight to settle. */
   async close(): Promise<void> {
     this.closed = true;
+    this.snapshotQueue.length = 0;
     for (const connection of this.connections.values()) {
       connection.stream?.end();
       connection.stream = undefined;

@@ -1,6 +1,7 @@
 /**
  * The receiver's check of a snapshot's data, run on the whole reassembled data BEFORE the
- * snapshot reaches its replica — so before anything of it is written. A replica persists a
+ * snapshot reaches its replica — so before any of it is written to the replica's storage (the
+ * receiving node only spooled it to a scratch file, `snapshot-spool.ts`). A replica persists a
  * snapshot it accepts (its data file's CRC computed from the bytes as received), then
  * restores its state machine from it, and again at every restart: data that does not
  * restore would stop the node for good.

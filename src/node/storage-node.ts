@@ -5,6 +5,9 @@
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadHasher, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
 import {
   type HeartbeatRequest,
@@ -28,6 +31,7 @@ import { RefusalLog } from './refusal-log.js';
 import type { Replica } from './replica.js';
 import { MemoryStorageProvider, type ReplicaStorageProvider, WalStorageProvider } from './replica-storage.js';
 import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from './server-limits.js';
+import { SnapshotSpool } from './snapshot-spool.js';
 
 /** How to run a storage node. */
 export interface StorageNodeOptions {
@@ -81,6 +85,9 @@ export class StorageNode {
   private metricsServer: MetricsServer | undefined;
   private closing = false;
   private closed: Promise<void> | undefined;
+
+  /** The snapshot spool of a node without a data dir: removed on close. */
+  private scratchDir: string | undefined;
 
   private constructor(
     private readonly options: StorageNodeOptions,
@@ -180,7 +187,10 @@ export class StorageNode {
       refused,
     });
     server.addService(KV_SERVICE, kvGrpcService(executor, { admission, refused }));
-    server.addService(RAFT_SERVICE, raftService(node.host, logger));
+    // Snapshots being received are spooled to disk: under the data dir, or a scratch dir a node without one removes on close.
+    const spoolDir = options.dataDir === undefined ? await mkdtemp(join(tmpdir(), 'kvstore-snap-recv-')) : join(options.dataDir, 'snap-recv');
+    if (options.dataDir === undefined) node.scratchDir = spoolDir;
+    server.addService(RAFT_SERVICE, raftService(node.host, await SnapshotSpool.open({ dir: spoolDir }), logger));
     node.host.start();
     if (options.metricsPort !== undefined) {
       node.metrics.observe(node.host);
@@ -304,6 +314,7 @@ export class StorageNode {
       });
     });
     await this.metricsServer?.close();
+    if (this.scratchDir !== undefined) await rm(this.scratchDir, { recursive: true, force: true });
     this.options.logger.child({ component: 'node', node: this.options.nodeId }).info('node stopped');
   }
 }

@@ -3,6 +3,8 @@
  * is balanced again (replicas per node ±1 of S·K/N, leaders ±2 of S/N); data stays readable.
  */
 import { expect } from 'chai';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { printTailOnFailure, TestCluster, waitFor } from '../support/cluster.js';
 import { balanced, fullyReplicated, loadPerNode, pool } from './helpers.js';
 
@@ -34,5 +36,9 @@ describe('integration: a node joins', function () {
     await pool(300, 32, async (i) => {
       expect(await kv.get(`join-${i}`)).to.equal(`v-${i}`);
     });
+    // Its replicas came as snapshots, each spooled to disk as it arrived, then read back and deleted.
+    const dataDir = join(cluster!.dir, added);
+    expect((await readdir(join(dataDir, 'snap'))).filter((name) => name.endsWith('.snap')).length).to.be.at.least(8);
+    expect(await readdir(join(dataDir, 'snap-recv')), 'no spool file left once every snapshot is installed').to.deep.equal([]);
   });
 });

@@ -1,6 +1,8 @@
-import { type sendUnaryData, Server, ServerCredentials, type ServerReadableStream } from '@grpc/grpc-js';
+import { type sendUnaryData, Server, ServerCredentials, type ServerReadableStream, status } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { EventEmitter } from 'node:events';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createSilentLogger } from '../../src/common/index.js';
 import {
   type RaftMessage,
@@ -14,10 +16,12 @@ import {
 } from '../../src/gen/kvstore/v1/raft.js';
 import { GrpcPeerLinks, raftService } from '../../src/node/grpc-peer-links.js';
 import { PeerDirectory } from '../../src/node/peer-directory.js';
+import type { PeerLinks } from '../../src/node/peer-links.js';
 import { RaftTransport } from '../../src/node/raft-transport.js';
 import { systemRuntime } from '../../src/node/runtime.js';
 import { crc32c } from '../../src/raft/index.js';
 import { waitFor } from './support/node-cluster.js';
+import { removeTempSpools, tempSpool } from './support/temp-spool.js';
 
 function heartbeat(shardId: number, to: number): RaftMessage {
   return {
@@ -47,7 +51,7 @@ describe('node/raft-transport', () => {
         return !refuseSnapshots;
       },
       refuseSnapshotStream: () => undefined,
-    }, createSilentLogger());
+    }, await tempSpool(), createSilentLogger());
     const recordingService: RaftServiceServer = {
       send: (call: ServerReadableStream<SendRequest, SendResponse>, callback: sendUnaryData<SendResponse>) => {
         call.on('data', (request: SendRequest) => received.push(request));
@@ -79,8 +83,9 @@ describe('node/raft-transport', () => {
     await transport?.close();
   });
 
-  after(() => {
+  after(async () => {
     server?.forceShutdown();
+    await removeTempSpools();
   });
 
   it('sends one SendRequest per peer per turn carrying every group\'s messages', async () => {
@@ -135,78 +140,142 @@ describe('node/raft-transport', () => {
     expect(snapshots[0]?.dataCrc32c, 'the sender\'s CRC32C of the data travels with it').to.equal(crc32c(data));
   });
 
-  it('holds at most 1 GiB of snapshots being received, over all streams, and gives it back when a stream ends', () => {
+  /** A server-side snapshot stream the test drives, as gRPC would: chunks in order, the answer once. */
+  function driveStream(service: RaftServiceServer): {
+    call: EventEmitter;
+    send(request: SendSnapshotRequest): void;
+    answer: Promise<{ accepted?: boolean; code?: number; details?: string }>;
+  } {
+    const call = Object.assign(new EventEmitter(), { pause: () => undefined, resume: () => undefined });
+    const answer = new Promise<{ accepted?: boolean; code?: number; details?: string }>((resolve) => {
+      service.sendSnapshot(call as unknown as ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>, (error, response) => {
+        if (error !== null) resolve({ ...(error.code === undefined ? {} : { code: error.code }), ...(error.details === undefined ? {} : { details: error.details }) });
+        else resolve(response?.accepted === undefined ? {} : { accepted: response.accepted });
+      });
+    });
+    return { call, send: (request) => call.emit('data', request), answer };
+  }
+
+  it('spools each snapshot being received to a file of its own, at most so many at once and so many bytes each', async () => {
     const refusals: [string, string][] = [];
+    const delivered: string[] = [];
+    const spool = await tempSpool({ maxReceiving: 2, maxSnapshotBytes: 10 * 1024 });
     const service = raftService({
       deliver: () => undefined,
-      deliverSnapshot: () => true,
+      deliverSnapshot: (_from, _message, data) => delivered.push(data.toString()) > 0,
       refuseSnapshotStream: (from, detail) => refusals.push([from, detail]),
-    }, createSilentLogger());
-    const mib = Buffer.alloc(1024 * 1024);
-    /** A server-side snapshot stream the test drives. */
-    const open = (): { call: EventEmitter & { destroyed: boolean }; answer: { accepted?: boolean } } => {
-      const call = Object.assign(new EventEmitter(), { destroyed: false, destroy() { this.destroyed = true; } });
-      const answer: { accepted?: boolean } = {};
-      service.sendSnapshot(call as unknown as ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>, (_error, response) => {
-        if (response?.accepted !== undefined) answer.accepted = response.accepted;
-      });
-      return { call, answer };
+    }, spool, createSilentLogger());
+    const header = { ...heartbeat(1, 2), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT };
+    const spooled = async (): Promise<number[]> => {
+      const names = await readdir(spool.dir);
+      return Promise.all(names.map(async (name) => (await stat(join(spool.dir, name))).size));
     };
-    const send = (call: EventEmitter, chunks: number): void => {
-      for (let i = 0; i < chunks; i++) call.emit('data', { fromNodeId: 'peer', chunk: mib, last: false });
-    };
-    const first = open();
-    send(first.call, 600);
-    const second = open();
-    send(second.call, 500);
-    expect(first.call.destroyed).to.equal(false);
-    expect(second.call.destroyed, 'the second stream went past the bound').to.equal(true);
-    second.call.emit('end');
-    expect(second.answer.accepted).to.equal(false);
-    expect(refusals, 'past the bound over all streams is routine: not a bad peer').to.deep.equal([]);
+
+    const first = driveStream(service);
+    first.send({ fromNodeId: 'peer', message: header, chunk: Buffer.alloc(4096, 'a'), last: false });
+    const second = driveStream(service);
+    second.send({ fromNodeId: 'peer', message: header, chunk: Buffer.alloc(1000, 'b'), last: false });
+    await waitFor('both streams on disk', async () => (await spooled()).sort((a, b) => a - b).join() === '1000,4096');
+    expect(spool.active).to.equal(2);
+
+    const third = driveStream(service);
+    third.send({ fromNodeId: 'peer', message: header, chunk: Buffer.from('c'), last: true });
+    expect(await third.answer, 'a third stream at once waits for the sender to retry').to.deep.equal({
+      code: status.RESOURCE_EXHAUSTED, details: 'too many snapshots being received (limit 2)',
+    });
+    expect(refusals, 'too many at once is routine: not a bad peer').to.deep.equal([]);
+
+    first.send({ fromNodeId: 'peer', chunk: Buffer.alloc(10, 'a'), last: true });
     first.call.emit('end');
-    expect(first.answer.accepted, 'no header, no last chunk').to.equal(false);
-    expect(refusals).to.deep.equal([['peer', 'snapshot stream ended without its header']]);
-    const third = open();
-    send(third.call, 1000);
-    expect(third.call.destroyed, 'the first stream gave its bytes back').to.equal(false);
-    third.call.emit('cancelled');
-    const fourth = open();
-    send(fourth.call, 1000);
-    expect(fourth.call.destroyed).to.equal(false);
-    send(fourth.call, 25);
-    expect(fourth.call.destroyed, 'one snapshot past 1 GiB').to.equal(true);
-    expect(refusals.slice(1)).to.deep.equal([['peer', `snapshot stream past ${2 ** 30} bytes`]]);
+    expect(await first.answer).to.deep.equal({ accepted: true });
+    expect(delivered).to.deep.equal(['a'.repeat(4106)]);
+    expect(await spooled(), 'read back and deleted').to.deep.equal([1000]);
+
+    // The first gave its slot back: another is taken, and refused once it passes the per-stream limit.
+    const fourth = driveStream(service);
+    for (let i = 0; i < 3; i++) fourth.send({ fromNodeId: 'peer', message: header, chunk: Buffer.alloc(4096, 'd'), last: false });
+    expect(await fourth.answer).to.deep.equal({ code: status.INVALID_ARGUMENT, details: `snapshot stream past ${10 * 1024} bytes` });
+    expect(refusals).to.deep.equal([['peer', `snapshot stream past ${10 * 1024} bytes`]]);
+
+    second.call.emit('cancelled');
+    await waitFor('every slot given back and every file deleted', async () => spool.active === 0 && (await spooled()).length === 0);
   });
 
-  it('refuses, once, a snapshot stream that ends without its last chunk; ignores what follows the last one', () => {
+  it('refuses, once, a snapshot stream that ends without its last chunk; ignores what follows the last one', async () => {
     const refusals: string[] = [];
     const delivered: Buffer[] = [];
+    const spool = await tempSpool();
     const service = raftService({
       deliver: () => undefined,
       deliverSnapshot: (_from, _message, data) => delivered.push(data) > 0,
       refuseSnapshotStream: (_from, detail) => refusals.push(detail),
-    }, createSilentLogger());
+    }, spool, createSilentLogger());
     const header = { ...heartbeat(1, 2), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT };
-    const stream = (requests: SendSnapshotRequest[]): boolean | undefined => {
-      const call = Object.assign(new EventEmitter(), { destroy: () => undefined });
-      let accepted: boolean | undefined;
-      service.sendSnapshot(call as unknown as ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>, (_error, response) => {
-        accepted = response?.accepted;
-      });
-      for (const request of requests) call.emit('data', request);
-      call.emit('end');
-      return accepted;
+    const stream = async (requests: SendSnapshotRequest[]): Promise<boolean | undefined> => {
+      const driven = driveStream(service);
+      for (const request of requests) driven.send(request);
+      driven.call.emit('end');
+      return (await driven.answer).accepted;
     };
-    expect(stream([{ fromNodeId: 'peer', message: header, chunk: Buffer.from('ab'), last: false }])).to.equal(false);
+    expect(await stream([{ fromNodeId: 'peer', message: header, chunk: Buffer.from('ab'), last: false }])).to.equal(false);
     expect(refusals).to.deep.equal(['snapshot stream ended without its last chunk']);
-    expect(stream([
+    expect(await stream([
       { fromNodeId: 'peer', message: header, chunk: Buffer.from('ab'), last: false },
       { fromNodeId: 'peer', chunk: Buffer.from('cd'), last: true },
       { fromNodeId: 'other', message: heartbeat(1, 2), chunk: Buffer.from('ef'), last: true },
     ])).to.equal(true);
     expect(delivered.map((data) => data.toString())).to.deep.equal(['abcd']);
     expect(refusals).to.have.length(1);
+    expect(spool.active).to.equal(0);
+    expect(await readdir(spool.dir)).to.deep.equal([]);
+  });
+
+  it('sends at most so many snapshots at once; the rest wait in order, a newer one for the same replica in the older one\'s place', async () => {
+    /** Links whose snapshot sends the test finishes by hand. */
+    const started: { shardId: number; to: number; data: string; finish: (accepted: boolean) => void }[] = [];
+    const links: PeerLinks = {
+      openStream: () => ({ write: () => true, end: () => undefined }),
+      sendSnapshot: (_nodeId, _address, snapshot) => new Promise<boolean>((resolve) => {
+        started.push({ shardId: snapshot.header.shardId, to: snapshot.header.to, data: Buffer.from(snapshot.data).toString(), finish: resolve });
+      }),
+      reset: () => undefined,
+      close: () => undefined,
+    };
+    const peers = new PeerDirectory();
+    peers.update([{ nodeId: 'peer', address: 'nowhere:1' }]);
+    const reports: string[] = [];
+    const limited = new RaftTransport({
+      nodeId: 'sender', peers, logger: createSilentLogger(), links, runtime: systemRuntime, maxConcurrentSnapshotSends: 2,
+      reporter: { reportUnreachable: () => undefined, reportSnapshot: (shardId, replicaId, outcome) => reports.push(`${shardId}/${replicaId} ${outcome}`) },
+    });
+    const snapshot = (shardId: number, data: string): void => {
+      limited.sendSnapshot('peer', { ...heartbeat(shardId, 1), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT }, Buffer.from(data));
+    };
+    try {
+      snapshot(1, 'one');
+      snapshot(2, 'two');
+      snapshot(3, 'three (old)');
+      snapshot(4, 'four');
+      snapshot(3, 'three (new)');
+      expect(started.map((send) => send.shardId)).to.deep.equal([1, 2]);
+      expect([limited.snapshotsSending, limited.snapshotsWaiting]).to.deep.equal([2, 2]);
+
+      started[1]?.finish(true);
+      await waitFor('the next one started', () => started.length === 3);
+      expect(started[2]).to.deep.include({ shardId: 3, data: 'three (new)' });
+      started[0]?.finish(false);
+      await waitFor('the last one started', () => started.length === 4);
+      expect(started[3]).to.deep.include({ shardId: 4, data: 'four' });
+      expect(reports).to.deep.equal(['2/1 finish', '1/1 failure']);
+      started[2]?.finish(true);
+      started[3]?.finish(true);
+      await waitFor('every report', () => reports.length === 4);
+      expect([limited.snapshotsSending, limited.snapshotsWaiting]).to.deep.equal([0, 0]);
+      expect(limited.stats).to.deep.include({ snapshotsSent: 3, snapshotsFailed: 1 });
+    } finally {
+      for (const send of started) send.finish(false);
+      await limited.close();
+    }
   });
 
   it('reports failure when the receiver refuses the snapshot', async () => {

@@ -27,6 +27,8 @@ import { ConfChangeType, encodeConfChange } from '../../src/raft/index.js';
 import { referenceVerdict } from '../node/support/message-reference.js';
 import { asReceived, hostOf, termAt, wireMessage } from './bad-peer.js';
 import { RecordingLog } from '../support/recording-log.js';
+import { removeTempSpools, tempSpool } from '../node/support/temp-spool.js';
+import type { SnapshotSpool } from '../../src/node/snapshot-spool.js';
 import { quietScenario } from './scenario.js';
 import { SimCluster } from './sim-cluster.js';
 import type { SimNode } from './sim-node.js';
@@ -259,7 +261,7 @@ class Observation {
 }
 
 /** Runs one attack; returns false when it would not have been a bad message (then nothing is sent). */
-function run(cluster: SimCluster, log: RecordingLog, pool: Pool, attack: Attack): boolean {
+function run(cluster: SimCluster, log: RecordingLog, pool: Pool, attack: Attack): boolean | Promise<boolean> {
   const node = [...cluster.nodes.values()][attack.node] as SimNode;
   const host = hostOf(node);
   const what = attack.what;
@@ -399,7 +401,15 @@ function reassemble(requests: readonly SendSnapshotRequest[]): { header?: RaftMe
  * server side of the snapshot stream (`raftService`, which reassembles the chunks) into the
  * node's host; false when the stream would not have been a bad one.
  */
-function runStream(cluster: SimCluster, log: RecordingLog, node: SimNode, shardId: number, fault: StreamFault): boolean {
+let sharedSpool: SnapshotSpool | undefined;
+
+/** One spool for every stream attack (each gives its slot back when answered). */
+async function spool(): Promise<SnapshotSpool> {
+  sharedSpool ??= await tempSpool();
+  return sharedSpool;
+}
+
+async function runStream(cluster: SimCluster, log: RecordingLog, node: SimNode, shardId: number, fault: StreamFault): Promise<boolean> {
   const snapshot = leaderSnapshot(cluster, node, shardId);
   if (snapshot === undefined) return false;
   const requests = chunksOf(snapshot, fault.chunks);
@@ -447,14 +457,15 @@ function runStream(cluster: SimCluster, log: RecordingLog, node: SimNode, shardI
   if (expected === 'ok') return false;
   const host = hostOf(node);
   const observation = new Observation(host, log);
-  const service = raftService(host, createSilentLogger());
-  const call = Object.assign(new EventEmitter(), { destroy: () => undefined });
-  let accepted: boolean | undefined;
-  service.sendSnapshot(call as unknown as ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>, (error, response) => {
-    accepted = error === null ? response?.accepted : false;
+  const service = raftService(host, await spool(), createSilentLogger());
+  const call = Object.assign(new EventEmitter(), { destroy: () => undefined, pause: () => undefined, resume: () => undefined });
+  const accepted = await new Promise<boolean | undefined>((resolve) => {
+    service.sendSnapshot(call as unknown as ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>, (error, response) => {
+      resolve(error === null ? response?.accepted : false);
+    });
+    for (const request of requests) call.emit('data', request);
+    call.emit('end');
   });
-  for (const request of requests) call.emit('data', request);
-  call.emit('end');
   expect(accepted, `stream ${fault.kind} answered not accepted`).to.equal(false);
   observation.expectDropped(expected, stream.sender, node.nodeId, `stream ${JSON.stringify(fault)}`);
   expect(node.up && !host.isClosed, 'the node is up').to.equal(true);
@@ -466,6 +477,11 @@ describe('bad peers: arbitrary and mutated messages at a real RaftHost (issue 15
 
   before(async () => {
     await loadHasher();
+  });
+
+  after(async () => {
+    sharedSpool = undefined;
+    await removeTempSpools();
   });
 
   it(`drops each with one warn line, the node stays up, the cluster consistent and serving (seed ${SEED})`, async () => {
@@ -482,7 +498,7 @@ describe('bad peers: arbitrary and mutated messages at a real RaftHost (issue 15
         cluster.clients.start();
         await cluster.runFor(300);
         for (const each of attacks) {
-          if (run(cluster, log, pool, each)) sent.set(each.what.kind, (sent.get(each.what.kind) ?? 0) + 1);
+          if (await run(cluster, log, pool, each)) sent.set(each.what.kind, (sent.get(each.what.kind) ?? 0) + 1);
           await cluster.runFor(each.gapMs);
         }
         await cluster.stopClients();
