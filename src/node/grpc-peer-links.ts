@@ -46,6 +46,12 @@ const RaftClient = makeGenericClientConstructor(RAFT_SERVICE, 'kvstore.v1.RaftSe
  * holds it, and a chunk's write takes milliseconds).
  */
 const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * After its first minute, a snapshot stream slower than this on average is refused too: a
+ * trickle holds a receive slot as surely as silence. (1 GiB at this rate takes over an hour.)
+ */
+const MIN_SNAPSHOT_BYTES_PER_SECOND = 256 * 1024;
+const SNAPSHOT_RATE_GRACE_MS = 60_000;
 
 /** gRPC channel options shared by the node's server and its peer clients. */
 export const RAFT_CHANNEL_OPTIONS = {
@@ -98,6 +104,12 @@ export class GrpcPeerLinks implements PeerLinks {
     });
     if (call === undefined) return false;
     const stream = call;
+    // The receiver may answer before it has read everything (it refused the stream): then no
+    // 'drain' or 'close' follows, so every wait below also ends when the answer comes.
+    let answered = false;
+    void answer.then(() => {
+      answered = true;
+    });
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     let offset = 0;
     do {
@@ -110,16 +122,33 @@ export class GrpcPeerLinks implements PeerLinks {
         request.dataCrc32c = dataCrc32c;
       }
       if (!stream.write(request) && !last) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            stream.off('drain', done);
-            stream.off('close', done);
+        let stop = (): void => undefined;
+        const writable = new Promise<void>((resolve) => {
+          stop = (): void => {
+            stream.off('drain', stop);
+            stream.off('close', stop);
             resolve();
           };
-          stream.on('drain', done);
-          stream.on('close', done);
+          stream.on('drain', stop);
+          stream.on('close', stop);
         });
+        let drained = false;
+        void writable.then(() => {
+          drained = true;
+        });
+        // Checked every second while waiting: the transport closing, or a receiver that stopped reading.
+        for (let waitedMs = 0; !drained && !answered && !cancelled() && waitedMs < SNAPSHOT_IDLE_TIMEOUT_MS; waitedMs += 1_000) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([writable, answer, new Promise<void>((resolve) => { timer = setTimeout(resolve, 1_000); })]);
+          clearTimeout(timer);
+        }
+        stop();
+        if (!drained && !answered && !cancelled()) {
+          stream.cancel(); // the receiver read nothing for as long as it would wait for us
+          break;
+        }
       }
+      if (answered) break;
       if (cancelled()) {
         stream.cancel();
         break;
@@ -144,8 +173,8 @@ export class GrpcPeerLinks implements PeerLinks {
  * The server side of `RaftService`: routes every received message to `receiver`, and each
  * whole snapshot, whose answer says whether `receiver` accepted it. A snapshot's chunks go
  * to `spool` as they arrive (`snapshot-spool.ts`): the stream is paused while a chunk is
- * written, so gRPC's flow control holds the sender back and a transfer holds one chunk in
- * memory. Past the spool's concurrent streams the new one is refused (the sender retries).
+ * written, so gRPC's flow control holds the sender back and a transfer holds the few chunks
+ * gRPC reads ahead (at most 16 messages), not the snapshot. Past the spool's concurrent streams the new one is refused (the sender retries).
  */
 export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, logger: Logger): RaftServiceServer {
   return {
@@ -162,10 +191,16 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
       let fromNodeId: string | undefined;
       let dataCrc32c: number | undefined;
       let complete = false;
+      /** The sender half-closed the stream: no chunk can follow. */
+      let sawEnd = false;
       let ended = false;
       /** The call was cancelled or failed: its reception is aborted, nothing more is answered or logged. */
       let gone = false;
       let reception: SpooledReception | undefined;
+      let startedMs = 0;
+      const release = (): void => {
+        reception?.abort().catch((error: unknown) => logger.warn('snapshot spool file not removed', { error: String(error) }));
+      };
       /** A stream that stops sending gives its slot back: a peer cannot hold them all by going quiet. */
       let idle: ReturnType<typeof setTimeout> | undefined;
       const stopIdleTimer = (): void => {
@@ -185,7 +220,7 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
         stopIdleTimer();
         if (ended) return;
         ended = true;
-        void reception?.abort();
+        release();
         if (detail !== undefined) receiver.refuseSnapshotStream(fromNodeId ?? '', detail);
         call.resume();
         callback({ code, details: message });
@@ -206,6 +241,14 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
             refuse(undefined, Status.RESOURCE_EXHAUSTED, `too many snapshots being received (limit ${spool.maxReceiving})`);
             return;
           }
+          startedMs = performance.now();
+        }
+        const elapsedMs = performance.now() - startedMs;
+        if (elapsedMs > SNAPSHOT_RATE_GRACE_MS && (reception.bytes * 1000) / elapsedMs < MIN_SNAPSHOT_BYTES_PER_SECOND) {
+          // A trickle holds a slot as surely as silence does.
+          logger.debug('snapshot stream refused: too slow', { peer: fromNodeId.slice(0, 64), bytes: reception.bytes, ms: Math.round(elapsedMs) });
+          refuse(undefined, Status.DEADLINE_EXCEEDED, `snapshot stream slower than ${MIN_SNAPSHOT_BYTES_PER_SECOND} bytes/s`);
+          return;
         }
         if (request.last) complete = true;
         stopIdleTimer();
@@ -213,7 +256,7 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
         call.pause();
         writing = writing.then(() => target.append(request.chunk)).then(
           () => {
-            if (gone || ended) return;
+            if (gone || ended || sawEnd) return;
             call.resume();
             // Counted from here: the time this node took to write the chunk is not the peer's.
             stopIdleTimer();
@@ -233,11 +276,15 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
         );
       });
       call.on('end', () => {
+        sawEnd = true;
         stopIdleTimer();
         void writing.then(async () => {
-          if (ended) return;
+          if (ended || gone) return;
           if (header === undefined || !complete || reception === undefined) {
-            void reception?.abort();
+            // A sender that cancels also ends the stream, and 'cancelled' may come a moment after 'end'.
+            await new Promise((resolve) => setImmediate(resolve));
+            release();
+            if (ended || gone || call.cancelled) return;
             receiver.refuseSnapshotStream(fromNodeId ?? '', header === undefined ? 'snapshot stream ended without its header' : 'snapshot stream ended without its last chunk');
             answer(false);
             return;
@@ -250,13 +297,17 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
             answer(false);
             return;
           }
-          if (!ended) answer(receiver.deliverSnapshot(fromNodeId ?? '', header, data, dataCrc32c));
+          if (!ended && !gone) answer(receiver.deliverSnapshot(fromNodeId ?? '', header, data, dataCrc32c));
+        }).catch((error: unknown) => {
+          logger.error('snapshot stream handling failed', { peer: (fromNodeId ?? '').slice(0, 64), error: error instanceof Error ? error.stack ?? error.message : String(error) });
+          release();
+          answer(false);
         });
       });
       const teardown = (): void => {
         gone = true;
         stopIdleTimer();
-        void reception?.abort();
+        release();
       };
       call.on('error', (error: Error) => {
         teardown();

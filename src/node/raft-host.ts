@@ -13,6 +13,7 @@ import {
   ConfChangeType,
   type Message,
   MessageType,
+  ProgressState,
   type RaftLogger,
   Role,
   SeededRandom,
@@ -428,6 +429,19 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     if (replica === undefined || replica.removed) return;
     replica.control({ kind: 'snapshot-status', replicaId, status });
     this.mark(replica);
+  }
+
+  /**
+   * Whether the snapshot of `term` to `(shardId, replicaId)`, which waited for a send slot,
+   * is still wanted: this replica still leads in that term and still has the follower
+   * waiting for a snapshot. One that is not (leadership lost, follower caught up or gone)
+   * is not sent; the replica's progress no longer expects its report.
+   */
+  snapshotWanted(shardId: number, replicaId: number, term: number): boolean {
+    const replica = this.replicasByShard.get(shardId);
+    if (replica === undefined || replica.removed) return false;
+    const status = replica.rawNode.status();
+    return status.role === Role.Leader && status.term === term && status.progress?.get(replicaId)?.state === ProgressState.Snapshot;
   }
 
   /** The stream to `nodeId` failed: the node may have crashed (see `fast-failover.ts`). */

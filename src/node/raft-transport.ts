@@ -45,6 +45,12 @@ export interface TransportReporter {
   reportSnapshot(shardId: number, replicaId: number, status: 'finish' | 'failure'): void;
   /** The stream to `nodeId` failed (connection lost: the peer may have crashed). */
   reportPeerFailed?(nodeId: string): void;
+  /**
+   * Whether a snapshot that waited for a send slot is still wanted (its sender still leads
+   * in `term` and the follower still waits for one); one that is not is dropped unsent.
+   * Absent: every snapshot is sent.
+   */
+  snapshotWanted?(shardId: number, replicaId: number, term: number): boolean;
 }
 
 /** Transport settings. */
@@ -109,8 +115,8 @@ export class RaftTransport {
   /** Snapshots waiting for a send slot, oldest first; at most one per destination replica. */
   private readonly snapshotQueue: QueuedSnapshot[] = [];
   private readonly maxSnapshotSends: number;
-  /** Counters for tests and metrics: SendRequests written, messages sent, messages dropped, snapshot streams by outcome. */
-  readonly stats = { batches: 0, messages: 0, dropped: 0, snapshotsSent: 0, snapshotsFailed: 0 };
+  /** Counters for tests and metrics: SendRequests written, messages sent, messages dropped, snapshot streams by outcome, waiting snapshots no longer wanted. */
+  readonly stats = { batches: 0, messages: 0, dropped: 0, snapshotsSent: 0, snapshotsFailed: 0, snapshotsDropped: 0 };
 
   constructor(private readonly options: RaftTransportOptions) {
     this.maxQueued = options.maxQueuedMessagesPerPeer ?? 10_000;
@@ -243,7 +249,9 @@ export class RaftTransport {
    * At most `maxConcurrentSnapshotSends` streams run at once; the others wait in order.
    * A newer snapshot for a replica that already has one waiting takes its place (the
    * replica's progress tracks only the newest; the one replaced is never reported).
-   * Waiting costs no memory: `data` is the storage's own snapshot bytes.
+   * A waiting snapshot holds the storage's snapshot bytes it was made from (no copy), so at
+   * most one old snapshot per replica led; one no longer wanted when its turn comes is
+   * dropped unsent (`TransportReporter.snapshotWanted`).
    */
   sendSnapshot(nodeId: string, header: RaftMessage, data: Uint8Array): void {
     const waiting = this.snapshotQueue.find((queued) => queued.nodeId === nodeId && queued.header.shardId === header.shardId && queued.header.to === header.to);
@@ -266,10 +274,17 @@ export class RaftTransport {
     return this.snapshotsInFlight.size;
   }
 
-  private startSnapshots(): void {
+  /** Starts waiting snapshots while slots are free; `waited`: the queue's head waited for a slot. */
+  private startSnapshots(waited = false): void {
     while (!this.closed && this.snapshotsInFlight.size < this.maxSnapshotSends) {
       const next = this.snapshotQueue.shift();
       if (next === undefined) return;
+      const { header } = next;
+      if (waited && this.options.reporter.snapshotWanted?.(header.shardId, header.to, header.term) === false) {
+        this.stats.snapshotsDropped += 1;
+        this.options.logger.debug('waiting snapshot no longer wanted', { peer: next.nodeId, shard: header.shardId, to: header.to, term: header.term });
+        continue;
+      }
       this.streamSnapshot(next);
     }
   }
@@ -295,7 +310,7 @@ export class RaftTransport {
     this.snapshotsInFlight.add(task);
     void task.finally(() => {
       this.snapshotsInFlight.delete(task);
-      this.startSnapshots();
+      this.startSnapshots(true);
     });
   }
 

@@ -1,9 +1,10 @@
 /**
  * Where a node keeps the snapshots it is receiving: each stream's chunks go to a file of
- * its own as they arrive, so a transfer holds one chunk of memory, not the snapshot —
- * however many peers send at once and however slowly. Only a whole snapshot is read
- * back, once, to be checked (`snapshot-check.ts`) and handed to its replica, which
- * decodes it into its in-memory state machine.
+ * its own as they arrive, so a transfer holds a few chunks of memory (what gRPC reads
+ * ahead while the stream is paused: at most 16 messages), not the snapshot — however
+ * many peers send at once and however slowly. Only a whole snapshot is read back, once,
+ * to be checked (`snapshot-check.ts`) and handed to its replica, which decodes it into
+ * its in-memory state machine.
  *
  * ## Bounds
  * - At most `maxReceiving` streams at once (default {@link MAX_CONCURRENT_SNAPSHOT_RECEIVES}):
@@ -13,7 +14,9 @@
  * - At most `maxSnapshotBytes` per stream (1 GiB): so at most `maxReceiving` GiB of
  *   spool files on disk, and none after a restart (the directory is emptied on open).
  * - Reading a snapshot back for its install holds it in memory once, until its replica
- *   has decoded and persisted it; installs are as concurrent as receptions, at most.
+ *   has decoded and persisted it at its next full turn. The slot is free once the snapshot
+ *   is handed over, so while a replica's disk stalls, snapshots that keep arriving for it
+ *   wait in memory — at most as many as the leaders send in that time.
  *
  * The files are scratch: never fsynced (a crash loses an unfinished transfer, which the
  * leader sends again) and deleted as soon as they are read back or the stream fails.

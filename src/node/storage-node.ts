@@ -156,6 +156,10 @@ export class StorageNode {
         warn: (event, fields) => logger.warn(event, fields),
         error: (event, fields) => logger.error(event, fields),
       });
+    // Snapshots being received are spooled to disk: under the data dir, or a scratch dir a node
+    // without one removes on close. Ready before the server binds, so no peer finds it half made.
+    const scratchDir = options.dataDir === undefined ? await mkdtemp(join(tmpdir(), 'kvstore-snap-recv-')) : undefined;
+    const spool = await SnapshotSpool.open({ dir: scratchDir ?? join(options.dataDir ?? '', 'snap-recv') });
     const listenHost = options.host ?? '127.0.0.1';
     // Refusals are counted and logged once the node's metrics exist; none can come before it serves.
     let refused = (_reason: RefusalReason, _count?: number): void => undefined;
@@ -174,6 +178,7 @@ export class StorageNode {
     });
     const address = options.advertise ?? `${listenHost}:${port}`;
     const node = new StorageNode(options, server, state, peers, storage, admission, port, address);
+    node.scratchDir = scratchDir;
     const refusalLog = new RefusalLog((reason, count) => node.metrics.requests.refused(reason, count), logger);
     refused = (reason, count) => refusalLog.refused(reason, count);
     node.metrics.requests.observeAdmission(() => admission.usage);
@@ -187,10 +192,7 @@ export class StorageNode {
       refused,
     });
     server.addService(KV_SERVICE, kvGrpcService(executor, { admission, refused }));
-    // Snapshots being received are spooled to disk: under the data dir, or a scratch dir a node without one removes on close.
-    const spoolDir = options.dataDir === undefined ? await mkdtemp(join(tmpdir(), 'kvstore-snap-recv-')) : join(options.dataDir, 'snap-recv');
-    if (options.dataDir === undefined) node.scratchDir = spoolDir;
-    server.addService(RAFT_SERVICE, raftService(node.host, await SnapshotSpool.open({ dir: spoolDir }), logger));
+    server.addService(RAFT_SERVICE, raftService(node.host, spool, logger));
     node.host.start();
     if (options.metricsPort !== undefined) {
       node.metrics.observe(node.host);

@@ -230,7 +230,7 @@ describe('node/raft-transport', () => {
     expect(await readdir(spool.dir)).to.deep.equal([]);
   });
 
-  it('sends at most so many snapshots at once; the rest wait in order, a newer one for the same replica in the older one\'s place', async () => {
+  it('sends at most so many snapshots at once; the rest wait in order, a newer one for the same replica in the older one\'s place, one no longer wanted dropped', async () => {
     /** Links whose snapshot sends the test finishes by hand. */
     const started: { shardId: number; to: number; data: string; finish: (accepted: boolean) => void }[] = [];
     const links: PeerLinks = {
@@ -246,7 +246,11 @@ describe('node/raft-transport', () => {
     const reports: string[] = [];
     const limited = new RaftTransport({
       nodeId: 'sender', peers, logger: createSilentLogger(), links, runtime: systemRuntime, maxConcurrentSnapshotSends: 2,
-      reporter: { reportUnreachable: () => undefined, reportSnapshot: (shardId, replicaId, outcome) => reports.push(`${shardId}/${replicaId} ${outcome}`) },
+      reporter: {
+        reportUnreachable: () => undefined,
+        reportSnapshot: (shardId, replicaId, outcome) => reports.push(`${shardId}/${replicaId} ${outcome}`),
+        snapshotWanted: (shardId) => shardId !== 4, // shard 4's follower caught up while its snapshot waited
+      },
     });
     const snapshot = (shardId: number, data: string): void => {
       limited.sendSnapshot('peer', { ...heartbeat(shardId, 1), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT }, Buffer.from(data));
@@ -264,17 +268,39 @@ describe('node/raft-transport', () => {
       await waitFor('the next one started', () => started.length === 3);
       expect(started[2]).to.deep.include({ shardId: 3, data: 'three (new)' });
       started[0]?.finish(false);
-      await waitFor('the last one started', () => started.length === 4);
-      expect(started[3]).to.deep.include({ shardId: 4, data: 'four' });
+      await waitFor('the failure reported', () => reports.length === 2);
       expect(reports).to.deep.equal(['2/1 finish', '1/1 failure']);
+      expect(started, 'shard 4\'s snapshot is no longer wanted: not sent').to.have.length(3);
+      expect([limited.snapshotsSending, limited.snapshotsWaiting]).to.deep.equal([1, 0]);
       started[2]?.finish(true);
-      started[3]?.finish(true);
-      await waitFor('every report', () => reports.length === 4);
+      await waitFor('every report', () => reports.length === 3);
       expect([limited.snapshotsSending, limited.snapshotsWaiting]).to.deep.equal([0, 0]);
-      expect(limited.stats).to.deep.include({ snapshotsSent: 3, snapshotsFailed: 1 });
+      expect(limited.stats).to.deep.include({ snapshotsSent: 2, snapshotsFailed: 1, snapshotsDropped: 1 });
     } finally {
       for (const send of started) send.finish(false);
       await limited.close();
+    }
+  });
+
+  it('ends a snapshot send at once when the receiver refuses the stream part way, however much is left to write', async () => {
+    // A receiver with no free slot answers RESOURCE_EXHAUSTED at the first chunk, while the sender
+    // still has far more than gRPC buffers left to write: no 'drain' ever comes.
+    const busy = new Server();
+    busy.addService(RaftServiceService, raftService({
+      deliver: () => undefined, deliverSnapshot: () => true, refuseSnapshotStream: () => undefined,
+    }, await tempSpool({ maxReceiving: 0 }), createSilentLogger()));
+    const port = await new Promise<number>((resolve, reject) => {
+      busy.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    });
+    const links = new GrpcPeerLinks('sender', 1024);
+    try {
+      const header = { ...heartbeat(7, 2), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT };
+      const data = Buffer.alloc(4 * 1024 * 1024, 7); // 4,096 chunks
+      const accepted = await links.sendSnapshot('busy', `127.0.0.1:${port}`, { header, data, dataCrc32c: crc32c(data) }, () => false);
+      expect(accepted).to.equal(false);
+    } finally {
+      links.close();
+      busy.forceShutdown();
     }
   });
 
