@@ -107,19 +107,21 @@ export async function runClosedLoop(target: LoadTarget, plan: LoadPlan): Promise
 /**
  * Writes `value` to every key, `concurrency` at a time, retrying a failed put up to `attempts` times
  * (so gets in the measured phase find values). Resolves to the number of keys that could not be written.
+ * Stops early, leaving the rest unwritten, once `signal` aborts.
  */
-export async function preloadKeys(target: LoadTarget, keys: readonly string[], value: Uint8Array, concurrency: number, attempts = 3): Promise<number> {
+export async function preloadKeys(target: LoadTarget, keys: readonly string[], value: Uint8Array, concurrency: number, attempts = 3, signal?: AbortSignal): Promise<number> {
   let next = 0;
   let failed = 0;
+  const stopped = (): boolean => signal?.aborted === true;
   const loop = async (): Promise<void> => {
-    while (next < keys.length) {
+    while (next < keys.length && !stopped()) {
       const key = keys[next++] ?? '';
       for (let attempt = 1; ; attempt++) {
         try {
           await target.put(key, value);
           break;
         } catch {
-          if (attempt >= attempts) {
+          if (attempt >= attempts || stopped()) {
             failed += 1;
             break;
           }

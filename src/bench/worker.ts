@@ -30,7 +30,9 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
     const target: LoadTarget = { get: (key) => client.getBytes(key), put: (key, value) => client.put(key, value) };
     const keys = benchKeys(config.workload);
     const value = benchValue(config.workload.valueBytes);
-    const failed = await preloadKeys(target, keys.slice(config.preloadFrom, config.preloadTo), value, config.concurrency);
+    // Stopped (or the parent gone) during the preload: end here instead of writing the rest into a cluster no one measures.
+    const failed = await preloadKeys(target, keys.slice(config.preloadFrom, config.preloadTo), value, config.concurrency, 3, stop);
+    if (stop.aborted) return;
     send({ type: 'loaded', failed });
     await started;
     const loop = { keys, concurrency: config.concurrency, getPercent: config.workload.getPercent, value, signal: stop };
