@@ -52,6 +52,8 @@ export interface RaftHostOptions {
   snapshotIntervalEntries?: number;
   /** Entries kept behind a snapshot so slightly slow followers catch up without one. Default 2,000. */
   retainedEntries?: number;
+  /** Snapshot streams sent at once (`RaftTransport`); default 2. The simulator also runs with 1. */
+  maxConcurrentSnapshotSends?: number;
   /** Called once when the host cannot go on (WAL I/O failure, broken invariant). */
   onFatal: (error: unknown) => void;
   /** Receives leader changes, dropped proposals, snapshots and fsync times for the metrics endpoint. */
@@ -122,6 +124,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       reporter: this,
       links: options.links ?? new GrpcPeerLinks(options.nodeId),
       runtime: this.runtime,
+      ...(options.maxConcurrentSnapshotSends === undefined ? {} : { maxConcurrentSnapshotSends: options.maxConcurrentSnapshotSends }),
     });
     this.turns = new TurnLoop({
       runtime: this.runtime,

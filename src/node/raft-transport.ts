@@ -115,8 +115,8 @@ export class RaftTransport {
   /** Snapshots waiting for a send slot, oldest first; at most one per destination replica. */
   private readonly snapshotQueue: QueuedSnapshot[] = [];
   private readonly maxSnapshotSends: number;
-  /** Counters for tests and metrics: SendRequests written, messages sent, messages dropped, snapshot streams by outcome, waiting snapshots no longer wanted. */
-  readonly stats = { batches: 0, messages: 0, dropped: 0, snapshotsSent: 0, snapshotsFailed: 0, snapshotsDropped: 0 };
+  /** Counters for tests and metrics: SendRequests written, messages sent, messages dropped, snapshot streams by outcome, snapshots that waited for a slot and those no longer wanted when their turn came. */
+  readonly stats = { batches: 0, messages: 0, dropped: 0, snapshotsSent: 0, snapshotsFailed: 0, snapshotsWaited: 0, snapshotsDropped: 0 };
 
   constructor(private readonly options: RaftTransportOptions) {
     this.maxQueued = options.maxQueuedMessagesPerPeer ?? 10_000;
@@ -262,6 +262,7 @@ export class RaftTransport {
     }
     this.snapshotQueue.push({ nodeId, header, data });
     this.startSnapshots();
+    if (this.snapshotQueue.length > 0) this.stats.snapshotsWaited += 1;
   }
 
   /** Snapshots waiting for a send slot. */

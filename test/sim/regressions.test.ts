@@ -143,4 +143,33 @@ describe('simulator regressions (issue 14)', function () {
     expect(replicaOn(cluster, 'n2').confState.voters).to.deep.equal([2]);
     await cluster.liveness(10_000);
   });
+  it('snapshots for a node left behind on every shard wait for the leaders\' one send slot, and all arrive (issue 15)', async () => {
+    // Snapshots every 10 entries and none kept behind: a node cut off while every shard takes
+    // writes needs a snapshot of each. With one send slot per node they queue at the leaders.
+    const cluster = new SimCluster(quietScenario({
+      nodes: 3, replicationFactor: 3, shards: 6, keys: 24, clients: 3, snapshotIntervalEntries: 10, retainedEntries: 0, snapshotSendSlots: 1,
+    }));
+    await cluster.start();
+    const behind = cluster.node('n3');
+    const others = ['n1', 'n2'];
+    const snapshotIndexes = (): number[] => behind.replicas().map((replica) => {
+      const snapshot = replica.storage.snapshot();
+      return snapshot.ok ? snapshot.value.metadata.index : -1;
+    });
+    const heal = cluster.network.partition(['n3'], others);
+    cluster.clients.start();
+    await cluster.until('every shard led on n1 or n2 with its log compacted past n3\'s', 30_000, () => behind.replicas().every((stale) => {
+      const leader = others.map((id) => cluster.node(id).host?.replica(stale.shardId)).find((replica) => replica?.rawNode.status().role === Role.Leader);
+      return leader !== undefined && leader.storage.firstIndex() > stale.storage.lastIndex() + 11;
+    }));
+    const before = snapshotIndexes();
+    heal();
+    await cluster.until('n3 installed a snapshot on every shard', 30_000, () => snapshotIndexes().every((index, i) => index > (before[i] ?? 0)));
+    const waited = others.reduce((sum, id) => sum + (cluster.node(id).host?.transport.stats.snapshotsWaited ?? 0), 0);
+    expect(waited, 'six snapshots from two leader nodes with one slot each: some waited').to.be.greaterThan(0);
+    await cluster.stopClients();
+    await cluster.liveness(15_000);
+    await cluster.finalReads(15_000);
+    cluster.checkHistory();
+  });
 });

@@ -46,6 +46,8 @@ export interface Scenario {
   chaosMs: number;
   /** WAL segment size and purge threshold (bytes); the production defaults when absent. */
   wal?: { segmentBytes: number; purgeBytes: number };
+  /** Snapshot streams a node sends at once; the production default when absent. One makes the send queue wait and drop often. */
+  snapshotSendSlots?: number;
 }
 
 /** Draws the scenario of `seed`. */
@@ -111,6 +113,8 @@ export function scenarioFor(seed: number): Scenario {
     scenario.wallOffsetsMs[skewedNode] = (scenario.wallOffsetsMs[skewedNode] ?? 0) + offsetMs;
   }
   scenario.network.snapshotCorruptionRate = quiet ? 0 : pick([0, 0, 0.2, 0.5]);
+  const snapshotSendSlots = pick([undefined, 1]);
+  if (snapshotSendSlots !== undefined) scenario.snapshotSendSlots = snapshotSendSlots;
   return scenario;
 }
 
@@ -125,7 +129,8 @@ export function describeScenario(scenario: Scenario): string {
     `reorder ${String(n.reorder)} snapshot-corruption ${n.snapshotCorruptionRate}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
     `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms; ` +
     `wall clocks off by ${scenario.wallOffsetsMs.map((offsetMs) => `${Math.round(offsetMs / 1000)} s`).join(', ')}` +
-    (scenario.wal === undefined ? '' : `; WAL segments of ${scenario.wal.segmentBytes} bytes, purged past ${scenario.wal.purgeBytes}`)
+    (scenario.wal === undefined ? '' : `; WAL segments of ${scenario.wal.segmentBytes} bytes, purged past ${scenario.wal.purgeBytes}`) +
+    (scenario.snapshotSendSlots === undefined ? '' : `; ${scenario.snapshotSendSlots} snapshot send slot(s) per node`)
   );
 }
 

@@ -62,6 +62,7 @@ export class SimCluster {
       retainedEntries: scenario.retainedEntries,
       leaseReads: scenario.leaseReads,
       ...(scenario.wal === undefined ? {} : { wal: scenario.wal }),
+      ...(scenario.snapshotSendSlots === undefined ? {} : { snapshotSendSlots: scenario.snapshotSendSlots }),
     };
     const context = {
       scheduler: this.scheduler, network: this.network, checker: this.checker, random: this.random, logger, settings, nodeIds,

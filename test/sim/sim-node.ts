@@ -42,6 +42,8 @@ export interface SimNodeSettings {
   leaseReads: boolean;
   /** WAL segment size and purge threshold; production defaults when absent. */
   wal?: { segmentBytes: number; purgeBytes: number };
+  /** Snapshot streams a node sends at once; the production default when absent. */
+  snapshotSendSlots?: number;
 }
 
 /** What every node of a run shares. */
@@ -125,6 +127,7 @@ export class SimNode {
       snapshotIntervalEntries: settings.snapshotIntervalEntries,
       retainedEntries: settings.retainedEntries,
       leaseReads: settings.leaseReads,
+      ...(settings.snapshotSendSlots === undefined ? {} : { maxConcurrentSnapshotSends: settings.snapshotSendSlots }),
       events: this.events(),
       onFatal: (error) => {
         if (process.alive) this.context.fail(new Error(`${this.nodeId} stopped on a fatal error: ${String(error)}`, { cause: error }));

@@ -91,6 +91,13 @@ class Simulation {
     await cluster.finalReads(FINAL_READS_MS);
     cluster.checkHistory();
     if (cluster.network.stats.snapshotsCorrupted > 0) this.faults['snapshot-corruption'] = cluster.network.stats.snapshotsCorrupted;
+    // The send queue at work (counted by the nodes' current processes only): snapshots that waited for a slot, and waiting ones dropped.
+    for (const node of cluster.nodes.values()) {
+      const stats = node.host?.transport.stats;
+      if (stats === undefined) continue;
+      if (stats.snapshotsWaited > 0) this.faults['snapshot-waited'] = (this.faults['snapshot-waited'] ?? 0) + stats.snapshotsWaited;
+      if (stats.snapshotsDropped > 0) this.faults['snapshot-unwanted'] = (this.faults['snapshot-unwanted'] ?? 0) + stats.snapshotsDropped;
+    }
     return {
       seed: scenario.seed,
       events: cluster.scheduler.events,
