@@ -10,8 +10,9 @@ import { writeCharts } from './charts.js';
 import { percentilesOf } from './histogram.js';
 import { compareNodeIds, keyDistribution } from './key-distribution.js';
 import { LocalCluster } from './local-cluster.js';
+import { clockTicksPerSecond, cpuMicrosBetween, hasProcStat, readCpuMicros } from './process-cpu.js';
 import { createProgress } from './progress.js';
-import { machineInfo, renderRunTable, writeResultsJson, type BenchResults, type BenchRun, type BenchSettings } from './results.js';
+import { machineInfo, perOp, renderRunTable, writeResultsJson, type BenchResults, type BenchRun, type BenchSettings } from './results.js';
 import { runWorkerPool } from './worker-pool.js';
 import { benchKeys, checkWorkload, type WorkloadSettings } from './workload.js';
 
@@ -40,7 +41,7 @@ export async function runBench(settings: BenchSettings, output: BenchOutput, out
       output.note(`starting a local cluster: ${nodes} nodes, ${replicas} replicas per shard, ${shards} shards`);
       const cluster = await LocalCluster.start({ nodes, replicas, shards, leaseReads: settings.leaseReads !== false }, signal);
       try {
-        results.runs.push(await measure(settings, workload, cluster.managerAddress, output, signal));
+        results.runs.push(await measure(settings, workload, cluster.managerAddress, output, signal, cluster));
       } finally {
         await cluster.stop();
       }
@@ -54,8 +55,13 @@ export async function runBench(settings: BenchSettings, output: BenchOutput, out
   return results;
 }
 
-/** One run against the cluster at `manager`. */
-async function measure(settings: BenchSettings, workload: WorkloadSettings, manager: string, output: BenchOutput, signal?: AbortSignal): Promise<BenchRun> {
+/**
+ * One run against the cluster at `manager`. `cluster` is given when this bench started it: then the
+ * CPU of its processes is read at the start and end of the measured phase.
+ */
+async function measure(
+  settings: BenchSettings, workload: WorkloadSettings, manager: string, output: BenchOutput, signal?: AbortSignal, cluster?: LocalCluster,
+): Promise<BenchRun> {
   const before = await fetchMap(manager);
   const warmup = settings.warmupSeconds > 0 ? `a ${String(settings.warmupSeconds)} s warm-up, then ` : '';
   output.note(`preloading ${settings.keys} keys, then ${warmup}${settings.ops !== null ? `${settings.ops} ops` : `${String(settings.durationSeconds)} s`} ` +
@@ -64,6 +70,7 @@ async function measure(settings: BenchSettings, workload: WorkloadSettings, mana
   const total = settings.ops ?? settings.durationSeconds ?? 0;
   const progress = createProgress(`K=${before.replicationFactor}`, total, timed ? 's' : 'ops');
   const phaseStartedMs = { value: 0 };
+  const serverCpu = serverCpuMeter(cluster);
   let result;
   try {
     result = await runWorkerPool({
@@ -79,6 +86,8 @@ async function measure(settings: BenchSettings, workload: WorkloadSettings, mana
         if (phaseStartedMs.value === 0) phaseStartedMs.value = performance.now();
         progress.update(timed ? (performance.now() - phaseStartedMs.value) / 1000 : ops + errors, ops, errors);
       },
+      onMeasureStart: serverCpu.start,
+      onMeasureEnd: serverCpu.end,
       ...(signal === undefined ? {} : { signal }),
     });
   } finally {
@@ -109,9 +118,49 @@ async function measure(settings: BenchSettings, workload: WorkloadSettings, mana
     leadersPerNode,
     preloadSeconds: Math.round(result.preloadMs / 10) / 100,
     preloadFailed: result.preloadFailed,
+    cpuMicrosPerOp: {
+      nodes: perOp(serverCpu.nodesMicros(), result.ops),
+      manager: perOp(serverCpu.managerMicros(), result.ops),
+      clients: perOp(result.clientCpuMicros, result.ops),
+    },
   };
-  output.result(renderRunTable(run));
+  const nodeCpuMissing = cluster === undefined ? '--manager: not a cluster this bench started'
+    : result.ops === 0 ? 'no successful ops'
+      : !hasProcStat() ? 'no /proc on this platform' : 'a node exited during the run';
+  output.result(renderRunTable(run, nodeCpuMissing));
   return run;
+}
+
+/**
+ * Reads the CPU of a local cluster's processes when the pool says measuring starts and ends. Without
+ * a cluster (`--manager`) every reading is null: the bench cannot see remote processes.
+ */
+function serverCpuMeter(cluster: LocalCluster | undefined): {
+  start: () => void;
+  end: () => void;
+  nodesMicros: () => number | null;
+  managerMicros: () => number | null;
+} {
+  if (cluster === undefined) return { start: () => undefined, end: () => undefined, nodesMicros: () => null, managerMicros: () => null };
+  clockTicksPerSecond(); // runs `getconf` once, here rather than inside the measured window
+  let pids: { manager: number[]; nodes: number[] } = { manager: [], nodes: [] };
+  let startNodes: Map<number, number> | null = null;
+  let startManager: Map<number, number> | null = null;
+  let endNodes: Map<number, number> | null = null;
+  let endManager: Map<number, number> | null = null;
+  return {
+    start: () => {
+      pids = cluster.pidsByRole();
+      startNodes = readCpuMicros(pids.nodes);
+      startManager = readCpuMicros(pids.manager);
+    },
+    end: () => {
+      endNodes = readCpuMicros(pids.nodes);
+      endManager = readCpuMicros(pids.manager);
+    },
+    nodesMicros: () => (pids.nodes.length === 0 ? null : cpuMicrosBetween(startNodes, endNodes)),
+    managerMicros: () => (pids.manager.length === 0 ? null : cpuMicrosBetween(startManager, endManager)),
+  };
 }
 
 async function fetchMap(manager: string): Promise<GetClusterMapResponse> {

@@ -23,6 +23,6 @@ export type { WorkloadSettings } from './workload.js';
 export { keyDistribution, spread } from './key-distribution.js';
 export type { KeyDistribution } from './key-distribution.js';
 export { machineInfo, renderRunTable, writeResultsJson } from './results.js';
-export type { BenchResults, BenchRun, BenchSettings, MachineInfo } from './results.js';
+export type { BenchResults, BenchRun, BenchSettings, CpuPerOp, MachineInfo } from './results.js';
 export { chartSpecs, renderSvg, svgToPng, writeCharts, CHART_NAMES } from './charts.js';
 export type { ChartSpec } from './charts.js';

@@ -80,6 +80,15 @@ export class LocalCluster {
     return [...this.children.values()].filter(isAlive).map((child) => child.pid ?? 0).filter((pid) => pid > 0);
   }
 
+  /** {@link pids}, the manager's apart from the nodes' (the bench reports their CPU apart). */
+  pidsByRole(): { manager: number[]; nodes: number[] } {
+    const byRole = { manager: [] as number[], nodes: [] as number[] };
+    for (const [name, child] of this.children) {
+      if (isAlive(child) && child.pid !== undefined) (name === 'manager' ? byRole.manager : byRole.nodes).push(child.pid);
+    }
+    return byRole;
+  }
+
   /** The last `lines` lines of the children's log. */
   tailLog(lines = 20): string {
     try {

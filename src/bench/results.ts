@@ -80,6 +80,22 @@ export interface BenchRun {
   /** How long the preload of every key took, seconds; and keys it could not write. */
   preloadSeconds: number;
   preloadFailed: number;
+  /**
+   * CPU (user + system) per successful operation of the measured phase, µs, 1 decimal. `nodes`: every
+   * node process summed, from /proc, from the first worker's start of measuring to the last worker's
+   * results; null with `--manager` (processes this bench did not start), without /proc, or when a
+   * node exited during the run. `manager`: the manager process, the same way. `clients`: every bench
+   * worker process summed, each over its own measured phase (the bench's parent process is not
+   * counted). Each is null when no operation succeeded.
+   */
+  cpuMicrosPerOp: CpuPerOp;
+}
+
+/** CPU µs per operation, by kind of process (see {@link BenchRun.cpuMicrosPerOp}). */
+export interface CpuPerOp {
+  nodes: number | null;
+  manager: number | null;
+  clients: number | null;
 }
 
 /** The whole `results.json`. */
@@ -103,6 +119,11 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/** `micros` per operation, rounded to 0.1 µs; null when either is unknown or nothing succeeded. */
+export function perOp(micros: number | null, ops: number): number | null {
+  return micros === null || ops <= 0 ? null : Math.round((micros / ops) * 10) / 10;
+}
+
 /** Writes `DIR/results.json` (pretty-printed); returns its path. */
 export function writeResultsJson(dir: string, results: BenchResults): string {
   const path = join(dir, 'results.json');
@@ -110,8 +131,11 @@ export function writeResultsJson(dir: string, results: BenchResults): string {
   return path;
 }
 
-/** One run as text: throughput, latency percentiles, errors, and the keys per node (count and %). */
-export function renderRunTable(run: BenchRun): string {
+/**
+ * One run as text: throughput, latency percentiles, errors, CPU per operation, and the keys per node
+ * (count and %). `nodeCpuMissing` says why the node CPU is null, when it is (e.g. `--manager`).
+ */
+export function renderRunTable(run: BenchRun, nodeCpuMissing = 'not measured'): string {
   const lines: string[] = [];
   lines.push(`nodes ${run.nodes}  replicas ${run.replicas}  shards ${run.shards}: ${run.opsPerSec.toLocaleString('en-US')} ops/s ` +
     `(${run.ops.toLocaleString('en-US')} ops in ${run.elapsedSeconds.toFixed(1)} s), errors ${run.errors}${formatErrorKinds(run.errorsByKind)}`);
@@ -122,6 +146,10 @@ export function renderRunTable(run: BenchRun): string {
       return [op, String(p.count), fmt(p.p50), fmt(p.p90), fmt(p.p99), fmt(p.p999), fmt(p.max)];
     }),
   ]).map((line) => `  ${line}`));
+  const cpu = run.cpuMicrosPerOp;
+  const micros = (value: number | null, missing: string): string => (value === null ? `n/a (${missing})` : `${value.toFixed(1)} µs`);
+  lines.push(`  cpu per op: nodes ${micros(cpu.nodes, nodeCpuMissing)}, clients ${micros(cpu.clients, 'no successful ops')}` +
+    (cpu.manager === null ? '' : `, manager ${cpu.manager.toFixed(1)} µs`));
   const total = Object.values(run.keysPerNode).reduce((sum, count) => sum + count, 0);
   lines.push(`  keys per node (each key on every node holding a replica of its shard; mean ${run.meanKeysPerNode}, worst ±${run.maxKeyDeviationPercent}%):`);
   lines.push(...alignColumns([

@@ -1,7 +1,8 @@
 /**
  * The parent side of the bench load: forks `workers` worker processes (worker.ts), splits the
  * keyspace preload, the in-flight requests and the operation count among them, starts their measured
- * phases together, and merges their results and histograms. Workers are killed by PID if anything
+ * phases together (telling the caller when measuring starts and ends), and merges their results,
+ * histograms and CPU times. Workers are killed by PID if anything
  * fails, and always reaped before this resolves.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -36,6 +37,13 @@ export interface WorkerPoolPlan {
   seed: number;
   /** Called a few times a second during the measured phase with the totals so far. */
   onProgress?: (ops: number, errors: number) => void;
+  /**
+   * Called once, when the first worker's measured phase starts (after the preload and its warm-up;
+   * the workers start together, so the others follow within moments).
+   */
+  onMeasureStart?: () => void;
+  /** Called once, when the last worker's results arrive: every measured phase is over. */
+  onMeasureEnd?: () => void;
   /** Aborting stops the workers early; the result covers what they did. */
   signal?: AbortSignal;
 }
@@ -49,6 +57,8 @@ export interface WorkerPoolResult extends LoadResult {
   preloadFailed: number;
   /** How long the preload took, ms. */
   preloadMs: number;
+  /** CPU of the worker processes during their measured phases, user + system µs, summed. */
+  clientCpuMicros: number;
 }
 
 /** Splits `total` into `parts` near-equal whole numbers (the first ones get the remainder). */
@@ -67,6 +77,7 @@ export async function runWorkerPool(plan: WorkerPoolPlan): Promise<WorkerPoolRes
   const progress = Array.from({ length: plan.workers }, () => ({ ops: 0, errors: 0 }));
   const results: (WorkerResultMessage | undefined)[] = Array.from({ length: plan.workers }, () => undefined);
   let loadedCount = 0;
+  let measuring = false;
   let preloadFailed = 0;
 
   let fail: (error: Error) => void = () => undefined;
@@ -91,12 +102,20 @@ export async function runWorkerPool(plan: WorkerPoolPlan): Promise<WorkerPoolRes
         if (message.type === 'loaded') {
           preloadFailed += message.failed;
           if (++loadedCount === plan.workers) allLoaded();
+        } else if (message.type === 'measuring') {
+          if (!measuring) {
+            measuring = true;
+            plan.onMeasureStart?.();
+          }
         } else if (message.type === 'progress') {
           progress[index] = { ops: message.ops, errors: message.errors };
           plan.onProgress?.(progress.reduce((sum, p) => sum + p.ops, 0), progress.reduce((sum, p) => sum + p.errors, 0));
         } else if (message.type === 'result') {
           results[index] = message;
-          if (results.every((result) => result !== undefined)) allDone();
+          if (results.every((result) => result !== undefined)) {
+            plan.onMeasureEnd?.();
+            allDone();
+          }
         } else {
           fail(new BenchWorkerError(`bench worker ${index} failed: ${message.message}`));
         }
@@ -142,6 +161,7 @@ export async function runWorkerPool(plan: WorkerPoolPlan): Promise<WorkerPoolRes
       put: mergeEncodedHistograms(finished.map((r) => r.putHistogram)),
       preloadFailed,
       preloadMs,
+      clientCpuMicros: sum((r) => r.cpuMicros),
     };
   } finally {
     plan.signal?.removeEventListener('abort', stopAll);

@@ -1,8 +1,9 @@
 /**
  * The IPC messages between `kvstore bench` and its worker processes (child_process.fork of
  * worker.ts). The parent configures each worker, waits until all have preloaded their slice of the
- * keyspace, then starts them together so the measured phase overlaps; each worker sends its counts
- * and its latency histograms (compressed base64) back, and the parent merges them.
+ * keyspace, then starts them together so the measured phase overlaps; each worker says when its
+ * measured phase (after any warm-up) begins, then sends its counts, its CPU time and its latency
+ * histograms (compressed base64) back, and the parent merges them.
  */
 import type { LoadResult } from './load-loop.js';
 import type { WorkloadSettings } from './workload.js';
@@ -43,6 +44,14 @@ export interface WorkerLoadedMessage {
   failed: number;
 }
 
+/**
+ * Worker → parent: its warm-up is over and its measured phase starts now. The parent samples the
+ * servers' CPU at the first of these, so that reading leaves out preload and warm-up.
+ */
+export interface WorkerMeasuringMessage {
+  type: 'measuring';
+}
+
 /** Worker → parent: counts so far, a few times a second while running. */
 export interface WorkerProgressMessage {
   type: 'progress';
@@ -56,6 +65,11 @@ export interface WorkerResultMessage extends Omit<LoadResult, 'get' | 'put'> {
   /** hdr-histogram-js compressed base64, µs. */
   getHistogram: string;
   putHistogram: string;
+  /**
+   * The worker process's CPU, user + system in µs (`process.cpuUsage()`, every thread), from the
+   * start of its measured phase to its end: what generating the measured load cost the client.
+   */
+  cpuMicros: number;
 }
 
 /** Worker → parent: the worker failed (it exits non-zero after sending this). */
@@ -65,12 +79,12 @@ export interface WorkerErrorMessage {
 }
 
 /** Everything a worker sends. */
-export type WorkerMessage = WorkerLoadedMessage | WorkerProgressMessage | WorkerResultMessage | WorkerErrorMessage;
+export type WorkerMessage = WorkerLoadedMessage | WorkerMeasuringMessage | WorkerProgressMessage | WorkerResultMessage | WorkerErrorMessage;
 
 /** Narrows an IPC payload to a {@link WorkerMessage} by its `type` (the peer is our own code; this guards against bugs). */
 export function isWorkerMessage(message: unknown): message is WorkerMessage {
   return typeof message === 'object' && message !== null && 'type' in message &&
-    ['loaded', 'progress', 'result', 'error'].includes(String(message.type));
+    ['loaded', 'measuring', 'progress', 'result', 'error'].includes(String(message.type));
 }
 
 /** Narrows an IPC payload to a {@link ParentMessage}. */

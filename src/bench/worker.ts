@@ -1,7 +1,7 @@
 /**
  * A bench worker process, started by `kvstore bench` with child_process.fork (see worker-protocol.ts).
  * It owns one KVClient, preloads its slice of the keyspace, waits for `run`, drives the closed loop
- * (load-loop.ts) and sends its counts and histograms back. It exits when done, or when the parent
+ * (load-loop.ts) and sends its counts, its CPU time and its histograms back. It exits when done, or when the parent
  * goes away (the IPC channel closes).
  */
 import { KVClient } from '../client/index.js';
@@ -43,8 +43,10 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
       await runClosedLoop(target, { ...loop, durationMs: config.warmupMs, random: warmupRandom, counters: new LoadCounters() });
     }
     const counters = new LoadCounters();
+    send({ type: 'measuring' });
     const progress = setInterval(() => send({ type: 'progress', ops: counters.ops, errors: counters.errors }), PROGRESS_INTERVAL_MS);
     try {
+      const cpuStart = process.cpuUsage();
       const result = await runClosedLoop(target, {
         ...loop,
         ...(config.ops === undefined ? {} : { ops: config.ops }),
@@ -52,6 +54,8 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
         random: seededRandom(deriveSeed(config.seed, config.workerIndex)),
         counters,
       });
+      // Read before the histograms are encoded: that is reporting, not load.
+      const cpu = process.cpuUsage(cpuStart);
       send({
         type: 'result',
         ops: result.ops,
@@ -62,6 +66,7 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
         elapsedMs: result.elapsedMs,
         getHistogram: encodeHistogram(result.get),
         putHistogram: encodeHistogram(result.put),
+        cpuMicros: cpu.user + cpu.system,
       });
     } finally {
       clearInterval(progress);

@@ -37,6 +37,7 @@ describe('kvstore bench', function () {
     expect(result.stdout).to.match(/nodes 2 {2}replicas 1 {2}shards 4: [\d,]+ ops\/s/);
     expect(result.stdout).to.match(/nodes 2 {2}replicas 2 {2}shards 4: [\d,]+ ops\/s/);
     expect(result.stdout).to.match(/keys per node/);
+    expect(result.stdout.match(/^ {2}cpu per op: nodes \d+\.\d µs, clients \d+\.\d µs, manager \d+\.\d µs$/gm), 'a cpu line per run').to.have.length(2);
     expect(result.stderr).to.match(/then a 1 s warm-up, then 400 ops/);
 
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Record<string, unknown>;
@@ -57,6 +58,12 @@ describe('kvstore bench', function () {
         expect(p['p50']).to.be.at.most(p['p90'] ?? 0);
         expect(p['p99']).to.be.at.most(p['p999'] ?? 0);
       }
+      // Both the nodes and the client workers do work for every operation; a reading of 0 means the window or the source is wrong.
+      const cpu = run['cpuMicrosPerOp'] as Record<string, unknown>;
+      expect(cpu).to.have.keys('nodes', 'manager', 'clients');
+      expect(cpu['nodes'], 'node CPU µs per op').to.be.a('number').greaterThan(0);
+      expect(cpu['clients'], 'client CPU µs per op').to.be.a('number').greaterThan(0);
+      expect(cpu['manager'], 'manager CPU µs per op').to.be.a('number').at.least(0);
       const keysPerNode = run['keysPerNode'] as Record<string, number>;
       expect(Object.keys(keysPerNode)).to.deep.equal(['n1', 'n2']);
       const total = Object.values(keysPerNode).reduce((sum, count) => sum + count, 0);
