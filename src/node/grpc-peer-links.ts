@@ -47,11 +47,17 @@ const RaftClient = makeGenericClientConstructor(RAFT_SERVICE, 'kvstore.v1.RaftSe
  */
 const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
 /**
- * After its first minute, a snapshot stream slower than this on average is refused too: a
- * trickle holds a receive slot as surely as silence. (1 GiB at this rate takes over an hour.)
+ * After a minute of waiting for the peer, a snapshot stream that averaged less than this over
+ * the peer's time (this node's own writes not counted) is refused too: a trickle holds a
+ * receive slot as surely as silence. (1 GiB at this rate takes over an hour.)
  */
 const MIN_SNAPSHOT_BYTES_PER_SECOND = 256 * 1024;
 const SNAPSHOT_RATE_GRACE_MS = 60_000;
+/**
+ * How long a sender waits for the answer after its last chunk: the receiver reads the snapshot
+ * back (up to 1 GiB), checks and decodes it. Past it the stream is cancelled and reported failed.
+ */
+const SNAPSHOT_ANSWER_TIMEOUT_MS = 5 * 60_000;
 
 /** gRPC channel options shared by the node's server and its peer clients. */
 export const RAFT_CHANNEL_OPTIONS = {
@@ -70,10 +76,13 @@ export class GrpcPeerLinks implements PeerLinks {
    * @param localNodeId This node's id, sent with every snapshot chunk.
    * @param snapshotChunkBytes Snapshot chunk size. Default 1 MiB: below gRPC's 4 MiB
    *   message limit, large enough to stream fast.
+   * @param snapshotAnswerTimeoutMs How long a snapshot send waits for the answer after its
+   *   last chunk ({@link SNAPSHOT_ANSWER_TIMEOUT_MS}).
    */
   constructor(
     private readonly localNodeId: string,
     private readonly snapshotChunkBytes = 1024 * 1024,
+    private readonly snapshotAnswerTimeoutMs = SNAPSHOT_ANSWER_TIMEOUT_MS,
   ) {}
 
   private client(nodeId: string, address: string): RaftServiceClient {
@@ -155,6 +164,14 @@ export class GrpcPeerLinks implements PeerLinks {
       }
     } while (offset < bytes.length);
     stream.end();
+    // The receiver answers once it has read back, checked and handed over the snapshot; one that
+    // never does (its disk stalled) must not hold this send slot, or the transport's close, for good.
+    for (let waitedMs = 0; !answered && !cancelled() && waitedMs < this.snapshotAnswerTimeoutMs; waitedMs += 1_000) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([answer, new Promise<void>((resolve) => { timer = setTimeout(resolve, 1_000); })]);
+      clearTimeout(timer);
+    }
+    if (!answered) stream.cancel();
     return answer;
   }
 
@@ -197,7 +214,9 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
       /** The call was cancelled or failed: its reception is aborted, nothing more is answered or logged. */
       let gone = false;
       let reception: SpooledReception | undefined;
-      let startedMs = 0;
+      /** Time spent waiting for the peer's chunks, not counting this node's own writes (ms), and since when it waits. */
+      let peerMs = 0;
+      let waitingSinceMs = 0;
       const release = (): void => {
         reception?.abort().catch((error: unknown) => logger.warn('snapshot spool file not removed', { error: String(error) }));
       };
@@ -241,12 +260,13 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
             refuse(undefined, Status.RESOURCE_EXHAUSTED, `too many snapshots being received (limit ${spool.maxReceiving})`);
             return;
           }
-          startedMs = performance.now();
+          waitingSinceMs = performance.now();
         }
-        const elapsedMs = performance.now() - startedMs;
-        if (elapsedMs > SNAPSHOT_RATE_GRACE_MS && (reception.bytes * 1000) / elapsedMs < MIN_SNAPSHOT_BYTES_PER_SECOND) {
-          // A trickle holds a slot as surely as silence does.
-          logger.debug('snapshot stream refused: too slow', { peer: fromNodeId.slice(0, 64), bytes: reception.bytes, ms: Math.round(elapsedMs) });
+        peerMs += performance.now() - waitingSinceMs;
+        // A trickle holds a slot as surely as silence does. Judged on the peer's time only (a slow disk
+        // here is not the sender's fault), and never on the last chunk: a whole snapshot is not wasted.
+        if (!request.last && peerMs > SNAPSHOT_RATE_GRACE_MS && (reception.bytes * 1000) / peerMs < MIN_SNAPSHOT_BYTES_PER_SECOND) {
+          logger.debug('snapshot stream refused: too slow', { peer: fromNodeId.slice(0, 64), bytes: reception.bytes, ms: Math.round(peerMs) });
           refuse(undefined, Status.DEADLINE_EXCEEDED, `snapshot stream slower than ${MIN_SNAPSHOT_BYTES_PER_SECOND} bytes/s`);
           return;
         }
@@ -257,6 +277,7 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
         writing = writing.then(() => target.append(request.chunk)).then(
           () => {
             if (gone || ended || sawEnd) return;
+            waitingSinceMs = performance.now();
             call.resume();
             // Counted from here: the time this node took to write the chunk is not the peer's.
             stopIdleTimer();

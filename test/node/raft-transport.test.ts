@@ -304,6 +304,30 @@ describe('node/raft-transport', () => {
     }
   });
 
+  it('gives up on a receiver that never answers once its answer timeout passes', async () => {
+    const silent = new Server();
+    silent.addService(RaftServiceService, {
+      send: () => undefined,
+      sendSnapshot: (call: ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>) => {
+        call.on('data', () => undefined); // reads everything, answers nothing (a receiver whose disk stalled)
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      silent.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    });
+    const links = new GrpcPeerLinks('sender', 1024, 1_000);
+    try {
+      const header = { ...heartbeat(8, 2), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT };
+      const data = Buffer.alloc(8 * 1024, 8);
+      const started = Date.now();
+      expect(await links.sendSnapshot('silent', `127.0.0.1:${port}`, { header, data, dataCrc32c: crc32c(data) }, () => false)).to.equal(false);
+      expect(Date.now() - started, 'about the 1 s timeout, not forever').to.be.below(10_000);
+    } finally {
+      links.close();
+      silent.forceShutdown();
+    }
+  });
+
   it('reports failure when the receiver refuses the snapshot', async () => {
     const t = transport as RaftTransport;
     refuseSnapshots = true;
