@@ -59,6 +59,20 @@ const SNAPSHOT_RATE_GRACE_MS = 60_000;
  */
 const SNAPSHOT_ANSWER_TIMEOUT_MS = 5 * 60_000;
 
+/**
+ * Waits until `done()` holds, looking each time one of `wakeups` settles and at least every
+ * second (for `cancelled()`: the transport closing), for at most `timeoutMs`. True when `done()`
+ * held; false when cancelled or timed out.
+ */
+async function waitUntil(done: () => boolean, wakeups: Promise<unknown>[], cancelled: () => boolean, timeoutMs: number): Promise<boolean> {
+  for (let waitedMs = 0; !done() && !cancelled() && waitedMs < timeoutMs; waitedMs += 1_000) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([...wakeups, new Promise<void>((resolve) => { timer = setTimeout(resolve, 1_000); })]);
+    clearTimeout(timer);
+  }
+  return done();
+}
+
 /** gRPC channel options shared by the node's server and its peer clients. */
 export const RAFT_CHANNEL_OPTIONS = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
@@ -145,14 +159,9 @@ export class GrpcPeerLinks implements PeerLinks {
         void writable.then(() => {
           drained = true;
         });
-        // Checked every second while waiting: the transport closing, or a receiver that stopped reading.
-        for (let waitedMs = 0; !drained && !answered && !cancelled() && waitedMs < SNAPSHOT_IDLE_TIMEOUT_MS; waitedMs += 1_000) {
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          await Promise.race([writable, answer, new Promise<void>((resolve) => { timer = setTimeout(resolve, 1_000); })]);
-          clearTimeout(timer);
-        }
+        const resumed = await waitUntil(() => drained || answered, [writable, answer], cancelled, SNAPSHOT_IDLE_TIMEOUT_MS);
         stop();
-        if (!drained && !answered && !cancelled()) {
+        if (!resumed && !cancelled()) {
           stream.cancel(); // the receiver read nothing for as long as it would wait for us
           break;
         }
@@ -166,12 +175,7 @@ export class GrpcPeerLinks implements PeerLinks {
     stream.end();
     // The receiver answers once it has read back, checked and handed over the snapshot; one that
     // never does (its disk stalled) must not hold this send slot, or the transport's close, for good.
-    for (let waitedMs = 0; !answered && !cancelled() && waitedMs < this.snapshotAnswerTimeoutMs; waitedMs += 1_000) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([answer, new Promise<void>((resolve) => { timer = setTimeout(resolve, 1_000); })]);
-      clearTimeout(timer);
-    }
-    if (!answered) stream.cancel();
+    if (!(await waitUntil(() => answered, [answer], cancelled, this.snapshotAnswerTimeoutMs))) stream.cancel();
     return answer;
   }
 

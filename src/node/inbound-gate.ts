@@ -102,9 +102,9 @@ export class InboundGate {
     }
     if (dataCrc32c === undefined) {
       this.stats.snapshotsWithoutChecksum += 1;
-      this.log.write('info', 'snapshot without checksum accepted: the peer runs an older version', `${printable(fromNodeId)}\0checksum`, {
+      this.log.write('info', 'snapshot without checksum accepted: the peer runs an older version', `${printable(fromNodeId)}\0checksum`, () => ({
         peer: printable(fromNodeId), shard: wire.shardId, to: wire.to, bytes: data.length,
-      });
+      }));
     }
     this.verified.add(data);
     return true;
@@ -159,10 +159,10 @@ export class InboundGate {
     this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1;
     this.options.events?.messageRejected?.(reason, detail);
     const peer = printable(fromNodeId);
-    const fields = wire === undefined ? { peer, reason, detail }
-      : { peer, reason, detail, shard: wire.shardId, type: typeName(wire.type), from: wire.from, to: wire.to, term: wire.term };
+    const fields = (): Record<string, unknown> => (wire === undefined ? { peer, reason, detail }
+      : { peer, reason, detail, shard: wire.shardId, type: typeName(wire.type), from: wire.from, to: wire.to, term: wire.term });
     if (reason === 'unknown_replica') {
-      this.options.logger.debug('raft message for a replica not hosted here dropped', fields);
+      this.options.logger.debug('raft message for a replica not hosted here dropped', fields());
       return;
     }
     this.log.write('warn', 'raft message from peer refused', `${peer}\0${reason}`, fields);

@@ -235,8 +235,12 @@ class BatchStream {
     const items = this.outbox;
     this.outbox = [];
     let writable = true;
-    for (let start = 0; start < items.length; start += MAX_BATCH_ITEMS) {
-      if (!this.call.write({ items: items.slice(start, start + MAX_BATCH_ITEMS) })) writable = false;
+    if (items.length <= MAX_BATCH_ITEMS) {
+      writable = this.call.write({ items });
+    } else {
+      for (let start = 0; start < items.length; start += MAX_BATCH_ITEMS) {
+        if (!this.call.write({ items: items.slice(start, start + MAX_BATCH_ITEMS) })) writable = false;
+      }
     }
     if (!writable && !this.writeBlocked) {
       this.writeBlocked = true;

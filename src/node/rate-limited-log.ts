@@ -38,8 +38,12 @@ export class RateLimitedLog {
     this.maxLinesPerWindow = options.maxLinesPerWindow ?? 20;
   }
 
-  /** Logs `event` with `fields` at `level` unless `key` was logged this window or the window is full; true if written. */
-  write(level: 'warn' | 'info', event: string, key: string, fields: Record<string, unknown>): boolean {
+  /**
+   * Logs `event` with `fields()` at `level` unless `key` was logged this window or the window is
+   * full; true if written. The fields are built only for a line that is written: a flood of
+   * suppressed ones costs a counter each.
+   */
+  write(level: 'warn' | 'info', event: string, key: string, fields: () => Record<string, unknown>): boolean {
     const nowMs = this.nowMs();
     if (nowMs - this.windowStartMs >= this.windowMs) {
       this.windowStartMs = nowMs;
@@ -56,7 +60,8 @@ export class RateLimitedLog {
     this.stats.written += 1;
     const suppressed = this.suppressedSinceLine;
     this.suppressedSinceLine = 0;
-    this.logger[level](event, suppressed > 0 ? { ...fields, suppressed } : fields);
+    const written = fields();
+    this.logger[level](event, suppressed > 0 ? { ...written, suppressed } : written);
     return true;
   }
 }

@@ -37,7 +37,7 @@ export class RefusalLog {
   refused(reason: RefusalReason, count = 1): void {
     this.count(reason, count);
     this.sinceWarning.set(reason, (this.sinceWarning.get(reason) ?? 0) + count);
-    const fields = { refused: Object.fromEntries(this.sinceWarning) };
+    const fields = (): Record<string, unknown> => ({ refused: Object.fromEntries(this.sinceWarning) });
     if (this.log.write('warn', 'client requests refused at admission bounds', 'refused', fields)) this.sinceWarning.clear();
   }
 }

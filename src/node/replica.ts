@@ -33,7 +33,7 @@ import { encodeCommand, type WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import { LogClock } from './log-clock.js';
 import type { ReplicaEvents } from './node-metrics.js';
-import { ReplicaAdmission } from './replica-admission.js';
+import { ReplicaAdmission, type ReplicaRefusal } from './replica-admission.js';
 import { LeaderPromise, ReadPath } from './replica-reads.js';
 import { type FailureReason, type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type WriteOutcome } from './replica-requests.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
@@ -221,7 +221,7 @@ export class Replica {
     const value = 'value' in request ? request.value.length : 0;
     const admitted = this.admission.admit(requestBytes(request.key.length, value, request.session?.clientId.length ?? 0), callback);
     if (typeof admitted === 'string') {
-      callback({ ok: false, reason: admitted === 'replica_requests' ? 'REPLICA_REQUESTS_FULL' : 'REPLICA_BYTES_FULL' });
+      callback({ ok: false, reason: refusalReason(admitted) });
       return;
     }
     this.queuedWrites.push({ request, callback: admitted, deadlineMs: this.runtime.monotonicMs() + REQUEST_TIMEOUT_MS });
@@ -231,7 +231,7 @@ export class Replica {
   read(key: string, callback: ReadCallback): void {
     const admitted = this.admission.admit(requestBytes(key.length), callback);
     if (typeof admitted === 'string') {
-      callback({ ok: false, reason: admitted === 'replica_requests' ? 'REPLICA_REQUESTS_FULL' : 'REPLICA_BYTES_FULL' });
+      callback({ ok: false, reason: refusalReason(admitted) });
       return;
     }
     this.reads.queue(key, admitted);
@@ -646,6 +646,11 @@ export class Replica {
   get admitted(): { requests: number; bytes: number } {
     return { requests: this.admission.requests, bytes: this.admission.bytes };
   }
+}
+
+/** The failure a request refused at the replica's bound is answered with. */
+function refusalReason(refusal: ReplicaRefusal): FailureReason {
+  return refusal === 'replica_requests' ? 'REPLICA_REQUESTS_FULL' : 'REPLICA_BYTES_FULL';
 }
 
 /** A ConfChange for a placement command, with the node id in its context. */

@@ -30,7 +30,10 @@ describe('bench/process-cpu', () => {
   });
 
   it('reads a live process\'s CPU in µs, as process.cpuUsage() counts it', function () {
-    if (readCpuMicros([process.pid]) === null) this.skip(); // no /proc here
+    if (readCpuMicros([process.pid]) === null) {
+      process.stderr.write('      skipped: this platform has no /proc/<pid>/stat to read\n');
+      this.skip();
+    }
     const usageBefore = process.cpuUsage();
     const before = readCpuMicros([process.pid]);
     // Burn 300 ms of CPU (not of wall time: the machine may be shared).

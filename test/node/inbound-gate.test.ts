@@ -120,15 +120,15 @@ describe('node/rate-limited-log', () => {
     const log = new RecordingLog();
     let nowMs = 0;
     const limited = new RateLimitedLog(log.logger, () => nowMs, { windowMs: 1_000, maxLinesPerWindow: 3 });
-    expect(limited.write('warn', 'e', 'a', { n: 1 })).to.equal(true);
-    expect(limited.write('warn', 'e', 'a', { n: 2 })).to.equal(false);
-    expect(limited.write('warn', 'e', 'b', { n: 3 })).to.equal(true);
-    expect(limited.write('warn', 'e', 'c', { n: 4 })).to.equal(true);
-    expect(limited.write('warn', 'e', 'd', { n: 5 })).to.equal(false); // the budget is spent
+    expect(limited.write('warn', 'e', 'a', () => ({ n: 1 }))).to.equal(true);
+    expect(limited.write('warn', 'e', 'a', () => ({ n: 2 }))).to.equal(false);
+    expect(limited.write('warn', 'e', 'b', () => ({ n: 3 }))).to.equal(true);
+    expect(limited.write('warn', 'e', 'c', () => ({ n: 4 }))).to.equal(true);
+    expect(limited.write('warn', 'e', 'd', () => ({ n: 5 }))).to.equal(false); // the budget is spent
     nowMs = 999;
-    expect(limited.write('warn', 'e', 'a', { n: 6 })).to.equal(false);
+    expect(limited.write('warn', 'e', 'a', () => ({ n: 6 }))).to.equal(false);
     nowMs = 1_000;
-    expect(limited.write('warn', 'e', 'a', { n: 7 })).to.equal(true);
+    expect(limited.write('warn', 'e', 'a', () => ({ n: 7 }))).to.equal(true);
     expect(log.lines.map((line) => line.fields)).to.deep.equal([{ n: 1 }, { n: 3, suppressed: 1 }, { n: 4 }, { n: 7, suppressed: 2 }]);
     expect(limited.stats).to.deep.equal({ written: 4, suppressed: 3 });
   });
