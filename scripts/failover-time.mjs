@@ -29,6 +29,9 @@ const flag = (name, fallback) => {
 const trials = flag('trials', 5);
 const shards = flag('shards', 64);
 const basePort = flag('port', 26000);
+const nodes = flag('nodes', 3);
+// --default-client: writers use KVClient's defaults (the deadline and retries a user gets) instead of short attempts.
+const defaultClient = process.argv.includes('--default-client');
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 function status(manager) {
@@ -47,8 +50,8 @@ async function trial(number) {
   };
   try {
     start('manager', ['manager', '--port', String(port), '--replicas', '3', '--shards', String(shards),
-      '--data-dir', join(dir, 'manager'), '--bootstrap-nodes', '3', '--down-after', '10']);
-    for (let i = 1; i <= 3; i++) {
+      '--data-dir', join(dir, 'manager'), '--bootstrap-nodes', String(nodes), '--down-after', '10']);
+    for (let i = 1; i <= nodes; i++) {
       start(`n${i}`, ['node', '--id', `n${i}`, '--port', String(port + i), '--manager', manager,
         '--data-dir', join(dir, `n${i}`), '--metrics-port', String(port + 100 + i)]);
     }
@@ -62,7 +65,7 @@ async function trial(number) {
       const shard = shardForKey(Buffer.from(key), shards);
       if (keys[shard] === undefined) { keys[shard] = key; found++; }
     }
-    const client = new KVClient({ manager, timeoutMs: 400, maxRetries: 2 });
+    const client = new KVClient(defaultClient ? { manager } : { manager, timeoutMs: 400, maxRetries: 2 });
     await client.init();
     let killedAt = Infinity;
     const firstOkAfterKill = new Array(shards).fill(undefined);

@@ -23,6 +23,13 @@ export interface ShardRoute {
   replicas: RouteReplica[];
 }
 
+/** What a node last said about a shard's leader: who leads, or who does not. */
+interface LeaderNote {
+  leader: string | undefined;
+  notLeader: string | undefined;
+  atMs: number;
+}
+
 /** Map refreshes closer together than this are skipped (unless forced), so failing requests cannot storm the manager. */
 const MIN_REFRESH_INTERVAL_MS = 100;
 /** A background refresh gives up after this long; the cached map stays in use. */
@@ -40,6 +47,13 @@ export class ShardMapCache {
   private loadedOnce = false;
   private inFlight: Promise<RefreshResult> | undefined;
   private lastRefreshAtMs = 0;
+  /**
+   * What nodes told this client about each shard's leader, and when (monotonic ms): a leader
+   * named by a NOT_LEADER hint, or an address that failed or said it does not lead. A map
+   * requested before that is older news — the manager hears of a new leader only from the
+   * nodes' next heartbeat — so installing it keeps these (see {@link install}).
+   */
+  private readonly notes: (LeaderNote | undefined)[] = [];
 
   constructor(private readonly manager: ManagerConnection) {}
 
@@ -67,9 +81,10 @@ export class ShardMapCache {
     if (options.force !== true && this.loadedOnce && Date.now() - this.lastRefreshAtMs < MIN_REFRESH_INTERVAL_MS) {
       return Promise.resolve({ ok: true });
     }
+    const requestedAtMs = performance.now();
     const task = this.manager.getClusterMap(options.timeoutMs ?? REFRESH_TIMEOUT_MS).then(
       (response): RefreshResult => {
-        this.install(response);
+        this.install(response, requestedAtMs);
         return { ok: true };
       },
       (error: unknown): RefreshResult => ({ ok: false, error }),
@@ -90,12 +105,14 @@ export class ShardMapCache {
   noteLeader(shardId: number, address: string): void {
     const route = this.routes[shardId];
     if (route !== undefined) route.leaderAddress = address;
+    this.notes[shardId] = { leader: address, notLeader: undefined, atMs: performance.now() };
   }
 
   /** Forgets the shard's leader if it is `address` (that node failed or said it is not the leader). */
   forgetLeader(shardId: number, address: string): void {
     const route = this.routes[shardId];
     if (route !== undefined && route.leaderAddress === address) route.leaderAddress = undefined;
+    this.notes[shardId] = { leader: undefined, notLeader: address, atMs: performance.now() };
   }
 
   /** Adopts a newer epoch a node reported, so the next request does not carry a stale one. */
@@ -104,22 +121,27 @@ export class ShardMapCache {
     if (route !== undefined && epoch > route.epoch) route.epoch = epoch;
   }
 
-  /** Replaces the cached routes with the manager's map. */
-  install(response: GetClusterMapResponse): void {
+  /**
+   * Replaces the cached routes with the manager's map, requested at `requestedAtMs` (monotonic;
+   * default: now). What a node said about a shard's leader after that request stays: a hinted
+   * leader that is still a replica in the new map, and no leader at an address that failed.
+   */
+  install(response: GetClusterMapResponse, requestedAtMs = performance.now()): void {
     const addressOf = new Map(response.nodes.map((node) => [node.nodeId, node.address]));
     const routes: ShardRoute[] = [];
     for (const shard of response.shards) {
-      const leaderAddress = shard.leaderNodeId === '' ? undefined : addressOf.get(shard.leaderNodeId) || undefined;
-      routes[shard.shardId] = {
-        shardId: shard.shardId,
-        epoch: shard.epoch,
-        leaderAddress,
-        replicas: shard.replicas.map((member) => ({
-          nodeId: member.nodeId,
-          address: addressOf.get(member.nodeId) ?? '',
-          learner: member.learner,
-        })),
-      };
+      let leaderAddress = shard.leaderNodeId === '' ? undefined : addressOf.get(shard.leaderNodeId) || undefined;
+      const replicas = shard.replicas.map((member) => ({
+        nodeId: member.nodeId,
+        address: addressOf.get(member.nodeId) ?? '',
+        learner: member.learner,
+      }));
+      const note = this.notes[shard.shardId];
+      if (note !== undefined && note.atMs >= requestedAtMs) {
+        if (note.leader !== undefined && replicas.some((replica) => replica.address === note.leader)) leaderAddress = note.leader;
+        else if (note.notLeader !== undefined && note.notLeader === leaderAddress) leaderAddress = undefined;
+      }
+      routes[shard.shardId] = { shardId: shard.shardId, epoch: shard.epoch, leaderAddress, replicas };
     }
     this.routes = routes;
     this.count = response.shardCount;

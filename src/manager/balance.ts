@@ -101,7 +101,8 @@ function awaitingElections(context: SchedulerContext): boolean {
  * Transfers leadership (at most `maxLeaderTransfers` in flight) from a node leading
  * more shards to a voter's node leading at least two fewer, largest gap first, so
  * each live node leads about S/N shards. Counts include transfers already sent.
- * Waits while elections are pending (see `awaitingElections`).
+ * Waits while elections are pending (see `awaitingElections`), and leaves a leader elected
+ * or moved in the last few seconds where it is (`leaderIsNew`).
  */
 export function balanceLeaders(context: SchedulerContext): void {
   if (awaitingElections(context)) return;
@@ -133,7 +134,7 @@ export function balanceLeaders(context: SchedulerContext): void {
     let best: { shard: ShardRecord; from: string; to: string; toReplicaId: number; gap: number } | null = null;
     for (const shard of context.shards) {
       const from = leaderNodeOf.get(shard.shardId);
-      if (from === undefined || pending.has(shard.shardId) || !isSettled(context, shard)) continue;
+      if (from === undefined || pending.has(shard.shardId) || !isSettled(context, shard) || context.leaderIsNew(shard.shardId)) continue;
       for (const member of votersOf(shard)) {
         if (member.nodeId === from || !isReadyFollower(context, shard, member.nodeId, member.replicaId)) continue;
         const gap = countOf(from) - countOf(member.nodeId);

@@ -51,6 +51,8 @@ export class ClusterState {
   private readonly shards: ShardRecord[];
   private tasks: MoveTask[];
   private recent = new Map<string, IssuedCommand>();
+  /** When this manager saw each shard's leader change to a newer term (not persisted: a restart forgets, which only means "settled"). */
+  private readonly leaderChangedAtMs = new Map<number, number>();
   private readonly outbox = new Map<string, Map<string, PlacementCommand>>();
 
   private constructor(state: PersistedState, nowMs: number) {
@@ -145,7 +147,7 @@ export class ClusterState {
     runtime.opsPerSecond = request.opsPerSecond;
     runtime.p99LatencyMs = request.p99LatencyMs;
     this.runtime.set(request.nodeId, runtime);
-    for (const status of request.replicas) this.ingestReport(request.nodeId, status);
+    for (const status of request.replicas) this.ingestReport(request.nodeId, status, nowMs);
     return transition;
   }
 
@@ -155,9 +157,13 @@ export class ClusterState {
    * (Raft §5.2), and within a term the epoch only grows. A follower that knows a
    * leader of a newer term moves the map's leader (not its membership) there.
    */
-  private ingestReport(nodeId: string, status: ReplicaStatus): void {
+  private ingestReport(nodeId: string, status: ReplicaStatus, nowMs: number): void {
     const shard = this.shards[status.shardId];
     if (shard === undefined) return;
+    // A leader of a newer term than a known one: an election or a transfer just happened.
+    if (shard.term > 0 && status.term > shard.term && (status.role === ReplicaRole.REPLICA_ROLE_LEADER || status.leaderReplicaId !== 0)) {
+      this.leaderChangedAtMs.set(shard.shardId, nowMs);
+    }
     if (status.role === ReplicaRole.REPLICA_ROLE_LEADER) {
       const newer = status.term > shard.term || (status.term === shard.term && status.epoch >= shard.epoch);
       if (!newer || !status.members.some((member) => member.replicaId === status.replicaId)) return;
@@ -239,6 +245,7 @@ export class ClusterState {
       shards: this.shards,
       tasks: this.tasks,
       recent: this.recent,
+      leaderChangedAtMs: this.leaderChangedAtMs,
     });
     if (output.nextReplicaId !== this.nextReplicaId || JSON.stringify(output.tasks) !== JSON.stringify(this.tasks)) {
       this.dirty = true;

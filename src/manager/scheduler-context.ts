@@ -66,6 +66,9 @@ export interface NodeView {
  */
 export const RESPONSIVE_SILENCE_MS = 1250;
 
+/** How long a newly elected (or transferred) leader is left in place by leader balancing. */
+export const LEADER_SETTLE_MS = 5000;
+
 /** A command sent recently, kept to avoid re-sending it before `reissueAfterMs`. */
 export interface IssuedCommand {
   nodeId: string;
@@ -97,6 +100,8 @@ export interface SchedulerInput {
   shards: readonly ShardRecord[];
   tasks: readonly MoveTask[];
   recent: ReadonlyMap<string, IssuedCommand>;
+  /** When the manager last saw each shard's leader change (an election or transfer); absent: long ago. */
+  leaderChangedAtMs?: ReadonlyMap<number, number>;
 }
 
 /** Everything one round decides. */
@@ -125,9 +130,11 @@ export class SchedulerContext {
   readonly commands: NodeCommand[] = [];
   readonly events: SchedulerEvent[] = [];
   nextReplicaId: number;
+  private readonly leaderChangedAtMs: ReadonlyMap<number, number>;
 
   constructor(input: SchedulerInput) {
     this.nowMs = input.nowMs;
+    this.leaderChangedAtMs = input.leaderChangedAtMs ?? new Map();
     this.config = input.config;
     this.nodes = new Map(input.nodes.map((node) => [node.nodeId, node]));
     this.shards = input.shards;
@@ -148,6 +155,16 @@ export class SchedulerContext {
   isResponsive(nodeId: string): boolean {
     const node = this.nodes.get(nodeId);
     return node !== undefined && this.isLive(nodeId) && (node.silentMs ?? 0) <= RESPONSIVE_SILENCE_MS;
+  }
+
+  /**
+   * True while the shard's leader changed less than {@link LEADER_SETTLE_MS} ago: after a
+   * failover the survivors' view is still settling (the dead node may not look dead yet), and
+   * moving a leader clients have just found costs them a second interruption.
+   */
+  leaderIsNew(shardId: number): boolean {
+    const changedAtMs = this.leaderChangedAtMs.get(shardId);
+    return changedAtMs !== undefined && this.nowMs - changedAtMs < LEADER_SETTLE_MS;
   }
 
   /** True when the node is known to be down (or was never registered). */

@@ -52,6 +52,9 @@ export interface KvServiceContext {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Where a request goes: the local leader, an error answer, or the leader wait (answered later). */
+type Located = { kind: 'leader'; replica: Replica } | { kind: 'error'; error: KvError } | { kind: 'waiting' };
+
 type Done<T> = (response: T) => void;
 
 /** Runs one request of any kind; shared by the unary handlers and the Batch stream. */
@@ -64,13 +67,17 @@ export class KvRequestExecutor {
 
   /** Answers a linearizable read. */
   get(request: GetRequest, done: Done<GetResponse>): void {
-    const startMs = this.runtime.monotonicMs();
+    this.runGet(request, done, this.runtime.monotonicMs(), false);
+  }
+
+  private runGet(request: GetRequest, done: Done<GetResponse>, startMs: number, waited: boolean): void {
     const answer = (response: GetResponse): void => {
       this.context.metrics.record('get', this.runtime.monotonicMs() - startMs, response.error?.code);
       done(response);
     };
-    const located = this.locate(request.key);
-    if (!located.ok) {
+    const located = this.locate(request.key, waited ? undefined : () => this.runGet(request, done, startMs, true));
+    if (located.kind === 'waiting') return;
+    if (located.kind === 'error') {
       answer({ error: located.error, found: false, value: EMPTY, version: 0 });
       return;
     }
@@ -125,21 +132,31 @@ export class KvRequestExecutor {
     success: (result: AppliedResult) => T,
     failure: (error: KvError) => T,
   ): void {
-    const startMs = this.runtime.monotonicMs();
+    const invalid = invalidValue ?? (session !== undefined && Buffer.byteLength(session.clientId, 'utf8') > MAX_CLIENT_ID_BYTES
+      ? `client id is longer than ${MAX_CLIENT_ID_BYTES} bytes` : undefined);
+    if (invalid !== undefined) {
+      this.context.metrics.record(request.op, 0, ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+      done(failure(kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, invalid)));
+      return;
+    }
+    this.runWrite(request, done, success, failure, this.runtime.monotonicMs(), false);
+  }
+
+  private runWrite<T extends { error?: KvError | undefined }>(
+    request: WriteRequest,
+    done: Done<T>,
+    success: (result: AppliedResult) => T,
+    failure: (error: KvError) => T,
+    startMs: number,
+    waited: boolean,
+  ): void {
     const answer = (response: T): void => {
       this.context.metrics.record(request.op, this.runtime.monotonicMs() - startMs, response.error?.code);
       done(response);
     };
-    if (invalidValue !== undefined) {
-      answer(failure(kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, invalidValue)));
-      return;
-    }
-    if (session !== undefined && Buffer.byteLength(session.clientId, 'utf8') > MAX_CLIENT_ID_BYTES) {
-      answer(failure(kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, `client id is longer than ${MAX_CLIENT_ID_BYTES} bytes`)));
-      return;
-    }
-    const located = this.locate(request.key);
-    if (!located.ok) {
+    const located = this.locate(request.key, waited ? undefined : () => this.runWrite(request, done, success, failure, startMs, true));
+    if (located.kind === 'waiting') return;
+    if (located.kind === 'error') {
       answer(failure(located.error));
       return;
     }
@@ -152,20 +169,26 @@ export class KvRequestExecutor {
     this.context.host.mark(replica);
   }
 
-  /** Validates the key and finds the local leader replica of its shard. */
-  private locate(key: Uint8Array): { ok: true; replica: Replica } | { ok: false; error: KvError } {
+  /**
+   * Validates the key and finds the local leader replica of its shard. At a follower whose shard
+   * has no usable leader, `retry` (if given) is held in the host's leader wait and runs again once
+   * one is known (`leader-wait.ts`): the answer is `waiting`, and `retry` answers the request.
+   */
+  private locate(key: Uint8Array, retry: (() => void) | undefined): Located {
     const keyCheck = checkKeyBytes(key);
-    if (!keyCheck.ok) return { ok: false, error: kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, keyCheck.message) };
-    if (this.context.closing()) return { ok: false, error: kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node is shutting down') };
+    if (!keyCheck.ok) return { kind: 'error', error: kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, keyCheck.message) };
+    if (this.context.closing()) return { kind: 'error', error: kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node is shutting down') };
     const shardCount = this.context.shardCount();
-    if (shardCount === 0) return { ok: false, error: kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node does not know the shard count yet') };
+    if (shardCount === 0) return { kind: 'error', error: kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node does not know the shard count yet') };
     const shardId = shardForKey(key, shardCount);
-    const replica = this.context.host.replica(shardId);
+    const host = this.context.host;
+    const replica = host.replica(shardId);
     if (replica === undefined || replica.removed) {
-      return { ok: false, error: kvError(ErrorCode.ERROR_CODE_WRONG_SHARD, `this node holds no replica of shard ${shardId}`) };
+      return { kind: 'error', error: kvError(ErrorCode.ERROR_CODE_WRONG_SHARD, `this node holds no replica of shard ${shardId}`) };
     }
-    if (replica.role !== Role.Leader) return { ok: false, error: this.notLeader(replica) };
-    return { ok: true, replica };
+    if (replica.role === Role.Leader) return { kind: 'leader', replica };
+    if (retry !== undefined && host.leaderUnusable(replica) && host.leaderWait.park(shardId, retry)) return { kind: 'waiting' };
+    return { kind: 'error', error: this.notLeader(replica) };
   }
 
   private notLeader(replica: Replica): KvError {

@@ -23,6 +23,7 @@ import { FastFailover } from './fast-failover.js';
 import { GrpcPeerLinks } from './grpc-peer-links.js';
 import { InboundGate } from './inbound-gate.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
+import { LeaderWait } from './leader-wait.js';
 import { fromWireMessage, toWireMessage } from './message-codec.js';
 import type { NodeStateFile } from './node-state.js';
 import type { RaftHostEvents } from './node-metrics.js';
@@ -94,6 +95,13 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   private readonly runtime: NodeRuntime;
   private readonly turns: TurnLoop;
   private readonly failover: FastFailover;
+  /**
+   * Peer nodes whose stream failed and that sent nothing since: a follower whose leader is
+   * on one holds client requests in {@link leaderWait} rather than pointing them there.
+   */
+  private readonly suspectNodes = new Set<string>();
+  /** Client requests at followers waiting for their shard's leader (`leader-wait.ts`). */
+  readonly leaderWait: LeaderWait;
   private readonly electionTick: number;
   private readonly tickIntervalMs: number;
   private stopTicking: (() => void) | undefined;
@@ -134,7 +142,10 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       events: options.events,
       onFatal: (error) => this.fail(error),
     });
-    this.failover = new FastFailover(this, this.runtime, { electionTick: this.electionTick, tickIntervalMs: this.tickIntervalMs });
+    this.failover = new FastFailover(this, this.runtime, { tickIntervalMs: this.tickIntervalMs });
+    // One election timeout: long enough for the fast failover's election (~0.4 s after a kill),
+    // short enough that a request held in vain is answered well inside a client's attempt.
+    this.leaderWait = new LeaderWait(this.runtime, { maxWaitMs: this.electionTick * this.tickIntervalMs, maxWaiting: MAX_LEADER_WAITERS });
     this.inbound = new InboundGate({
       nodeId: options.nodeId,
       logger: options.logger,
@@ -202,6 +213,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       leaseMs: this.leaseMs,
       voteGuardMs: this.voteGuardMs,
       recovered,
+      leaderKnown: () => this.leaderWait.wake(shardId),
       raft: {
         electionTick: this.electionTick,
         heartbeatTick: this.options.heartbeatTick ?? 2,
@@ -392,6 +404,9 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   /** Routes a received message to the local replica `(shardId, to)`; unknown ones are dropped. */
   deliver(fromNodeId: string, wire: RaftMessage, snapshotData?: Buffer): void {
     if (!this.inbound.admit(fromNodeId, wire, snapshotData)) return;
+    // The node is alive after all: requests held for its replicas' leadership go on (they get
+    // that leader's address, or are served here if a leader changed meanwhile).
+    if (this.suspectNodes.size !== 0 && this.suspectNodes.delete(fromNodeId)) this.leaderWait.wakeAll();
     const replica = this.replicasByShard.get(wire.shardId);
     if (replica === undefined || replica.replicaId !== wire.to) {
       this.logger.debug('message for unknown replica dropped', { shard: wire.shardId, to: wire.to, from: fromNodeId });
@@ -449,7 +464,20 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
 
   /** The stream to `nodeId` failed: the node may have crashed (see `fast-failover.ts`). */
   reportPeerFailed(nodeId: string): void {
+    this.suspectNodes.add(nodeId);
     this.failover.peerFailed(nodeId);
+  }
+
+  /**
+   * True when a client request at this follower replica should wait for a leader rather than be
+   * answered now: the shard has no known leader (an election is running), or its leader is on a
+   * node whose stream failed and that has sent nothing since (it may be dead; its successor is
+   * being elected). Pointing the client at it would only send it into backoff.
+   */
+  leaderUnusable(replica: Replica): boolean {
+    if (replica.leaderId === 0) return true;
+    const leaderNodeId = replica.nodeIdOf(replica.leaderId);
+    return leaderNodeId !== undefined && this.suspectNodes.has(leaderNodeId);
   }
 
   /** Stops the timer, finishes the running turn, fails waiting requests, closes the transport and syncs storage. */
@@ -457,12 +485,16 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     this.stopTicking?.();
     this.stopTicking = undefined;
     this.closed = true;
+    this.leaderWait.wakeAll(); // they answer UNAVAILABLE: the node is stopping
     await this.turns.close();
     for (const replica of this.replicasByShard.values()) replica.failAll('UNAVAILABLE');
     await this.transport.close();
     await this.options.storage.close();
   }
 }
+
+/** Most client requests held at once, node-wide, waiting for a shard's leader (past it they are answered at once). */
+const MAX_LEADER_WAITERS = 4096;
 
 function isMember(replica: Replica, replicaId: number): boolean {
   return replica.confState.voters.includes(replicaId) || replica.confState.learners.includes(replicaId);

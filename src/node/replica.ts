@@ -81,6 +81,8 @@ export interface ReplicaOptions {
   recovered?: boolean;
   /** Bounds its waiting requests. Default: the `replica-admission.ts` constants. */
   admission?: ReplicaAdmission;
+  /** Called (inside the turn) when the replica learns a leader, itself or another: requests waiting for one go on (`leader-wait.ts`). */
+  leaderKnown?: () => void;
 }
 
 interface PendingWrite {
@@ -101,6 +103,8 @@ interface QueuedWrite {
 export type ControlAction =
   /** Campaign now, unless that would break this replica's promise to a leader (checked when it runs). */
   | { kind: 'campaign' }
+  /** Forget `leader` (fast failover: its node seems dead) unless that would break the promise or another leader is known. */
+  | { kind: 'forget-leader'; leader: number }
   | { kind: 'conf-change'; change: ConfChange }
   | { kind: 'transfer-leader'; to: number }
   | { kind: 'unreachable'; replicaId: number }
@@ -155,6 +159,7 @@ export class Replica {
   private readonly snapshotIntervalEntries: number;
   private readonly retainedEntries: number;
   private readonly events: ReplicaEvents | undefined;
+  private readonly leaderKnown: (() => void) | undefined;
   private readonly leaseMs: number;
 
   constructor(options: ReplicaOptions) {
@@ -167,6 +172,7 @@ export class Replica {
     this.snapshotIntervalEntries = options.snapshotIntervalEntries;
     this.retainedEntries = options.retainedEntries;
     this.events = options.events;
+    this.leaderKnown = options.leaderKnown;
     this.leaseMs = options.leaseMs ?? 0;
     this.admission = options.admission ?? new ReplicaAdmission();
     this.promise = new LeaderPromise(options.voteGuardMs ?? 0, this.runtime.monotonicMs(), options.recovered === true);
@@ -334,6 +340,15 @@ export class Replica {
         }
         this.rawNode.campaign();
         return;
+      case 'forget-leader':
+        // The same rule as a campaign: once forgotten, the leader's lease no longer keeps this
+        // replica from granting votes, so it must no longer be owed anything.
+        if (this.promise.forbidsCampaign(nowMs) || this.rawNode.leaderId() !== action.leader) {
+          this.logger.debug('leader not forgotten: heard from it, or another leads', { leader: action.leader, remainingMs: this.promise.remainingMs(nowMs) });
+          return;
+        }
+        this.rawNode.forgetLeader();
+        return;
       case 'conf-change': {
         const outcome = this.rawNode.proposeConfChange(action.change);
         if (!outcome.ok) this.logger.debug('conf change not proposed', { reason: outcome.reason, replica: action.change.replicaId });
@@ -490,9 +505,13 @@ export class Replica {
 
   private changeRole(role: Role, leaderId: number): void {
     const wasLeader = this.role === Role.Leader;
-    if (leaderId !== 0 && leaderId !== this.leaderId) this.events?.leaderChanged(this.shardId);
+    const leaderLearned = leaderId !== 0 && leaderId !== this.leaderId;
     this.role = role;
     this.leaderId = leaderId;
+    if (leaderLearned) {
+      this.events?.leaderChanged(this.shardId);
+      this.leaderKnown?.();
+    }
     const term = this.rawNode.term();
     if (role === Role.Leader && !wasLeader) {
       this.leaderSinceMs = this.runtime.monotonicMs();

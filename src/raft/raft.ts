@@ -424,6 +424,13 @@ export class Raft {
     return this.tracker.tallyVotes();
   }
 
+  /** See {@link RawNode.forgetLeader}. */
+  forgetLeader(): void {
+    if (this.role !== Role.Follower || this.lead === NONE) return;
+    this.logger.info('forgetting leader', { replica: this.id, term: this.term, leader: this.lead });
+    this.lead = NONE;
+  }
+
   // ---- step ----------------------------------------------------------------
 
   /**

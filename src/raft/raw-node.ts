@@ -90,6 +90,20 @@ export class RawNode {
   }
 
   /**
+   * Forgets a follower's leader (etcd `ForgetLeader`): it stays a leaderless follower in its
+   * term, without campaigning, so it grants (pre-)votes at once instead of ignoring them under
+   * the leader lease for the rest of an election timeout. It follows the leader again on its
+   * next message, and campaigns on its own election timeout as before. For a host that has
+   * strong reason to think the leader dead (its connection broke) and that a successor should
+   * be elected now. The host MUST NOT call it while it still owes the leader anything: with
+   * lease reads, a follower must not help elect another leader while that leader's lease may
+   * rest on it. A no-op unless follower with a known leader.
+   */
+  forgetLeader(): void {
+    this.raft.forgetLeader();
+  }
+
+  /**
    * Feeds a message received from a peer. Local-only types and responses from
    * non-members are ignored, and so is a heartbeat whose commit index lies beyond
    * this replica's log (a misbehaving peer must not crash the replica: committing

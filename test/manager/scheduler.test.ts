@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { PlacementCommand } from '../../src/gen/kvstore/v1/manager.js';
+import { LEADER_SETTLE_MS } from '../../src/manager/scheduler-context.js';
 import { FakeCluster, type ReceivedCommand } from './fake-cluster.js';
 
 const kindOf = (command: PlacementCommand): string => command.command?.$case ?? 'none';
@@ -128,6 +129,27 @@ describe('manager/scheduler', () => {
       return command?.$case === 'transferLeader' && cluster.nodeOf(command.value.shardId, command.value.toReplicaId) === 'n2';
     });
     expect(toDeadNode, 'leadership sent to a silent node stalls writes for an election timeout').to.deep.equal([]);
+  });
+
+  it('leaves a leader a failover just elected where it is for a few seconds (clients have just found it)', () => {
+    const cluster = new FakeCluster({ shardCount: 24, replicationFactor: 3, nodeIds: ['n1', 'n2', 'n3', 'n4'] });
+    cluster.runUntil(() => cluster.healthy() && cluster.state.movesInFlight === 0, 40);
+    cluster.run(10);
+    const ledByVictim = [...Array(24).keys()].filter((shardId) => {
+      const group = cluster.group(shardId);
+      return group !== undefined && cluster.nodeOf(shardId, group.leaderReplicaId) === 'n1';
+    });
+    expect(ledByVictim.length).to.be.greaterThan(0);
+    const before = cluster.received.length;
+    cluster.killNode('n1');
+    // 500 ms rounds: the survivors elect after 1.5 s, while n1 is still `up` (suspect at 3 s):
+    // the new leaders pile up on the survivors, an imbalance that invites transfers.
+    cluster.run(LEADER_SETTLE_MS / 500);
+    const moved = cluster.received.slice(before).filter((r) => {
+      const command = r.command.command;
+      return command?.$case === 'transferLeader' && ledByVictim.includes(command.value.shardId);
+    });
+    expect(moved.map((r) => r.round), 'a leader moved within LEADER_SETTLE_MS of its election').to.deep.equal([]);
   });
 
   it('node join → replicas rebalance to ±1 of S·K/N and leaders to ±1 of S/N', () => {

@@ -237,16 +237,18 @@ describe('node/lease reads: the promise behind the lease (issue 14, bug 2)', () 
     const [follower, cutOff] = [group.replica(3), group.replica(2)];
     // Everyone's promise to L runs out; L's lease is long gone too.
     clock.nowMs += 400;
-    // The failover timer saw the promise expired and queued F's campaign, and skipped G ahead.
+    // The failover timer saw the promise expired: both forget L, and F is told to campaign.
+    follower.control({ kind: 'forget-leader', leader: leader.replicaId });
     follower.control({ kind: 'campaign' });
-    cutOff.pendingTicks += 10;
+    cutOff.control({ kind: 'forget-leader', leader: leader.replicaId });
     // Before F's turn, L starts a ReadIndex round: its heartbeat reaches F, not G.
     const confirmed = group.read(leader, 'k');
     expect(confirmed, 'no lease: the read waits for its round').to.have.length(0);
     group.mailbox = group.mailbox.filter((message) => message.to !== cutOff.replicaId);
     group.deliver();
-    // F's turn steps L's heartbeat, then the campaign action.
+    // F's turn steps L's heartbeat, then the actions: F keeps L, G (not heard from L) forgets it.
     group.turn();
+    expect(follower.leaderId, 'F heard from L: it keeps it').to.equal(leader.replicaId);
     // F's acknowledgement reaches L (the round confirms and renews L's lease); after that
     // L hears nothing more for a while (a slow link), while F and G go on.
     group.mailbox = group.mailbox.filter((message) => message.to === 1 && message.type === MessageType.HeartbeatResponse || message.to !== 1);

@@ -153,6 +153,44 @@ describe('raft elections', () => {
     expect(follower.node.status().vote).to.equal(1);
   });
 
+  it('forgetLeader: the survivors of a dead leader grant a successor\'s pre-vote at once, without campaigning themselves', () => {
+    const net = new TestNetwork([1, 2, 3]);
+    net.elect(1);
+    net.isolate(1); // the leader is gone
+    // Under the lease, the successor's pre-election fails: 3 ignores it.
+    net.get(2).node.campaign();
+    net.stabilize();
+    expect(net.get(2).node.status().role, 'ignored under the lease').to.not.equal(Role.Leader);
+    expect(net.get(3).node.status().leaderId).to.equal(1);
+    for (const id of [2, 3]) net.get(id).node.forgetLeader();
+    net.stabilize();
+    expect(net.get(3).node.status().leaderId, 'forgotten').to.equal(NONE);
+    expect(net.get(3).node.status().role, 'no campaign of its own').to.equal(Role.Follower);
+    expect(net.get(3).node.status().term, 'no term change').to.equal(1);
+    net.get(2).node.campaign();
+    net.stabilize();
+    expect(net.get(2).node.status().role, 'elected').to.equal(Role.Leader);
+    expect(net.get(3).node.status().leaderId).to.equal(2);
+  });
+
+  it('forgetLeader: a follower follows its leader again on its next message; leaders and candidates ignore it', () => {
+    const net = new TestNetwork([1, 2, 3]);
+    net.elect(1);
+    net.get(1).node.forgetLeader();
+    expect(net.get(1).node.status().role).to.equal(Role.Leader);
+    net.get(2).node.forgetLeader();
+    net.get(2).processReady();
+    expect(net.get(2).node.status().leaderId).to.equal(NONE);
+    net.get(1).node.propose(utf8('a'));
+    net.stabilize();
+    expect(net.get(2).node.status().leaderId).to.equal(1);
+    expect(net.get(2).node.status().term).to.equal(1);
+    // A live leader's follower ignores vote requests again.
+    net.get(2).node.step(voteRequest(3, 2, 5, 100, 4));
+    net.get(2).processReady();
+    expect(net.get(2).node.status().term).to.equal(1);
+  });
+
   it('§5.1: a stale leader learns the new term from its followers and steps down', () => {
     const net = new TestNetwork([1, 2, 3], { checkQuorum: false });
     net.elect(1);

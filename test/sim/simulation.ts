@@ -144,15 +144,18 @@ class Simulation {
    */
   private flakyLeaderLink(): void {
     const { scheduler, control, network, random, manager } = this.cluster;
-    const leader = manager.leaderOf(random.nextInt(this.cluster.scenario.shards));
+    const shardId = random.nextInt(this.cluster.scenario.shards);
+    const leader = manager.leaderOf(shardId);
     if (leader === undefined) return;
     const leaderNode = leader.node.nodeId;
     const voters = leader.replica.members().filter((member) => !member.learner && member.nodeId !== leaderNode && member.nodeId !== '');
-    const successor = voters.sort((a, b) => a.replicaId - b.replicaId)[0];
+    // The one `fast-failover.ts` names: the surviving voters in id order, picked by shard id.
+    voters.sort((a, b) => a.replicaId - b.replicaId);
+    const successor = voters[shardId % voters.length];
     if (successor === undefined) return;
     this.count('flaky-leader-link');
     const lasting = (lift: () => void, minMs: number, spreadMs: number): void => scheduler.after(minMs + random.nextInt(spreadMs), control, lift);
-    for (const other of voters.slice(1)) {
+    for (const other of voters.filter((voter) => voter !== successor)) {
       if (random.nextInt(2) === 0) continue;
       network.resetStreams(leaderNode, other.nodeId);
       lasting(network.partition([leaderNode], [other.nodeId]), 600, 1_000);
