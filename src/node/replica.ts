@@ -348,6 +348,7 @@ export class Replica {
           return;
         }
         this.rawNode.forgetLeader();
+        this.logger.info('leader forgotten: its node seems down', { leader: action.leader, term: this.rawNode.term() });
         return;
       case 'conf-change': {
         const outcome = this.rawNode.proposeConfChange(action.change);
