@@ -62,10 +62,11 @@ export class FastFailover {
     // election timeouts stay the fallback. The replica re-checks the promise when it runs.
     replica.control({ kind: 'forget-leader', leader: failedLeader });
     this.host.mark(replica);
-    // The designated successor campaigns now, and again one and three ticks later while no
-    // leader is known: the other survivors forget the leader within a turn or two of us (the
-    // leader's last message reached us all together), and until they have they ignore our
-    // pre-vote, which costs nothing but the retry. Every survivor names the same successor —
+    // The designated successor campaigns now, and again every tick or two for an election
+    // timeout while no leader is known and it is not a candidate: the other survivors forget
+    // the leader within a turn or two of us (the leader's last message reached us all
+    // together), and until they have they ignore our pre-vote, which costs nothing but the
+    // retry (a pre-vote changes no term). Every survivor names the same successor —
     // the surviving voters in id order, picked by shard id — so the dead node's leaderships
     // spread over the survivors rather than all landing on one node for the manager to move.
     const others = replica.confState.voters.filter((id) => id !== failedLeader).sort((a, b) => a - b);
@@ -87,5 +88,5 @@ export class FastFailover {
   }
 }
 
-/** When the designated successor campaigns, in ticks after the previous try (see `failOver`). */
-const CAMPAIGN_AFTER_TICKS: readonly number[] = [0, 1, 2];
+/** When the designated successor campaigns, in ticks after the previous try (see `failOver`): ten ticks in all, one election timeout. */
+const CAMPAIGN_AFTER_TICKS: readonly number[] = [0, 1, 2, 2, 2, 3];

@@ -82,12 +82,15 @@ export class LeaderWait {
     this.resumeSoon(waiters);
   }
 
-  /** Every waiting request runs again (a suspected node was heard from; the node is closing). */
-  wakeAll(): void {
+  /** The waiting requests of every shard `usable` accepts run again (a suspected node was heard from). */
+  wakeWhere(usable: (shardId: number) => boolean): void {
     if (this.count === 0) return;
-    const all = [...this.waiting.values()];
-    this.waiting.clear();
-    for (const waiters of all) this.resumeSoon(waiters);
+    for (const shardId of [...this.waiting.keys()]) if (usable(shardId)) this.wake(shardId);
+  }
+
+  /** Every waiting request runs again (the node is closing). */
+  wakeAll(): void {
+    this.wakeWhere(() => true);
   }
 
   private resumeSoon(waiters: Set<Waiter>): void {

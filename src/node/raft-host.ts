@@ -406,7 +406,12 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     if (!this.inbound.admit(fromNodeId, wire, snapshotData)) return;
     // The node is alive after all: requests held for its replicas' leadership go on (they get
     // that leader's address, or are served here if a leader changed meanwhile).
-    if (this.suspectNodes.size !== 0 && this.suspectNodes.delete(fromNodeId)) this.leaderWait.wakeAll();
+    if (this.suspectNodes.size !== 0 && this.suspectNodes.delete(fromNodeId)) {
+      this.leaderWait.wakeWhere((shardId) => {
+        const waiting = this.replicasByShard.get(shardId);
+        return waiting === undefined || waiting.removed || waiting.role === Role.Leader || !this.leaderUnusable(waiting);
+      });
+    }
     const replica = this.replicasByShard.get(wire.shardId);
     if (replica === undefined || replica.replicaId !== wire.to) {
       this.logger.debug('message for unknown replica dropped', { shard: wire.shardId, to: wire.to, from: fromNodeId });

@@ -338,6 +338,9 @@ export class Replica {
           this.logger.debug('campaign skipped: promise to the leader still runs', { remainingMs: this.promise.remainingMs(nowMs) });
           return;
         }
+        // A vote round under way (the core's role: the host's copy lags a Ready behind) would
+        // only be restarted a term higher, its incoming votes ignored.
+        if (this.rawNode.role() === Role.Candidate) return;
         this.rawNode.campaign();
         return;
       case 'forget-leader':

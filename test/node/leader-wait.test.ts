@@ -111,13 +111,17 @@ describe('node/leader wait on in-process nodes', function () {
       });
     });
     const answeredAfterMs = performance.now() - startedMs;
+    const context = `answered after ${Math.round(answeredAfterMs)} ms: ${response.error?.message ?? 'served'}`;
+    expect(response.error?.leaderAddress ?? '', `never pointed at the dead node (${context})`).to.not.equal(oldNode?.address);
     const newLeader = survivors.find((node) => node.host.replica(0)?.role === Role.Leader);
-    expect(newLeader, `a survivor leads by the time of the answer (after ${Math.round(answeredAfterMs)} ms)`).to.not.equal(undefined);
     if (response.error === undefined) {
-      expect(newLeader, 'served by the new leader').to.equal(asked);
+      expect(newLeader, `served by the new leader (${context})`).to.equal(asked);
+    } else if (response.error.code === ErrorCode.ERROR_CODE_NOT_LEADER) {
+      expect(response.error.leaderAddress, `the new leader (${context})`).to.equal(newLeader?.address);
     } else {
-      expect(response.error.code, response.error.message).to.equal(ErrorCode.ERROR_CODE_NOT_LEADER);
-      expect(response.error.leaderAddress, 'the new leader, not the dead one').to.equal(newLeader?.address);
+      // The election outlasted the wait (a loaded machine): held the whole election timeout, then told so.
+      expect(response.error.code, context).to.equal(ErrorCode.ERROR_CODE_UNAVAILABLE);
+      expect(answeredAfterMs, `held for the wait (${context})`).to.be.at.least(450);
     }
   });
 });

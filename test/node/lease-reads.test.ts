@@ -292,6 +292,32 @@ describe('node/lease reads: the promise behind the lease (issue 14, bug 2)', () 
   });
 });
 
+describe('node/fast failover: the successor\'s campaign retries', () => {
+  it('a retry that finds the successor already a candidate leaves its vote round alone (no extra term)', () => {
+    const clock = new ManualClock();
+    const group = new Group({ leaseMs: 200, voteGuardMs: 300, runtime: clock });
+    group.elect();
+    const termBefore = group.replica(2).rawNode.term();
+    clock.nowMs += 400; // every promise to 1 ran out: 1 is gone
+    const [successor, other] = [group.replica(2), group.replica(3)];
+    for (const replica of [successor, other]) replica.control({ kind: 'forget-leader', leader: 1 });
+    successor.control({ kind: 'campaign' });
+    const exchange = (): void => {
+      group.mailbox = group.mailbox.filter((message) => message.to !== 1);
+      group.deliver();
+      group.turn();
+    };
+    group.turn(); // 2 sends its pre-votes; 3 forgets 1
+    exchange(); // 3 grants the pre-vote
+    group.mailbox = group.mailbox.filter((message) => message.to !== 1);
+    group.deliver(); // the grant waits in 2's inbox, while the host still sees 2 as a pre-candidate
+    successor.control({ kind: 'campaign' }); // the failover's retry
+    for (let i = 0; i < 10; i++) exchange();
+    expect(successor.role).to.equal(Role.Leader);
+    expect(successor.rawNode.term(), 'elected in the first vote round').to.equal(termBefore + 1);
+  });
+});
+
 describe('node/lease reads on in-process nodes: the flag and the fast failover', function () {
   this.timeout(60_000);
   let cluster: NodeCluster | undefined;
