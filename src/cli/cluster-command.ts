@@ -34,6 +34,7 @@ interface ClusterFlags {
   downAfter: string;
   logLevel?: string;
   leaseReads: boolean;
+  metricsPerShard?: boolean;
 }
 
 /** Validated settings of one `kvstore cluster` run. */
@@ -47,6 +48,8 @@ export interface ClusterSettings {
   logLevel: LogLevel | undefined;
   /** False: every node runs with `--no-lease-reads`. */
   leaseReads: boolean;
+  /** True: every node runs with `--metrics-per-shard`. */
+  metricsPerShard?: boolean;
 }
 
 /** Registers `cluster` on the root program. */
@@ -62,6 +65,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--down-after <seconds>', 'how long a silent node is suspect before it is down and re-replicated', '10')
     .option('--log-level <level>', `log level of every process: ${LOG_LEVELS.join(', ')}`)
     .option('--no-lease-reads', 'start every node with --no-lease-reads: each read batch is confirmed by a ReadIndex round')
+    .option('--metrics-per-shard', 'start every node with --metrics-per-shard: per-shard series on /metrics')
     .action(async (flags: ClusterFlags) => {
       let settings: ClusterSettings;
       try {
@@ -95,6 +99,7 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterSettings {
     downAfterSeconds: parseSeconds(flags.downAfter, '--down-after'),
     logLevel: flags.logLevel,
     leaseReads: flags.leaseReads,
+    metricsPerShard: flags.metricsPerShard === true,
   };
 }
 
@@ -144,6 +149,7 @@ export function childCommands(settings: ClusterSettings, mainScript: string, hos
         '--data-dir', join(settings.dataDir, nodeId),
         ...(host === undefined ? [] : ['--host', host, '--advertise', `${host}:${port}`]),
         ...(settings.leaseReads ? [] : ['--no-lease-reads']),
+        ...(settings.metricsPerShard === true ? ['--metrics-per-shard'] : []),
       ],
     });
   }

@@ -20,6 +20,7 @@ interface NodeFlags {
   metricsPort?: number;
   logLevel?: LogLevel;
   unsafeStaleReads?: boolean;
+  metricsPerShard?: boolean;
   leaseReads: boolean;
 }
 
@@ -61,6 +62,7 @@ export function registerNodeCommand(program: Command): void {
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .addOption(new Option('--metrics-port <port>', 'HTTP port for /metrics, /healthz, /readyz (default PORT+1000)').argParser(parsePort))
     .addOption(new Option('--log-level <level>', 'error, warn, info or debug').argParser(parseLogLevel))
+    .option('--metrics-per-shard', 'also export per-shard series on /metrics (term, commit, applied, leader, epoch and leader changes by {shard}); a node hosting thousands of replicas then serves thousands of lines per series')
     .option('--no-lease-reads', 'confirm every read batch with a ReadIndex round instead of answering under the leader\'s lease (slower; no read then depends on clocks)')
     .addOption(new Option('--unsafe-stale-reads', 'test only: serve reads without ReadIndex (needs KVSTORE_ALLOW_UNSAFE_TESTING=1)').hideHelp())
     .action(async (flags: NodeFlags) => {
@@ -94,6 +96,7 @@ async function runNode(flags: NodeFlags): Promise<void> {
       logger,
       ...(flags.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
       leaseReads: flags.leaseReads,
+      ...(flags.metricsPerShard === true ? { metricsPerShard: true } : {}),
       onFatal: () => {
         // Logged by the node; a failed fsync or broken invariant cannot be retried.
         process.exit(1);

@@ -61,12 +61,7 @@ export class NodeMetrics implements RaftHostEvents {
   readonly registry = new Registry();
   /** Client request counters and latency (also feeds the manager heartbeat). */
   readonly requests = new RequestMetrics(this.registry);
-  private readonly leaderChanges = new Counter({
-    name: 'kvstore_node_leader_changes_seen_total',
-    help: 'Leader changes seen by this node\'s replica of each shard (elections, transfers)',
-    labelNames: ['shard'],
-    registers: [this.registry],
-  });
+  private readonly leaderChanges: Counter<'shard'>;
   private readonly proposalsDropped = new Counter({
     name: 'kvstore_node_proposals_dropped_total',
     help: 'Client writes a leader could not append (reason from Raft) or whose entry a new leader overwrote (superseded)',
@@ -102,13 +97,31 @@ export class NodeMetrics implements RaftHostEvents {
     registers: [this.registry],
   });
 
-  constructor() {
+  /** True: series per shard (`{shard}` labels), which multiply by the shards hosted. */
+  private readonly perShard: boolean;
+
+  /**
+   * @param options.perShard Export per-shard series (`kvstore node --metrics-per-shard`): a
+   *   node with thousands of replicas would serve thousands of lines per series, so by default
+   *   `/metrics` holds node totals only and per-shard state is in `kvstore status`.
+   */
+  constructor(options: { perShard?: boolean } = {}) {
+    this.perShard = options.perShard === true;
+    this.leaderChanges = new Counter({
+      name: 'kvstore_node_leader_changes_seen_total',
+      help: this.perShard
+        ? 'Leader changes seen by this node\'s replica of each shard (elections, transfers)'
+        : 'Leader changes seen by this node\'s replicas (elections, transfers); per shard with --metrics-per-shard',
+      labelNames: this.perShard ? ['shard'] : [],
+      registers: [this.registry],
+    });
     collectDefaultMetrics({ register: this.registry });
   }
 
   /** Counts a leader change of `shardId`. */
   leaderChanged(shardId: number): void {
-    this.leaderChanges.inc({ shard: shardId });
+    if (this.perShard) this.leaderChanges.inc({ shard: shardId });
+    else this.leaderChanges.inc();
   }
 
   /** Counts a dropped proposal. */
@@ -161,21 +174,31 @@ export class NodeMetrics implements RaftHostEvents {
       name: 'kvstore_node_requests_waiting', help: 'Client requests queued or proposed and not yet answered', registers,
       collect() { this.set([...replicas()].reduce((sum, replica) => sum + replica.waitingRequests, 0)); },
     });
-    const perShard = (name: string, help: string, value: (replica: Replica) => number): void => {
-      new Gauge({
-        name, help, labelNames: ['shard'], registers,
-        collect() {
-          // Reset first: a destroyed replica's series must disappear, not freeze.
-          this.reset();
-          for (const replica of replicas()) if (!replica.removed) this.set({ shard: replica.shardId }, value(replica));
-        },
-      });
-    };
-    perShard('kvstore_node_raft_term', 'Current Raft term of this node\'s replica of each shard', (replica) => replica.rawNode.status().term);
-    perShard('kvstore_node_raft_commit_index', 'Highest log index known committed, per shard', (replica) => replica.rawNode.status().commit);
-    perShard('kvstore_node_raft_applied_index', 'Highest log index applied to the state machine, per shard', (replica) => replica.machine.appliedIndex);
-    perShard('kvstore_node_raft_is_leader', '1 when this node\'s replica leads the shard, else 0', (replica) => (replica.role === Role.Leader ? 1 : 0));
-    perShard('kvstore_node_raft_epoch', 'Configuration version of each shard as applied here', (replica) => replica.machine.epoch);
+    new Gauge({
+      name: 'kvstore_node_replicas_leaderless', help: 'Replicas of this node whose shard has no known leader (an election is running, or the group lost its quorum)', registers,
+      collect() { this.set([...replicas()].filter((replica) => !replica.removed && replica.leaderId === 0).length); },
+    });
+    new Gauge({
+      name: 'kvstore_node_requests_waiting_for_leader', help: 'Client requests held at followers until their shard\'s new leader is known (leader-wait.ts)', registers,
+      collect() { this.set(host.leaderWait.size); },
+    });
+    if (this.perShard) {
+      const perShard = (name: string, help: string, value: (replica: Replica) => number): void => {
+        new Gauge({
+          name, help, labelNames: ['shard'], registers,
+          collect() {
+            // Reset first: a destroyed replica's series must disappear, not freeze.
+            this.reset();
+            for (const replica of replicas()) if (!replica.removed) this.set({ shard: replica.shardId }, value(replica));
+          },
+        });
+      };
+      perShard('kvstore_node_raft_term', 'Current Raft term of this node\'s replica of each shard', (replica) => replica.rawNode.status().term);
+      perShard('kvstore_node_raft_commit_index', 'Highest log index known committed, per shard', (replica) => replica.rawNode.status().commit);
+      perShard('kvstore_node_raft_applied_index', 'Highest log index applied to the state machine, per shard', (replica) => replica.machine.appliedIndex);
+      perShard('kvstore_node_raft_is_leader', '1 when this node\'s replica leads the shard, else 0', (replica) => (replica.role === Role.Leader ? 1 : 0));
+      perShard('kvstore_node_raft_epoch', 'Configuration version of each shard as applied here', (replica) => replica.machine.epoch);
+    }
     new Counter({
       name: 'kvstore_node_raft_turns_total', help: 'Host loop turns (each runs every marked replica once)', registers,
       collect() { this.reset(); this.inc(host.stats.turns); },

@@ -64,6 +64,8 @@ export interface StorageNodeOptions {
   unsafeStaleReads?: boolean;
   /** Leaders answer reads under a lease (default true); false: a ReadIndex round for every read batch. */
   leaseReads?: boolean;
+  /** Export per-shard series on /metrics (`--metrics-per-shard`); default: node totals only. */
+  metricsPerShard?: boolean;
 }
 
 const ROLES: Record<Role, ReplicaRole> = {
@@ -78,7 +80,7 @@ export class StorageNode {
   /** The multi-Raft host (exposed for tests and the metrics endpoint). */
   readonly host: RaftHost;
   /** Prometheus registry, request metrics and event counters (exposed for tests). */
-  readonly metrics = new NodeMetrics();
+  readonly metrics: NodeMetrics;
   /** Client requests and calls in flight against their bounds (`admission.ts`; exposed for tests). */
   readonly admission: AdmissionControl;
   private manager: ManagerClient | undefined;
@@ -102,6 +104,7 @@ export class StorageNode {
     readonly address: string,
   ) {
     const logger = options.logger.child({ component: 'node', node: options.nodeId });
+    this.metrics = new NodeMetrics({ perShard: options.metricsPerShard === true });
     this.admission = admission;
     this.host = new RaftHost({
       nodeId: options.nodeId,

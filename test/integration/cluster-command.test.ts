@@ -131,4 +131,14 @@ describe('kvstore cluster: the children it starts', () => {
       ['manager', false], ['n1', true], ['n2', true], ['n3', true],
     ]);
   });
+
+  it('passes --metrics-per-shard to every node, and only to nodes, when asked', () => {
+    expect(childCommands(settings, 'main.js').flatMap((child) => child.args)).to.not.include('--metrics-per-shard');
+    const flagged = parseClusterFlags({
+      nodes: '3', replicas: '3', shards: '8', port: '7000', dataDir: '/tmp/kv', downAfter: '10', leaseReads: true, metricsPerShard: true,
+    });
+    expect(childCommands(flagged, 'main.js').map((child) => [child.name, child.args.includes('--metrics-per-shard')])).to.deep.equal([
+      ['manager', false], ['n1', true], ['n2', true], ['n3', true],
+    ]);
+  });
 });

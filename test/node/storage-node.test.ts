@@ -47,6 +47,30 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
     expect(again.existed).to.equal(false);
   });
 
+  it('serves per-shard series on /metrics only with metricsPerShard (--metrics-per-shard)', async () => {
+    cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 4, overrides: { metricsPerShard: true } });
+    await cluster.waitForLeaders();
+    const perShard = cluster.nodes[0];
+    if (perShard === undefined) throw new Error('no node 0');
+    perShard.metrics.observe(perShard.host);
+    const text = await perShard.metrics.registry.metrics();
+    for (let shard = 0; shard < 4; shard++) {
+      expect(text).to.match(new RegExp(`^kvstore_node_raft_term\\{shard="${shard}"\\} [1-9]`, 'm'));
+      expect(text).to.match(new RegExp(`^kvstore_node_raft_applied_index\\{shard="${shard}"\\} [0-9]`, 'm'));
+      expect(text).to.match(new RegExp(`^kvstore_node_leader_changes_seen_total\\{shard="${shard}"\\} [1-9]`, 'm'));
+    }
+    await cluster.close();
+    cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 4 });
+    await cluster.waitForLeaders();
+    const totals = cluster.nodes[0];
+    if (totals === undefined) throw new Error('no node 0');
+    totals.metrics.observe(totals.host);
+    const small = await totals.metrics.registry.metrics();
+    expect(small).to.not.contain('shard=');
+    expect(small).to.match(/^kvstore_node_leader_changes_seen_total [1-9]/m);
+    expect(small).to.match(/^kvstore_node_replicas_leaderless 0$/m);
+  });
+
   it('applies a retried session write once', async () => {
     cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 2 });
     await cluster.waitForLeaders();

@@ -57,10 +57,9 @@ function declared(text: string): Map<string, string> {
 const NODE_METRICS: [string, string][] = [
   ['kvstore_node_requests_total', 'counter'],
   ['kvstore_node_request_duration_seconds', 'histogram'],
-  ['kvstore_node_raft_term', 'gauge'],
-  ['kvstore_node_raft_commit_index', 'gauge'],
-  ['kvstore_node_raft_applied_index', 'gauge'],
   ['kvstore_node_leader_changes_seen_total', 'counter'],
+  ['kvstore_node_replicas_leaderless', 'gauge'],
+  ['kvstore_node_requests_waiting_for_leader', 'gauge'],
   ['kvstore_node_proposals_dropped_total', 'counter'],
   ['kvstore_node_wal_fsync_duration_seconds', 'histogram'],
   ['kvstore_node_snapshots_created_total', 'counter'],
@@ -150,11 +149,11 @@ describe('ops: metrics, health and readiness endpoints of real processes', funct
     expect(sample(nodeText, 'kvstore_node_wal_fsync_duration_seconds_count')).to.be.at.least(1);
     expect(sample(nodeText, 'kvstore_node_replicas')).to.equal(4);
     expect(sample(nodeText, 'kvstore_node_leaders')).to.equal(4);
-    for (let shard = 0; shard < 4; shard++) {
-      expect(sample(nodeText, `kvstore_node_raft_term{shard="${shard}"}`), `term of shard ${shard}`).to.be.at.least(1);
-      expect(sample(nodeText, `kvstore_node_raft_applied_index{shard="${shard}"}`)).to.be.at.least(1);
-      expect(sample(nodeText, `kvstore_node_leader_changes_seen_total{shard="${shard}"}`)).to.be.at.least(1);
-    }
+    // Node totals only by default: per-shard series multiply by the replicas hosted (--metrics-per-shard).
+    expect(nodeText, 'no per-shard series without --metrics-per-shard').to.not.contain('shard=');
+    expect(sample(nodeText, 'kvstore_node_leader_changes_seen_total')).to.be.at.least(4);
+    expect(sample(nodeText, 'kvstore_node_replicas_leaderless')).to.equal(0);
+    expect(sample(nodeText, 'kvstore_node_requests_waiting_for_leader')).to.equal(0);
     for (const name of nodeTypes.keys()) expect(name, 'Prometheus naming').to.match(/^(kvstore_(node|manager)_[a-z_]+|process_[a-z_]+|nodejs_[a-z0-9_]+)$/);
 
     // The manager learns leaders from the node's heartbeats, which may trail its elections.
