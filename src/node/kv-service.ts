@@ -82,12 +82,12 @@ export class KvRequestExecutor {
       return;
     }
     const replica = located.replica;
-    replica.read(keyString(request.key), (outcome) => {
+    const answered = replica.read(keyString(request.key), (outcome) => {
       if (!outcome.ok) answer({ error: this.failure(replica, outcome.reason, false), found: false, value: EMPTY, version: 0 });
       else if (outcome.value === undefined) answer({ found: false, value: EMPTY, version: 0 });
       else answer({ found: true, value: outcome.value.value, version: outcome.value.version });
     });
-    this.context.host.mark(replica);
+    if (!answered) this.context.host.mark(replica);
   }
 
   /** Answers a put once it applied. */

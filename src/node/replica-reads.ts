@@ -143,6 +143,27 @@ export class ReadPath {
     this.queued.push({ key, callback });
   }
 
+  /**
+   * Answers a read at once, outside any turn, when it needs nothing a turn would do: this
+   * replica leads under the lease (which need not be renewed yet) and has applied everything it
+   * knows committed. That is the answer {@link startQueued} would give at the next turn — under
+   * the lease no other leader exists, so the commit index covers every write acknowledged before
+   * this read arrived, and every acknowledged write was applied before it was acknowledged —
+   * only sooner: a read no longer waits for another request's fsync (no full turn runs while
+   * one is in flight) or for the next tick's light turn. The lease is checked now, at the read's
+   * arrival, which is what bounds it. False: queue it for the next turn.
+   */
+  tryNow(key: string, callback: ReadCallback, isLeader: boolean): boolean {
+    if (!isLeader || this.options.unsafeStaleReads || this.queued.length > 0) return false;
+    const nowMs = this.options.runtime.monotonicMs();
+    if (!this.inLease(nowMs) || this.leaseUntilMs - nowMs < this.options.leaseMs / 2) return false;
+    const machine = this.options.machine();
+    if (this.options.rawNode.commitIndex() > machine.appliedIndex) return false;
+    this.options.events?.readsServed(this.options.shardId, 'lease', 1);
+    callback({ ok: true, value: machine.get(key) });
+    return true;
+  }
+
   /** True when reads wait for the next turn. */
   get hasQueued(): boolean {
     return this.queued.length > 0;

@@ -233,14 +233,20 @@ export class Replica {
     this.queuedWrites.push({ request, callback: admitted, deadlineMs: this.runtime.monotonicMs() + REQUEST_TIMEOUT_MS });
   }
 
-  /** Queues a linearizable read of `key` (latin1 key string); refused at once like a write past the bound. */
-  read(key: string, callback: ReadCallback): void {
+  /**
+   * A linearizable read of `key` (latin1 key string): answered at once under the lease when
+   * nothing is left to apply (`ReadPath.tryNow`), refused at once like a write past the bound,
+   * or queued for the next turn. True when `callback` already ran: no turn is needed.
+   */
+  read(key: string, callback: ReadCallback): boolean {
+    if (!this.removed && !this.destroyed && this.reads.tryNow(key, callback, this.role === Role.Leader)) return true;
     const admitted = this.admission.admit(requestBytes(key.length), callback);
     if (typeof admitted === 'string') {
       callback({ ok: false, reason: refusalReason(admitted) });
-      return;
+      return true;
     }
     this.reads.queue(key, admitted);
+    return false;
   }
 
   /** Queues a control action (placement command or transport report). */
