@@ -8,31 +8,42 @@ import { KVError } from './errors.js';
 export type DeadlineReason = 'deadline' | 'aborted';
 
 /**
- * One call's deadline: `signal` aborts when `timeoutMs` passes or when the caller's signal aborts.
- * The owner MUST call {@link CallDeadline.dispose} in `finally`, which clears the timer and the listener.
+ * One call's deadline: it passes `timeoutMs` after the call began, or when the caller's signal
+ * aborts. Cheap when nothing waits: a call that is answered in time makes no timer, controller or
+ * listener (the node connection checks deadlines with one timer of its own, `node-connection.ts`).
+ * {@link signal} — for the waits that need one (backoff, a forced map refresh) — is made on first
+ * use. The owner MUST call {@link CallDeadline.dispose} in `finally`.
  */
 export class CallDeadline {
-  /** Aborts at the deadline or with the caller's signal. */
-  readonly signal: AbortSignal;
   /** Absolute deadline in `Date.now()` milliseconds. */
   readonly deadlineAtMs: number;
   readonly timeoutMs: number;
-  private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
+  /** The caller's own signal, if any (the node connection listens to it while a request is out). */
+  readonly userSignal: AbortSignal | undefined;
+  private controller: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private reason: DeadlineReason | undefined;
-  private readonly userSignal: AbortSignal | undefined;
   private readonly onUserAbort = (): void => this.fire('aborted');
 
   constructor(timeoutMs: number, userSignal?: AbortSignal) {
     this.timeoutMs = timeoutMs;
     this.deadlineAtMs = Date.now() + timeoutMs;
-    this.signal = this.controller.signal;
     this.userSignal = userSignal;
-    this.timer = setTimeout(() => this.fire('deadline'), timeoutMs);
-    if (userSignal !== undefined) {
-      if (userSignal.aborted) this.fire('aborted');
-      else userSignal.addEventListener('abort', this.onUserAbort, { once: true });
+    if (userSignal?.aborted === true) this.reason = 'aborted';
+  }
+
+  /** Aborts at the deadline or with the caller's signal (made on first use). */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.expired) {
+        this.controller.abort(this.reason);
+      } else {
+        this.timer = setTimeout(() => this.fire('deadline'), this.remainingMs());
+        this.userSignal?.addEventListener('abort', this.onUserAbort, { once: true });
+      }
     }
+    return this.controller.signal;
   }
 
   /** Milliseconds left before the deadline, never negative. */
@@ -42,12 +53,15 @@ export class CallDeadline {
 
   /** True once the deadline passed or the caller aborted. */
   get expired(): boolean {
+    if (this.reason !== undefined) return true;
+    if (this.userSignal?.aborted === true) this.fire('aborted');
+    else if (Date.now() >= this.deadlineAtMs) this.fire('deadline');
     return this.reason !== undefined;
   }
 
   /** True once the deadline itself passed (not the caller's signal). */
   get passed(): boolean {
-    return this.reason === 'deadline';
+    return this.expired && this.reason === 'deadline';
   }
 
   /**
@@ -73,17 +87,17 @@ export class CallDeadline {
     });
   }
 
-  /** Clears the timer and the listener on the caller's signal. */
+  /** Clears the timer and the listener on the caller's signal, if {@link signal} made them. */
   dispose(): void {
-    clearTimeout(this.timer);
-    this.userSignal?.removeEventListener('abort', this.onUserAbort);
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.controller !== undefined) this.userSignal?.removeEventListener('abort', this.onUserAbort);
   }
 
   private fire(reason: DeadlineReason): void {
     if (this.reason !== undefined) return;
     this.reason = reason;
-    clearTimeout(this.timer);
-    this.controller.abort(reason);
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.controller?.abort(reason);
   }
 }
 

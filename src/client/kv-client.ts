@@ -248,7 +248,7 @@ export class KVClient {
     const timeoutMs = options.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs, 'timeoutMs');
     const deadline = new CallDeadline(isWrite ? Math.min(timeoutMs, MAX_WRITE_CALL_MS) : timeoutMs, options.signal);
     try {
-      if (name !== 'init') await this.ensureReady(deadline);
+      if (name !== 'init' && !this.ready) await this.ensureReady(deadline);
       return await body(deadline);
     } catch (error) {
       if (this.closed && !(error instanceof KVError && error.code === 'INVALID_ARGUMENT')) {
@@ -263,8 +263,13 @@ export class KVClient {
   }
 
   /** Loads the hash function and the shard map once; concurrent callers share the work. */
+  /** True once the hash function and a shard map are loaded. */
+  private get ready(): boolean {
+    return this.map.loaded && this.map.shardCount > 0;
+  }
+
   private async ensureReady(deadline: CallDeadline): Promise<void> {
-    if (this.map.loaded && this.map.shardCount > 0) return;
+    if (this.ready) return;
     this.initializing ??= this.initialize(deadline.timeoutMs).finally(() => {
       this.initializing = undefined;
     });

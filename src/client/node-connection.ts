@@ -39,14 +39,29 @@ export class NodeTransportError extends Error {
 }
 
 
+/** The deadline of one call, as a connection needs it (a `CallDeadline`). */
+export interface AttemptDeadline {
+  /** The call's deadline in `Date.now()` ms. */
+  readonly deadlineAtMs: number;
+  /** The caller's own signal, if any: aborting it fails the request at once. */
+  readonly userSignal: AbortSignal | undefined;
+}
+
 interface Pending {
   request: NodeRequest;
   resolve: (response: NodeResponse) => void;
   reject: (error: Error) => void;
   /** The stream it was written to; undefined while queued. */
   stream: ClientDuplexStream<BatchRequest, BatchResponse> | undefined;
+  /** `performance.now()` ms after which it fails: its attempt timeout or the call's deadline. */
+  expiresAtMs: number;
+  /** The message it fails with then. */
+  expiry: string;
+  /** Stops listening to the caller's signal (a no-op without one). */
   cleanup: () => void;
 }
+
+const NO_CLEANUP = (): void => undefined;
 
 /**
  * The channel and Batch stream to one node. Falls back to unary calls if the node does not implement
@@ -64,6 +79,14 @@ export class NodeConnection {
   private writeBlocked = false;
   private unaryOnly = false;
   private closed = false;
+  /**
+   * One timer for every request's expiry (not one per request): armed for the earliest known
+   * expiry; when it fires it fails what expired and re-arms for the next. Answers arrive long
+   * before expiries, so it rarely fires, and arming it costs nothing per request while the
+   * earliest stays armed.
+   */
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private expiryTimerAtMs = Number.POSITIVE_INFINITY;
 
   constructor(address: string) {
     this.address = address;
@@ -77,37 +100,66 @@ export class NodeConnection {
 
   /**
    * Sends one request and resolves with the node's answer. Rejects with {@link NodeTransportError} when
-   * the node did not answer within `attemptTimeoutMs`, the stream broke, or `signal` aborted.
+   * the node did not answer within `attemptTimeoutMs` or by the call's deadline, the stream broke, or
+   * the caller's signal aborted.
    */
-  send(request: NodeRequest, signal: AbortSignal, attemptTimeoutMs: number): Promise<NodeResponse> {
+  send(request: NodeRequest, deadline: AttemptDeadline, attemptTimeoutMs: number): Promise<NodeResponse> {
     if (this.closed) return Promise.reject(new NodeTransportError('connection closed', { maybeDelivered: false }));
-    if (signal.aborted) return Promise.reject(new NodeTransportError('aborted', { maybeDelivered: false }));
-    if (this.unaryOnly) return this.sendUnary(request, signal, attemptTimeoutMs);
+    const userSignal = deadline.userSignal;
+    if (userSignal?.aborted === true) return Promise.reject(new NodeTransportError('aborted', { maybeDelivered: false }));
+    if (this.unaryOnly) return this.sendUnary(request, deadline, attemptTimeoutMs);
     const requestId = this.nextRequestId++;
+    const nowMs = performance.now();
+    const leftMs = deadline.deadlineAtMs - Date.now();
+    const expiresAtMs = nowMs + Math.min(attemptTimeoutMs, leftMs);
+    const expiry = leftMs < attemptTimeoutMs ? 'the call\'s deadline passed' : `no answer from ${this.address} within ${attemptTimeoutMs} ms`;
     return new Promise<NodeResponse>((resolve, reject) => {
-      const fail = (message: string): void => {
-        const entry = this.pending.get(requestId);
-        if (entry === undefined) return;
-        this.pending.delete(requestId);
-        entry.cleanup();
-        reject(new NodeTransportError(message, { maybeDelivered: entry.stream !== undefined }));
-      };
-      const onAbort = (): void => fail('aborted');
-      const timer = setTimeout(() => fail(`no answer from ${this.address} within ${attemptTimeoutMs} ms`), attemptTimeoutMs);
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.pending.set(requestId, {
-        request,
-        resolve,
-        reject,
-        stream: undefined,
-        cleanup: () => {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
-        },
-      });
+      let cleanup = NO_CLEANUP;
+      if (userSignal !== undefined) {
+        const onAbort = (): void => this.fail(requestId, 'aborted');
+        userSignal.addEventListener('abort', onAbort, { once: true });
+        cleanup = () => userSignal.removeEventListener('abort', onAbort);
+      }
+      this.pending.set(requestId, { request, resolve, reject, stream: undefined, expiresAtMs, expiry, cleanup });
+      if (expiresAtMs < this.expiryTimerAtMs) this.armExpiry(expiresAtMs, nowMs);
       this.queue.push({ requestId, op: request });
       this.scheduleFlush();
     });
+  }
+
+  /** Fails one request in flight with a transport error (timeout, abort). */
+  private fail(requestId: number, message: string): void {
+    const entry = this.pending.get(requestId);
+    if (entry === undefined) return;
+    this.pending.delete(requestId);
+    entry.cleanup();
+    entry.reject(new NodeTransportError(message, { maybeDelivered: entry.stream !== undefined }));
+  }
+
+  private armExpiry(atMs: number, nowMs: number): void {
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.expiryTimerAtMs = atMs;
+    this.expiryTimer = setTimeout(() => this.expire(), Math.max(0, atMs - nowMs));
+  }
+
+  private disarmExpiry(): void {
+    if (this.expiryTimer === undefined) return;
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    this.expiryTimerAtMs = Number.POSITIVE_INFINITY;
+  }
+
+  /** The expiry timer fired: fails every request past its expiry, re-arms for the earliest left. */
+  private expire(): void {
+    this.expiryTimer = undefined;
+    this.expiryTimerAtMs = Number.POSITIVE_INFINITY;
+    const nowMs = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [requestId, entry] of this.pending) {
+      if (entry.expiresAtMs <= nowMs) this.fail(requestId, entry.expiry);
+      else if (entry.expiresAtMs < next) next = entry.expiresAtMs;
+    }
+    if (next !== Number.POSITIVE_INFINITY && !this.closed) this.armExpiry(next, nowMs);
   }
 
   /** Fails everything in flight, cancels the stream and closes the channel. Idempotent. */
@@ -116,6 +168,7 @@ export class NodeConnection {
     this.closed = true;
     this.queue = [];
     this.failPending(() => true, 'connection closed', undefined);
+    this.disarmExpiry();
     const stream = this.stream;
     this.stream = undefined;
     if (stream !== undefined) {
@@ -177,6 +230,7 @@ export class NodeConnection {
     const entry = this.pending.get(item.requestId);
     if (entry === undefined) return; // timed out or aborted already
     this.pending.delete(item.requestId);
+    if (this.pending.size === 0) this.disarmExpiry(); // nothing left to time out: no timer holds the process
     entry.cleanup();
     if (item.result === undefined) {
       entry.reject(new NodeTransportError(`empty response from ${this.address}`, { maybeDelivered: true }));
@@ -218,12 +272,13 @@ export class NodeConnection {
     }
   }
 
-  private sendUnary(request: NodeRequest, signal: AbortSignal, attemptTimeoutMs: number): Promise<NodeResponse> {
+  private sendUnary(request: NodeRequest, deadline: AttemptDeadline, attemptTimeoutMs: number): Promise<NodeResponse> {
+    const signal = deadline.userSignal;
     return new Promise<NodeResponse>((resolve, reject) => {
-      const options = { deadline: new Date(Date.now() + attemptTimeoutMs) };
+      const options = { deadline: new Date(Math.min(Date.now() + attemptTimeoutMs, deadline.deadlineAtMs)) };
       const metadata = new Metadata();
       const done = (error: ServiceError | null, response: NodeResponse | undefined): void => {
-        signal.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
         if (error === null && response !== undefined) resolve(response);
         else {
           const message = `${this.address}: ${error?.details || error?.message || 'no response'}`;
@@ -246,7 +301,7 @@ export class NodeConnection {
           break;
       }
       const onAbort = (): void => call.cancel();
-      signal.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 }

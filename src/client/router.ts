@@ -104,11 +104,7 @@ export class Router {
       } else {
         const sentTo: string = target;
         try {
-          const response = await this.connection(sentTo).send(
-            operation.build(route.epoch),
-            deadline.signal,
-            Math.min(this.options.attemptTimeoutMs, Math.max(1, deadline.remainingMs())),
-          );
+          const response = await this.connection(sentTo).send(operation.build(route.epoch), deadline, this.options.attemptTimeoutMs);
           const outcome = operation.interpret(response);
           if (outcome.ok) return outcome.value;
           const error = outcome.error;
