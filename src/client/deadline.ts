@@ -15,7 +15,7 @@ export type DeadlineReason = 'deadline' | 'aborted';
  * use. The owner MUST call {@link CallDeadline.dispose} in `finally`.
  */
 export class CallDeadline {
-  /** Absolute deadline in `Date.now()` milliseconds. */
+  /** Absolute deadline in `performance.now()` milliseconds: monotonic, so a wall-clock step moves no deadline. */
   readonly deadlineAtMs: number;
   readonly timeoutMs: number;
   /** The caller's own signal, if any (the node connection listens to it while a request is out). */
@@ -27,7 +27,7 @@ export class CallDeadline {
 
   constructor(timeoutMs: number, userSignal?: AbortSignal) {
     this.timeoutMs = timeoutMs;
-    this.deadlineAtMs = Date.now() + timeoutMs;
+    this.deadlineAtMs = performance.now() + timeoutMs;
     this.userSignal = userSignal;
     if (userSignal?.aborted === true) this.reason = 'aborted';
   }
@@ -48,14 +48,14 @@ export class CallDeadline {
 
   /** Milliseconds left before the deadline, never negative. */
   remainingMs(): number {
-    return Math.max(0, this.deadlineAtMs - Date.now());
+    return Math.max(0, this.deadlineAtMs - performance.now());
   }
 
   /** True once the deadline passed or the caller aborted. */
   get expired(): boolean {
     if (this.reason !== undefined) return true;
     if (this.userSignal?.aborted === true) this.fire('aborted');
-    else if (Date.now() >= this.deadlineAtMs) this.fire('deadline');
+    else if (performance.now() >= this.deadlineAtMs) this.fire('deadline');
     return this.reason !== undefined;
   }
 

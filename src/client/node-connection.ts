@@ -41,7 +41,7 @@ export class NodeTransportError extends Error {
 
 /** The deadline of one call, as a connection needs it (a `CallDeadline`). */
 export interface AttemptDeadline {
-  /** The call's deadline in `Date.now()` ms. */
+  /** The call's deadline in `performance.now()` ms. */
   readonly deadlineAtMs: number;
   /** The caller's own signal, if any: aborting it fails the request at once. */
   readonly userSignal: AbortSignal | undefined;
@@ -110,7 +110,7 @@ export class NodeConnection {
     if (this.unaryOnly) return this.sendUnary(request, deadline, attemptTimeoutMs);
     const requestId = this.nextRequestId++;
     const nowMs = performance.now();
-    const leftMs = deadline.deadlineAtMs - Date.now();
+    const leftMs = deadline.deadlineAtMs - nowMs;
     const expiresAtMs = nowMs + Math.min(attemptTimeoutMs, leftMs);
     const expiry = leftMs < attemptTimeoutMs ? 'the call\'s deadline passed' : `no answer from ${this.address} within ${attemptTimeoutMs} ms`;
     return new Promise<NodeResponse>((resolve, reject) => {
@@ -127,12 +127,18 @@ export class NodeConnection {
     });
   }
 
+  /** Takes a request out of the pending set; the expiry timer goes with the last one, so no timer holds the process. */
+  private removePending(requestId: number, entry: Pending): void {
+    this.pending.delete(requestId);
+    if (this.pending.size === 0) this.disarmExpiry();
+    entry.cleanup();
+  }
+
   /** Fails one request in flight with a transport error (timeout, abort). */
   private fail(requestId: number, message: string): void {
     const entry = this.pending.get(requestId);
     if (entry === undefined) return;
-    this.pending.delete(requestId);
-    entry.cleanup();
+    this.removePending(requestId, entry);
     entry.reject(new NodeTransportError(message, { maybeDelivered: entry.stream !== undefined }));
   }
 
@@ -229,9 +235,7 @@ export class NodeConnection {
   private settle(item: BatchResponseItem): void {
     const entry = this.pending.get(item.requestId);
     if (entry === undefined) return; // timed out or aborted already
-    this.pending.delete(item.requestId);
-    if (this.pending.size === 0) this.disarmExpiry(); // nothing left to time out: no timer holds the process
-    entry.cleanup();
+    this.removePending(item.requestId, entry);
     if (item.result === undefined) {
       entry.reject(new NodeTransportError(`empty response from ${this.address}`, { maybeDelivered: true }));
     } else {
@@ -252,8 +256,7 @@ export class NodeConnection {
   private failPending(which: (entry: Pending) => boolean, message: string, error: ServiceError | undefined): void {
     for (const [requestId, entry] of this.pending) {
       if (!which(entry)) continue;
-      this.pending.delete(requestId);
-      entry.cleanup();
+      this.removePending(requestId, entry);
       const options = { maybeDelivered: entry.stream !== undefined, cause: error };
       entry.reject(new NodeTransportError(message, error === undefined ? options : { ...options, grpcCode: error.code }));
     }
@@ -266,8 +269,7 @@ export class NodeConnection {
     for (const item of queued) {
       const entry = this.pending.get(item.requestId);
       if (entry === undefined) continue;
-      this.pending.delete(item.requestId);
-      entry.cleanup();
+      this.removePending(item.requestId, entry);
       entry.reject(new NodeTransportError(`${this.address} has no Batch stream`, { maybeDelivered: false }));
     }
   }
@@ -275,7 +277,7 @@ export class NodeConnection {
   private sendUnary(request: NodeRequest, deadline: AttemptDeadline, attemptTimeoutMs: number): Promise<NodeResponse> {
     const signal = deadline.userSignal;
     return new Promise<NodeResponse>((resolve, reject) => {
-      const options = { deadline: new Date(Math.min(Date.now() + attemptTimeoutMs, deadline.deadlineAtMs)) };
+      const options = { deadline: new Date(Date.now() + Math.min(attemptTimeoutMs, deadline.deadlineAtMs - performance.now())) };
       const metadata = new Metadata();
       const done = (error: ServiceError | null, response: NodeResponse | undefined): void => {
         signal?.removeEventListener('abort', onAbort);
