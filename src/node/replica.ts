@@ -143,6 +143,17 @@ export class Replica {
   pendingTicks = 0;
   private inbox: Message[] = [];
   private queuedWrites: QueuedWrite[] = [];
+  /**
+   * The index of this leader's first entry of its term (0 when not leader). Rule: a leader
+   * proposes client writes only once it has applied through it, i.e. every entry of earlier
+   * terms: the log time it stamps starts from the applied log time (`log-clock.ts`), and a new
+   * leader that had applied no command yet would take its wall clock as is — one an hour ahead
+   * aged every session at once, and a retried write that had applied under the old leader
+   * applied again (simulator seed 1,030,103, once requests waiting for the new leader reached
+   * it the moment it was elected). Held writes wait in the queue; the turn after the apply
+   * proposes them.
+   */
+  private termStartIndex = 0;
   private readonly actions: ControlAction[] = [];
   /** Proposed writes by log index, in proposal order. */
   private readonly pendingWrites = new Map<number, PendingWrite>();
@@ -260,7 +271,7 @@ export class Replica {
     return (
       this.pendingTicks > 0 ||
       this.inbox.length > 0 ||
-      this.queuedWrites.length > 0 ||
+      (this.queuedWrites.length > 0 && !this.holdsWrites()) ||
       this.reads.hasQueued ||
       this.actions.length > 0 ||
       this.rawNode.hasReady()
@@ -385,8 +396,13 @@ export class Replica {
     }
   }
 
+  /** True while a new leader has not applied its predecessors' entries: writes wait (see {@link termStartIndex}). */
+  private holdsWrites(): boolean {
+    return this.role === Role.Leader && this.machine.appliedIndex < this.termStartIndex;
+  }
+
   private proposeQueuedWrites(): void {
-    if (this.queuedWrites.length === 0) return;
+    if (this.queuedWrites.length === 0 || this.holdsWrites()) return;
     const queued = this.queuedWrites;
     this.queuedWrites = [];
     if (this.role !== Role.Leader) {
@@ -524,6 +540,7 @@ export class Replica {
     }
     const term = this.rawNode.term();
     if (role === Role.Leader && !wasLeader) {
+      this.termStartIndex = this.rawNode.lastIndex();
       this.leaderSinceMs = this.runtime.monotonicMs();
       this.logger.info('became leader', { term });
     }
