@@ -52,8 +52,8 @@ export interface KvServiceContext {
 
 const EMPTY = Buffer.alloc(0);
 
-/** Where a request goes: the local leader, an error answer, or the leader wait (answered later). */
-type Located = { kind: 'leader'; replica: Replica } | { kind: 'error'; error: KvError } | { kind: 'waiting' };
+/** Where a request goes: the local leader, an error answer, or the leader wait at this follower (answered later). */
+type Located = { kind: 'leader'; replica: Replica } | { kind: 'error'; error: KvError } | { kind: 'follower'; replica: Replica };
 
 type Done<T> = (response: T) => void;
 
@@ -75,8 +75,12 @@ export class KvRequestExecutor {
       this.context.metrics.record('get', this.runtime.monotonicMs() - startMs, response.error?.code);
       done(response);
     };
-    const located = this.locate(request.key, waited ? undefined : () => this.runGet(request, done, startMs, true));
-    if (located.kind === 'waiting') return;
+    const located = this.locate(request.key, waited);
+    if (located.kind === 'follower') {
+      // Held until the shard's leader is known (built only here: no closure per request).
+      this.context.host.leaderWait.park(located.replica.shardId, () => this.runGet(request, done, startMs, true));
+      return;
+    }
     if (located.kind === 'error') {
       answer({ error: located.error, found: false, value: EMPTY, version: 0 });
       return;
@@ -154,8 +158,11 @@ export class KvRequestExecutor {
       this.context.metrics.record(request.op, this.runtime.monotonicMs() - startMs, response.error?.code);
       done(response);
     };
-    const located = this.locate(request.key, waited ? undefined : () => this.runWrite(request, done, success, failure, startMs, true));
-    if (located.kind === 'waiting') return;
+    const located = this.locate(request.key, waited);
+    if (located.kind === 'follower') {
+      this.context.host.leaderWait.park(located.replica.shardId, () => this.runWrite(request, done, success, failure, startMs, true));
+      return;
+    }
     if (located.kind === 'error') {
       answer(failure(located.error));
       return;
@@ -170,11 +177,11 @@ export class KvRequestExecutor {
   }
 
   /**
-   * Validates the key and finds the local leader replica of its shard. At a follower whose shard
-   * has no usable leader, `retry` (if given) is held in the host's leader wait and runs again once
-   * one is known (`leader-wait.ts`): the answer is `waiting`, and `retry` answers the request.
+   * Validates the key and finds the local leader replica of its shard. A follower whose shard has
+   * no usable leader is answered `follower` (unless the request `waited` already or the wait is
+   * full): the caller parks the request in the host's leader wait (`leader-wait.ts`).
    */
-  private locate(key: Uint8Array, retry: (() => void) | undefined): Located {
+  private locate(key: Uint8Array, waited: boolean): Located {
     const keyCheck = checkKeyBytes(key);
     if (!keyCheck.ok) return { kind: 'error', error: kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, keyCheck.message) };
     if (this.context.closing()) return { kind: 'error', error: kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node is shutting down') };
@@ -187,7 +194,7 @@ export class KvRequestExecutor {
       return { kind: 'error', error: kvError(ErrorCode.ERROR_CODE_WRONG_SHARD, `this node holds no replica of shard ${shardId}`) };
     }
     if (replica.role === Role.Leader) return { kind: 'leader', replica };
-    if (retry !== undefined && host.leaderUnusable(replica) && host.leaderWait.park(shardId, retry)) return { kind: 'waiting' };
+    if (!waited && host.leaderUnusable(replica) && host.leaderWait.hasRoom) return { kind: 'follower', replica };
     return { kind: 'error', error: this.notLeader(replica) };
   }
 

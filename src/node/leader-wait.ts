@@ -42,6 +42,11 @@ export class LeaderWait {
     private readonly options: LeaderWaitOptions,
   ) {}
 
+  /** True while another request may wait ({@link park} would take it). */
+  get hasRoom(): boolean {
+    return this.count < this.options.maxWaiting;
+  }
+
   /** Requests waiting now (metrics, tests). */
   get size(): number {
     return this.count;
