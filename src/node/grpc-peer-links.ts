@@ -201,6 +201,7 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
   return {
     send: (call: ServerReadableStream<SendRequest, SendResponse>, callback: sendUnaryData<SendResponse>) => {
       call.on('data', (request: SendRequest) => {
+        receiver.heardFrom(request.fromNodeId);
         for (const message of request.messages) receiver.deliver(request.fromNodeId, message);
       });
       call.on('end', () => callback(null, {}));

@@ -179,6 +179,10 @@ export class NodeMetrics implements RaftHostEvents {
       collect() { this.set([...replicas()].filter((replica) => !replica.removed && replica.leaderId === 0).length); },
     });
     new Gauge({
+      name: 'kvstore_node_replicas_quiesced', help: 'Replicas of this node whose group sleeps: idle and fully replicated, no ticks or heartbeats (quiescence.ts)', registers,
+      collect() { this.set([...replicas()].filter((replica) => replica.quiesced).length); },
+    });
+    new Gauge({
       name: 'kvstore_node_requests_waiting_for_leader', help: 'Client requests held at followers until their shard\'s new leader is known (leader-wait.ts)', registers,
       collect() { this.set(host.leaderWait.size); },
     });

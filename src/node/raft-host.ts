@@ -24,6 +24,8 @@ import { GrpcPeerLinks } from './grpc-peer-links.js';
 import { InboundGate } from './inbound-gate.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import { LeaderWait } from './leader-wait.js';
+import { PeerLiveness } from './peer-liveness.js';
+import { QUIESCE_AFTER_TICKS } from './quiescence.js';
 import { fromWireMessage, toWireMessage } from './message-codec.js';
 import type { NodeStateFile } from './node-state.js';
 import type { RaftHostEvents } from './node-metrics.js';
@@ -100,11 +102,17 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
    * on one holds client requests in {@link leaderWait} rather than pointing them there.
    */
   private readonly suspectNodes = new Set<string>();
+  /** When each peer node was last heard from: what wakes quiesced groups when one dies (`quiescence.ts`). */
+  private readonly liveness: PeerLiveness;
   /** Client requests at followers waiting for their shard's leader (`leader-wait.ts`). */
   readonly leaderWait: LeaderWait;
   private readonly electionTick: number;
   private readonly tickIntervalMs: number;
+  /** A leader's heartbeat period (ms): peers get a batch at least this often (`RaftTransport.keepAlive`). */
+  private readonly heartbeatMs: number;
   private stopTicking: (() => void) | undefined;
+  /** Groups this host's leaders put to sleep since start (tests, the simulator's summary). */
+  quiescences = 0;
   /** Ticks since start (the WAL purge check runs every {@link PURGE_CHECK_TICKS}). */
   private ticks = 0;
   private closed = false;
@@ -124,7 +132,10 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     this.runtime = options.runtime ?? systemRuntime;
     this.electionTick = options.electionTick ?? 10;
     this.tickIntervalMs = options.tickIntervalMs ?? 50;
+    this.heartbeatMs = (options.heartbeatTick ?? 2) * this.tickIntervalMs;
     ({ leaseMs: this.leaseMs, voteGuardMs: this.voteGuardMs } = leaseTimings(this.electionTick * this.tickIntervalMs, options.leaseReads !== false));
+    // A peer is silent after an election timeout without a batch; live ones send one every heartbeat period at least.
+    this.liveness = new PeerLiveness(this.electionTick * this.tickIntervalMs, (nodeId) => nodeId !== this.nodeId && options.peers.get(nodeId) !== undefined);
     this.transport = new RaftTransport({
       nodeId: options.nodeId,
       peers: options.peers,
@@ -352,13 +363,63 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   private onTick(): void {
     const nowMs = this.runtime.monotonicMs();
     if (++this.ticks % PURGE_CHECK_TICKS === 0) this.purgeLog();
+    this.checkPeers(nowMs);
+    let quiesced = false;
     for (const replica of this.replicasByShard.values()) {
+      if (replica.quiesced) continue; // it sleeps: no ticks, and no request waits on it (quiescence.ts)
       replica.expire(nowMs);
+      if (replica.role === Role.Leader && ++replica.idleTicks >= QUIESCE_AFTER_TICKS && this.quiesce(replica, nowMs)) {
+        quiesced = true;
+        continue;
+      }
       // A removed replica ticks on: it may still have to vote (see Replica.removed).
       replica.pendingTicks += 1;
       this.mark(replica);
     }
+    // Quiesce heartbeats leave now: sleeping groups take no turn.
+    if (quiesced) this.transport.flush();
+    this.transport.keepAlive(this.heartbeatMs);
     this.turns.ticked();
+  }
+
+  /** Puts a leader's idle group to sleep if it may (`quiescence.ts`); true if it did. */
+  private quiesce(replica: Replica, nowMs: number): boolean {
+    if (this.turns.isSyncing(replica)) return false;
+    const live = (replicaId: number): boolean => {
+      const nodeId = replica.nodeIdOf(replicaId);
+      return nodeId !== undefined && this.liveness.isLive(nodeId, nowMs) && !this.suspectNodes.has(nodeId);
+    };
+    const heartbeats = replica.quiesce(live);
+    if (heartbeats === undefined) return false;
+    for (const heartbeat of heartbeats) this.route(replica, heartbeat, true);
+    this.quiescences += 1;
+    this.logger.debug('group quiesced', { shard: replica.shardId, term: replica.term, index: replica.machine.appliedIndex });
+    return true;
+  }
+
+  /** Wakes the quiesced groups with a member on a peer that fell silent or was heard again (`peer-liveness.ts`). */
+  private checkPeers(nowMs: number): void {
+    const { silent, revived } = this.liveness.changes(nowMs);
+    for (const nodeId of silent) {
+      this.logger.debug('peer silent: waking the groups it takes part in', { peer: nodeId });
+      this.wakeGroupsOn(nodeId);
+    }
+    for (const nodeId of revived) {
+      this.logger.debug('peer heard again: waking the groups it takes part in', { peer: nodeId });
+      this.wakeGroupsOn(nodeId);
+    }
+  }
+
+  /** Wakes every quiesced replica with a member on `nodeId`: it ticks again from the next tick. */
+  private wakeGroupsOn(nodeId: string): void {
+    for (const replica of this.replicasByShard.values()) {
+      if (!replica.quiesced) continue;
+      for (const member of replica.confState.voters.concat(replica.confState.learners)) {
+        if (replica.nodeIdOf(member) !== nodeId) continue;
+        replica.wake();
+        break;
+      }
+    }
   }
 
   /**
@@ -385,8 +446,8 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
 
   // ---- transport ---------------------------------------------------------------------------------
 
-  /** Sends a replica's message to the node hosting its destination. */
-  route(replica: Replica, message: Message): void {
+  /** Sends a replica's message to the node hosting its destination; `quiesce` flags a quiesce heartbeat. */
+  route(replica: Replica, message: Message, quiesce = false): void {
     const nodeId = replica.nodeIdOf(message.to);
     if (nodeId === undefined || nodeId === this.nodeId) {
       this.logger.debug('no node for replica', { shard: replica.shardId, to: message.to });
@@ -398,27 +459,41 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       this.transport.sendSnapshot(nodeId, toWireMessage(replica.shardId, message, true), message.snapshot.data);
       return;
     }
-    this.transport.send(nodeId, toWireMessage(replica.shardId, message));
+    const wire = toWireMessage(replica.shardId, message);
+    if (quiesce) wire.quiesce = true;
+    this.transport.send(nodeId, wire);
+  }
+
+  /** A batch arrived from a peer node: it is alive. */
+  heardFrom(fromNodeId: string): void {
+    this.liveness.heard(fromNodeId, this.runtime.monotonicMs());
+    this.unsuspect(fromNodeId);
+  }
+
+  /**
+   * A suspect node sent something: it is alive after all, so requests held for its replicas'
+   * leadership go on (they get that leader's address, or are served here if a leader changed
+   * meanwhile).
+   */
+  private unsuspect(nodeId: string): void {
+    if (this.suspectNodes.size === 0 || !this.suspectNodes.delete(nodeId)) return;
+    this.leaderWait.wakeWhere((shardId) => {
+      const waiting = this.replicasByShard.get(shardId);
+      return waiting === undefined || waiting.removed || waiting.role === Role.Leader || !this.leaderUnusable(waiting);
+    });
   }
 
   /** Routes a received message to the local replica `(shardId, to)`; unknown ones are dropped. */
   deliver(fromNodeId: string, wire: RaftMessage, snapshotData?: Buffer): void {
     if (!this.inbound.admit(fromNodeId, wire, snapshotData)) return;
-    // The node is alive after all: requests held for its replicas' leadership go on (they get
-    // that leader's address, or are served here if a leader changed meanwhile).
-    if (this.suspectNodes.size !== 0 && this.suspectNodes.delete(fromNodeId)) {
-      this.leaderWait.wakeWhere((shardId) => {
-        const waiting = this.replicasByShard.get(shardId);
-        return waiting === undefined || waiting.removed || waiting.role === Role.Leader || !this.leaderUnusable(waiting);
-      });
-    }
+    this.unsuspect(fromNodeId);
     const replica = this.replicasByShard.get(wire.shardId);
     if (replica === undefined || replica.replicaId !== wire.to) {
       this.logger.debug('message for unknown replica dropped', { shard: wire.shardId, to: wire.to, from: fromNodeId });
       return;
     }
     if (!replica.machine.members.has(wire.from)) replica.learnedNodes.set(wire.from, fromNodeId);
-    replica.receive(fromWireMessage(wire, snapshotData));
+    replica.receive(fromWireMessage(wire, snapshotData), wire.quiesce === true);
     this.mark(replica);
   }
 
@@ -470,6 +545,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   /** The stream to `nodeId` failed: the node may have crashed (see `fast-failover.ts`). */
   reportPeerFailed(nodeId: string): void {
     this.suspectNodes.add(nodeId);
+    this.wakeGroupsOn(nodeId);
     this.failover.peerFailed(nodeId);
   }
 

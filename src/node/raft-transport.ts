@@ -23,6 +23,8 @@ import { snapshotChecksum } from './snapshot-check.js';
 export interface TransportReceiver {
   /** A message from a peer's message stream for the local replica `(message.shardId, message.to)`. */
   deliver(fromNodeId: string, message: RaftMessage): void;
+  /** A `SendRequest` arrived from the peer (before its messages are delivered): it is alive (`peer-liveness.ts`). */
+  heardFrom(fromNodeId: string): void;
   /**
    * A whole snapshot from a peer's snapshot stream, reassembled, with the sender's CRC32C of
    * its data (undefined from a node older than it). Returns whether it was accepted: the
@@ -100,6 +102,8 @@ class PeerConnection {
   writable = true;
   retryAtMs = 0;
   backoffMs = INITIAL_BACKOFF_MS;
+  /** Monotonic ms of the last batch written (or queued for 'drain') on this connection. */
+  lastWriteMs = Number.NEGATIVE_INFINITY;
 
   constructor(readonly nodeId: string) {}
 }
@@ -116,7 +120,7 @@ export class RaftTransport {
   private readonly snapshotQueue: QueuedSnapshot[] = [];
   private readonly maxSnapshotSends: number;
   /** Counters for tests and metrics: SendRequests written, messages sent, messages dropped, snapshot streams by outcome, snapshots that waited for a slot and those no longer wanted when their turn came. */
-  readonly stats = { batches: 0, messages: 0, dropped: 0, snapshotsSent: 0, snapshotsFailed: 0, snapshotsWaited: 0, snapshotsDropped: 0 };
+  readonly stats = { batches: 0, messages: 0, dropped: 0, keepAlives: 0, snapshotsSent: 0, snapshotsFailed: 0, snapshotsWaited: 0, snapshotsDropped: 0 };
 
   constructor(private readonly options: RaftTransportOptions) {
     this.maxQueued = options.maxQueuedMessagesPerPeer ?? 10_000;
@@ -153,6 +157,25 @@ export class RaftTransport {
     this.dirty.clear();
   }
 
+  /**
+   * Writes an empty `SendRequest` to every peer this node has written nothing to for
+   * `idleMs`: the peer's proof that this node is alive when none of their shared groups
+   * speaks (quiesced groups send nothing; `peer-liveness.ts`). A stream that failed is
+   * reopened once its backoff allows.
+   */
+  keepAlive(idleMs: number): void {
+    if (this.closed) return;
+    const nowMs = this.runtime.monotonicMs();
+    for (const connection of this.connections.values()) {
+      if (nowMs - connection.lastWriteMs < idleMs || !connection.writable) continue;
+      const stream = this.stream(connection);
+      if (stream === undefined) continue;
+      connection.lastWriteMs = nowMs;
+      this.stats.keepAlives += 1;
+      if (!stream.write({ fromNodeId: this.options.nodeId, messages: [] })) connection.writable = false;
+    }
+  }
+
   private write(connection: PeerConnection, messages: RaftMessage[]): void {
     if (this.closed) return;
     const stream = this.stream(connection);
@@ -160,6 +183,7 @@ export class RaftTransport {
       this.drop(messages);
       return;
     }
+    connection.lastWriteMs = this.runtime.monotonicMs();
     const batch: SendRequest = { fromNodeId: this.options.nodeId, messages };
     if (!connection.writable) {
       if (connection.backlogMessages + messages.length > this.maxQueued) {

@@ -33,6 +33,7 @@ import { encodeCommand, type WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import { LogClock } from './log-clock.js';
 import type { ReplicaEvents } from './node-metrics.js';
+import { followerMayQuiesce, quiescentIndex, quiesceHeartbeats } from './quiescence.js';
 import { ReplicaAdmission, type ReplicaRefusal } from './replica-admission.js';
 import { LeaderPromise, ReadPath } from './replica-reads.js';
 import { type FailureReason, type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type WriteOutcome } from './replica-requests.js';
@@ -141,7 +142,16 @@ export class Replica {
   readonly promise: LeaderPromise;
 
   pendingTicks = 0;
+  /** True while this replica does not tick: its group sleeps (`quiescence.ts`). Any input but sleep clears it. */
+  quiesced = false;
+  /** Ticks since this replica last had anything to do but heartbeats (a leader quiesces after `QUIESCE_AFTER_TICKS`). */
+  idleTicks = 0;
+  /** The last quiesce heartbeat received and not yet stepped: stepping it may put this follower to sleep. */
+  private quiesceHeartbeat: Message | undefined;
   private inbox: Message[] = [];
+  private membersCache: {
+    confState: ConfState; machine: KvStateMachine; epoch: number; learned: number; members: readonly Readonly<ShardMember & { learner: boolean }>[];
+  } | undefined;
   private queuedWrites: QueuedWrite[] = [];
   /**
    * The index of this leader's first entry of its term (0 when not leader). Rule: a leader
@@ -215,19 +225,30 @@ export class Replica {
     return this.machine.members.get(replicaId) ?? this.learnedNodes.get(replicaId);
   }
 
-  /** The group's members with their node ids and learner flags, as applied. */
-  members(): (ShardMember & { learner: boolean })[] {
+  /**
+   * The group's members with their node ids and learner flags, as applied: the same array
+   * until the configuration, the state machine or the learned node ids change (heartbeats
+   * ask for every replica's each second).
+   */
+  members(): readonly Readonly<ShardMember & { learner: boolean }>[] {
+    const cached = this.membersCache;
+    if (cached !== undefined && cached.confState === this.confState && cached.machine === this.machine && cached.epoch === this.machine.epoch &&
+      cached.learned === this.learnedNodes.size) {
+      return cached.members;
+    }
     const members: (ShardMember & { learner: boolean })[] = [];
     for (const replicaId of this.confState.voters) members.push({ replicaId, nodeId: this.nodeIdOf(replicaId) ?? '', learner: false });
     for (const replicaId of this.confState.learners) members.push({ replicaId, nodeId: this.nodeIdOf(replicaId) ?? '', learner: true });
+    this.membersCache = { confState: this.confState, machine: this.machine, epoch: this.machine.epoch, learned: this.learnedNodes.size, members };
     return members;
   }
 
   // ---- inputs, queued for the next turn --------------------------------------------------------
 
-  /** Queues a received message. */
-  receive(message: Message): void {
+  /** Queues a received message; `quiesce`: a leader's quiesce heartbeat (`quiescence.ts`). */
+  receive(message: Message, quiesce = false): void {
     this.inbox.push(message);
+    if (quiesce) this.quiesceHeartbeat = message;
   }
 
   /**
@@ -306,10 +327,42 @@ export class Replica {
         break;
       }
       this.stepMessage(message, nowMs);
+      // In order: a quiesce heartbeat may put a follower to sleep, anything after it but a
+      // heartbeat answer wakes it again (`quiescence.ts`).
+      if (message === this.quiesceHeartbeat) {
+        this.quiesceHeartbeat = undefined;
+        // Not with requests waiting (writes a deposed leader took): their deadlines are checked on ticks.
+        this.quiesced = this.waitingRequests === 0 && followerMayQuiesce(this.rawNode, message);
+        this.idleTicks = 0;
+      } else if (message.type !== MessageType.HeartbeatResponse) {
+        this.wake();
+      }
     }
+    if (this.actions.length > 0 || this.queuedWrites.length > 0 || this.reads.hasQueued) this.wake();
     for (const action of this.actions.splice(0)) this.runAction(action, nowMs);
     this.proposeQueuedWrites();
     this.reads.startQueued(this.role === Role.Leader);
+  }
+
+  /** Ticks again from the next tick on (`quiescence.ts`). */
+  wake(): void {
+    this.quiesced = false;
+    this.idleTicks = 0;
+  }
+
+  /**
+   * Puts this leader's group to sleep when it may (`quiescence.ts`): returns the quiesce
+   * heartbeats to send, flagged, or undefined when it stays awake. Called between turns, with
+   * no Ready of this replica waiting for a sync; `live(replicaId)`: that member's node is live.
+   */
+  quiesce(live: (replicaId: number) => boolean): Message[] | undefined {
+    if (this.quiesced || this.removed || this.destroyed || this.hasWork() || this.waitingRequests > 0) return undefined;
+    // The heartbeats carry the term: it must be durable (it is once a leader's first Ready synced).
+    if (this.term !== this.rawNode.term()) return undefined;
+    const index = quiescentIndex(this.rawNode, this.machine.appliedIndex, live);
+    if (index === undefined) return undefined;
+    this.quiesced = true;
+    return quiesceHeartbeats(this.rawNode, index, live);
   }
 
   /**

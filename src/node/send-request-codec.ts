@@ -136,6 +136,7 @@ function messageSize(message: RaftMessage, sizes: number[]): number {
   for (const entry of message.entries) body += entrySize(entry, sizes);
   if (message.snapshot !== undefined) body += snapshotSize(message.snapshot, sizes);
   if (message.context.length > 0) body += lengthDelimitedSize(message.context.length);
+  if (message.quiesce === true) body += 2;
   sizes[slot] = body;
   return lengthDelimitedSize(body);
 }
@@ -238,6 +239,7 @@ function writeMessage(writer: Writer, message: RaftMessage): void {
     writeSnapshot(writer, message.snapshot);
   }
   writer.bytesField(0x6a, message.context);
+  if (message.quiesce === true) writer.varintField(0x70, 1);
 }
 
 /** `request` as protobuf bytes. Throws {@link SendRequestCodecError} for a number protobuf's uint64 cannot carry. */
@@ -415,6 +417,7 @@ function readMessage(reader: Reader): RaftMessage {
       case 0x58: message.rejectHint = reader.varint(); break;
       case 0x62: message.snapshot = readSnapshot(reader.nested()); break;
       case 0x6a: message.context = reader.bytes(); break;
+      case 0x70: message.quiesce = reader.varint() !== 0; break;
       default: reader.skip(tag);
     }
   }

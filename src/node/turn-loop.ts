@@ -92,6 +92,11 @@ export class TurnLoop {
     this.schedule();
   }
 
+  /** True while `replica`'s Ready waits for the sync in flight. */
+  isSyncing(replica: Replica): boolean {
+    return this.syncing.has(replica);
+  }
+
   /** Forgets a destroyed replica. */
   forget(replica: Replica): void {
     this.marked.delete(replica);

@@ -46,6 +46,7 @@ describe('node/raft-transport', () => {
     // Record whole SendRequests (to see the batching) and reassembled snapshots.
     const service = raftService({
       deliver: () => undefined,
+      heardFrom: () => undefined,
       deliverSnapshot: (_from, message, data, dataCrc32c) => {
         snapshots.push({ header: message, data, dataCrc32c });
         return !refuseSnapshots;
@@ -162,6 +163,7 @@ describe('node/raft-transport', () => {
     const spool = await tempSpool({ maxReceiving: 2, maxSnapshotBytes: 10 * 1024 });
     const service = raftService({
       deliver: () => undefined,
+      heardFrom: () => undefined,
       deliverSnapshot: (_from, _message, data) => delivered.push(data.toString()) > 0,
       refuseSnapshotStream: (from, detail) => refusals.push([from, detail]),
     }, spool, createSilentLogger());
@@ -207,6 +209,7 @@ describe('node/raft-transport', () => {
     const spool = await tempSpool();
     const service = raftService({
       deliver: () => undefined,
+      heardFrom: () => undefined,
       deliverSnapshot: (_from, _message, data) => delivered.push(data) > 0,
       refuseSnapshotStream: (_from, detail) => refusals.push(detail),
     }, spool, createSilentLogger());
@@ -287,7 +290,7 @@ describe('node/raft-transport', () => {
     // still has far more than gRPC buffers left to write: no 'drain' ever comes.
     const busy = new Server();
     busy.addService(RaftServiceService, raftService({
-      deliver: () => undefined, deliverSnapshot: () => true, refuseSnapshotStream: () => undefined,
+      deliver: () => undefined, heardFrom: () => undefined, deliverSnapshot: () => true, refuseSnapshotStream: () => undefined,
     }, await tempSpool({ maxReceiving: 0 }), createSilentLogger()));
     const port = await new Promise<number>((resolve, reject) => {
       busy.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));

@@ -35,6 +35,7 @@ const message: fc.Arbitrary<RaftMessage> = fc.record(
     rejectHint: uint64,
     snapshot,
     context: bytes,
+    quiesce: fc.constant(true),
   },
   { requiredKeys: ['shardId', 'type', 'to', 'from', 'term', 'logTerm', 'index', 'entries', 'commit', 'reject', 'rejectHint', 'context'] },
 );

@@ -48,6 +48,11 @@ export interface Scenario {
   wal?: { segmentBytes: number; purgeBytes: number };
   /** Snapshot streams a node sends at once; the production default when absent. One makes the send queue wait and drop often. */
   snapshotSendSlots?: number;
+  /**
+   * Probability per 100 ms that every client stops issuing operations for 1–3 s (a lull):
+   * idle groups fall asleep (`quiescence.ts`) while the nemesis goes on. 0: no lulls.
+   */
+  lullRate: number;
 }
 
 /** Draws the scenario of `seed`. */
@@ -97,6 +102,7 @@ export function scenarioFor(seed: number): Scenario {
     readers: 0,
     keys: pick([3, 6]),
     chaosMs: pick([4_000, 8_000]),
+    lullRate: 0,
   };
   // Knobs added later are drawn last, so every older seed keeps its scenario.
   scenario.faults.slowLink = quiet ? 0 : pick([0, 0.01, 0.03]);
@@ -115,6 +121,7 @@ export function scenarioFor(seed: number): Scenario {
   scenario.network.snapshotCorruptionRate = quiet ? 0 : pick([0, 0, 0.2, 0.5]);
   const snapshotSendSlots = pick([undefined, 1]);
   if (snapshotSendSlots !== undefined) scenario.snapshotSendSlots = snapshotSendSlots;
+  scenario.lullRate = pick([0, 0.02, 0.05]);
   return scenario;
 }
 
@@ -130,7 +137,8 @@ export function describeScenario(scenario: Scenario): string {
     `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms; ` +
     `wall clocks off by ${scenario.wallOffsetsMs.map((offsetMs) => `${Math.round(offsetMs / 1000)} s`).join(', ')}` +
     (scenario.wal === undefined ? '' : `; WAL segments of ${scenario.wal.segmentBytes} bytes, purged past ${scenario.wal.purgeBytes}`) +
-    (scenario.snapshotSendSlots === undefined ? '' : `; ${scenario.snapshotSendSlots} snapshot send slot(s) per node`)
+    (scenario.snapshotSendSlots === undefined ? '' : `; ${scenario.snapshotSendSlots} snapshot send slot(s) per node`) +
+    (scenario.lullRate === 0 ? '' : `; client lulls ${scenario.lullRate}`)
   );
 }
 
@@ -152,6 +160,7 @@ export function quietScenario(shape: Pick<Scenario, 'nodes' | 'replicationFactor
     readers: 0,
     keys: 2,
     chaosMs: 0,
+    lullRate: 0,
     ...shape,
   };
 }

@@ -72,6 +72,8 @@ export class SimClients {
   private running = false;
   private inFlight = 0;
   private readonly leaderGuess = new Map<number, string>();
+  /** No client issues a new operation before this (global ms): a lull (`Scenario.lullRate`). */
+  private lullUntilMs = 0;
 
   constructor(
     private readonly scheduler: SimScheduler,
@@ -87,6 +89,10 @@ export class SimClients {
       const state = { seq: 0, versions: new Map<string, number>() };
       const next = (): void => {
         if (!this.running) return;
+        if (this.scheduler.nowMs < this.lullUntilMs) {
+          this.scheduler.at(this.lullUntilMs + this.random.nextInt(this.options.maxThinkMs + 1), this.process, next);
+          return;
+        }
         this.issue(client, this.pickRequest(client, state), (operation) => {
           if (operation !== undefined) {
             const seen = versionSeen(operation);
@@ -97,6 +103,11 @@ export class SimClients {
       };
       this.scheduler.after(this.random.nextInt(this.options.maxThinkMs + 1), this.process, next);
     }
+  }
+
+  /** No new operations for `durationMs`: those in flight finish, then the groups fall idle. */
+  lull(durationMs: number): void {
+    this.lullUntilMs = Math.max(this.lullUntilMs, this.scheduler.nowMs + durationMs);
   }
 
   /** Stops issuing new operations; those in flight finish or give up (see {@link idle}). */

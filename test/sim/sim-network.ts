@@ -238,6 +238,7 @@ export class SimNetwork {
       this.scheduler.at(arrivalMs, target.process, () => {
         if (this.isCut(stream.from, stream.to)) return; // cut while in flight
         const request = decodeSendRequest(bytes);
+        target.receiver.heardFrom(request.fromNodeId);
         for (const message of request.messages) {
           this.onDeliver?.(request.fromNodeId, stream.to, message);
           target.receiver.deliver(request.fromNodeId, message);

@@ -97,6 +97,8 @@ class Simulation {
       if (stats === undefined) continue;
       if (stats.snapshotsWaited > 0) this.faults['snapshot-waited'] = (this.faults['snapshot-waited'] ?? 0) + stats.snapshotsWaited;
       if (stats.snapshotsDropped > 0) this.faults['snapshot-unwanted'] = (this.faults['snapshot-unwanted'] ?? 0) + stats.snapshotsDropped;
+      const quiescences = node.host?.quiescences ?? 0;
+      if (quiescences > 0) this.faults['quiesced'] = (this.faults['quiesced'] ?? 0) + quiescences;
     }
     return {
       seed: scenario.seed,
@@ -170,6 +172,10 @@ class Simulation {
     const { scheduler, control, network, random } = this.cluster;
     const faults = this.cluster.scenario.faults;
     const downForMs = (): number => 50 + random.nextInt(3_000);
+    if (this.chance(this.cluster.scenario.lullRate)) {
+      this.count('lull');
+      this.cluster.clients.lull(1_000 + random.nextInt(2_001));
+    }
     if (this.chance(faults.kill)) {
       const node = this.randomNode();
       if (node.up) {

@@ -225,6 +225,12 @@ export interface RaftMessage {
   rejectHint: number;
   snapshot?: RaftSnapshot | undefined;
   context: Buffer;
+  /**
+   * Set on a heartbeat of a leader whose group is idle and fully replicated: it
+   * stops ticking, and so does a follower whose log and commit index match the
+   * heartbeat's (quiescence; see src/node/quiescence.ts). Any other message wakes them.
+   */
+  quiesce?: boolean | undefined;
 }
 
 /** SendRequest is one batch of messages from one node to another. */
@@ -704,6 +710,7 @@ function createBaseRaftMessage(): RaftMessage {
     rejectHint: 0,
     snapshot: undefined,
     context: Buffer.alloc(0),
+    quiesce: undefined,
   };
 }
 
@@ -747,6 +754,9 @@ export const RaftMessage: MessageFns<RaftMessage> = {
     }
     if (message.context.length !== 0) {
       writer.uint32(106).bytes(message.context);
+    }
+    if (message.quiesce !== undefined) {
+      writer.uint32(112).bool(message.quiesce);
     }
     return writer;
   },
@@ -868,6 +878,14 @@ export const RaftMessage: MessageFns<RaftMessage> = {
             message.context = Buffer.from(reader.bytes());
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.quiesce = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -907,6 +925,7 @@ export const RaftMessage: MessageFns<RaftMessage> = {
         : 0,
       snapshot: isSet(object.snapshot) ? RaftSnapshot.fromJSON(object.snapshot) : undefined,
       context: isSet(object.context) ? Buffer.from(bytesFromBase64(object.context)) : Buffer.alloc(0),
+      quiesce: isSet(object.quiesce) ? globalThis.Boolean(object.quiesce) : undefined,
     };
   },
 
@@ -951,6 +970,9 @@ export const RaftMessage: MessageFns<RaftMessage> = {
     if (message.context.length !== 0) {
       obj.context = base64FromBytes(message.context);
     }
+    if (message.quiesce !== undefined) {
+      obj.quiesce = message.quiesce;
+    }
     return obj;
   },
 
@@ -974,6 +996,7 @@ export const RaftMessage: MessageFns<RaftMessage> = {
       ? RaftSnapshot.fromPartial(object.snapshot)
       : undefined;
     message.context = object.context ?? Buffer.alloc(0);
+    message.quiesce = object.quiesce ?? undefined;
     return message;
   },
 };
