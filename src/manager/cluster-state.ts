@@ -142,13 +142,26 @@ export class ClusterState {
     }
     const transition = this.markSeen(request.nodeId, nowMs);
     const runtime = this.runtime.get(request.nodeId) ?? freshRuntime(nowMs);
-    runtime.reported = true;
-    runtime.replicas = new Map(request.replicas.map((status) => [status.shardId, status]));
     runtime.opsPerSecond = request.opsPerSecond;
     runtime.p99LatencyMs = request.p99LatencyMs;
     this.runtime.set(request.nodeId, runtime);
+    if (request.partial) {
+      // Only what changed since the node's last answered heartbeat (`heartbeat-report.ts`):
+      // without a full report to apply it to, it is ignored and the answer asks for one.
+      if (!runtime.reported) return transition;
+      for (const status of request.replicas) runtime.replicas.set(status.shardId, status);
+      for (const shardId of request.removedShardIds) runtime.replicas.delete(shardId);
+    } else {
+      runtime.reported = true;
+      runtime.replicas = new Map(request.replicas.map((status) => [status.shardId, status]));
+    }
     for (const status of request.replicas) this.ingestReport(request.nodeId, status, nowMs);
     return transition;
+  }
+
+  /** True once the node sent a full report since this manager started: its partial heartbeats apply. */
+  hasFullReport(nodeId: string): boolean {
+    return this.runtime.get(nodeId)?.reported === true;
   }
 
   /**

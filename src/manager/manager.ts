@@ -235,14 +235,16 @@ export class Manager {
           const request = call.request;
           if (!this.state.knows(request.nodeId)) {
             this.log.debug('heartbeat from unknown node', { node: request.nodeId });
-            return { commands: [], nodes: this.state.nodeInfos(), reregister: true };
+            return { commands: [], nodes: this.state.nodeInfos(), reregister: true, fullReport: true };
           }
           const transition = this.state.heartbeat(request, this.now());
           if (transition !== null) this.logTransition(transition);
-          this.step();
+          // A step at once when the heartbeat brought news, so its answer carries the commands
+          // that follow from it; an idle node's heartbeat (nothing changed) waits for the timer's.
+          if (transition !== null || !request.partial || request.replicas.length > 0 || request.removedShardIds.length > 0) this.step();
           const commands = this.state.takeCommands(request.nodeId);
           if (commands.length > 0) this.log.debug('commands sent', { node: request.nodeId, count: commands.length });
-          return { commands, nodes: this.state.nodeInfos(), reregister: false };
+          return { commands, nodes: this.state.nodeInfos(), reregister: false, fullReport: !this.state.hasFullReport(request.nodeId) };
         });
       },
       getClusterMap: (_call: grpc.ServerUnaryCall<unknown, GetClusterMapResponse>, callback: grpc.sendUnaryData<GetClusterMapResponse>) => {

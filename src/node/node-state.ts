@@ -27,6 +27,10 @@ interface NodeStateData {
 export class NodeStateFile {
   private data: NodeStateData = { shardCount: 0, replicas: {} };
   private readonly file: string | undefined;
+  /** Inside {@link batch}: saves wait for its end. */
+  private batching = false;
+  /** A save was deferred by the running batch. */
+  private unsaved = false;
 
   /** `files`: where the file lives (default the real disk; the simulator's disk in test/sim). */
   constructor(dataDir?: string, private readonly files: TextFileStore = diskTextFiles) {
@@ -65,20 +69,47 @@ export class NodeStateFile {
     return this.data.replicas[String(shardId)];
   }
 
-  /** Records a hosted replica; durable when this returns. */
+  /**
+   * Runs `fn` with one save at its end instead of one per record it sets: a heartbeat answer
+   * that creates thousands of replicas writes this file once, not once per replica (a whole
+   * rewrite each: quadratic). The file is durable when this returns; a replica recorded
+   * inside takes no part in its group before then (nothing runs until `fn` returns: its first
+   * turn comes later). A crash before the save leaves WAL groups with no record, which
+   * start-up drops (`RaftHost.start`). Removals still save at once.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.batching) return fn();
+    this.batching = true;
+    try {
+      return fn();
+    } finally {
+      this.batching = false;
+      if (this.unsaved) this.save();
+    }
+  }
+
+  /** Records a hosted replica; durable when this returns, or when the {@link batch} it runs in returns. */
   setReplica(shardId: number, record: HostedReplicaRecord): void {
     this.data.replicas[String(shardId)] = record;
     this.save();
   }
 
-  /** Forgets a replica; durable when this returns. */
+  /** Forgets a replica; durable when this returns, even inside a {@link batch}. */
   deleteReplica(shardId: number): void {
     if (this.data.replicas[String(shardId)] === undefined) return;
     delete this.data.replicas[String(shardId)];
+    const batching = this.batching;
+    this.batching = false;
     this.save();
+    this.batching = batching;
   }
 
   private save(): void {
+    if (this.batching) {
+      this.unsaved = true;
+      return;
+    }
+    this.unsaved = false;
     if (this.file === undefined) return;
     this.files.writeAtomic(this.file, JSON.stringify(this.data, null, 2) + '\n');
   }

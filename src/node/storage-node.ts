@@ -9,16 +9,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadHasher, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
-import {
-  type HeartbeatRequest,
-  type HeartbeatResponse,
-  type PlacementCommand,
-  ReplicaRole,
-  type ReplicaStatus,
-} from '../gen/kvstore/v1/manager.js';
-import { Role } from '../raft/index.js';
+import type { HeartbeatRequest, HeartbeatResponse, PlacementCommand } from '../gen/kvstore/v1/manager.js';
 import { AdmissionControl, DEFAULT_ADMISSION_LIMITS, type RefusalReason } from './admission.js';
 import { clientCallInterceptor, KV_SERVICE } from './client-limits.js';
+import { HeartbeatReporter } from './heartbeat-report.js';
 import { kvGrpcService } from './kv-grpc-service.js';
 import { KvRequestExecutor } from './kv-service.js';
 import { ManagerClient } from './manager-client.js';
@@ -28,7 +22,6 @@ import { PeerDirectory } from './peer-directory.js';
 import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
 import { RAFT_CHANNEL_OPTIONS, RAFT_SERVICE, raftService } from './grpc-peer-links.js';
 import { RefusalLog } from './refusal-log.js';
-import type { Replica } from './replica.js';
 import { MemoryStorageProvider, type ReplicaStorageProvider, WalStorageProvider } from './replica-storage.js';
 import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from './server-limits.js';
 import { SnapshotSpool } from './snapshot-spool.js';
@@ -68,13 +61,6 @@ export interface StorageNodeOptions {
   metricsPerShard?: boolean;
 }
 
-const ROLES: Record<Role, ReplicaRole> = {
-  [Role.Follower]: ReplicaRole.REPLICA_ROLE_FOLLOWER,
-  [Role.PreCandidate]: ReplicaRole.REPLICA_ROLE_PRE_CANDIDATE,
-  [Role.Candidate]: ReplicaRole.REPLICA_ROLE_CANDIDATE,
-  [Role.Leader]: ReplicaRole.REPLICA_ROLE_LEADER,
-};
-
 /** A running storage node. */
 export class StorageNode {
   /** The multi-Raft host (exposed for tests and the metrics endpoint). */
@@ -84,6 +70,8 @@ export class StorageNode {
   /** Client requests and calls in flight against their bounds (`admission.ts`; exposed for tests). */
   readonly admission: AdmissionControl;
   private manager: ManagerClient | undefined;
+  /** The replica part of heartbeats: only what changed since the manager's last answer (`heartbeat-report.ts`). */
+  private readonly reports = new HeartbeatReporter();
   private metricsServer: MetricsServer | undefined;
   private closing = false;
   private closed: Promise<void> | undefined;
@@ -242,15 +230,13 @@ export class StorageNode {
     for (const nodeId of this.peers.update(nodes)) this.host.transport.resetPeer(nodeId);
   }
 
-  /** The heartbeat for the manager: every replica's state plus request rate and p99. */
+  /** The heartbeat for the manager: the replicas whose state changed (or all of them), plus request rate and p99. */
   heartbeat(): HeartbeatRequest {
     const { opsPerSecond, p99LatencyMs } = this.metrics.requests.takeInterval();
-    const replicas: ReplicaStatus[] = [];
-    for (const replica of this.host.replicas()) replicas.push(replicaStatus(replica));
     return {
       nodeId: this.options.nodeId,
       address: this.address,
-      replicas,
+      ...this.reports.take(this.host.replicas()),
       opsPerSecond,
       p99LatencyMs,
       metricsPort: this.metricsPort,
@@ -258,8 +244,12 @@ export class StorageNode {
   }
 
   private onHeartbeatResponse(response: HeartbeatResponse): void {
+    this.reports.answered(response.fullReport || response.reregister);
     this.setPeers(response.nodes.filter((node) => node.nodeId !== this.options.nodeId));
-    for (const command of response.commands) this.execute(command);
+    // One node-state save for the whole answer (thousands of creates at a cluster's start).
+    this.state.batch(() => {
+      for (const command of response.commands) this.execute(command);
+    });
   }
 
   /** Executes one placement command; every command is idempotent, so the manager may repeat it. */
@@ -322,25 +312,4 @@ export class StorageNode {
     if (this.scratchDir !== undefined) await rm(this.scratchDir, { recursive: true, force: true });
     this.options.logger.child({ component: 'node', node: this.options.nodeId }).info('node stopped');
   }
-}
-
-/** A replica's state as the manager wants it. */
-function replicaStatus(replica: Replica): ReplicaStatus {
-  const status = replica.rawNode.status();
-  const members = replica.members();
-  const leader = status.role === Role.Leader;
-  return {
-    shardId: replica.shardId,
-    replicaId: replica.replicaId,
-    role: ROLES[status.role],
-    term: status.term,
-    commitIndex: status.commit,
-    appliedIndex: replica.machine.appliedIndex,
-    leaderReplicaId: status.leaderId,
-    members: members.map((member) => ({ replicaId: member.replicaId, nodeId: member.nodeId, learner: member.learner })),
-    epoch: replica.machine.epoch,
-    keyCount: replica.machine.keyCount,
-    matchIndexes: leader ? members.map((member) => status.progress?.get(member.replicaId)?.match ?? 0) : [],
-    uninitialized: replica.uninitialized,
-  };
 }

@@ -352,6 +352,12 @@ export class RawNode {
     return this.raft.log.committed;
   }
 
+  /** A leader's match index for `replicaId` (cheap; {@link status} builds every member's); 0 when not leader or not a member. */
+  matchIndex(replicaId: ReplicaId): number {
+    if (this.raft.role !== Role.Leader) return 0;
+    return this.raft.tracker.progress.get(replicaId)?.match ?? 0;
+  }
+
   /** The index of the log's last entry, durable or not (cheap; the node checks heartbeats against it). */
   lastIndex(): number {
     return this.raft.log.lastIndex();

@@ -7,10 +7,10 @@ import { MemoryStorage, type Message, type MessageType, SeededRandom } from '../
 /** The members of a three-voter group: replicas 1–3 on nodes n1–n3. */
 export const THREE_MEMBERS = [1, 2, 3].map((replicaId) => ({ replicaId, nodeId: `n${replicaId}` }));
 
-/** Replica `replicaId` of a freshly bootstrapped three-voter group, in memory. */
-export function threeVoterReplica(replicaId: number, seed: number): Replica {
+/** Replica `replicaId` of a freshly bootstrapped three-voter group of shard `shardId`, in memory. */
+export function threeVoterReplica(replicaId: number, seed: number, shardId = 0): Replica {
   return new Replica({
-    shardId: 0,
+    shardId,
     replicaId,
     storage: new MemoryStorage({ confState: { voters: [1, 2, 3], learners: [] } }),
     machine: KvStateMachine.bootstrap(THREE_MEMBERS),

@@ -255,6 +255,14 @@ export interface HeartbeatRequest {
   opsPerSecond: number;
   p99LatencyMs: number;
   metricsPort: number;
+  /**
+   * True when `replicas` holds only the replicas whose status changed since the last
+   * heartbeat the manager answered, and `removed_shard_ids` the shards the node no longer
+   * hosts: an idle node's heartbeats are then a few bytes whatever it hosts. False: every
+   * hosted replica is in `replicas` (the first heartbeat, every 30th, and when asked).
+   */
+  partial: boolean;
+  removedShardIds: number[];
 }
 
 export interface HeartbeatResponse {
@@ -263,6 +271,11 @@ export interface HeartbeatResponse {
   nodes: NodeInfo[];
   /** True when the manager does not know this node (it restarted without state): register again. */
   reregister: boolean;
+  /**
+   * True when the manager holds no full report of this node (it restarted, or a partial
+   * heartbeat came first): the next heartbeat carries every replica.
+   */
+  fullReport: boolean;
 }
 
 export interface GetClusterMapRequest {
@@ -2096,7 +2109,16 @@ export const RegisterResponse: MessageFns<RegisterResponse> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { nodeId: "", address: "", replicas: [], opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0 };
+  return {
+    nodeId: "",
+    address: "",
+    replicas: [],
+    opsPerSecond: 0,
+    p99LatencyMs: 0,
+    metricsPort: 0,
+    partial: false,
+    removedShardIds: [],
+  };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -2118,6 +2140,16 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     if (message.metricsPort !== 0) {
       writer.uint32(48).uint32(message.metricsPort);
+    }
+    if (message.partial !== false) {
+      writer.uint32(56).bool(message.partial);
+    }
+    if (message.removedShardIds.length !== 0) {
+      writer.uint32(66).fork();
+      for (const v of message.removedShardIds) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -2183,6 +2215,32 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.metricsPort = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.partial = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag === 64) {
+              message.removedShardIds.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 66) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.removedShardIds.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2221,6 +2279,12 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
         : isSet(object.metrics_port)
         ? globalThis.Number(object.metrics_port)
         : 0,
+      partial: isSet(object.partial) ? globalThis.Boolean(object.partial) : false,
+      removedShardIds: globalThis.Array.isArray(object?.removedShardIds)
+        ? object.removedShardIds.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.removed_shard_ids)
+        ? object.removed_shard_ids.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -2244,6 +2308,12 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.metricsPort !== 0) {
       obj.metricsPort = Math.round(message.metricsPort);
     }
+    if (message.partial !== false) {
+      obj.partial = message.partial;
+    }
+    if (message.removedShardIds?.length) {
+      obj.removedShardIds = message.removedShardIds.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -2258,12 +2328,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     message.opsPerSecond = object.opsPerSecond ?? 0;
     message.p99LatencyMs = object.p99LatencyMs ?? 0;
     message.metricsPort = object.metricsPort ?? 0;
+    message.partial = object.partial ?? false;
+    message.removedShardIds = object.removedShardIds?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { commands: [], nodes: [], reregister: false };
+  return { commands: [], nodes: [], reregister: false, fullReport: false };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
@@ -2276,6 +2348,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     }
     if (message.reregister !== false) {
       writer.uint32(24).bool(message.reregister);
+    }
+    if (message.fullReport !== false) {
+      writer.uint32(32).bool(message.fullReport);
     }
     return writer;
   },
@@ -2317,6 +2392,14 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
             message.reregister = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.fullReport = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2336,6 +2419,11 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
         : [],
       nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => NodeInfo.fromJSON(e)) : [],
       reregister: isSet(object.reregister) ? globalThis.Boolean(object.reregister) : false,
+      fullReport: isSet(object.fullReport)
+        ? globalThis.Boolean(object.fullReport)
+        : isSet(object.full_report)
+        ? globalThis.Boolean(object.full_report)
+        : false,
     };
   },
 
@@ -2350,6 +2438,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     if (message.reregister !== false) {
       obj.reregister = message.reregister;
     }
+    if (message.fullReport !== false) {
+      obj.fullReport = message.fullReport;
+    }
     return obj;
   },
 
@@ -2361,6 +2452,7 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     message.commands = object.commands?.map((e) => PlacementCommand.fromPartial(e)) || [];
     message.nodes = object.nodes?.map((e) => NodeInfo.fromPartial(e)) || [];
     message.reregister = object.reregister ?? false;
+    message.fullReport = object.fullReport ?? false;
     return message;
   },
 };
