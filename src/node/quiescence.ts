@@ -14,8 +14,13 @@
  *
  * ## What wakes a replica
  * Anything but sleep: a proposal, a read that the lease cannot answer on arrival, a placement
- * or failover action, and every message except a heartbeat answer (a follower: except a
- * quiesce heartbeat). A woken leader's next append or heartbeat wakes its followers. The
+ * or failover action, and every message except a sleeping follower's heartbeat answer (flagged
+ * `quiesce` too) and a quiesce heartbeat. A woken leader's next append or heartbeat wakes its
+ * followers. A sleeping follower woken by another than its leader (a candidate's pre-vote) sends
+ * its leader an unflagged heartbeat answer, which wakes it: asleep, the leader sends no
+ * heartbeats, and without them that follower would time out and help elect a candidate that
+ * merely lost its link to the leader (a one-sided cut). A follower with requests waiting (writes
+ * it took as leader) does not sleep: their deadlines are checked on ticks. The
  * node-level failure detector (`peer-liveness.ts`) wakes every sleeping group that has a
  * member on a peer that fell silent or came back, and so does a broken peer stream (which
  * also starts the fast failover): a follower whose leader's node died ticks again and elects

@@ -410,16 +410,36 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     }
   }
 
-  /** Wakes every quiesced replica with a member on `nodeId`: it ticks again from the next tick. */
+  /**
+   * Wakes every quiesced replica with a member on `nodeId`: it ticks again from the next tick.
+   * A follower whose leader is elsewhere wakes that leader too.
+   */
   private wakeGroupsOn(nodeId: string): void {
     for (const replica of this.replicasByShard.values()) {
       if (!replica.quiesced) continue;
       for (const member of replica.confState.voters.concat(replica.confState.learners)) {
         if (replica.nodeIdOf(member) !== nodeId) continue;
-        replica.wake();
+        const leaderNodeId = replica.leaderId === 0 ? undefined : replica.nodeIdOf(replica.leaderId);
+        if (replica.role === Role.Follower && leaderNodeId !== nodeId) this.wakeLeaderOf(replica);
+        else replica.wake();
+        this.mark(replica);
         break;
       }
     }
+  }
+
+  /**
+   * Wakes a sleeping follower and its leader: an unflagged heartbeat answer (what else a
+   * follower may send its leader unasked), carrying only its durable term.
+   */
+  private wakeLeaderOf(replica: Replica): void {
+    replica.wake();
+    const leader = replica.leaderId;
+    if (leader === 0 || replica.term !== replica.rawNode.term()) return;
+    this.route(replica, {
+      type: MessageType.HeartbeatResponse, to: leader, from: replica.replicaId, term: replica.term,
+      logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0),
+    });
   }
 
   /**
@@ -460,7 +480,8 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       return;
     }
     const wire = toWireMessage(replica.shardId, message);
-    if (quiesce) wire.quiesce = true;
+    // A sleeping replica's heartbeat answers are flagged: they must not wake its leader.
+    if (quiesce || (message.type === MessageType.HeartbeatResponse && replica.quiesced)) wire.quiesce = true;
     this.transport.send(nodeId, wire);
   }
 
@@ -493,6 +514,10 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       return;
     }
     if (!replica.machine.members.has(wire.from)) replica.learnedNodes.set(wire.from, fromNodeId);
+    // A sleeping follower woken by another than its leader (a candidate's pre-vote) wakes the
+    // leader too: a sleeping leader sends no heartbeats, and without them the follower would
+    // time out and help elect the candidate.
+    if (replica.quiesced && replica.role === Role.Follower && wire.from !== replica.leaderId && wire.quiesce !== true) this.wakeLeaderOf(replica);
     replica.receive(fromWireMessage(wire, snapshotData), wire.quiesce === true);
     this.mark(replica);
   }

@@ -148,6 +148,8 @@ export class Replica {
   idleTicks = 0;
   /** The last quiesce heartbeat received and not yet stepped: stepping it may put this follower to sleep. */
   private quiesceHeartbeat: Message | undefined;
+  /** A follower asked this sleeping replica to wake (see {@link receive}). */
+  private wakeRequested = false;
   private inbox: Message[] = [];
   private membersCache: {
     confState: ConfState; machine: KvStateMachine; epoch: number; learned: number; members: readonly Readonly<ShardMember & { learner: boolean }>[];
@@ -248,7 +250,13 @@ export class Replica {
   /** Queues a received message; `quiesce`: a leader's quiesce heartbeat (`quiescence.ts`). */
   receive(message: Message, quiesce = false): void {
     this.inbox.push(message);
-    if (quiesce) this.quiesceHeartbeat = message;
+    if (quiesce) {
+      if (message.type === MessageType.Heartbeat) this.quiesceHeartbeat = message;
+    } else if (message.type === MessageType.HeartbeatResponse && this.quiesced) {
+      // A heartbeat answer not flagged as a sleeping follower's: a follower woke and wants its
+      // sleeping leader to heartbeat again (`quiescence.ts`).
+      this.wakeRequested = true;
+    }
   }
 
   /**
@@ -338,7 +346,8 @@ export class Replica {
         this.wake();
       }
     }
-    if (this.actions.length > 0 || this.queuedWrites.length > 0 || this.reads.hasQueued) this.wake();
+    if (this.wakeRequested || this.actions.length > 0 || this.queuedWrites.length > 0 || this.reads.hasQueued) this.wake();
+    this.wakeRequested = false;
     for (const action of this.actions.splice(0)) this.runAction(action, nowMs);
     this.proposeQueuedWrites();
     this.reads.startQueued(this.role === Role.Leader);

@@ -120,4 +120,21 @@ describe('quiescence on the simulator (issue 16)', function () {
     await cluster.liveness(10_000);
     cluster.checkHistory();
   });
+
+  it('a cut between a sleeping leader and one follower elects nobody: the other follower wakes the leader', async () => {
+    const cluster = await sleepingCluster();
+    const leader = leaderNodeOf(cluster, 0) as string;
+    const term = cluster.node(leader).host?.replica(0)?.rawNode.term();
+    const [cutOff] = [...cluster.nodes.keys()].filter((nodeId) => nodeId !== leader);
+    // The cut-off follower campaigns (its stream broke, its election timer runs), and its
+    // pre-votes reach the other follower only. Awake, the leader's heartbeats keep that one from
+    // granting them; asleep, it sends none unless that follower wakes it.
+    const heal = cluster.network.partition([leader], [cutOff as string]);
+    await cluster.runFor(8_000);
+    expect(leaderNodeOf(cluster, 0), 'the leader of shard 0').to.equal(leader);
+    expect(cluster.node(leader).host?.replica(0)?.rawNode.term(), 'no election').to.equal(term);
+    heal();
+    await cluster.liveness(10_000);
+    cluster.checkHistory();
+  });
 });
