@@ -7,6 +7,7 @@
  */
 import { expect } from 'chai';
 import { loadHasher } from '../../src/common/index.js';
+import { CommandOp } from '../../src/node/kv-command.js';
 import { Role } from '../../src/raft/index.js';
 import { quietScenario } from './scenario.js';
 import { SimCluster } from './sim-cluster.js';
@@ -136,5 +137,30 @@ describe('quiescence on the simulator (issue 16)', function () {
     heal();
     await cluster.liveness(10_000);
     cluster.checkHistory();
+  });
+
+  it('a deposed leader\'s stranded writes are answered before its replica sleeps as a follower', async () => {
+    const cluster = await sleepingCluster();
+    const deposed = leaderNodeOf(cluster, 0) as string;
+    const others = [...cluster.nodes.keys()].filter((nodeId) => nodeId !== deposed);
+    const heal = cluster.network.partition([deposed], others);
+    // Three writes the cut-off leader appends and can never commit: the new leader's log will
+    // hold fewer entries, so nothing ever applies at the last indexes to answer them.
+    const host = cluster.node(deposed).host;
+    const replica = host?.replica(0);
+    const answers: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      replica?.write({ op: CommandOp.Put, key: Buffer.from(`stranded${i}`), value: Buffer.from('v') }, (outcome) => {
+        answers.push(outcome.ok ? 'ok' : outcome.reason);
+      });
+    }
+    if (replica !== undefined) host?.mark(replica);
+    await cluster.until('a new leader of shard 0 among the others', 5_000, () => leaderNodeOf(cluster, 0, deposed) !== undefined);
+    heal();
+    // No client writes: the new leader's group falls asleep; the deposed replica must stay awake
+    // until its writes are answered (their deadline is checked on ticks).
+    await cluster.until('every stranded write answered', 8_000, () => answers.length === 3);
+    expect(answers.every((answer) => answer !== 'ok'), `answers ${answers.join(', ')}`).to.equal(true);
+    await cluster.until('everything asleep again', 5_000, () => allQuiesced(cluster));
   });
 });
