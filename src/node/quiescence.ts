@@ -33,9 +33,10 @@
  * - a sleeping leader earns no lease (nothing confirms a round), so the lease it held runs
  *   out on time and the first read after it starts a ReadIndex round, which wakes the group;
  * - a follower's promise runs from the last leader message it stepped, ticks or not, and a
- *   sleeping follower campaigns for nobody: its election timer is stopped, and the core's
- *   own leader lease keeps it ignoring vote requests until it has ticked an election timeout
- *   after waking — longer than the promise, as before;
+ *   sleeping follower helps elect nobody: its election timer is stopped, and the core's leader
+ *   stickiness (CheckQuorum's vote lease, counted in ticks) keeps it ignoring vote requests
+ *   until it has ticked an election timeout after waking. The fast failover's forgetting still
+ *   waits for the promise on the monotonic clock, as before;
  * - the quiesce heartbeat is built here, not by the core, and carries only what a core
  *   heartbeat may: the durable term and an index the member is known to hold that is
  *   committed (so a follower never commits beyond its log or past the quorum's sync).
