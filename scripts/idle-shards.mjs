@@ -71,6 +71,8 @@ try {
   const readySeconds = (performance.now() - startedAt) / 1000;
   await sleep(settleSeconds * 1000);
   const before = new Map([...children].map(([name, child]) => [name, cpuSeconds(child.pid)]));
+  const metricsBefore = [];
+  for (let i = 1; i <= nodes; i++) metricsBefore.push(await metrics(port + 100 + i));
   const measuredAt = performance.now();
   await sleep(measureSeconds * 1000);
   const elapsed = (performance.now() - measuredAt) / 1000;
@@ -81,8 +83,11 @@ try {
     const cpuPercent = ((cpuSeconds(pid) - before.get(name)) / elapsed) * 100;
     const text = await metrics(port + 100 + i);
     const replicas = gauge(text, 'kvstore_node_replicas');
+    const delta = (metric) => gauge(text, metric) - gauge(metricsBefore[i - 1], metric);
     const row = {
       node: name, replicas, quiesced: gauge(text, 'kvstore_node_replicas_quiesced'),
+      // Work done in the window: Raft turns and leader changes (an idle cluster does neither).
+      turns: delta('kvstore_node_raft_turns_total'), leaderChanges: delta('kvstore_node_leader_changes_seen_total'),
       cpuPercent: Number(cpuPercent.toFixed(2)), rssMiB: Number(rssMiB(pid).toFixed(1)), metricsBytes: Buffer.byteLength(text),
     };
     perNode.push(row);
