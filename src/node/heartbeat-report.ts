@@ -29,15 +29,18 @@ const ROLES: Record<Role, ReplicaRole> = {
 /** The replica part of a heartbeat. */
 export type ReplicaReport = Pick<HeartbeatRequest, 'replicas' | 'partial' | 'removedShardIds'>;
 
+/** A replica's reported status, with the `Replica.members()` array it was built from (the same array: the same members). */
+interface Reported {
+  status: ReplicaStatus;
+  members: readonly unknown[];
+}
+
 /** Builds heartbeat reports against what the manager last acknowledged. */
 export class HeartbeatReporter {
   /** Every replica's status as of the last answered heartbeat, by shard. */
-  private acknowledged = new Map<number, ReplicaStatus>();
-  /** The `Replica.members()` array each acknowledged status was built from: the same array means the same members. */
-  private acknowledgedMembers = new Map<number, readonly unknown[]>();
-  private takenMembers: Map<number, readonly unknown[]> | undefined;
+  private acknowledged = new Map<number, Reported>();
   /** Every replica's status as of the last heartbeat taken (it becomes acknowledged once answered). */
-  private taken: Map<number, ReplicaStatus> | undefined;
+  private taken: Map<number, Reported> | undefined;
   /** The next report is full. */
   private fullWanted = true;
   private sinceFull = 0;
@@ -45,17 +48,15 @@ export class HeartbeatReporter {
   /** The report for the next heartbeat. */
   take(replicas: Iterable<Replica>): ReplicaReport {
     const full = this.fullWanted || this.sinceFull >= FULL_REPORT_EVERY - 1;
-    const current = new Map<number, ReplicaStatus>();
-    const currentMembers = new Map<number, readonly unknown[]>();
+    const current = new Map<number, Reported>();
     const changed: ReplicaStatus[] = [];
     for (const replica of replicas) {
-      const status = replicaStatus(replica, this.acknowledged.get(replica.shardId), this.acknowledgedMembers.get(replica.shardId));
-      current.set(replica.shardId, status);
-      currentMembers.set(replica.shardId, replica.members());
-      if (full || status !== this.acknowledged.get(replica.shardId)) changed.push(status);
+      const previous = this.acknowledged.get(replica.shardId);
+      const status = replicaStatus(replica, previous?.status, previous?.members);
+      current.set(replica.shardId, { status, members: replica.members() });
+      if (full || status !== previous?.status) changed.push(status);
     }
     this.taken = current;
-    this.takenMembers = currentMembers;
     this.fullWanted = full; // until this one is answered
     if (full) return { replicas: changed, partial: false, removedShardIds: [] };
     const removedShardIds: number[] = [];
@@ -72,10 +73,8 @@ export class HeartbeatReporter {
       this.sinceFull = this.fullWanted ? 0 : this.sinceFull + 1;
       this.fullWanted = false;
       this.acknowledged = this.taken;
-      this.acknowledgedMembers = this.takenMembers ?? new Map<number, readonly unknown[]>();
     }
     this.taken = undefined;
-    this.takenMembers = undefined;
   }
 }
 

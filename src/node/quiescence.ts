@@ -4,7 +4,7 @@
  *
  * ## How a group falls asleep
  * A leader whose group was idle for {@link QUIESCE_AFTER_TICKS} ticks (no proposal, read,
- * placement action or message but heartbeat answers) checks {@link quiescentIndex}: its whole
+ * placement action or message but heartbeat answers) checks {@link quiesceHeartbeats}: its whole
  * log is committed and applied, every member on a live node holds all of it, no transfer or
  * snapshot is under way, and the live voters are a majority. It then sends each of those
  * members a heartbeat flagged `quiesce` carrying that index as commit, and stops ticking. A
@@ -44,48 +44,39 @@
  * dying, and the whole-node simulator runs it, idle shards included, under kills and cuts.
  * @internal
  */
-import { type Message, MessageType, NONE, ProgressState, type RawNode, Role } from '../raft/index.js';
+import { type Message, MessageType, newMessage, NONE, ProgressState, type RawNode, Role } from '../raft/index.js';
 
 /** Idle ticks before a leader tries to put its group to sleep (500 ms at the defaults: a busy group never does). */
 export const QUIESCE_AFTER_TICKS = 10;
 
-const EMPTY = new Uint8Array(0);
-
 /**
- * The index a leader's group may fall asleep at — its last index, when everything above holds —
- * else undefined. `applied`: the state machine's applied index; `live(replicaId)`: whether that
- * member's node is live.
+ * The quiesce heartbeats of a leader whose group may fall asleep — one per member on a live node,
+ * carrying its last index as commit (flagged on the wire by the host) — else undefined: the
+ * whole log must be committed and applied (`applied`: the state machine's index), every member on
+ * a live node (`live(replicaId)`) must hold all of it in Replicate state, no transfer may be under
+ * way, and the live voters must be a majority.
  */
-export function quiescentIndex(rawNode: RawNode, applied: number, live: (replicaId: number) => boolean): number | undefined {
+export function quiesceHeartbeats(rawNode: RawNode, applied: number, live: (replicaId: number) => boolean): Message[] | undefined {
   const status = rawNode.status();
   if (status.role !== Role.Leader || status.leadTransferee !== NONE || status.progress === undefined) return undefined;
   const lastIndex = rawNode.lastIndex();
   if (status.commit !== lastIndex || applied !== lastIndex) return undefined;
-  let liveVoters = 0;
+  const heartbeats: Message[] = [];
+  let liveVoters = 1; // the leader
   for (const [replicaId, progress] of status.progress) {
-    if (replicaId === status.id) {
-      liveVoters += 1;
-      continue;
-    }
-    if (!live(replicaId)) continue;
+    if (replicaId === status.id || !live(replicaId)) continue;
     if (progress.match !== lastIndex || progress.state !== ProgressState.Replicate) return undefined;
     if (!progress.isLearner) liveVoters += 1;
+    const heartbeat = newMessage(MessageType.Heartbeat, replicaId, status.id, status.term);
+    heartbeat.commit = lastIndex;
+    heartbeats.push(heartbeat);
   }
-  return liveVoters * 2 > status.confState.voters.length ? lastIndex : undefined;
+  return liveVoters * 2 > status.confState.voters.length ? heartbeats : undefined;
 }
 
-/** The quiesce heartbeats of a leader at `index`, one per live member but itself (flagged on the wire by the host). */
-export function quiesceHeartbeats(rawNode: RawNode, index: number, live: (replicaId: number) => boolean): Message[] {
-  const status = rawNode.status();
-  const heartbeats: Message[] = [];
-  for (const replicaId of status.progress?.keys() ?? []) {
-    if (replicaId === status.id || !live(replicaId)) continue;
-    heartbeats.push({
-      type: MessageType.Heartbeat, to: replicaId, from: status.id, term: status.term,
-      logTerm: 0, index: 0, entries: [], commit: index, reject: false, rejectHint: 0, context: EMPTY,
-    });
-  }
-  return heartbeats;
+/** What a woken follower sends its sleeping leader to wake it: an unflagged heartbeat answer in its durable `term`. */
+export function wakeLeaderMessage(from: number, leader: number, term: number): Message {
+  return newMessage(MessageType.HeartbeatResponse, leader, from, term);
 }
 
 /** True when a follower that just stepped `heartbeat` (a quiesce one) may stop ticking: it follows its sender in that term and holds exactly what it commits. */

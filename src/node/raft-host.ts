@@ -25,7 +25,7 @@ import { InboundGate } from './inbound-gate.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import { LeaderWait } from './leader-wait.js';
 import { PeerLiveness } from './peer-liveness.js';
-import { QUIESCE_AFTER_TICKS } from './quiescence.js';
+import { QUIESCE_AFTER_TICKS, wakeLeaderMessage } from './quiescence.js';
 import { fromWireMessage, toWireMessage } from './message-codec.js';
 import type { NodeStateFile } from './node-state.js';
 import type { RaftHostEvents } from './node-metrics.js';
@@ -416,15 +416,11 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
    */
   private wakeGroupsOn(nodeId: string): void {
     for (const replica of this.replicasByShard.values()) {
-      if (!replica.quiesced) continue;
-      for (const member of replica.confState.voters.concat(replica.confState.learners)) {
-        if (replica.nodeIdOf(member) !== nodeId) continue;
-        const leaderNodeId = replica.leaderId === 0 ? undefined : replica.nodeIdOf(replica.leaderId);
-        if (replica.role === Role.Follower && leaderNodeId !== nodeId) this.wakeLeaderOf(replica);
-        else replica.wake();
-        this.mark(replica);
-        break;
-      }
+      if (!replica.quiesced || !replica.members().some((member) => member.nodeId === nodeId)) continue;
+      const leaderNodeId = replica.leaderId === 0 ? undefined : replica.nodeIdOf(replica.leaderId);
+      if (replica.role === Role.Follower && leaderNodeId !== nodeId) this.wakeLeaderOf(replica);
+      else replica.wake();
+      this.mark(replica);
     }
   }
 
@@ -436,10 +432,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     replica.wake();
     const leader = replica.leaderId;
     if (leader === 0 || replica.term !== replica.rawNode.term()) return;
-    this.route(replica, {
-      type: MessageType.HeartbeatResponse, to: leader, from: replica.replicaId, term: replica.term,
-      logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0),
-    });
+    this.route(replica, wakeLeaderMessage(replica.replicaId, leader, replica.term));
   }
 
   /**

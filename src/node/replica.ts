@@ -33,7 +33,7 @@ import { encodeCommand, type WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import { LogClock } from './log-clock.js';
 import type { ReplicaEvents } from './node-metrics.js';
-import { followerMayQuiesce, quiescentIndex, quiesceHeartbeats } from './quiescence.js';
+import { followerMayQuiesce, quiesceHeartbeats } from './quiescence.js';
 import { ReplicaAdmission, type ReplicaRefusal } from './replica-admission.js';
 import { LeaderPromise, ReadPath } from './replica-reads.js';
 import { type FailureReason, type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type WriteOutcome } from './replica-requests.js';
@@ -368,10 +368,9 @@ export class Replica {
     if (this.quiesced || this.removed || this.destroyed || this.hasWork() || this.waitingRequests > 0) return undefined;
     // The heartbeats carry the term: it must be durable (it is once a leader's first Ready synced).
     if (this.term !== this.rawNode.term()) return undefined;
-    const index = quiescentIndex(this.rawNode, this.machine.appliedIndex, live);
-    if (index === undefined) return undefined;
-    this.quiesced = true;
-    return quiesceHeartbeats(this.rawNode, index, live);
+    const heartbeats = quiesceHeartbeats(this.rawNode, this.machine.appliedIndex, live);
+    if (heartbeats !== undefined) this.quiesced = true;
+    return heartbeats;
   }
 
   /**

@@ -5,6 +5,7 @@
  */
 export * from './types.js';
 export { RawNode } from './raw-node.js';
+export { newMessage } from './message.js';
 export type { RaftConfig } from './config.js';
 export { encodeConfChange, decodeConfChange } from './conf-change.js';
 // Storage: MemoryStorage, and the durable Wal + DurableStorage (src/raft/storage/index.ts).

@@ -50,6 +50,17 @@ async function settled<T>(cluster: SimCluster, operation: Promise<T>): Promise<T
   return (result as { value: T }).value;
 }
 
+/** Every node but `nodeId`. */
+function othersThan(cluster: SimCluster, nodeId: string): string[] {
+  return [...cluster.nodes.keys()].filter((other) => other !== nodeId);
+}
+
+/** The end of every fault case: every shard takes a write again, and the history is linearizable. */
+async function recovers(cluster: SimCluster): Promise<void> {
+  await cluster.liveness(10_000);
+  cluster.checkHistory();
+}
+
 async function sleepingCluster(): Promise<SimCluster> {
   const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: SHARDS.length }));
   await cluster.start();
@@ -95,20 +106,18 @@ describe('quiescence on the simulator (issue 16)', function () {
     const successor = cluster.node(leaderNodeOf(cluster, 0, victim) as string).host?.replica(0);
     expect(successor?.rawNode.term(), 'a later term').to.be.greaterThan(term);
     cluster.node(victim).start();
-    await cluster.liveness(10_000);
-    cluster.checkHistory();
+    await recovers(cluster);
   });
 
   it('a sleeping group whose leader is cut off elects a new leader; once healed, the old one follows', async () => {
     const cluster = await sleepingCluster();
     const isolated = leaderNodeOf(cluster, 0) as string;
-    const others = [...cluster.nodes.keys()].filter((nodeId) => nodeId !== isolated);
+    const others = othersThan(cluster, isolated);
     const heal = cluster.network.partition([isolated], others);
     await cluster.until('a new leader of shard 0 among the others', 5_000, () => leaderNodeOf(cluster, 0, isolated) !== undefined);
     heal();
     await cluster.until('the cut-off node follows again', 5_000, () => cluster.node(isolated).host?.replica(0)?.role === Role.Follower);
-    await cluster.liveness(10_000);
-    cluster.checkHistory();
+    await recovers(cluster);
   });
 
   it('a sleeping group whose leader node falls silent (paused: no stream breaks) elects a new leader: the peers\' keep-alives stop', async () => {
@@ -118,15 +127,14 @@ describe('quiescence on the simulator (issue 16)', function () {
     // Nothing else tells the followers: the paused node's streams stay open, and no client writes.
     await cluster.until('a new leader of shard 0 during the pause', 3_000, () => leaderNodeOf(cluster, 0, paused) !== undefined);
     await cluster.until('the paused node follows once resumed', 5_000, () => cluster.node(paused).host?.replica(0)?.role === Role.Follower);
-    await cluster.liveness(10_000);
-    cluster.checkHistory();
+    await recovers(cluster);
   });
 
   it('a cut between a sleeping leader and one follower elects nobody: the other follower wakes the leader', async () => {
     const cluster = await sleepingCluster();
     const leader = leaderNodeOf(cluster, 0) as string;
     const term = cluster.node(leader).host?.replica(0)?.rawNode.term();
-    const [cutOff] = [...cluster.nodes.keys()].filter((nodeId) => nodeId !== leader);
+    const [cutOff] = othersThan(cluster, leader);
     // The cut-off follower campaigns (its stream broke, its election timer runs), and its
     // pre-votes reach the other follower only. Awake, the leader's heartbeats keep that one from
     // granting them; asleep, it sends none unless that follower wakes it.
@@ -135,14 +143,13 @@ describe('quiescence on the simulator (issue 16)', function () {
     expect(leaderNodeOf(cluster, 0), 'the leader of shard 0').to.equal(leader);
     expect(cluster.node(leader).host?.replica(0)?.rawNode.term(), 'no election').to.equal(term);
     heal();
-    await cluster.liveness(10_000);
-    cluster.checkHistory();
+    await recovers(cluster);
   });
 
   it('a deposed leader\'s stranded writes are answered before its replica sleeps as a follower', async () => {
     const cluster = await sleepingCluster();
     const deposed = leaderNodeOf(cluster, 0) as string;
-    const others = [...cluster.nodes.keys()].filter((nodeId) => nodeId !== deposed);
+    const others = othersThan(cluster, deposed);
     const heal = cluster.network.partition([deposed], others);
     // Three writes the cut-off leader appends and can never commit: the new leader's log will
     // hold fewer entries, so nothing ever applies at the last indexes to answer them.
