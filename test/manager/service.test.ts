@@ -144,6 +144,14 @@ describe('manager/service (in-process, real gRPC)', () => {
     expect(String(failure)).to.match(/INVALID_ARGUMENT|node_id/);
   });
 
+  it('asks a node for a full report until it sent one, then takes partial heartbeats (issue 16)', async () => {
+    const kv = await start();
+    await kv.register({ nodeId: 'n1', address: '127.0.0.1:9101', metricsPort: 0 });
+    expect((await kv.heartbeat({ nodeId: 'n1', partial: true })).fullReport, 'a partial report first').to.equal(true);
+    expect((await kv.heartbeat({ nodeId: 'n1', partial: false })).fullReport, 'after a full one').to.equal(false);
+    expect((await kv.heartbeat({ nodeId: 'n1', partial: true })).fullReport, 'partial ones apply now').to.equal(false);
+  });
+
   it('persists placement: a restarted manager loads it, knows the nodes and keeps the replica ids', async () => {
     const kv = await start();
     for (const [i, nodeId] of ['n1', 'n2', 'n3'].entries()) await kv.register({ nodeId, address: `127.0.0.1:${9101 + i}`, metricsPort: 0 });
