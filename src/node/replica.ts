@@ -29,14 +29,15 @@ import {
   type WritableStorage,
 } from '../raft/index.js';
 import { requestBytes } from './admission.js';
-import { encodeCommand, type WriteRequest } from './kv-command.js';
+import type { WriteRequest } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
-import { LogClock } from './log-clock.js';
 import type { ReplicaEvents } from './node-metrics.js';
 import { followerMayQuiesce, quiesceHeartbeats } from './quiescence.js';
 import { ReplicaAdmission, type ReplicaRefusal } from './replica-admission.js';
 import { LeaderPromise, ReadPath } from './replica-reads.js';
-import { type FailureReason, type ReadCallback, REQUEST_TIMEOUT_MS, type WriteCallback, type WriteOutcome } from './replica-requests.js';
+import { WritePath } from './replica-writes.js';
+import { nodeIdFromContext } from './conf-change-context.js';
+import { type FailureReason, type ReadCallback, type WriteCallback, type WriteOutcome } from './replica-requests.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
 
 /** Sends a replica's outgoing messages (implemented by the host over the transport). */
@@ -86,19 +87,6 @@ export interface ReplicaOptions {
   leaderKnown?: () => void;
 }
 
-interface PendingWrite {
-  term: number;
-  /** When it was proposed (monotonic ms): its commit proves a quorum heard from us after it. */
-  proposedMs: number;
-  deadlineMs: number;
-  callback: WriteCallback;
-}
-
-interface QueuedWrite {
-  request: WriteRequest;
-  deadlineMs: number;
-  callback: WriteCallback;
-}
 
 /** A control action queued for the next turn (placement commands, transport reports). */
 export type ControlAction =
@@ -154,26 +142,11 @@ export class Replica {
   private membersCache: {
     confState: ConfState; machine: KvStateMachine; epoch: number; learned: number; members: readonly Readonly<ShardMember & { learner: boolean }>[];
   } | undefined;
-  private queuedWrites: QueuedWrite[] = [];
-  /**
-   * The index of this leader's first entry of its term (0 when not leader). Rule: a leader
-   * proposes client writes only once it has applied through it, i.e. every entry of earlier
-   * terms: the log time it stamps starts from the applied log time (`log-clock.ts`), and a new
-   * leader that had applied no command yet would take its wall clock as is — one an hour ahead
-   * aged every session at once, and a retried write that had applied under the old leader
-   * applied again (simulator seed 1,030,103, once requests waiting for the new leader reached
-   * it the moment it was elected). Held writes wait in the queue; the turn after the apply
-   * proposes them.
-   */
-  private termStartIndex = 0;
   private readonly actions: ControlAction[] = [];
-  /** Proposed writes by log index, in proposal order. */
-  private readonly pendingWrites = new Map<number, PendingWrite>();
+  private readonly writes: WritePath;
   private readonly reads: ReadPath;
   /** Bounds the writes and reads waiting here (queued, proposed, or waiting for a read round). */
   private readonly admission: ReplicaAdmission;
-  /** Stamps proposals with log time: monotonic time since the log time this leader knew, not its wall clock as is. */
-  private readonly logClock = new LogClock();
   private snapshotIndex: number;
   /** Take a snapshot at the next chance (a new member joined, or the WAL needs this group's old entries gone). */
   private snapshotWanted = false;
@@ -206,6 +179,13 @@ export class Replica {
     this.term = initial.hardState.term;
     this.vote = initial.hardState.vote;
     this.rawNode = new RawNode({ ...options.raft, id: options.replicaId, storage: options.storage, applied: this.machine.appliedIndex });
+    this.writes = new WritePath({
+      shardId: options.shardId,
+      rawNode: this.rawNode,
+      runtime: this.runtime,
+      machine: () => this.machine,
+      events: options.events,
+    });
     this.reads = new ReadPath({
       shardId: options.shardId,
       rawNode: this.rawNode,
@@ -270,7 +250,7 @@ export class Replica {
       callback({ ok: false, reason: refusalReason(admitted) });
       return;
     }
-    this.queuedWrites.push({ request, callback: admitted, deadlineMs: this.runtime.monotonicMs() + REQUEST_TIMEOUT_MS });
+    this.writes.queue(request, admitted);
   }
 
   /**
@@ -300,7 +280,7 @@ export class Replica {
     return (
       this.pendingTicks > 0 ||
       this.inbox.length > 0 ||
-      (this.queuedWrites.length > 0 && !this.holdsWrites()) ||
+      this.writes.ready(this.role === Role.Leader) ||
       this.reads.hasQueued ||
       this.actions.length > 0 ||
       this.rawNode.hasReady()
@@ -346,10 +326,10 @@ export class Replica {
         this.wake();
       }
     }
-    if (this.wakeRequested || this.actions.length > 0 || this.queuedWrites.length > 0 || this.reads.hasQueued) this.wake();
+    if (this.wakeRequested || this.actions.length > 0 || this.writes.hasQueued || this.reads.hasQueued) this.wake();
     this.wakeRequested = false;
     for (const action of this.actions.splice(0)) this.runAction(action, nowMs);
-    this.proposeQueuedWrites();
+    this.writes.propose(this.role === Role.Leader);
     this.reads.startQueued(this.role === Role.Leader);
   }
 
@@ -454,44 +434,6 @@ export class Replica {
       case 'snapshot-status':
         this.rawNode.reportSnapshot(action.replicaId, action.status);
         return;
-    }
-  }
-
-  /** True while a new leader has not applied its predecessors' entries: writes wait (see {@link termStartIndex}). */
-  private holdsWrites(): boolean {
-    return this.role === Role.Leader && this.machine.appliedIndex < this.termStartIndex;
-  }
-
-  private proposeQueuedWrites(): void {
-    if (this.queuedWrites.length === 0 || this.holdsWrites()) return;
-    const queued = this.queuedWrites;
-    this.queuedWrites = [];
-    if (this.role !== Role.Leader) {
-      for (const write of queued) write.callback({ ok: false, reason: 'NOT_LEADER' });
-      return;
-    }
-    const proposedMs = this.runtime.monotonicMs();
-    const logTimeMs = this.logClock.stamp({
-      term: this.rawNode.term(),
-      appliedLogTimeMs: this.machine.logTimeMs,
-      wallClockMs: this.runtime.wallClockMs(),
-      monotonicMs: proposedMs,
-    });
-    for (const write of queued) {
-      const outcome = this.rawNode.propose(encodeCommand(write.request, logTimeMs));
-      if (!outcome.ok) {
-        this.events?.proposalDropped(this.shardId, outcome.reason);
-        write.callback({ ok: false, reason: this.role === Role.Leader ? 'UNAVAILABLE' : 'NOT_LEADER' });
-        continue;
-      }
-      // A proposal at an index some older, lost proposal held: that one can no longer apply.
-      const lost = this.pendingWrites.get(outcome.index);
-      if (lost !== undefined) {
-        this.pendingWrites.delete(outcome.index); // re-inserted last, keeping the map in deadline order
-        this.events?.proposalDropped(this.shardId, 'superseded');
-        lost.callback({ ok: false, reason: 'DROPPED' });
-      }
-      this.pendingWrites.set(outcome.index, { term: outcome.term, proposedMs, deadlineMs: write.deadlineMs, callback: write.callback });
     }
   }
 
@@ -601,7 +543,7 @@ export class Replica {
     }
     const term = this.rawNode.term();
     if (role === Role.Leader && !wasLeader) {
-      this.termStartIndex = this.rawNode.lastIndex();
+      this.writes.becameLeader();
       this.leaderSinceMs = this.runtime.monotonicMs();
       this.logger.info('became leader', { term });
     }
@@ -621,20 +563,14 @@ export class Replica {
     assertInvariant(sameMembers(counted.voters, confState.voters) && sameMembers(counted.learners, confState.learners),
       'the core counts another membership than the installed snapshot', { shard: this.shardId, replica: this.replicaId, index, core: counted, snapshot: confState });
     this.snapshotIndex = index;
-    // Proposals the snapshot covers can no longer be matched to their entries.
-    for (const [pendingIndex, pending] of this.pendingWrites) {
-      if (pendingIndex > index) continue;
-      this.pendingWrites.delete(pendingIndex);
-      pending.callback({ ok: false, reason: 'TIMEOUT' });
-    }
+    this.writes.dropCoveredBy(index);
     this.events?.snapshotInstalled(this.shardId);
     this.logger.info('snapshot installed', { index, epoch: this.machine.epoch, keys: this.machine.keyCount });
   }
 
   private applyEntry(entry: Entry): void {
     if (entry.index <= this.machine.appliedIndex) return;
-    const pending = this.pendingWrites.get(entry.index);
-    if (pending !== undefined) this.pendingWrites.delete(entry.index);
+    const pending = this.writes.take(entry.index);
     let outcome: WriteOutcome = { ok: false, reason: 'DROPPED' };
     if (entry.type === EntryType.ConfChange) {
       this.applyConfChange(entry);
@@ -717,24 +653,18 @@ export class Replica {
 
   /** Answers TIMEOUT to every write and read past its deadline (monotonic ms). */
   expire(nowMs: number): void {
-    for (const [index, pending] of this.pendingWrites) {
-      if (pending.deadlineMs > nowMs) break;
-      this.pendingWrites.delete(index);
-      pending.callback({ ok: false, reason: 'TIMEOUT' });
-    }
+    this.writes.expire(nowMs);
     this.reads.expire(nowMs);
   }
 
   private failQueued(reason: FailureReason): void {
-    for (const write of this.queuedWrites.splice(0)) write.callback({ ok: false, reason });
+    this.writes.failQueued(reason);
     this.reads.failQueued(reason);
   }
 
   /** Answers every waiting request with `reason` (shutdown, removal, destruction). */
   failAll(reason: FailureReason): void {
-    this.failQueued(reason);
-    for (const pending of this.pendingWrites.values()) pending.callback({ ok: false, reason: reason === 'UNAVAILABLE' ? 'TIMEOUT' : reason });
-    this.pendingWrites.clear();
+    this.writes.failAll(reason);
     this.reads.failAll(reason);
     this.inbox = [];
   }
@@ -746,7 +676,7 @@ export class Replica {
 
   /** Number of writes and reads waiting for an answer (tests, metrics). */
   get waitingRequests(): number {
-    return this.pendingWrites.size + this.queuedWrites.length + this.reads.waiting;
+    return this.writes.waiting + this.reads.waiting;
   }
 
   /** Requests and request bytes counted against this replica's bound (tests, metrics). */
@@ -758,23 +688,6 @@ export class Replica {
 /** The failure a request refused at the replica's bound is answered with. */
 function refusalReason(refusal: ReplicaRefusal): FailureReason {
   return refusal === 'replica_requests' ? 'REPLICA_REQUESTS_FULL' : 'REPLICA_BYTES_FULL';
-}
-
-/** A ConfChange for a placement command, with the node id in its context. */
-export function confChangeFor(type: ConfChangeType, replicaId: number, nodeId: string): ConfChange {
-  return { type, replicaId, context: Buffer.from(JSON.stringify({ nodeId }), 'utf8') };
-}
-
-/** The node id in a ConfChange context (`{"nodeId":"n3"}`), or undefined if absent or malformed. */
-export function nodeIdFromContext(context: Uint8Array): string | undefined {
-  if (context.length === 0) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(Buffer.from(context.buffer, context.byteOffset, context.byteLength).toString('utf8'));
-    if (typeof parsed === 'object' && parsed !== null && 'nodeId' in parsed && typeof parsed.nodeId === 'string') return parsed.nodeId;
-  } catch {
-    return undefined;
-  }
-  return undefined;
 }
 
 /** True when two replica id lists hold the same ids. */

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { KvStateMachine } from '../../src/node/kv-state-machine.js';
-import { confChangeFor } from '../../src/node/replica.js';
+import { confChangeFor } from '../../src/node/conf-change-context.js';
 import { systemRuntime } from '../../src/node/runtime.js';
 import { TurnLoop } from '../../src/node/turn-loop.js';
 import { ConfChangeType, encodeConfChange, type Entry, EntryType, type Message, MessageType } from '../../src/raft/index.js';
