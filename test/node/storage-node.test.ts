@@ -52,6 +52,7 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
     await cluster.waitForLeaders();
     const perShard = cluster.nodes[0];
     if (perShard === undefined) throw new Error('no node 0');
+    await waitFor('node 0 to know every leader', () => [...perShard.host.replicas()].every((replica) => replica.leaderId !== 0));
     perShard.metrics.observe(perShard.host);
     const text = await perShard.metrics.registry.metrics();
     for (let shard = 0; shard < 4; shard++) {
@@ -64,6 +65,8 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
     await cluster.waitForLeaders();
     const totals = cluster.nodes[0];
     if (totals === undefined) throw new Error('no node 0');
+    // A shard has a leader before every follower has heard from it: wait until node 0's do.
+    await waitFor('node 0 to know every leader', () => [...totals.host.replicas()].every((replica) => replica.leaderId !== 0));
     totals.metrics.observe(totals.host);
     const small = await totals.metrics.registry.metrics();
     expect(small).to.not.contain('shard=');
