@@ -16,8 +16,6 @@ export { runClosedLoop, preloadKeys, LoadCounters, errorKind } from './load-loop
 export type { LoadTarget, LoadPlan, LoadResult } from './load-loop.js';
 export { newLatencyHistogram, recordMillis, percentilesOf, encodeHistogram, mergeEncodedHistograms } from './histogram.js';
 export type { LatencyPercentiles } from './histogram.js';
-export { seededRandom, deriveSeed } from './random.js';
-export type { SeededRandom } from './random.js';
 export { benchKey, benchKeys, benchValue, checkWorkload, WorkloadError } from './workload.js';
 export type { WorkloadSettings } from './workload.js';
 export { keyDistribution, spread } from './key-distribution.js';

@@ -5,7 +5,7 @@
  */
 import type { Histogram } from 'hdr-histogram-js';
 import { newLatencyHistogram, recordMillis } from './histogram.js';
-import type { SeededRandom } from './random.js';
+import type { SeededRandom } from '../common/index.js';
 
 /** A store the load can drive: only get and put. */
 export interface LoadTarget {

@@ -8,10 +8,10 @@
  * stay exact while nodes are killed.
  */
 import { KVClient, KVError } from '../client/index.js';
+import { deriveSeed, SeededRandom } from '../common/index.js';
 import { applyChange, CATALOGUE, cartKey, decodeCart, emptyCartValue, encodeCart, lastChangeOf, Ledger, unitsOff, type Cart, type CartChange } from './cart.js';
 import { newLatencyHistogram, percentilesOf, recordMillis, type LatencyPercentiles } from './histogram.js';
 import { createProgress } from './progress.js';
-import { deriveSeed, seededRandom, type SeededRandom } from './random.js';
 
 /** What the driver runs. Give `ops` or `durationMs`. */
 export interface DriverOptions {
@@ -85,7 +85,7 @@ export async function runDriver(options: DriverOptions): Promise<DriverReport> {
     }, PROGRESS_INTERVAL_MS);
 
     const shopper = async (index: number): Promise<void> => {
-      const random = seededRandom(deriveSeed(options.seed, index));
+      const random = new SeededRandom(deriveSeed(options.seed, index));
       const ledger = ledgers[index] ?? new Ledger();
       for (let opSeq = 1; mayIssue(); opSeq++) {
         issued += 1;

@@ -5,9 +5,9 @@
  * goes away (the IPC channel closes).
  */
 import { KVClient } from '../client/index.js';
+import { deriveSeed, SeededRandom } from '../common/index.js';
 import { encodeHistogram } from './histogram.js';
 import { LoadCounters, preloadKeys, runClosedLoop, type LoadTarget } from './load-loop.js';
-import { deriveSeed, seededRandom } from './random.js';
 import { benchKeys, benchValue } from './workload.js';
 import { isParentMessage, type WorkerConfigMessage, type WorkerMessage } from './worker-protocol.js';
 
@@ -39,7 +39,7 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
     if (config.warmupMs !== undefined && config.warmupMs > 0) {
       // The same loop, unrecorded, with its own random stream: JIT compilation and connection
       // set-up happen here instead of in the measured phase.
-      const warmupRandom = seededRandom(deriveSeed(config.seed, config.workerIndex + WARMUP_SEED_OFFSET));
+      const warmupRandom = new SeededRandom(deriveSeed(config.seed, config.workerIndex + WARMUP_SEED_OFFSET));
       await runClosedLoop(target, { ...loop, durationMs: config.warmupMs, random: warmupRandom, counters: new LoadCounters() });
     }
     const counters = new LoadCounters();
@@ -51,7 +51,7 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
         ...loop,
         ...(config.ops === undefined ? {} : { ops: config.ops }),
         ...(config.durationMs === undefined ? {} : { durationMs: config.durationMs }),
-        random: seededRandom(deriveSeed(config.seed, config.workerIndex)),
+        random: new SeededRandom(deriveSeed(config.seed, config.workerIndex)),
         counters,
       });
       // Read before the histograms are encoded: that is reporting, not load.

@@ -33,4 +33,3 @@ export { NetnsNetwork, NetnsError, netnsUnavailable, removeNetworkOf, listNamesp
 export type { NetnsHost, NetnsCreateOptions } from './netns.js';
 export type { PartitionKind, PartitionPlan, DirectedLink } from './partition.js';
 export { planHalves, planIsolation, linksToCut, describePartition, MANAGER_ENDPOINT } from './partition.js';
-export { SeededRandom } from './random.js';

@@ -1,7 +1,7 @@
 /**
- * The local cluster a chaos run controls: the manager and N node processes, started with the same
- * arguments `kvstore cluster` uses (its exported `childCommands`), each of which the nemesis can
- * kill -9, pause (SIGSTOP), resume (SIGCONT) and restart on the same ports and data dir.
+ * The local cluster a chaos run controls: the manager and N node processes, started by src/cluster
+ * with the same arguments `kvstore cluster` uses, each of which the nemesis can kill -9, pause
+ * (SIGSTOP), resume (SIGCONT) and restart on the same ports and data dir.
  *
  * Every child gets KVSTORE_PARENT_WATCH=1 and a stdin pipe (src/common/parent-watch.ts), so it exits
  * if this process dies; a paused child cannot notice that, so `stop()` and `killAllNow()` resume
@@ -17,12 +17,21 @@
  * metrics) cannot collide. {@link LocalCluster.cut} blackholes links between namespaces; the
  * network is removed in `stop()` and `killAllNow()`, and at once if the cluster fails to start.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { childCommands, type ChildHosts, type ClusterSettings } from '../cli/cluster-command.js';
+import {
+  childCommands,
+  Launcher,
+  managerAddress,
+  MANAGER_NAME,
+  nodeName,
+  portRange,
+  STOP_GRACE_MS,
+  type ChildHosts,
+  type ClusterProcess,
+  type ClusterSpec,
+} from '../cluster/index.js';
 import { findFreePortRange, type Logger } from '../common/index.js';
-import { PARENT_WATCH_ENV } from '../common/parent-watch.js';
 import { NetnsNetwork } from './netns.js';
 import { MANAGER_ENDPOINT, type DirectedLink } from './partition.js';
 
@@ -41,8 +50,8 @@ export interface LocalClusterOptions {
   mainScript: string;
   /** Manager port; nodes use port+1…port+N, metrics ports +1000. Default: a free range. */
   port?: number;
-  /** Extra arguments for every node (e.g. a test-only flag). */
-  nodeArgs?: readonly string[];
+  /** Start every node with `--unsafe-stale-reads` (the negative test; `env` must allow it). */
+  unsafeStaleReads?: boolean;
   /** Extra environment for every child. */
   env?: NodeJS.ProcessEnv;
   /** Called when a child exits without being told to (crash, bad flag). */
@@ -53,27 +62,14 @@ export interface LocalClusterOptions {
   logger?: Logger;
 }
 
-/** How long children get after SIGTERM before SIGKILL at `stop()`. */
-const STOP_GRACE_MS = 5000;
-
-interface Member {
-  name: string;
-  args: string[];
-  child: ChildProcess | undefined;
-  paused: boolean;
-  /** Set while we kill it on purpose, so its exit is not reported as unexpected. */
-  expectingExit: boolean;
-  exited: Promise<void>;
-}
-
 /** A manager plus nodes under this process's control. */
 export class LocalCluster {
   /** `host:port` of the manager: 127.0.0.1, or its bridge address with `isolateNodes`. */
   readonly managerAddress: string;
   /** `n1`…`nN`. */
   readonly nodeIds: readonly string[];
-  private readonly members = new Map<string, Member>();
-  private stopping = false;
+  private readonly spec: ClusterSpec;
+  private readonly launcher: Launcher;
 
   private constructor(
     private readonly options: LocalClusterOptions,
@@ -84,12 +80,31 @@ export class LocalCluster {
     const hosts: ChildHosts | undefined = network === undefined
       ? undefined
       : { manager: network.address(MANAGER_ENDPOINT), node: (nodeId) => network.address(nodeId) };
-    this.managerAddress = `${hosts?.manager ?? '127.0.0.1'}:${port}`;
-    for (const { name, args } of childCommands(clusterSettings(options, port), options.mainScript, hosts)) {
-      const extra = name === 'manager' ? [] : (options.nodeArgs ?? []);
-      this.members.set(name, { name, args: [...args, ...extra], child: undefined, paused: false, expectingExit: false, exited: Promise.resolve() });
-    }
-    this.nodeIds = [...this.members.keys()].filter((name) => name !== 'manager');
+    this.spec = {
+      mainScript: options.mainScript,
+      ...portRange(port, hosts),
+      nodes: options.nodes,
+      replicas: options.replicas,
+      shards: options.shards,
+      dataDir: options.dataDir,
+      downAfterSeconds: options.downAfterSeconds,
+      unsafeStaleReads: options.unsafeStaleReads === true,
+    };
+    this.managerAddress = managerAddress(this.spec);
+    this.nodeIds = nodeIdsOf(options);
+    this.launcher = new Launcher({
+      ...(options.env === undefined ? {} : { env: options.env }),
+      logFile: (name) => join(options.logDir, `${name}.log`),
+      // `ip netns exec` execs the node in place: the child's pid is the node's.
+      command: (name, argv) => {
+        const namespace = name === MANAGER_NAME ? undefined : network?.host(name).namespace;
+        return namespace === undefined
+          ? { file: process.execPath, args: [...argv] }
+          : { file: 'ip', args: ['netns', 'exec', namespace, process.execPath, ...argv] };
+      },
+      onSpawn: () => this.writeProcessList(),
+      ...(options.onUnexpectedExit === undefined ? {} : { onUnexpectedExit: options.onUnexpectedExit }),
+    });
   }
 
   /**
@@ -102,12 +117,9 @@ export class LocalCluster {
     const port = options.port ?? (await findFreePortRange(options.nodes + 1));
     const network = options.isolateNodes === true ? new NetnsNetwork(options.logger) : undefined;
     try {
-      if (network !== undefined) {
-        const nodeIds = childCommands(clusterSettings(options, port), options.mainScript).map((command) => command.name).filter((name) => name !== MANAGER_ENDPOINT);
-        network.create(nodeIds, { rootNames: [MANAGER_ENDPOINT] });
-      }
+      network?.create(nodeIdsOf(options), { rootNames: [MANAGER_ENDPOINT] });
       const cluster = new LocalCluster(options, port, network);
-      for (const name of cluster.members.keys()) cluster.spawn(name);
+      for (const command of childCommands(cluster.spec)) cluster.launcher.start(command);
       return cluster;
     } catch (error) {
       network?.destroy();
@@ -137,56 +149,43 @@ export class LocalCluster {
 
   /** The names the nemesis can target: `manager`, `n1`…. */
   names(): string[] {
-    return [...this.members.keys()];
+    return this.launcher.all().map((member) => member.name);
   }
 
   /** The process id of a running member. */
   pid(name: string): number | undefined {
-    const child = this.member(name).child;
-    return child !== undefined && isAlive(child) ? child.pid : undefined;
+    return this.member(name).pid;
   }
 
   /** Whether the member's process is alive (paused counts as alive). */
   isRunning(name: string): boolean {
-    const child = this.member(name).child;
-    return child !== undefined && isAlive(child);
+    return this.member(name).running;
   }
 
   /** Whether the member is stopped with SIGSTOP. */
   isPaused(name: string): boolean {
-    return this.member(name).paused;
+    return this.member(name).isPaused;
   }
 
   /** kill -9; resolves once the process is gone. */
   async kill(name: string): Promise<void> {
-    const member = this.member(name);
-    if (member.child === undefined || !isAlive(member.child)) return;
-    member.expectingExit = true;
-    member.child.kill('SIGKILL');
-    await member.exited;
-    member.paused = false;
+    await this.member(name).kill('SIGKILL');
   }
 
   /** SIGSTOP: the process freezes with its sockets open, like a long GC pause or a hung VM. */
   pause(name: string): void {
-    const member = this.member(name);
-    if (member.child === undefined || !isAlive(member.child) || member.paused) return;
-    member.child.kill('SIGSTOP');
-    member.paused = true;
+    this.member(name).pause();
   }
 
   /** SIGCONT. */
   resume(name: string): void {
-    const member = this.member(name);
-    if (member.child === undefined || !isAlive(member.child) || !member.paused) return;
-    member.child.kill('SIGCONT');
-    member.paused = false;
+    this.member(name).resume();
   }
 
   /** Starts a member that is not running again, with the same arguments and data dir. */
   restart(name: string): void {
     if (this.isRunning(name)) return;
-    this.spawn(name);
+    this.member(name).start();
   }
 
   /** Removes every cut link, resumes every paused member and restarts every dead one. */
@@ -194,7 +193,7 @@ export class LocalCluster {
     const healed: string[] = [];
     const routes = this.healPartition();
     if (routes > 0) healed.push(`partition healed: removed ${routes} blackhole routes`);
-    for (const name of this.members.keys()) {
+    for (const name of this.names()) {
       if (this.isPaused(name)) {
         this.resume(name);
         healed.push(`resumed ${name}`);
@@ -208,96 +207,27 @@ export class LocalCluster {
 
   /** Resumes, then SIGTERM, then SIGKILL after a grace period; resolves when every child exited. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    const members = [...this.members.values()];
-    for (const member of members) {
-      if (member.child === undefined || !isAlive(member.child)) continue;
-      member.expectingExit = true;
-      if (member.paused) member.child.kill('SIGCONT');
-      member.child.kill('SIGTERM');
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, STOP_GRACE_MS);
-    });
-    await Promise.race([Promise.all(members.map((member) => member.exited)), grace]);
-    clearTimeout(timer);
-    for (const member of members) if (member.child !== undefined && isAlive(member.child)) member.child.kill('SIGKILL');
-    await Promise.all(members.map((member) => member.exited));
-    for (const member of members) member.child?.stdin?.destroy();
+    await this.launcher.stop(STOP_GRACE_MS);
     this.network?.destroy();
   }
 
   /** Synchronous last resort for a `process.on('exit')` handler: SIGKILL every live child, remove the network. */
   killAllNow(): void {
-    this.stopping = true;
-    for (const member of this.members.values()) {
-      const child = member.child;
-      if (child !== undefined && isAlive(child)) {
-        member.expectingExit = true;
-        child.kill('SIGKILL');
-      }
-    }
+    this.launcher.killAllNow();
     this.network?.destroy(); // synchronous: removes the veths at once, even if a dying node still pins its namespace
   }
 
-  private member(name: string): Member {
-    const member = this.members.get(name);
-    if (member === undefined) throw new Error(`no cluster member named ${name}`);
-    return member;
-  }
-
-  private spawn(name: string): void {
-    const member = this.member(name);
-    const logFd = openSync(join(this.options.logDir, `${name}.log`), 'a');
-    // `ip netns exec` execs the node in place: the child's pid is the node's.
-    const namespace = name === MANAGER_ENDPOINT ? undefined : this.network?.host(name).namespace;
-    const [command, args] = namespace === undefined
-      ? [process.execPath, member.args]
-      : ['ip', ['netns', 'exec', namespace, process.execPath, ...member.args]];
-    let child: ChildProcess;
-    try {
-      child = spawn(command, args, {
-        stdio: ['pipe', logFd, logFd],
-        env: { ...process.env, ...this.options.env, [PARENT_WATCH_ENV]: '1' },
-      });
-    } finally {
-      closeSync(logFd);
-    }
-    child.stdin?.on('error', () => undefined); // the child may exit first; its pipe then errors on close
-    member.child = child;
-    member.paused = false;
-    member.expectingExit = false;
-    member.exited = new Promise<void>((resolve) => {
-      child.once('exit', (code, signal) => {
-        if (!member.expectingExit && !this.stopping) this.options.onUnexpectedExit?.(name, code, signal);
-        resolve();
-      });
-      child.once('error', () => resolve());
-    });
-    this.writeProcessList();
+  private member(name: string): ClusterProcess {
+    return this.launcher.get(name);
   }
 
   private writeProcessList(): void {
-    const lines = [...this.members.values()].flatMap((member) => (member.child?.pid === undefined ? [] : [`${member.name} ${member.child.pid}`]));
+    const lines = this.launcher.all().flatMap((member) => (member.lastPid === undefined ? [] : [`${member.name} ${member.lastPid}`]));
     writeFileSync(join(this.options.dataDir, 'processes.txt'), `${lines.join('\n')}\n`);
   }
 }
 
-function clusterSettings(options: LocalClusterOptions, port: number): ClusterSettings {
-  return {
-    nodes: options.nodes,
-    replicas: options.replicas,
-    shards: options.shards,
-    port,
-    dataDir: options.dataDir,
-    downAfterSeconds: options.downAfterSeconds,
-    logLevel: undefined,
-    leaseReads: true,
-  };
+/** `n1`…`nN`. */
+function nodeIdsOf(options: LocalClusterOptions): string[] {
+  return Array.from({ length: options.nodes }, (_, i) => nodeName(i + 1));
 }
-
-function isAlive(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null && child.pid !== undefined;
-}
-

@@ -17,11 +17,10 @@
  *   network namespace (local-cluster.ts `isolateNodes`: root and iproute2); without that, or with
  *   `--manager`, it is skipped with a note saying why.
  */
-import { shardForKey, sleep } from '../common/index.js';
+import { shardForKey, sleep, type SeededRandom } from '../common/index.js';
 import { leaderOf, type ClusterWatch } from './cluster-watch.js';
 import type { LocalCluster } from './local-cluster.js';
 import { describePartition, linksToCut, planHalves, planIsolation, type PartitionPlan } from './partition.js';
-import type { SeededRandom } from './random.js';
 import type { Timeline } from './timeline.js';
 import type { Workload } from './workload.js';
 
@@ -97,7 +96,7 @@ export class Nemesis {
           await this.killLeader(holdMs, signal);
           break;
         case 'pause':
-          if (random.next() < 0.5) await this.pauseLeaderWithProbe(random.pick(this.options.keys), holdMs, signal);
+          if (random.nextFloat() < 0.5) await this.pauseLeaderWithProbe(random.pick(this.options.keys), holdMs, signal);
           else await this.pause(random.pick(this.cluster.nodeIds), holdMs, signal);
           break;
         case 'restart':
@@ -135,7 +134,7 @@ export class Nemesis {
   private async partition(holdMs: number, signal: AbortSignal): Promise<void> {
     const random = this.options.random;
     const nodeIds = this.cluster.nodeIds;
-    const plan: PartitionPlan = random.next() < 0.5 ? planHalves(nodeIds, random) : planIsolation(nodeIds, await this.isolationTarget(), random);
+    const plan: PartitionPlan = random.nextFloat() < 0.5 ? planHalves(nodeIds, random) : planIsolation(nodeIds, await this.isolationTarget(), random);
     const described = describePartition(plan);
     try {
       this.cluster.cut(linksToCut(plan));
@@ -150,7 +149,7 @@ export class Nemesis {
   /** The node to isolate: half of the time the leader of a random shard, else (or when none is known) a random node. */
   private async isolationTarget(): Promise<string> {
     const random = this.options.random;
-    if (random.next() < 0.5) return random.pick(this.cluster.nodeIds);
+    if (random.nextFloat() < 0.5) return random.pick(this.cluster.nodeIds);
     const shardId = random.integer(0, this.options.shardCount - 1);
     const map = (await this.watch.refresh()) ?? this.watch.map();
     const leader = map === undefined ? undefined : leaderOf(map, shardId);

@@ -16,7 +16,7 @@
  *   `--down-after`, down, and its replicas are rebuilt on the majority while the partition lasts.
  * Clients are never cut off: they live outside the partition and reach every node.
  */
-import type { SeededRandom } from './random.js';
+import type { SeededRandom } from '../common/index.js';
 
 /** The name the manager's end of a link has (nodes are `n1`…). */
 export const MANAGER_ENDPOINT = 'manager';
@@ -52,7 +52,7 @@ export function planHalves(nodeIds: readonly string[], random: SeededRandom): Pa
     kind: 'halves',
     minority: sortedLike(nodeIds, shuffled.slice(0, minoritySize)),
     majority: sortedLike(nodeIds, shuffled.slice(minoritySize)),
-    managerWithMajority: random.next() < 0.5,
+    managerWithMajority: random.nextFloat() < 0.5,
   };
 }
 
@@ -64,7 +64,7 @@ export function planIsolation(nodeIds: readonly string[], target: string, random
     kind: 'isolate',
     minority: [target],
     majority: nodeIds.filter((nodeId) => nodeId !== target),
-    managerWithMajority: random.next() < 0.5,
+    managerWithMajority: random.nextFloat() < 0.5,
   };
 }
 

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, loadHasher } from '../common/index.js';
+import { createLogger, loadHasher, SeededRandom } from '../common/index.js';
 import { checkHistory, type HistoryCheck, type KeyCheck } from './checker.js';
 import { ClusterWatch } from './cluster-watch.js';
 import { HistoryRecorder, partitionByKey, type Operation } from './history.js';
@@ -15,7 +15,6 @@ import { findLostWrites, type LostWrite } from './lost-writes.js';
 import { minimizeViolation } from './minimize.js';
 import { Nemesis, type FaultKind } from './nemesis.js';
 import { netnsUnavailable } from './netns.js';
-import { SeededRandom } from './random.js';
 import { Timeline } from './timeline.js';
 import { Workload } from './workload.js';
 
@@ -38,8 +37,8 @@ export interface ChaosOptions {
   replicas?: number;
   shards?: number;
   downAfterSeconds?: number;
-  /** Extra flags for every local node (the negative test's unsafe flag). */
-  nodeArgs?: readonly string[];
+  /** Start every local node with `--unsafe-stale-reads` (the negative test; `env` must allow it). */
+  unsafeStaleReads?: boolean;
   /** Extra environment for the local cluster's processes. */
   env?: NodeJS.ProcessEnv;
   /** How long to wait for the cluster to settle after healing. Default 60 s. */
@@ -126,7 +125,7 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
         dataDir,
         logDir: join(dataDir, 'logs'),
         mainScript: options.mainScript,
-        ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
+        ...(options.unsafeStaleReads === undefined ? {} : { unsafeStaleReads: options.unsafeStaleReads }),
         ...(options.env === undefined ? {} : { env: options.env }),
         isolateNodes: partitions.isolateNodes,
         logger: createLogger(undefined, { component: 'chaos' }),

@@ -10,7 +10,7 @@
 import { KVClient, KVError } from '../client/index.js';
 import type { HistoryRecorder, Operation } from './history.js';
 import { FINAL_READ_CLIENT } from './lost-writes.js';
-import type { SeededRandom } from './random.js';
+import type { SeededRandom } from '../common/index.js';
 
 /** Workload settings. */
 export interface WorkloadOptions {
@@ -100,7 +100,7 @@ export class Workload {
     const knownVersions = new Map<string, number>();
     while (!signal.aborted) {
       const key = random.pick(this.options.keys);
-      const roll = random.next();
+      const roll = random.nextFloat();
       let operation: Operation;
       if (roll < 0.4) operation = await this.get(index, client, key);
       else if (roll < 0.7) operation = await this.put(index, client, key);

@@ -100,7 +100,7 @@ export function parseChaosFlags(flags: ChaosFlags): ChaosOptions {
     seed: flags.seed === undefined ? randomInt(2 ** 31) : parseInteger(flags.seed, '--seed', 0, 2 ** 32 - 1),
     ...(out === undefined ? {} : { clusterDir: join(out, 'cluster') }),
     mainScript: fileURLToPath(new URL('./main.js', import.meta.url)),
-    ...(flags.unsafeStaleReads === true ? { nodeArgs: ['--unsafe-stale-reads'], env: { [ALLOW_UNSAFE_TESTING_ENV]: '1' } } : {}),
+    ...(flags.unsafeStaleReads === true ? { unsafeStaleReads: true, env: { [ALLOW_UNSAFE_TESTING_ENV]: '1' } } : {}),
     progress: (line) => process.stderr.write(`chaos: ${line}\n`),
   };
 }

@@ -4,26 +4,15 @@
  * stdout once every shard has a leader. Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL
  * after a grace period) and exits 0. Children are started with KVSTORE_PARENT_WATCH=1 and a stdin
  * pipe (src/common/parent-watch.ts), so they also exit if this process dies without cleaning up.
- * Re-running on the same data dir restarts the same cluster with its data.
+ * Re-running on the same data dir restarts the same cluster with its data. The processes, their argv
+ * and the readiness poll are src/cluster's; this file is the flags and the run's lifecycle.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ManagerConnection, ManagerUnreachableError } from '../client/index.js';
-import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from '../common/index.js';
-import { PARENT_WATCH_ENV } from '../common/parent-watch.js';
+import { launchCluster, managerAddress, portRange, STOP_GRACE_MS, waitForLeaders, type ClusterSpec } from '../cluster/index.js';
+import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../common/index.js';
 import { BadInputError, EXIT, onStopSignals, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
-import { everyShardHasLeader } from './status-util.js';
-
-/** How long children get to exit after SIGTERM before SIGKILL. */
-const STOP_GRACE_MS = 5000;
-/** How often readiness is polled. */
-const READY_POLL_INTERVAL_MS = 200;
-/** A progress line is logged this often while waiting for leaders. */
-const READY_LOG_INTERVAL_MS = 10_000;
 
 interface ClusterFlags {
   nodes: string;
@@ -103,70 +92,28 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterSettings {
   };
 }
 
-/**
- * Where the children listen when they do not all share 127.0.0.1: `kvstore chaos` runs each node in
- * its own network namespace with its own address, and the manager on an address they can reach.
- */
-export interface ChildHosts {
-  /** The manager's listen address; nodes register with it there. */
-  manager: string;
-  /** The address node `nodeId` listens on and advertises to peers and clients. */
-  node: (nodeId: string) => string;
-}
-
-/**
- * The argv (after the node binary) of every child: the manager first, then n1…nN. Without `hosts`
- * every process listens on 127.0.0.1 (the flags' default) on ports port, port+1…port+N.
- */
-export function childCommands(settings: ClusterSettings, mainScript: string, hosts?: ChildHosts): { name: string; args: string[] }[] {
-  const manager = `${hosts?.manager ?? '127.0.0.1'}:${settings.port}`;
-  const commands = [
-    {
-      name: 'manager',
-      args: [
-        mainScript, 'manager',
-        '--port', String(settings.port),
-        '--replicas', String(settings.replicas),
-        '--shards', String(settings.shards),
-        '--data-dir', join(settings.dataDir, 'manager'),
-        '--bootstrap-nodes', String(settings.nodes),
-        '--down-after', String(settings.downAfterSeconds),
-        ...(hosts === undefined ? [] : ['--host', hosts.manager]),
-      ],
-    },
-  ];
-  for (let i = 1; i <= settings.nodes; i++) {
-    const nodeId = `n${i}`;
-    const port = settings.port + i;
-    const host = hosts?.node(nodeId);
-    commands.push({
-      name: nodeId,
-      args: [
-        mainScript, 'node',
-        '--id', nodeId,
-        '--port', String(port),
-        '--manager', manager,
-        '--data-dir', join(settings.dataDir, nodeId),
-        ...(host === undefined ? [] : ['--host', host, '--advertise', `${host}:${port}`]),
-        ...(settings.leaseReads ? [] : ['--no-lease-reads']),
-        ...(settings.metricsPerShard === true ? ['--metrics-per-shard'] : []),
-      ],
-    });
-  }
-  return commands;
+/** The processes of a `kvstore cluster` run: the manager on `port`, node nI on port+I, all on 127.0.0.1. */
+export function clusterSpec(settings: ClusterSettings, mainScript?: string): ClusterSpec {
+  return {
+    ...(mainScript === undefined ? {} : { mainScript }),
+    ...portRange(settings.port),
+    nodes: settings.nodes,
+    replicas: settings.replicas,
+    shards: settings.shards,
+    dataDir: settings.dataDir,
+    downAfterSeconds: settings.downAfterSeconds,
+    leaseReads: settings.leaseReads,
+    metricsPerShard: settings.metricsPerShard === true,
+  };
 }
 
 /** Runs the cluster until a stop signal; resolves to the exit code. */
 async function runCluster(settings: ClusterSettings): Promise<number> {
   const log = createLogger(settings.logLevel, { component: 'cluster' });
-  const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
-  const managerAddress = `127.0.0.1:${settings.port}`;
+  const spec = clusterSpec(settings);
+  const manager = managerAddress(spec);
   mkdirSync(settings.dataDir, { recursive: true });
 
-  const env: NodeJS.ProcessEnv = { ...process.env, [PARENT_WATCH_ENV]: '1' };
-  if (settings.logLevel !== undefined) env['KVSTORE_LOG_LEVEL'] = settings.logLevel;
-
-  const children = new Map<string, ChildProcess>();
   let stopping = false;
   let ready = false;
   let stopRequested: (reason: string) => void = () => undefined;
@@ -174,32 +121,27 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
     stopRequested = resolvePromise;
   });
 
-  for (const { name, args } of childCommands(settings, mainScript)) {
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
-    children.set(name, child);
-    forwardLines(child);
-    child.on('error', (error) => log.error('child failed to start', { child: name, error: error.message }));
-    child.on('exit', (code, signal) => {
-      if (stopping) return;
+  const launcher = launchCluster(spec, {
+    env: settings.logLevel === undefined ? {} : { KVSTORE_LOG_LEVEL: settings.logLevel },
+    onError: (name, error) => log.error('child failed to start', { child: name, error: error.message }),
+    onUnexpectedExit: (name, code, signal) => {
       log.warn('child exited', { child: name, code, signal });
       if (!ready) stopRequested(`${name} exited before the cluster was ready`);
-      else if ([...children.values()].every((other) => other.exitCode !== null || other.signalCode !== null)) {
-        stopRequested('every child exited');
-      }
-    });
-  }
-  log.info('starting cluster', { manager: managerAddress, nodes: settings.nodes, replicas: settings.replicas, shards: settings.shards, dataDir: settings.dataDir });
+      else if (launcher.all().every((child) => !child.running)) stopRequested('every child exited');
+    },
+  });
+  log.info('starting cluster', { manager, nodes: settings.nodes, replicas: settings.replicas, shards: settings.shards, dataDir: settings.dataDir });
 
   const onSignal = (signal: NodeJS.Signals): void => stopRequested(signal);
   const stopListening = onStopSignals(onSignal);
 
   const readiness = new AbortController();
-  void waitUntilReady(managerAddress, readiness.signal, log)
-    .then((isReady) => {
-      if (isReady && !stopping) {
+  void waitForLeaders({ address: manager }, { signal: readiness.signal, logger: log })
+    .then((outcome) => {
+      if (outcome.ready && !stopping) {
         ready = true;
-        process.stdout.write(`ready manager=${managerAddress}\n`);
-        log.info('cluster ready', { manager: managerAddress });
+        process.stdout.write(`ready manager=${manager}\n`);
+        log.info('cluster ready', { manager });
       }
     })
     .catch((error: unknown) => {
@@ -211,70 +153,7 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
   stopping = true;
   readiness.abort();
   log.info('stopping cluster', { reason });
-  await stopChildren([...children.values()], STOP_GRACE_MS);
+  await launcher.stop(STOP_GRACE_MS);
   stopListening();
   return STOP_SIGNALS.includes(reason as NodeJS.Signals) ? EXIT.ok : EXIT.unavailable;
-}
-
-/** Polls the manager until every shard has a leader; false if aborted first. */
-async function waitUntilReady(managerAddress: string, signal: AbortSignal, log: Logger): Promise<boolean> {
-  const connection = new ManagerConnection(managerAddress);
-  let lastLogAtMs = Date.now();
-  try {
-    while (!signal.aborted) {
-      try {
-        const map = await connection.getClusterMap(2000, signal);
-        if (everyShardHasLeader(map)) return true;
-        if (Date.now() - lastLogAtMs > READY_LOG_INTERVAL_MS) {
-          lastLogAtMs = Date.now();
-          const led = map.shards.filter((shard) => shard.leaderNodeId !== '').length;
-          log.info('waiting for shard leaders', { led, shards: map.shardCount });
-        }
-      } catch (error) {
-        if (!(error instanceof ManagerUnreachableError)) throw error;
-      }
-      await abortableDelay(READY_POLL_INTERVAL_MS, signal);
-    }
-    return false;
-  } finally {
-    connection.close();
-  }
-}
-
-/** SIGTERM to every live child, SIGKILL to those still alive after `graceMs`; resolves when all exited. */
-async function stopChildren(children: ChildProcess[], graceMs: number): Promise<void> {
-  const alive = (child: ChildProcess): boolean => child.exitCode === null && child.signalCode === null;
-  const exits = children.filter(alive).map((child) => new Promise<void>((resolveExit) => child.once('exit', () => resolveExit())));
-  for (const child of children) if (alive(child)) child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const grace = new Promise<void>((resolveGrace) => {
-    timer = setTimeout(resolveGrace, graceMs);
-  });
-  await Promise.race([Promise.all(exits), grace]);
-  clearTimeout(timer);
-  for (const child of children) if (alive(child)) child.kill('SIGKILL');
-  await Promise.all(exits);
-  for (const child of children) child.stdin?.destroy();
-}
-
-/** Copies a child's stdout and stderr to our stderr line by line, so lines of different children never interleave mid-line. */
-function forwardLines(child: ChildProcess): void {
-  for (const stream of [child.stdout, child.stderr]) {
-    if (stream === null) continue;
-    const lines = createInterface({ input: stream, crlfDelay: Infinity });
-    lines.on('line', (line) => process.stderr.write(`${line}\n`));
-  }
-  child.stdin?.on('error', () => undefined); // the child may exit first; its pipe then errors on close
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolveDelay) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolveDelay();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -3,10 +3,11 @@
  * polls until every shard has a leader (exit 0) or the timeout passes (exit 3).
  */
 import type { Command } from 'commander';
-import { ManagerConnection, ManagerUnreachableError } from '../client/index.js';
+import { ManagerUnreachableError, type ManagerConnection } from '../client/index.js';
+import { connectManager, shardsWithLeader, waitForLeaders, type ManagerAccess } from '../cluster/index.js';
 import type { GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
 import { addManagerOption, checkAddress, EXIT, failWith, parseSeconds, reportError } from './client-util.js';
-import { clusterStatusJson, everyShardHasLeader, renderStatusTable } from './status-util.js';
+import { clusterStatusJson, renderStatusTable } from './status-util.js';
 
 /** How often `--wait` asks the manager again. */
 const WAIT_POLL_INTERVAL_MS = 250;
@@ -33,8 +34,14 @@ export function registerStatusCommand(program: Command): void {
       try {
         const manager = checkAddress(flags.manager, '--manager');
         const waitSeconds = flags.timeout === undefined ? DEFAULT_WAIT_TIMEOUT_S : parseSeconds(flags.timeout, '--timeout');
-        connection = new ManagerConnection(manager);
-        const map = flags.wait === true ? await waitForLeaders(connection, waitSeconds * 1000) : await connection.getClusterMap(FETCH_TIMEOUT_MS);
+        const access: ManagerAccess = { address: manager };
+        let map: GetClusterMapResponse | undefined;
+        if (flags.wait === true) {
+          map = await waitUntilLed(access, waitSeconds * 1000);
+        } else {
+          connection = connectManager(access);
+          map = await connection.getClusterMap(FETCH_TIMEOUT_MS);
+        }
         if (map === undefined) return;
         const status = clusterStatusJson(manager, map);
         process.stdout.write(flags.json === true ? `${JSON.stringify(status, null, 2)}\n` : renderStatusTable(status));
@@ -48,32 +55,19 @@ export function registerStatusCommand(program: Command): void {
 }
 
 /**
- * Polls the manager until every shard has a leader. Returns the map, or undefined after reporting a
- * timeout (exit 3). An unreachable manager is retried until the timeout: it may still be starting.
+ * Waits until every shard has a leader. Returns the map, or undefined after reporting a timeout
+ * (exit 3). An unreachable manager is retried until the timeout: it may still be starting.
  */
-async function waitForLeaders(connection: ManagerConnection, timeoutMs: number): Promise<GetClusterMapResponse | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  let last: GetClusterMapResponse | undefined;
-  let lastError: unknown;
-  for (;;) {
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) break;
-    try {
-      last = await connection.getClusterMap(Math.min(FETCH_TIMEOUT_MS, remaining));
-      if (everyShardHasLeader(last)) return last;
-    } catch (error) {
-      if (!(error instanceof ManagerUnreachableError)) throw error;
-      lastError = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(WAIT_POLL_INTERVAL_MS, Math.max(0, deadline - Date.now()))));
-  }
+async function waitUntilLed(access: ManagerAccess, timeoutMs: number): Promise<GetClusterMapResponse | undefined> {
+  const outcome = await waitForLeaders(access, { timeoutMs, pollIntervalMs: WAIT_POLL_INTERVAL_MS, fetchTimeoutMs: FETCH_TIMEOUT_MS });
+  if (outcome.ready) return outcome.map;
   const seconds = timeoutMs / 1000;
+  const last = outcome.lastMap;
   if (last === undefined) {
-    const why = lastError instanceof Error ? lastError.message : 'no answer';
+    const why = outcome.lastError?.message ?? 'no answer';
     failWith(`error: timed out after ${seconds} s waiting for the manager: ${why}`, EXIT.unavailable);
   } else {
-    const led = last.shards.filter((shard) => shard.leaderNodeId !== '').length;
-    failWith(`error: timed out after ${seconds} s: ${led} of ${last.shardCount} shards have a leader`, EXIT.unavailable);
+    failWith(`error: timed out after ${seconds} s: ${shardsWithLeader(last)} of ${last.shardCount} shards have a leader`, EXIT.unavailable);
   }
   return undefined;
 }

@@ -76,11 +76,6 @@ export function clusterStatusJson(manager: string, map: GetClusterMapResponse): 
   };
 }
 
-/** True when the map covers every shard and each has a leader: the cluster can serve every key. */
-export function everyShardHasLeader(map: GetClusterMapResponse): boolean {
-  return map.shardCount > 0 && map.shards.length === map.shardCount && map.shards.every((shard) => shard.leaderNodeId !== '');
-}
-
 /** Renders the status as aligned text tables: nodes, then one line per shard, then a summary. */
 export function renderStatusTable(status: ClusterStatusJson): string {
   const lines: string[] = [];

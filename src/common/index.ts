@@ -5,3 +5,4 @@ export * from './metrics-server.js';
 export * from './atomic-file.js';
 export * from './ports.js';
 export * from './sleep.js';
+export * from './random.js';

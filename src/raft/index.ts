@@ -10,5 +10,5 @@ export type { RaftConfig } from './config.js';
 export { encodeConfChange, decodeConfChange } from './conf-change.js';
 // Storage: MemoryStorage, and the durable Wal + DurableStorage (src/raft/storage/index.ts).
 export * from './storage/index.js';
-export { SeededRandom } from './random.js';
+export { SeededRandom } from '../common/random.js';
 export { RaftInvariantError, assertInvariant, type RaftErrorCode } from './errors.js';

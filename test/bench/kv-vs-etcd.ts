@@ -10,7 +10,8 @@
  * Prints one JSON line: { target, opsPerSec, ops, errors, get: { p50, p90, p99, p999 }, put: { … } } (ms).
  */
 import { Etcd3 } from 'etcd3';
-import { benchKeys, benchValue, checkWorkload, percentilesOf, preloadKeys, runClosedLoop, seededRandom, type LoadTarget } from '../../src/bench/index.js';
+import { benchKeys, benchValue, checkWorkload, percentilesOf, preloadKeys, runClosedLoop, type LoadTarget } from '../../src/bench/index.js';
+import { SeededRandom } from '../../src/common/index.js';
 import { KVClient } from '../../src/index.js';
 
 interface Store extends LoadTarget {
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
 
   const preloadFailed = await preloadKeys(store, keys, value, concurrency);
   const result = await runClosedLoop(store, {
-    keys, concurrency, getPercent: workload.getPercent, value, durationMs, random: seededRandom(Number(flag('seed', '1'))),
+    keys, concurrency, getPercent: workload.getPercent, value, durationMs, random: new SeededRandom(Number(flag('seed', '1'))),
   });
   await store.close();
   const elapsedSeconds = result.elapsedMs / 1000;

@@ -11,9 +11,9 @@ import {
   MANAGER_ENDPOINT,
   planHalves,
   planIsolation,
-  SeededRandom,
   type PartitionPlan,
 } from '../../src/chaos/index.js';
+import { SeededRandom } from '../../src/common/index.js';
 
 const NODES = ['n1', 'n2', 'n3', 'n4', 'n5'];
 const SEEDS = 300;

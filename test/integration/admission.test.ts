@@ -13,7 +13,8 @@ import { KVError } from '../../src/client/index.js';
 import { MAX_BATCH_ITEMS } from '../../src/common/index.js';
 import { MAX_STREAM_REQUESTS_IN_FLIGHT } from '../../src/node/admission.js';
 import { badStreamMix, emptyStats, sendBadStreams, sendRawGarbage } from '../support/garbage-client.js';
-import { printTailOnFailure, TestCluster, waitFor } from '../support/cluster.js';
+import { printTailOnFailure, TestCluster } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 
 /** The flood: requests in flight at once from one client. */
 const IN_FLIGHT = 20_000;

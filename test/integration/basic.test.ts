@@ -3,7 +3,8 @@
  * balanced placement; bad input is one clear line, a non-zero exit, and writes nothing.
  */
 import { expect } from 'chai';
-import { printTailOnFailure, runCli, TestCluster, waitFor } from '../support/cluster.js';
+import { printTailOnFailure, runCli, TestCluster } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 import { balanced, fullyReplicated, loadPerNode, pool } from './helpers.js';
 
 describe('integration: 7 nodes, K=3', function () {

@@ -8,8 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { childCommands, parseClusterFlags } from '../../src/cli/cluster-command.js';
-import { freePort, MAIN_SCRIPT, runCli, waitFor } from '../support/cluster.js';
+import { clusterSpec, parseClusterFlags } from '../../src/cli/cluster-command.js';
+import { childCommands } from '../../src/cluster/index.js';
+import { freePort, MAIN_SCRIPT, runCli } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 
 /** PIDs of the direct children of `pid` (Linux /proc). */
 function childrenOf(pid: number): number[] {
@@ -124,20 +126,20 @@ describe('kvstore cluster: the children it starts', () => {
   });
 
   it('passes --no-lease-reads to every node, and only to nodes, when asked', () => {
-    const withLease = childCommands(settings, 'main.js');
+    const withLease = childCommands(clusterSpec(settings, 'main.js'));
     expect(withLease.flatMap((child) => child.args)).to.not.include('--no-lease-reads');
-    const without = childCommands({ ...settings, leaseReads: false }, 'main.js');
+    const without = childCommands(clusterSpec({ ...settings, leaseReads: false }, 'main.js'));
     expect(without.map((child) => [child.name, child.args.includes('--no-lease-reads')])).to.deep.equal([
       ['manager', false], ['n1', true], ['n2', true], ['n3', true],
     ]);
   });
 
   it('passes --metrics-per-shard to every node, and only to nodes, when asked', () => {
-    expect(childCommands(settings, 'main.js').flatMap((child) => child.args)).to.not.include('--metrics-per-shard');
+    expect(childCommands(clusterSpec(settings, 'main.js')).flatMap((child) => child.args)).to.not.include('--metrics-per-shard');
     const flagged = parseClusterFlags({
       nodes: '3', replicas: '3', shards: '8', port: '7000', dataDir: '/tmp/kv', downAfter: '10', leaseReads: true, metricsPerShard: true,
     });
-    expect(childCommands(flagged, 'main.js').map((child) => [child.name, child.args.includes('--metrics-per-shard')])).to.deep.equal([
+    expect(childCommands(clusterSpec(flagged, 'main.js')).map((child) => [child.name, child.args.includes('--metrics-per-shard')])).to.deep.equal([
       ['manager', false], ['n1', true], ['n2', true], ['n3', true],
     ]);
   });

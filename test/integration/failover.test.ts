@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { KVError } from '../../src/client/index.js';
-import { printTailOnFailure, TestCluster, waitFor } from '../support/cluster.js';
+import { printTailOnFailure, TestCluster } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 import { fullyReplicated, keysPerShard, pool } from './helpers.js';
 
 describe('integration: failover after kill -9 of the busiest leader', function () {

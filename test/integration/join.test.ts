@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { printTailOnFailure, TestCluster, waitFor } from '../support/cluster.js';
+import { printTailOnFailure, TestCluster } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 import { balanced, fullyReplicated, loadPerNode, pool } from './helpers.js';
 
 describe('integration: a node joins', function () {

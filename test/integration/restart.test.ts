@@ -4,7 +4,8 @@
  * a whole-cluster kill -9 and restart keeps every acknowledged write.
  */
 import { expect } from 'chai';
-import { printTailOnFailure, TestCluster, waitFor } from '../support/cluster.js';
+import { printTailOnFailure, TestCluster } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 import { fullyReplicated, pool } from './helpers.js';
 
 describe('integration: restarts from data dirs', function () {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { freePort } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,16 +52,8 @@ describe('manager/command (real process)', () => {
     const exited = new Promise<number | null>((resolve) => { child?.once('exit', (code) => { resolve(code); }); });
     const client = new TestManagerClient(`127.0.0.1:${port}`);
     try {
-      const deadline = Date.now() + 15_000;
-      for (;;) {
-        const map = await client.clusterMap().catch(() => null);
-        if (map !== null) {
-          expect(map.shardCount).to.equal(4);
-          break;
-        }
-        if (Date.now() > deadline) throw new Error('manager did not start');
-        await new Promise((resolve) => { setTimeout(resolve, 100); });
-      }
+      const map = await waitFor('the manager to start', () => client.clusterMap(), 15_000, 100);
+      expect(map.shardCount).to.equal(4);
     } finally {
       client.close();
     }

@@ -8,6 +8,7 @@ import {
   NodeHealth, ReplicaRole, type CreateReplicaCommand, type HeartbeatResponse, type ReplicaStatus,
 } from '../../src/gen/kvstore/v1/manager.js';
 import { Manager, ManagerError } from '../../src/manager/index.js';
+import { waitFor } from '../support/wait-for.js';
 import { TestManagerClient } from './grpc-helpers.js';
 
 const creates = (response: HeartbeatResponse): CreateReplicaCommand[] =>
@@ -113,18 +114,12 @@ describe('manager/service (in-process, real gRPC)', () => {
     client = kv;
     await kv.register({ nodeId: 'n1', address: '127.0.0.1:7101', metricsPort: 0 });
     const healthOf = async (): Promise<NodeHealth | undefined> => (await kv.clusterMap()).nodes[0]?.health;
-    const waitFor = async (health: NodeHealth): Promise<void> => {
-      const deadline = Date.now() + 5000;
-      while ((await healthOf()) !== health) {
-        if (Date.now() > deadline) throw new Error(`node never became ${health}`);
-        await new Promise((resolve) => { setTimeout(resolve, 10); });
-      }
-    };
+    const waitForHealth = (health: NodeHealth): Promise<boolean> => waitFor(`n1 to become ${health}`, async () => (await healthOf()) === health, 5000, 10);
     expect(await healthOf()).to.equal(NodeHealth.NODE_HEALTH_UP);
     clock += 3500;
-    await waitFor(NodeHealth.NODE_HEALTH_SUSPECT);
+    await waitForHealth(NodeHealth.NODE_HEALTH_SUSPECT);
     clock += 3000;
-    await waitFor(NodeHealth.NODE_HEALTH_DOWN);
+    await waitForHealth(NodeHealth.NODE_HEALTH_DOWN);
     await kv.heartbeat({ nodeId: 'n1' });
     expect(await healthOf()).to.equal(NodeHealth.NODE_HEALTH_UP);
     const transitions = lines.filter((line) => typeof line['message'] === 'string' && line['message'].startsWith('node '))

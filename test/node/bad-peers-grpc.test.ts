@@ -9,7 +9,8 @@ import { expect } from 'chai';
 import { type RaftMessage, RaftServiceClient, type SendSnapshotRequest } from '../../src/gen/kvstore/v1/raft.js';
 import { ErrorCode, type PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
 import { snapshotChecksum } from '../../src/node/snapshot-check.js';
-import { NodeCluster, waitFor } from './support/node-cluster.js';
+import { waitFor } from '../support/wait-for.js';
+import { NodeCluster } from './support/node-cluster.js';
 
 /** A client of `RaftService.Send` that writes whatever bytes it is given. */
 const RawSendClient = makeGenericClientConstructor({
@@ -64,7 +65,7 @@ describe('node: bad peers over gRPC (issue 15)', function () {
       stream.write({ fromNodeId: 'n1', messages: [message({ to: replicaId, from: 1, term: 0 }), message({ to: replicaId, from: 1, type: 15 })] });
       stream.end();
     });
-    await waitFor('the refusals counted', () => (target.host.inbound.stats.rejected.bad_field ?? 0) === 1 && target.host.inbound.stats.rejected.bad_type === 1);
+    await waitFor('the refusals counted', () => (target.host.inbound.stats.rejected.bad_field ?? 0) === 1 && target.host.inbound.stats.rejected.bad_type === 1, 10_000, 20);
 
     // Snapshot streams: one changed on the way, one whose data is not a KV snapshot. Both are answered not accepted.
     const sendSnapshot = (chunks: SendSnapshotRequest[]): Promise<boolean> => new Promise((resolve, reject) => {

@@ -22,7 +22,7 @@ import { AdmissionControl, type AdmissionLimits, type RefusalReason } from '../.
 import { clientCallInterceptor, KV_SERVICE, MAX_BATCH_REQUEST_BYTES } from '../../src/node/client-limits.js';
 import { kvGrpcService, type KvRequestRunner } from '../../src/node/kv-grpc-service.js';
 import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from '../../src/node/server-limits.js';
-import { waitFor } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 
 /** Holds every request until the test answers it. */
 class HeldExecutor implements KvRequestRunner {

@@ -9,7 +9,8 @@ import { ErrorCode, type PutResponse } from '../../src/gen/kvstore/v1/kvstore.js
 import { LeaderWait } from '../../src/node/leader-wait.js';
 import type { NodeRuntime } from '../../src/node/runtime.js';
 import { Role } from '../../src/raft/index.js';
-import { NodeCluster, waitFor } from './support/node-cluster.js';
+import { waitFor } from '../support/wait-for.js';
+import { NodeCluster } from './support/node-cluster.js';
 
 /** A runtime whose timers run only when the test advances its clock. */
 class StepClock implements NodeRuntime {
@@ -95,7 +96,7 @@ describe('node/leader wait on in-process nodes', function () {
     const c = await NodeCluster.start({ nodeCount: 3, shardCount: 1 });
     cluster = c;
     await c.waitForLeaders();
-    const oldLeader = await waitFor('leader', () => c.leaderOf(0));
+    const oldLeader = await waitFor('leader', () => c.leaderOf(0), 10_000, 20);
     const oldNode = c.nodes[oldLeader];
     const survivors = c.nodes.flatMap((node, index) => (node === undefined || index === oldLeader ? [] : [node]));
     expect(survivors).to.have.length(2);

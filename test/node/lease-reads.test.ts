@@ -7,7 +7,8 @@ import type { ReadOutcome } from '../../src/node/replica-requests.js';
 import type { NodeRuntime } from '../../src/node/runtime.js';
 import { ConfChangeType, MemoryStorage, type Message, MessageType, Role, SeededRandom } from '../../src/raft/index.js';
 import type { GetResponse, PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
-import { type ClusterOptions, NodeCluster, waitFor } from './support/node-cluster.js';
+import { waitFor } from '../support/wait-for.js';
+import { type ClusterOptions, NodeCluster } from './support/node-cluster.js';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 
@@ -148,7 +149,7 @@ describe('node/lease reads', function () {
     const leader = group.elect();
     // Let the lease run out (the clock is the point here): then a read needs a quorum again.
     const earnedMs = performance.now();
-    await waitFor('the lease to run out', () => performance.now() - earnedMs > 80 || undefined);
+    await waitFor('the lease to run out', () => performance.now() - earnedMs > 80 || undefined, 10_000, 20);
     const waiting = group.read(leader, 'k');
     expect(waiting, 'answered after the lease ran out').to.have.length(0);
     group.settle();
@@ -332,7 +333,7 @@ describe('node/lease reads on in-process nodes: the flag and the fast failover',
     const c = await NodeCluster.start({ nodeCount: 3, shardCount: 1, ...(overrides === undefined ? {} : { overrides }) });
     cluster = c;
     await c.waitForLeaders();
-    return { c, leader: await waitFor('leader', () => c.leaderOf(0)) };
+    return { c, leader: await waitFor('leader', () => c.leaderOf(0), 10_000, 20) };
   }
 
   it('a node started without lease reads confirms every read through ReadIndex', async () => {
@@ -361,7 +362,7 @@ describe('node/lease reads on in-process nodes: the flag and the fast failover',
       expect(c.leaderOf(0)).to.equal(leader);
       expect(leaderHost?.replica(0)?.term).to.equal(term);
       return performance.now() > untilMs || undefined;
-    });
+    }, 10_000, 20);
   });
 
   it('survivors of a leader cut off mid-lease elect only after the vote guard since its last message', async () => {
@@ -382,15 +383,15 @@ describe('node/lease reads on in-process nodes: the flag and the fast failover',
         receive(message);
       };
     }
-    await waitFor('a heartbeat from the leader', () => lastHeard > 0 || undefined);
+    await waitFor('a heartbeat from the leader', () => lastHeard > 0 || undefined, 10_000, 20);
     const heard = lastHeard;
-    await waitFor('the next heartbeat', () => lastHeard > heard || undefined);
+    await waitFor('the next heartbeat', () => lastHeard > heard || undefined, 10_000, 20);
     // Cut the leader off right after that heartbeat, alive and maybe holding a lease (a
     // partition), and report its streams broken: without the wait, the survivors would elect
     // within ~150 ms, inside the promise behind that lease.
     await oldHost?.transport.close();
     for (const host of hosts) host.reportPeerFailed(oldHost?.nodeId ?? '');
-    const newLeader = await waitFor('a new leader', () => survivors.find((replica) => replica.role === Role.Leader));
+    const newLeader = await waitFor('a new leader', () => survivors.find((replica) => replica.role === Role.Leader), 10_000, 20);
     expect(newLeader.leaderSinceMs - lastHeard).to.be.at.least(guardMs);
   });
 });

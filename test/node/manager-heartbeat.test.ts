@@ -12,7 +12,8 @@ import { Manager } from '../../src/manager/manager.js';
 import { StorageNode } from '../../src/node/storage-node.js';
 import { Role } from '../../src/raft/index.js';
 import { TestManagerClient } from '../manager/grpc-helpers.js';
-import { freePort, waitFor } from '../support/cluster.js';
+import { freePort } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 
 const SHARDS = 4;
 /** Far longer than the test waits for news, so only a nudged heartbeat can bring it in time. */

@@ -7,7 +7,8 @@ import {
   type GetResponse,
   type PutResponse,
 } from '../../src/gen/kvstore/v1/kvstore.js';
-import { NodeCluster, waitFor } from './support/node-cluster.js';
+import { waitFor } from '../support/wait-for.js';
+import { NodeCluster } from './support/node-cluster.js';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 
@@ -52,7 +53,7 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
     await cluster.waitForLeaders();
     const perShard = cluster.nodes[0];
     if (perShard === undefined) throw new Error('no node 0');
-    await waitFor('node 0 to know every leader', () => [...perShard.host.replicas()].every((replica) => replica.leaderId !== 0));
+    await waitFor('node 0 to know every leader', () => [...perShard.host.replicas()].every((replica) => replica.leaderId !== 0), 10_000, 20);
     perShard.metrics.observe(perShard.host);
     const text = await perShard.metrics.registry.metrics();
     for (let shard = 0; shard < 4; shard++) {
@@ -66,7 +67,7 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
     const totals = cluster.nodes[0];
     if (totals === undefined) throw new Error('no node 0');
     // A shard has a leader before every follower has heard from it: wait until node 0's do.
-    await waitFor('node 0 to know every leader', () => [...totals.host.replicas()].every((replica) => replica.leaderId !== 0));
+    await waitFor('node 0 to know every leader', () => [...totals.host.replicas()].every((replica) => replica.leaderId !== 0), 10_000, 20);
     totals.metrics.observe(totals.host);
     const small = await totals.metrics.registry.metrics();
     expect(small).to.not.contain('shard=');
@@ -99,7 +100,7 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
     expect(empty.error?.code).to.equal(ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
 
     const shard = c.shardOf('route-me');
-    const leader = await waitFor('leader', () => c.leaderOf(shard));
+    const leader = await waitFor('leader', () => c.leaderOf(shard), 10_000, 20);
     const follower = c.nodes[(leader + 1) % 3];
     const answer = await new Promise<GetResponse>((resolve, reject) => {
       c.client(follower?.address ?? '').get({ key: bytes('route-me'), epoch: 0 }, (error, response) => (error ? reject(error) : resolve(response)));
@@ -120,7 +121,7 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
   it('answers many items on one Batch stream, coalescing answers', async () => {
     cluster = await NodeCluster.start({ nodeCount: 3, shardCount: 1 });
     await cluster.waitForLeaders();
-    const leader = cluster.nodes[await waitFor('leader', () => cluster?.leaderOf(0))];
+    const leader = cluster.nodes[await waitFor('leader', () => cluster?.leaderOf(0), 10_000, 20)];
     const items: BatchRequestItem[] = [];
     for (let i = 0; i < 64; i++) {
       items.push({ requestId: i, op: { $case: 'put', value: { key: bytes(`key-${i}`), value: bytes(`value-${i}`), session: { clientId: 'batcher', seq: i + 1 }, epoch: 0 } } });
@@ -147,14 +148,14 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
     const c = cluster;
     for (let i = 0; i < 20; i++) await c.call<object, PutResponse>('put', { key: bytes(`before-${i}`), value: bytes(`v${i}`), epoch: 0 });
     const shard = c.shardOf('before-0');
-    const oldLeader = await waitFor('leader', () => c.leaderOf(shard));
+    const oldLeader = await waitFor('leader', () => c.leaderOf(shard), 10_000, 20);
     const oldPort = c.nodes[oldLeader]?.port ?? 0;
     await c.stopNode(oldLeader);
 
     const newLeader = await waitFor('a new leader', () => {
       const index = c.leaderOf(shard);
       return index !== undefined && index !== oldLeader ? index : undefined;
-    });
+    }, 10_000, 20);
     expect(newLeader).to.not.equal(oldLeader);
     for (let i = 0; i < 20; i++) {
       const got = await c.call<object, GetResponse>('get', { key: bytes(`before-${i}`), epoch: 0 });
@@ -171,7 +172,7 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
       const leaderIndex = c.leaderOf(afterShard);
       const leaderApplied = leaderIndex === undefined ? -1 : c.nodes[leaderIndex]?.host.replica(afterShard)?.machine.appliedIndex;
       return replica !== undefined && replica.machine.appliedIndex === leaderApplied;
-    });
+    }, 10_000, 20);
     const recovered = restarted.host.replica(shard);
     expect(recovered?.machine.keyCount).to.be.greaterThan(0);
   });
@@ -205,12 +206,12 @@ describe('node/storage-node membership changes', function () {
     await waitFor('the learner to catch up', () => {
       const replica = joiner.host.replica(0);
       return replica !== undefined && !replica.uninitialized && replica.machine.keyCount === 30;
-    });
+    }, 10_000, 20);
     expect(joiner.host.replica(0)?.confState.learners).to.deep.equal([10]);
     expect(joiner.host.replica(0)?.machine.epoch).to.equal(2);
 
     place({ command: { $case: 'promoteLearner', value: { shardId: 0, replicaId: 10 } } });
-    await waitFor('promotion', () => joiner.host.replica(0)?.confState.voters.includes(10));
+    await waitFor('promotion', () => joiner.host.replica(0)?.confState.voters.includes(10), 10_000, 20);
 
     // Remove the leader's own replica: it hands leadership over first; the command is repeated like the manager does.
     const oldLeaderIndex = c.leaderOf(0) ?? -1;
@@ -218,14 +219,14 @@ describe('node/storage-node membership changes', function () {
     await waitFor('removal of the old leader replica', () => {
       place({ command: { $case: 'removeReplica', value: { shardId: 0, replicaId: oldReplicaId } } });
       return c.nodes[oldLeaderIndex]?.host.replica(0)?.removed;
-    });
+    }, 10_000, 20);
     c.nodes[oldLeaderIndex]?.execute({ command: { $case: 'destroyReplica', value: { shardId: 0, replicaId: oldReplicaId } } });
     expect(c.nodes[oldLeaderIndex]?.host.replica(0)).to.equal(undefined);
-    await waitFor('a leader among the remaining members', () => c.leaderOf(0) !== undefined && c.leaderOf(0) !== oldLeaderIndex);
+    await waitFor('a leader among the remaining members', () => c.leaderOf(0) !== undefined && c.leaderOf(0) !== oldLeaderIndex, 10_000, 20);
     expect(leaderNode()?.host.replica(0)?.machine.epoch).to.equal(4);
 
     const afterMove = await c.call<object, PutResponse>('put', { key: bytes('after-move'), value: bytes('ok'), epoch: 0 });
     expect(afterMove.error).to.equal(undefined);
-    await waitFor('the new member to apply the latest write', () => joiner.host.replica(0)?.machine.keyCount === 31);
+    await waitFor('the new member to apply the latest write', () => joiner.host.replica(0)?.machine.keyCount === 31, 10_000, 20);
   });
 });

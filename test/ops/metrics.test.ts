@@ -12,7 +12,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, MAIN_SCRIPT, runCli, waitFor } from '../support/cluster.js';
+import { freePort, MAIN_SCRIPT, runCli } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 
 interface Running {
   child: ChildProcess;

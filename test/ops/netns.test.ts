@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetnsNetwork } from '../../src/chaos/index.js';
 import { skipWithoutNetns } from '../support/netns-skip.js';
-import { MAIN_SCRIPT, waitFor } from '../support/cluster.js';
+import { MAIN_SCRIPT } from '../support/cluster.js';
+import { waitFor } from '../support/wait-for.js';
 import { type ComposeService, flagValue, nodeServices, readComposeFile } from './support/compose-file.js';
 
 const CLIENT_SCRIPT = fileURLToPath(new URL('./support/netns-client.js', import.meta.url));

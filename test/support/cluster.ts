@@ -1,47 +1,39 @@
 /**
  * Integration-test harness: a manager and N storage nodes as real processes (`node dist/src/cli/main.js
- * …`) on free loopback ports, with a temp data dir. Every process is started with
- * KVSTORE_PARENT_WATCH=1 and a stdin pipe, so it exits if the test runner dies; tests still stop
+ * …`, started by src/cluster) on free loopback ports, with a temp data dir. Every process is started
+ * with KVSTORE_PARENT_WATCH=1 and a stdin pipe, so it exits if the test runner dies; tests still stop
  * everything by PID in `after`/`afterEach` via {@link TestCluster.stopAll}. All processes append
  * their stderr to one log file under the temp dir; {@link TestCluster.tail} shows the end of it.
- * Waiting is polling with a deadline ({@link waitFor}), never a bare sleep.
+ * Waiting is polling with a deadline (wait-for.ts), never a bare sleep.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { findFreePort } from '../../src/common/index.js';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KVClient, ManagerConnection, type KVClientOptions } from '../../src/client/index.js';
 import { clusterStatusJson, type ClusterStatusJson } from '../../src/cli/status-util.js';
+import {
+  childCommand,
+  CLI_MAIN_SCRIPT,
+  connectManager,
+  Launcher,
+  MANAGER_NAME,
+  managerAddress,
+  nodeName,
+  waitForLeaders,
+  type ClusterProcess,
+  type ClusterSpec,
+  type Endpoint,
+} from '../../src/cluster/index.js';
+import { findFreePort } from '../../src/common/index.js';
 import type { GetClusterMapResponse } from '../../src/gen/kvstore/v1/manager.js';
+import { waitFor } from './wait-for.js';
 
 /** The CLI entry point, compiled. */
-export const MAIN_SCRIPT = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export const MAIN_SCRIPT = CLI_MAIN_SCRIPT;
 
-/** Polls `probe` every `intervalMs` until it returns a value other than undefined/false, or throws after `deadlineMs`. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  deadlineMs: number,
-  intervalMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() >= deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${why}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+/** How long {@link TestCluster.stopAll} gives processes after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 3000;
 
 /**
  * A free TCP port on 127.0.0.1, outside the ephemeral range (see src/common/ports.ts): a port
@@ -95,14 +87,7 @@ export interface TestClusterOptions {
   waitForLeaders?: boolean;
 }
 
-interface ManagedProcess {
-  name: string;
-  args: string[];
-  child: ChildProcess | undefined;
-  exited: Promise<void> | undefined;
-}
-
-/** A manager plus storage nodes as real processes. */
+/** A manager plus storage nodes as real processes, started by src/cluster's {@link Launcher}. */
 export class TestCluster {
   /** The temp dir holding every data dir and the log. */
   readonly dir: string;
@@ -111,42 +96,46 @@ export class TestCluster {
   readonly shards: number;
   readonly replicas: number;
   readonly downAfterSeconds: number;
-  managerAddress = '';
-  private managerProcess: ManagedProcess | undefined;
-  private readonly nodeProcesses = new Map<string, ManagedProcess>();
+  readonly managerAddress: string;
+  private readonly spec: ClusterSpec;
+  private readonly launcher: Launcher;
+  /** Where each node listens, by id: fresh ports per node, kept across restarts. */
+  private readonly nodeEndpoints = new Map<string, Endpoint>();
   private readonly clients: KVClient[] = [];
   private connection: ManagerConnection | undefined;
   private nodeCounter = 0;
-  private readonly bootstrapNodes: number;
 
-  private constructor(options: TestClusterOptions) {
+  private constructor(options: TestClusterOptions, manager: Endpoint) {
     this.dir = mkdtempSync(join(tmpdir(), 'kvstore-it-'));
     mkdirSync(join(this.dir, 'logs'));
     this.logFile = join(this.dir, 'logs', 'cluster.log');
     this.shards = options.shards ?? 16;
     this.replicas = options.replicas ?? 3;
     this.downAfterSeconds = options.downAfterSeconds ?? 10;
-    this.bootstrapNodes = options.nodes;
+    this.spec = {
+      mainScript: MAIN_SCRIPT,
+      nodes: options.nodes,
+      replicas: this.replicas,
+      shards: this.shards,
+      dataDir: this.dir,
+      downAfterSeconds: this.downAfterSeconds,
+      manager,
+      node: (index) => this.endpoint(nodeName(index)),
+    };
+    this.managerAddress = managerAddress(this.spec);
+    this.launcher = new Launcher({
+      env: { KVSTORE_LOG_LEVEL: process.env['KVSTORE_LOG_LEVEL'] ?? 'info' },
+      logFile: () => this.logFile,
+      onError: (name, error) => process.stderr.write(`${name} failed to start: ${error.message}\n`),
+    });
   }
 
   /** Starts the manager and `nodes` nodes (n1…nN); by default waits until every shard has a leader. */
   static async start(options: TestClusterOptions): Promise<TestCluster> {
-    const cluster = new TestCluster(options);
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const cluster = new TestCluster(options, { port, metricsPort });
     try {
-      const [port, metricsPort] = [await freePort(), await freePort()];
-      cluster.managerAddress = `127.0.0.1:${port}`;
-      cluster.managerProcess = {
-        name: 'manager',
-        args: [
-          'manager', '--port', String(port), '--metrics-port', String(metricsPort),
-          '--replicas', String(cluster.replicas), '--shards', String(cluster.shards),
-          '--data-dir', join(cluster.dir, 'manager'), '--bootstrap-nodes', String(options.nodes),
-          '--down-after', String(cluster.downAfterSeconds),
-        ],
-        child: undefined,
-        exited: undefined,
-      };
-      cluster.spawn(cluster.managerProcess);
+      cluster.launcher.start(childCommand(cluster.spec, MANAGER_NAME));
       for (let i = 0; i < options.nodes; i++) await cluster.addNode({ waitForRegistration: false });
       if (options.waitForLeaders ?? true) await cluster.waitForLeaders(60_000);
       return cluster;
@@ -159,46 +148,33 @@ export class TestCluster {
 
   /** Ids of every node ever started (n1, n2, …). */
   get nodeIds(): string[] {
-    return [...this.nodeProcesses.keys()];
+    return [...this.nodeEndpoints.keys()];
   }
 
   /** The node's address. */
   nodeAddress(id: string): string {
-    const managed = this.nodeProcesses.get(id);
-    const index = managed?.args.indexOf('--port') ?? -1;
-    if (managed === undefined || index < 0) throw new Error(`no node ${id}`);
-    return `127.0.0.1:${managed.args[index + 1]}`;
+    return `127.0.0.1:${this.endpoint(id).port}`;
   }
 
   /** The node's metrics (HTTP) port. */
   nodeMetricsPort(id: string): number {
-    const managed = this.nodeProcesses.get(id);
-    const index = managed?.args.indexOf('--metrics-port') ?? -1;
-    if (managed === undefined || index < 0) throw new Error(`no node ${id}`);
-    return Number(managed.args[index + 1]);
+    const port = this.endpoint(id).metricsPort;
+    if (port === undefined) throw new Error(`no metrics port for ${id}`);
+    return port;
   }
 
   /** The PID of a running node, or undefined. */
   nodePid(id: string): number | undefined {
-    const child = this.nodeProcesses.get(id)?.child;
-    return child !== undefined && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    return this.nodeEndpoints.has(id) ? this.launcher.find(id)?.pid : undefined;
   }
 
   /** Starts a new node n<k+1> on fresh ports; returns its id. */
   async addNode(options: { waitForRegistration?: boolean } = {}): Promise<string> {
-    const id = `n${++this.nodeCounter}`;
+    const index = ++this.nodeCounter;
+    const id = nodeName(index);
     const [port, metricsPort] = [await freePort(), await freePort()];
-    const managed: ManagedProcess = {
-      name: id,
-      args: [
-        'node', '--id', id, '--port', String(port), '--metrics-port', String(metricsPort),
-        '--manager', this.managerAddress, '--data-dir', join(this.dir, id),
-      ],
-      child: undefined,
-      exited: undefined,
-    };
-    this.nodeProcesses.set(id, managed);
-    this.spawn(managed);
+    this.nodeEndpoints.set(id, { port, metricsPort });
+    this.launcher.start(childCommand(this.spec, index));
     if (options.waitForRegistration ?? true) {
       await waitFor(`${id} to register`, async () => (await this.clusterMap()).nodes.some((node) => node.nodeId === id), 30_000);
     }
@@ -207,35 +183,29 @@ export class TestCluster {
 
   /** Sends `signal` to a node and waits until it has exited. */
   async killNode(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const managed = this.nodeProcesses.get(id);
-    if (managed === undefined) throw new Error(`no node ${id}`);
-    await this.kill(managed, signal);
+    await this.node(id).kill(signal);
   }
 
   /** Starts a stopped node again with the same id, ports and data dir. */
   restartNode(id: string): void {
-    const managed = this.nodeProcesses.get(id);
-    if (managed === undefined) throw new Error(`no node ${id}`);
-    if (this.nodePid(id) !== undefined) throw new Error(`${id} is still running`);
-    this.spawn(managed);
+    this.node(id).start();
   }
 
   /** Kills the manager (SIGKILL by default) and waits for its exit. */
   async killManager(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (this.managerProcess !== undefined) await this.kill(this.managerProcess, signal);
+    await this.launcher.find(MANAGER_NAME)?.kill(signal);
     this.connection?.close();
     this.connection = undefined;
   }
 
   /** Starts the manager again with the same port and data dir. */
   restartManager(): void {
-    if (this.managerProcess === undefined) throw new Error('no manager');
-    this.spawn(this.managerProcess);
+    this.launcher.get(MANAGER_NAME).start();
   }
 
   /** The manager's cluster map. */
   async clusterMap(): Promise<GetClusterMapResponse> {
-    this.connection ??= new ManagerConnection(this.managerAddress);
+    this.connection ??= connectManager({ address: this.managerAddress });
     return this.connection.getClusterMap(3000);
   }
 
@@ -244,16 +214,14 @@ export class TestCluster {
     return clusterStatusJson(this.managerAddress, await this.clusterMap());
   }
 
-  /** Waits until every shard has a leader. */
+  /** Waits until every shard has a leader (src/cluster's readiness poll). */
   async waitForLeaders(deadlineMs: number): Promise<ClusterStatusJson> {
-    return waitFor(
-      'every shard to have a leader',
-      async () => {
-        const status = await this.status();
-        return status.shards.length === this.shards && status.shards.every((shard) => shard.leader !== null) ? status : undefined;
-      },
-      deadlineMs,
-    );
+    const outcome = await waitForLeaders({ address: this.managerAddress }, { timeoutMs: deadlineMs, fetchTimeoutMs: 3000 });
+    if (!outcome.ready) {
+      const why = outcome.lastError === undefined ? '' : ` (last error: ${outcome.lastError.message})`;
+      throw new Error(`timed out after ${deadlineMs} ms waiting for every shard to have a leader${why}`);
+    }
+    return clusterStatusJson(this.managerAddress, outcome.map);
   }
 
   /** A KVClient for this cluster, finalized by {@link stopAll}. */
@@ -287,51 +255,33 @@ export class TestCluster {
     await Promise.all(this.clients.splice(0).map((client) => client.finalize()));
     this.connection?.close();
     this.connection = undefined;
-    const all = [...this.nodeProcesses.values(), ...(this.managerProcess === undefined ? [] : [this.managerProcess])];
-    await Promise.all(all.map((managed) => this.kill(managed, 'SIGTERM', 3000)));
+    await this.launcher.stop(STOP_GRACE_MS);
     if (options.removeDir === true) rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** Kills every process at once with SIGKILL (a whole-cluster crash). */
   async crashAll(): Promise<void> {
-    const all = [...this.nodeProcesses.values(), ...(this.managerProcess === undefined ? [] : [this.managerProcess])];
-    for (const managed of all) if (managed.child?.exitCode === null && managed.child.signalCode === null) managed.child.kill('SIGKILL');
-    await Promise.all(all.map((managed) => managed.exited ?? Promise.resolve()));
+    this.launcher.killAllNow();
+    await this.launcher.allExited();
     this.connection?.close();
     this.connection = undefined;
   }
 
-  /** Restarts the manager and every node after {@link crashAll}. */
+  /** Restarts the manager and every node after {@link stopAll} or {@link crashAll}. */
   restartAll(): void {
-    if (this.managerProcess !== undefined) this.spawn(this.managerProcess);
-    for (const managed of this.nodeProcesses.values()) this.spawn(managed);
+    for (const child of this.launcher.all()) child.start();
   }
 
-  private spawn(managed: ManagedProcess): void {
-    const log = openSync(this.logFile, 'a');
-    const child = spawn(process.execPath, [MAIN_SCRIPT, ...managed.args], {
-      stdio: ['pipe', log, log],
-      env: { ...process.env, KVSTORE_PARENT_WATCH: '1', KVSTORE_LOG_LEVEL: process.env['KVSTORE_LOG_LEVEL'] ?? 'info' },
-    });
-    closeSync(log);
-    child.stdin?.on('error', () => undefined);
-    child.on('error', (error) => process.stderr.write(`${managed.name} failed to start: ${error.message}\n`));
-    managed.child = child;
-    managed.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  private node(id: string): ClusterProcess {
+    const child = this.nodeEndpoints.has(id) ? this.launcher.find(id) : undefined;
+    if (child === undefined) throw new Error(`no node ${id}`);
+    return child;
   }
 
-  private async kill(managed: ManagedProcess, signal: NodeJS.Signals, escalateAfterMs?: number): Promise<void> {
-    const child = managed.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill(signal);
-    if (escalateAfterMs !== undefined) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([managed.exited, new Promise((resolve) => (timer = setTimeout(resolve, escalateAfterMs)))]);
-      clearTimeout(timer);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }
-    await managed.exited;
-    child.stdin?.destroy();
+  private endpoint(id: string): Endpoint {
+    const endpoint = this.nodeEndpoints.get(id);
+    if (endpoint === undefined) throw new Error(`no node ${id}`);
+    return endpoint;
   }
 }
 

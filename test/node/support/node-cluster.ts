@@ -16,17 +16,7 @@ import {
 } from '../../../src/gen/kvstore/v1/kvstore.js';
 import { StorageNode, type StorageNodeOptions } from '../../../src/node/index.js';
 import { Role } from '../../../src/raft/index.js';
-
-/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { waitFor } from '../../support/wait-for.js';
 
 export interface ClusterOptions {
   nodeCount: number;
@@ -94,7 +84,7 @@ export class NodeCluster {
 
   async waitForLeaders(timeoutMs = 10_000): Promise<void> {
     for (let shard = 0; shard < this.options.shardCount; shard++) {
-      await waitFor(`a leader of shard ${shard}`, () => this.leaderOf(shard) !== undefined, timeoutMs);
+      await waitFor(`a leader of shard ${shard}`, () => this.leaderOf(shard) !== undefined, timeoutMs, 20);
     }
   }
 
