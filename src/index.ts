@@ -17,4 +17,5 @@ export type {
   KVErrorDetails,
   ClientLogger,
   LogFields,
+  ClientTls,
 } from './client/index.js';

@@ -4,7 +4,7 @@
  * shard map, a printed table per run, and with an output dir `results.json` plus the charts.
  */
 import { mkdirSync } from 'node:fs';
-import { ManagerConnection } from '../client/index.js';
+import { connectManager, type ClientCredentials } from '../cluster/index.js';
 import type { GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
 import { writeCharts } from './charts.js';
 import { percentilesOf } from './histogram.js';
@@ -25,23 +25,27 @@ export interface BenchOutput {
 }
 
 /** Runs the whole bench. `outDir` (optional) receives results.json and the charts. */
-export async function runBench(settings: BenchSettings, output: BenchOutput, outDir?: string, signal?: AbortSignal): Promise<BenchResults> {
+export async function runBench(
+  settings: BenchSettings, output: BenchOutput, outDir?: string, signal?: AbortSignal,
+  /** For `--manager`: what the clients present. Not in the settings, which go into results.json. */
+  credentials: ClientCredentials = {},
+): Promise<BenchResults> {
   const workload: WorkloadSettings = { keys: settings.keys, keyBytes: settings.keyBytes, valueBytes: settings.valueBytes, getPercent: settings.mix };
   checkWorkload(workload);
   if (outDir !== undefined) mkdirSync(outDir, { recursive: true });
   const results: BenchResults = { startedAt: new Date().toISOString(), settings, machine: machineInfo(), runs: [] };
 
   if (settings.manager !== null) {
-    results.runs.push(await measure(settings, workload, settings.manager, output, signal));
+    results.runs.push(await measure(settings, workload, settings.manager, credentials, output, signal));
   } else {
     for (const replicas of settings.replicas) {
       if (signal?.aborted === true) break;
       const nodes = settings.nodes ?? 3;
       const shards = settings.shards ?? 64;
-      output.note(`starting a local cluster: ${nodes} nodes, ${replicas} replicas per shard, ${shards} shards`);
-      const cluster = await LocalCluster.start({ nodes, replicas, shards, leaseReads: settings.leaseReads !== false }, signal);
+      output.note(`starting a local cluster: ${nodes} nodes, ${replicas} replicas per shard, ${shards} shards${settings.tls === true ? ', TLS' : ''}`);
+      const cluster = await LocalCluster.start({ nodes, replicas, shards, leaseReads: settings.leaseReads !== false, tls: settings.tls === true }, signal);
       try {
-        results.runs.push(await measure(settings, workload, cluster.managerAddress, output, signal, cluster));
+        results.runs.push(await measure(settings, workload, cluster.managerAddress, cluster.credentials, output, signal, cluster));
       } finally {
         await cluster.stop();
       }
@@ -60,9 +64,10 @@ export async function runBench(settings: BenchSettings, output: BenchOutput, out
  * CPU of its processes is read at the start and end of the measured phase.
  */
 async function measure(
-  settings: BenchSettings, workload: WorkloadSettings, manager: string, output: BenchOutput, signal?: AbortSignal, cluster?: LocalCluster,
+  settings: BenchSettings, workload: WorkloadSettings, manager: string, credentials: ClientCredentials, output: BenchOutput,
+  signal?: AbortSignal, cluster?: LocalCluster,
 ): Promise<BenchRun> {
-  const before = await fetchMap(manager);
+  const before = await fetchMap(manager, credentials);
   const warmup = settings.warmupSeconds > 0 ? `a ${String(settings.warmupSeconds)} s warm-up, then ` : '';
   output.note(`preloading ${settings.keys} keys, then ${warmup}${settings.ops !== null ? `${settings.ops} ops` : `${String(settings.durationSeconds)} s`} ` +
     `from ${settings.clients} client processes, ${settings.concurrency} in flight`);
@@ -75,6 +80,7 @@ async function measure(
   try {
     result = await runWorkerPool({
       manager,
+      credentials,
       workers: settings.clients,
       workload,
       concurrency: settings.concurrency,
@@ -93,7 +99,7 @@ async function measure(
   } finally {
     progress.stop();
   }
-  const map = await fetchMap(manager);
+  const map = await fetchMap(manager, credentials);
   const distribution = await keyDistribution(benchKeys(workload), map);
   const leadersPerNode: Record<string, number> = {};
   for (const node of [...map.nodes].sort((a, b) => compareNodeIds(a.nodeId, b.nodeId))) leadersPerNode[node.nodeId] = 0;
@@ -163,8 +169,8 @@ function serverCpuMeter(cluster: LocalCluster | undefined): {
   };
 }
 
-async function fetchMap(manager: string): Promise<GetClusterMapResponse> {
-  const connection = new ManagerConnection(manager);
+async function fetchMap(manager: string, credentials: ClientCredentials): Promise<GetClusterMapResponse> {
+  const connection = connectManager({ address: manager, credentials });
   try {
     return await connection.getClusterMap(5000);
   } finally {

@@ -11,11 +11,13 @@ import { join } from 'node:path';
 import {
   connectManager,
   launchCluster,
+  localClusterSecurity,
   MANAGER_NAME,
   managerAddress,
   portRange,
   STOP_GRACE_MS,
   waitForLeaders,
+  type ClientCredentials,
   type ClusterSpec,
   type Launcher,
 } from '../cluster/index.js';
@@ -36,6 +38,8 @@ export interface LocalClusterOptions {
   readyTimeoutMs?: number;
   /** False: nodes run with `--no-lease-reads` (default true). */
   leaseReads?: boolean;
+  /** Mutual TLS between every process and for clients, certificates made in the temp dir (`bench --tls`). */
+  tls?: boolean;
 }
 
 /** Thrown when the cluster does not come up; the message ends with the tail of the children's log. */
@@ -54,6 +58,8 @@ export class LocalCluster {
   readonly dir: string;
   /** Every child's stdout and stderr (JSON log lines). */
   readonly logFile: string;
+  /** What clients of this cluster present (its client certificate with `tls`); empty otherwise. */
+  credentials: ClientCredentials = {};
   private launcher: Launcher | undefined;
   private stopped = false;
 
@@ -78,6 +84,11 @@ export class LocalCluster {
     };
     const cluster = new LocalCluster(managerAddress(spec), dir);
     try {
+      if (options.tls === true) {
+        const security = await localClusterSecurity(dir, { tls: true });
+        spec.security = security.server;
+        cluster.credentials = security.client;
+      }
       // A child that fails to start or exits early shows up in waitUntilReady.
       cluster.launcher = launchCluster(spec, { env: { KVSTORE_LOG_LEVEL: options.logLevel ?? 'warn' }, logFile: () => cluster.logFile });
       await cluster.waitUntilReady(options.readyTimeoutMs ?? 120_000, signal);
@@ -111,7 +122,7 @@ export class LocalCluster {
 
   /** The manager's current cluster map. */
   async clusterMap(timeoutMs = 5000): Promise<GetClusterMapResponse> {
-    const connection = connectManager({ address: this.managerAddress });
+    const connection = connectManager({ address: this.managerAddress, credentials: this.credentials });
     try {
       return await connection.getClusterMap(timeoutMs);
     } finally {
@@ -132,7 +143,7 @@ export class LocalCluster {
   }
 
   private async waitUntilReady(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const outcome = await waitForLeaders({ address: this.managerAddress }, {
+    const outcome = await waitForLeaders({ address: this.managerAddress, credentials: this.credentials }, {
       timeoutMs,
       ...(signal === undefined ? {} : { signal }),
       beforePoll: () => {

@@ -34,6 +34,8 @@ export interface BenchSettings {
   seed: number;
   /** Whether local nodes answered reads under the leader's lease (`--no-lease-reads`: false); null with `--manager`. */
   leaseReads: boolean | null;
+  /** Whether the local clusters ran with mutual TLS (`--tls`); with `--manager`, whether the clients spoke TLS. Older results lack it. */
+  tls?: boolean;
 }
 
 /** The machine the numbers came from. */

@@ -8,6 +8,7 @@
  * stay exact while nodes are killed.
  */
 import { KVClient, KVError } from '../client/index.js';
+import type { ClientCredentials } from '../cluster/index.js';
 import { deriveSeed, SeededRandom } from '../common/index.js';
 import { applyChange, CATALOGUE, cartKey, decodeCart, emptyCartValue, encodeCart, lastChangeOf, Ledger, unitsOff, type Cart, type CartChange } from './cart.js';
 import { newLatencyHistogram, percentilesOf, recordMillis, type LatencyPercentiles } from './histogram.js';
@@ -17,6 +18,8 @@ import { createProgress } from './progress.js';
 export interface DriverOptions {
   /** The manager of the cluster. */
   manager: string;
+  /** What the client presents (TLS, a token); none for a plaintext, open cluster. */
+  credentials?: ClientCredentials;
   /** Concurrent shoppers (1…64). */
   shoppers: number;
   /** Carts they share; few carts = hot carts = many conflicts. */
@@ -62,7 +65,7 @@ const PROGRESS_INTERVAL_MS = 250;
 
 /** Runs the driver against the cluster at `options.manager` and checks every cart. */
 export async function runDriver(options: DriverOptions): Promise<DriverReport> {
-  const client = new KVClient({ manager: options.manager });
+  const client = new KVClient({ manager: options.manager, ...(options.credentials ?? {}) });
   try {
     await client.init();
     for (let cart = 0; cart < options.carts; cart++) await client.put(cartKey(cart), emptyCartValue());

@@ -7,6 +7,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { ClientCredentials } from '../cluster/index.js';
 import { mergeEncodedHistograms } from './histogram.js';
 import type { LoadResult } from './load-loop.js';
 import type { WorkloadSettings } from './workload.js';
@@ -24,6 +25,8 @@ export class BenchWorkerError extends Error {
 export interface WorkerPoolPlan {
   /** The manager of the cluster under test. */
   manager: string;
+  /** What the workers' clients present (TLS, a token); none for a plaintext, open cluster. */
+  credentials?: ClientCredentials;
   /** Worker processes (each with its own KVClient). */
   workers: number;
   workload: WorkloadSettings;
@@ -126,6 +129,7 @@ export async function runWorkerPool(plan: WorkerPoolPlan): Promise<WorkerPoolRes
       const config: WorkerConfigMessage = {
         type: 'config',
         manager: plan.manager,
+        ...(plan.credentials === undefined ? {} : { credentials: pemCredentials(plan.credentials) }),
         workerIndex: index,
         workload: plan.workload,
         preloadFrom,
@@ -179,4 +183,16 @@ async function reap(children: ChildProcess[]): Promise<void> {
   clearTimeout(timer);
   for (const child of children) if (alive(child)) child.kill('SIGKILL');
   await Promise.all(exits);
+}
+
+/** Credentials as the IPC channel carries them: PEM text, not bytes (JSON would mangle a Buffer). */
+function pemCredentials(credentials: ClientCredentials): NonNullable<WorkerConfigMessage['credentials']> {
+  const text = (pem: string | Uint8Array): string => (typeof pem === 'string' ? pem : Buffer.from(pem).toString('utf8'));
+  const { tls, token } = credentials;
+  return {
+    ...(token === undefined ? {} : { token }),
+    ...(tls === undefined ? {} : {
+      tls: { ca: text(tls.ca), ...(tls.cert === undefined ? {} : { cert: text(tls.cert) }), ...(tls.key === undefined ? {} : { key: text(tls.key) }) },
+    }),
+  };
 }

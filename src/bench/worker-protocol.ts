@@ -13,6 +13,8 @@ export interface WorkerConfigMessage {
   type: 'config';
   /** The manager the worker's KVClient asks for the shard map. */
   manager: string;
+  /** TLS (PEM text) and token the worker's KVClient presents; none for a plaintext, open cluster. */
+  credentials?: { tls?: { ca: string; cert?: string; key?: string }; token?: string };
   /** This worker's number (0-based); seeds its random stream. */
   workerIndex: number;
   workload: WorkloadSettings;

@@ -24,7 +24,7 @@ function disconnect(): void {
 }
 
 async function runWorker(config: WorkerConfigMessage, started: Promise<void>, stop: AbortSignal): Promise<void> {
-  const client = new KVClient({ manager: config.manager });
+  const client = new KVClient({ manager: config.manager, ...(config.credentials ?? {}) });
   try {
     await client.init();
     const target: LoadTarget = { get: (key) => client.getBytes(key), put: (key, value) => client.put(key, value) };

@@ -4,7 +4,8 @@
  * decides when the cluster has settled after the faults: every shard has a leader and K voting
  * replicas, all on nodes the manager sees as up.
  */
-import { ManagerConnection, ManagerUnreachableError } from '../client/index.js';
+import { type ManagerConnection, ManagerUnreachableError } from '../client/index.js';
+import { connectManager, type ClientCredentials } from '../cluster/index.js';
 import { NodeHealth, type GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
 import type { Timeline } from './timeline.js';
 
@@ -50,8 +51,9 @@ export class ClusterWatch {
   constructor(
     managerAddress: string,
     private readonly timeline: Timeline,
+    credentials?: ClientCredentials,
   ) {
-    this.connection = new ManagerConnection(managerAddress);
+    this.connection = connectManager({ address: managerAddress, credentials });
   }
 
   /** Starts polling in the background (until `close()`). */

@@ -29,7 +29,10 @@ import {
   STOP_GRACE_MS,
   type ChildHosts,
   type ClusterProcess,
+  type ClientCredentials,
+  type ClusterSecurity,
   type ClusterSpec,
+  localClusterSecurity,
 } from '../cluster/index.js';
 import { findFreePortRange, type Logger } from '../common/index.js';
 import { NetnsNetwork } from './netns.js';
@@ -60,6 +63,8 @@ export interface LocalClusterOptions {
   isolateNodes?: boolean;
   /** Where the network's setup and teardown are logged. */
   logger?: Logger;
+  /** Mutual TLS between every process and for clients; certificates made in `dataDir/certs` for the addresses used. */
+  tls?: boolean;
 }
 
 /** A manager plus nodes under this process's control. */
@@ -68,6 +73,8 @@ export class LocalCluster {
   readonly managerAddress: string;
   /** `n1`…`nN`. */
   readonly nodeIds: readonly string[];
+  /** What clients of this cluster present (the client certificate with `tls`); empty otherwise. */
+  readonly credentials: ClientCredentials;
   private readonly spec: ClusterSpec;
   private readonly launcher: Launcher;
 
@@ -76,11 +83,12 @@ export class LocalCluster {
     readonly port: number,
     /** The namespaces the nodes run in, with `isolateNodes`. */
     private readonly network: NetnsNetwork | undefined,
+    security: ClusterSecurity,
   ) {
-    const hosts: ChildHosts | undefined = network === undefined
-      ? undefined
-      : { manager: network.address(MANAGER_ENDPOINT), node: (nodeId) => network.address(nodeId) };
+    const hosts = hostsOf(network);
+    this.credentials = security.client;
     this.spec = {
+      security: security.server,
       mainScript: options.mainScript,
       ...portRange(port, hosts),
       nodes: options.nodes,
@@ -118,7 +126,14 @@ export class LocalCluster {
     const network = options.isolateNodes === true ? new NetnsNetwork(options.logger) : undefined;
     try {
       network?.create(nodeIdsOf(options), { rootNames: [MANAGER_ENDPOINT] });
-      const cluster = new LocalCluster(options, port, network);
+      const hosts = hostsOf(network);
+      const security = await localClusterSecurity(options.dataDir, {
+        tls: options.tls === true,
+        hosts: hosts === undefined ? [] : [hosts.manager, ...nodeIdsOf(options).map((nodeId) => hosts.node(nodeId))],
+      });
+      // Nodes in namespaces listen on bridge addresses, not loopback: plaintext there is meant.
+      if (options.tls !== true && hosts !== undefined) security.server.insecure = true;
+      const cluster = new LocalCluster(options, port, network, security);
       for (const command of childCommands(cluster.spec)) cluster.launcher.start(command);
       return cluster;
     } catch (error) {
@@ -230,4 +245,11 @@ export class LocalCluster {
 /** `n1`…`nN`. */
 function nodeIdsOf(options: LocalClusterOptions): string[] {
   return Array.from({ length: options.nodes }, (_, i) => nodeName(i + 1));
+}
+
+/** Where the children listen with their own namespaces; undefined: all on 127.0.0.1. */
+function hostsOf(network: NetnsNetwork | undefined): ChildHosts | undefined {
+  return network === undefined
+    ? undefined
+    : { manager: network.address(MANAGER_ENDPOINT), node: (nodeId) => network.address(nodeId) };
 }

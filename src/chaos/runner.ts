@@ -17,6 +17,7 @@ import { Nemesis, type FaultKind } from './nemesis.js';
 import { netnsUnavailable } from './netns.js';
 import { Timeline } from './timeline.js';
 import { Workload } from './workload.js';
+import type { ClientCredentials } from '../cluster/index.js';
 
 /** Everything a run needs; the CLI fills it from flags. */
 export interface ChaosOptions {
@@ -39,6 +40,10 @@ export interface ChaosOptions {
   downAfterSeconds?: number;
   /** Start every local node with `--unsafe-stale-reads` (the negative test; `env` must allow it). */
   unsafeStaleReads?: boolean;
+  /** Start the local cluster with mutual TLS (`--tls`). */
+  tls?: boolean;
+  /** What the clients present to an existing cluster (`--manager` with `--tls-ca`, `--token`…). */
+  credentials?: ClientCredentials;
   /** Extra environment for the local cluster's processes. */
   env?: NodeJS.ProcessEnv;
   /** How long to wait for the cluster to settle after healing. Default 60 s. */
@@ -112,6 +117,7 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
   const partitions = partitionSupport(options);
   try {
     let managerAddress: string;
+    let credentials: ClientCredentials = options.credentials ?? {};
     if (options.managerAddress !== undefined) {
       managerAddress = options.managerAddress;
     } else {
@@ -128,6 +134,7 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
         ...(options.unsafeStaleReads === undefined ? {} : { unsafeStaleReads: options.unsafeStaleReads }),
         ...(options.env === undefined ? {} : { env: options.env }),
         isolateNodes: partitions.isolateNodes,
+        tls: options.tls === true,
         logger: createLogger(undefined, { component: 'chaos' }),
         onUnexpectedExit: (name, code, exitSignal) => {
           const text = `${name} exited on its own (${exitSignal ?? `code ${code ?? '?'}`})`;
@@ -136,11 +143,13 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
         },
       });
       managerAddress = cluster.managerAddress;
+      credentials = cluster.credentials;
       progress(
-        `started a local cluster: manager ${managerAddress}, ${cluster.nodeIds.length} nodes${partitions.isolateNodes ? ' in their own network namespaces' : ''}, data in ${dataDir}`,
+        `started a local cluster: manager ${managerAddress}, ${cluster.nodeIds.length} nodes${partitions.isolateNodes ? ' in their own network namespaces' : ''}`
+          + `${options.tls === true ? ', mutual TLS' : ''}, data in ${dataDir}`,
       );
     }
-    watch = new ClusterWatch(managerAddress, timeline);
+    watch = new ClusterWatch(managerAddress, timeline, credentials);
     const ready = await watch.waitSettled(replicas, performance.now() + READY_TIMEOUT_MS, signal);
     if (ready.length > 0) throw new ChaosSetupError(`the cluster at ${managerAddress} never became ready: ${ready.slice(0, 3).join('; ')}`);
     const map = watch.map();
@@ -157,6 +166,7 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
         operationTimeoutMs: options.operationTimeoutMs ?? 3000,
         maxThinkTimeMs: 20,
         random: random.fork(1),
+        credentials,
       },
       recorder,
     );

@@ -11,6 +11,7 @@ import { KVClient, KVError } from '../client/index.js';
 import type { HistoryRecorder, Operation } from './history.js';
 import { FINAL_READ_CLIENT } from './lost-writes.js';
 import type { SeededRandom } from '../common/index.js';
+import type { ClientCredentials } from '../cluster/index.js';
 
 /** Workload settings. */
 export interface WorkloadOptions {
@@ -22,6 +23,8 @@ export interface WorkloadOptions {
   /** Each worker waits up to this long (uniformly) between calls, to keep the CPU load moderate. */
   maxThinkTimeMs: number;
   random: SeededRandom;
+  /** What the clients present (TLS, a token); none for a plaintext, open cluster. */
+  credentials?: ClientCredentials;
 }
 
 /** Client ids of the stale-read probe's reader and writer (workers are 0…C-1). */
@@ -163,7 +166,7 @@ export class Workload {
   }
 
   private newClient(): KVClient {
-    return new KVClient({ manager: this.options.managerAddress, timeoutMs: this.options.operationTimeoutMs });
+    return new KVClient({ manager: this.options.managerAddress, timeoutMs: this.options.operationTimeoutMs, ...(this.options.credentials ?? {}) });
   }
 }
 

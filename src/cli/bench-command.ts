@@ -10,13 +10,14 @@ import type { BenchSettings } from '../bench/results.js';
 import { checkWorkload, WorkloadError } from '../bench/workload.js';
 import { exitCodeForLoadError } from './load-errors.js';
 import { BadInputError, checkAddress, EXIT, failWith, onStopSignals, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurity, type ClientSecurityFlags } from './security-flags.js';
 
 /** Operations per run when neither `--ops` nor `--duration` is given. */
 const DEFAULT_OPS = 20_000;
 /** The shard count of local clusters is the smallest multiple of `--nodes` at or above this. */
 const MIN_DEFAULT_SHARDS = 64;
 
-interface BenchFlags {
+interface BenchFlags extends ClientSecurityFlags {
   manager?: string;
   nodes?: string;
   replicas?: string;
@@ -33,11 +34,12 @@ interface BenchFlags {
   seed: string;
   out?: string;
   leaseReads: boolean;
+  tls?: boolean;
 }
 
 /** Registers `bench` on the root program. */
 export function registerBenchCommand(program: Command): void {
-  program
+  const bench = program
     .command('bench')
     .description('measure throughput, latency and key spread; one local cluster per replication factor, or --manager')
     .option('--manager <host:port>', 'measure this running cluster instead of starting local ones')
@@ -56,15 +58,24 @@ export function registerBenchCommand(program: Command): void {
     .option('--seed <n>', 'seed of the key and operation choices', '1')
     .option('--out <dir>', 'write results.json and the charts (SVG and PNG) here')
     .option('--no-lease-reads', 'start the local nodes with --no-lease-reads: each read batch is confirmed by a ReadIndex round')
+    .option('--tls', 'start the local clusters with mutual TLS (certificates made for the run); the clients present a client certificate');
+  addClientSecurityOptions(bench);
+  bench
     .action(async (flags: BenchFlags, command: Command) => {
       let settings: BenchSettings;
+      let credentials: ClientSecurity;
       try {
         settings = parseBenchFlags(flags, (name) => command.getOptionValueSource(name) === 'cli');
+        credentials = settings.manager === null ? {} : clientSecurityFromFlags(flags);
+        if (settings.manager === null && (flags.tlsCa !== undefined || flags.token !== undefined)) {
+          throw new BadInputError('--tls-ca, --cert, --key and --token are for --manager; local clusters take --tls');
+        }
+        if (settings.manager !== null && flags.tls === true) throw new BadInputError('--tls starts local clusters with TLS; with --manager give --tls-ca');
       } catch (error) {
         reportError(error);
         return;
       }
-      process.exitCode = await runBenchCommand(settings, flags.out === undefined ? undefined : resolve(flags.out));
+      process.exitCode = await runBenchCommand(settings, credentials, flags.out === undefined ? undefined : resolve(flags.out));
     });
 }
 
@@ -103,6 +114,7 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
     valueBytes: parseInteger(flags.valueBytes, '--value-bytes', 0, 1_000_000),
     seed: parseInteger(flags.seed, '--seed', 0, 2 ** 32 - 1),
     leaseReads: manager === null ? flags.leaseReads : null,
+    tls: manager === null ? flags.tls === true : flags.tlsCa !== undefined,
   };
   try {
     checkWorkload({ keys: settings.keys, keyBytes: settings.keyBytes, valueBytes: settings.valueBytes, getPercent: settings.mix });
@@ -113,7 +125,7 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
   return settings;
 }
 
-async function runBenchCommand(settings: BenchSettings, outDir: string | undefined): Promise<number> {
+async function runBenchCommand(settings: BenchSettings, credentials: ClientSecurity, outDir: string | undefined): Promise<number> {
   const interrupt = new AbortController();
   const onSignal = (): void => interrupt.abort();
   const stopListening = onStopSignals(onSignal);
@@ -124,7 +136,7 @@ async function runBenchCommand(settings: BenchSettings, outDir: string | undefin
     await runBench(settings, {
       result: (text) => process.stdout.write(`${text}\n`),
       note: (text) => process.stderr.write(`${text}\n`),
-    }, outDir, interrupt.signal);
+    }, outDir, interrupt.signal, credentials);
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WorkloadError) {

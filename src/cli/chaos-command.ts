@@ -24,11 +24,12 @@ import {
   type FaultKind,
 } from '../chaos/index.js';
 import { BadInputError, checkAddress, EXIT, failWith, onStopSignals, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurityFlags } from './security-flags.js';
 
 /** The environment variable that must be `1` before any test-only unsafe flag is accepted. */
 export const ALLOW_UNSAFE_TESTING_ENV = 'KVSTORE_ALLOW_UNSAFE_TESTING';
 
-interface ChaosFlags {
+interface ChaosFlags extends ClientSecurityFlags {
   manager?: string;
   duration: string;
   clients: string;
@@ -38,12 +39,13 @@ interface ChaosFlags {
   seed?: string;
   out?: string;
   unsafeStaleReads?: boolean;
+  tls?: boolean;
 }
 
 /** Registers `chaos` on the root program. */
 export function registerChaosCommand(program: Command): void {
-  program
-    .command('chaos')
+  addClientSecurityOptions(program
+    .command('chaos'))
     .description('run a workload while injecting faults, then check linearizability, lost writes and recovery')
     .option('--manager <host:port>', 'an existing cluster to test (no faults: they need processes this run started); default: start a local 5-node cluster')
     .option('--duration <seconds>', 'how long the workload and faults run', '60')
@@ -53,6 +55,7 @@ export function registerChaosCommand(program: Command): void {
     .option('--interval <seconds>', 'fault pacing: each fault starts 0.5–1 intervals after the last one healed and lasts 0.3–0.9 intervals', '5')
     .option('--seed <n>', 'seed of the fault schedule and the workload (default: random, printed)')
     .option('--out <dir>', 'write history.jsonl, timeline.txt, report.txt (and violation.txt) here; the cluster data and logs go to DIR/cluster')
+    .option('--tls', 'start the local cluster with mutual TLS (certificates made in its data dir); the clients present a client certificate')
     .addHelpText(
       'after',
       '\nPrints a summary and the verdict line "linearizable: yes|NO  ops checked: N  faults injected: F  lost writes: L  recovered: yes|NO".\n' +
@@ -89,8 +92,14 @@ export function parseChaosFlags(flags: ChaosFlags): ChaosOptions {
     }
     if (flags.manager !== undefined) throw new BadInputError('--unsafe-stale-reads applies only to the local cluster a run starts, not with --manager');
   }
+  if (flags.manager === undefined && (flags.tlsCa !== undefined || flags.token !== undefined)) {
+    throw new BadInputError('--tls-ca, --cert, --key and --token are for --manager; the local cluster takes --tls');
+  }
+  if (flags.manager !== undefined && flags.tls === true) throw new BadInputError('--tls starts the local cluster with TLS; with --manager give --tls-ca');
   const out = flags.out === undefined ? undefined : resolve(flags.out);
   return {
+    ...(flags.tls === true ? { tls: true } : {}),
+    ...(flags.manager === undefined ? {} : { credentials: clientSecurityFromFlags(flags) }),
     ...(flags.manager === undefined ? {} : { managerAddress: checkAddress(flags.manager, '--manager') }),
     durationSeconds: parseSeconds(flags.duration, '--duration'),
     clients: parseInteger(flags.clients, '--clients', 1, 256),

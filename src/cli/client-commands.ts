@@ -1,6 +1,6 @@
 /**
  * `kvstore put|get|del|cas`: one client operation per invocation, through KVClient. Exit codes:
- * 0 ok, 1 not found, 2 bad input, 3 unavailable or timed out, 4 conflict (DESIGN.md §6).
+ * 0 ok, 1 not found, 2 bad input, 3 unavailable or timed out, 4 conflict, 5 not authenticated (DESIGN.md §6).
  */
 import type { Command } from 'commander';
 import { KVClient, type KVValue } from '../client/index.js';
@@ -15,8 +15,9 @@ import {
   readStdin,
   reportError,
 } from './client-util.js';
+import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurityFlags } from './security-flags.js';
 
-interface ClientFlags {
+interface ClientFlags extends ClientSecurityFlags {
   manager: string;
   timeout: string;
 }
@@ -77,7 +78,7 @@ export function registerClientCommands(program: Command): void {
 }
 
 function withClientFlags(command: Command): Command {
-  return addManagerOption(command).option('--timeout <seconds>', 'give up after this many seconds', '5');
+  return addClientSecurityOptions(addManagerOption(command).option('--timeout <seconds>', 'give up after this many seconds', '5'));
 }
 
 /** Runs one command body with a client, reporting errors as one line and always finalizing. */
@@ -86,7 +87,7 @@ async function withClient(flags: ClientFlags, body: (client: KVClient, options: 
   try {
     const manager = checkAddress(flags.manager, '--manager');
     const timeoutMs = parseSeconds(flags.timeout, '--timeout') * 1000;
-    client = new KVClient({ manager, timeoutMs });
+    client = new KVClient({ manager, timeoutMs, ...clientSecurityFromFlags(flags) });
     await body(client, { timeoutMs });
   } catch (error) {
     reportError(error);

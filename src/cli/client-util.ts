@@ -3,7 +3,8 @@
  * option, exit codes, and one-line errors (DESIGN.md §6).
  */
 import { Option, type Command } from 'commander';
-import { KVError } from '../client/index.js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { KVError, type ManagerUnreachableError } from '../client/index.js';
 
 /** Signals that end a long-running command the way Ctrl-C does (SIGHUP: the terminal went away). */
 export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -23,6 +24,7 @@ export const EXIT = {
   badInput: 2,
   unavailable: 3,
   conflict: 4,
+  unauthenticated: 5,
 } as const;
 
 /** The manager address used when neither `--manager` nor `KVSTORE_MANAGER` is given. */
@@ -81,16 +83,26 @@ export function failWith(message: string, exitCode: number): void {
   process.exitCode = exitCode;
 }
 
-/** The exit code for a KVError code: 2 bad input, 3 unavailable/timeout/told to back off (RESOURCE_EXHAUSTED)/closed, 4 conflict. */
+/**
+ * The exit code for a KVError code: 2 bad input, 3 unavailable/timeout/told to back off
+ * (RESOURCE_EXHAUSTED)/closed, 4 conflict, 5 not authenticated.
+ */
 export function exitCodeFor(error: KVError): number {
   switch (error.code) {
     case 'INVALID_ARGUMENT':
       return EXIT.badInput;
     case 'CONFLICT':
       return EXIT.conflict;
+    case 'UNAUTHENTICATED':
+      return EXIT.unauthenticated;
     default:
       return EXIT.unavailable;
   }
+}
+
+/** The exit code for a failed manager call: 5 when it refused the credentials, else 3. */
+export function exitForManagerError(error: ManagerUnreachableError): number {
+  return error.grpcCode === GrpcStatus.UNAUTHENTICATED ? EXIT.unauthenticated : EXIT.unavailable;
 }
 
 /**

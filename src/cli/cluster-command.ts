@@ -8,11 +8,16 @@
  * and the readiness poll are src/cluster's; this file is the flags and the run's lifecycle.
  */
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { launchCluster, managerAddress, portRange, STOP_GRACE_MS, waitForLeaders, type ClusterSpec } from '../cluster/index.js';
+import {
+  certsDir, launchCluster, localClusterSecurity, managerAddress, portRange, STOP_GRACE_MS, waitForLeaders,
+  type ClusterSecurity, type ClusterSpec, type LocalSecurityOptions, type ServerSecurityFiles,
+} from '../cluster/index.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../common/index.js';
-import { BadInputError, EXIT, onStopSignals, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
+import { CertificateError } from '../security/certificates.js';
+import { TokenFileError } from '../security/index.js';
+import { BadInputError, EXIT, failWith, onStopSignals, parseInteger, parseSeconds, reportError, STOP_SIGNALS } from './client-util.js';
 
 interface ClusterFlags {
   nodes: string;
@@ -24,6 +29,12 @@ interface ClusterFlags {
   logLevel?: string;
   leaseReads: boolean;
   metricsPerShard?: boolean;
+  tls?: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  authTokenFile?: string;
+  metricsTls?: boolean;
 }
 
 /** Validated settings of one `kvstore cluster` run. */
@@ -39,6 +50,8 @@ export interface ClusterSettings {
   leaseReads: boolean;
   /** True: every node runs with `--metrics-per-shard`. */
   metricsPerShard?: boolean;
+  /** TLS and tokens for every process (`--tls`, `--tls-*`, `--auth-token-file`, `--metrics-tls`). */
+  security: LocalSecurityOptions;
 }
 
 /** Registers `cluster` on the root program. */
@@ -55,6 +68,12 @@ export function registerClusterCommand(program: Command): void {
     .option('--log-level <level>', `log level of every process: ${LOG_LEVELS.join(', ')}`)
     .option('--no-lease-reads', 'start every node with --no-lease-reads: each read batch is confirmed by a ReadIndex round')
     .option('--metrics-per-shard', 'start every node with --metrics-per-shard: per-shard series on /metrics')
+    .option('--tls', 'mutual TLS between every process and for clients, with a CA and certificates made in <dir>/certs (kept for later runs)')
+    .option('--tls-ca <file>', 'cluster CA certificate instead of --tls\'s (with --tls-cert and --tls-key)')
+    .option('--tls-cert <file>', 'the certificate every process presents (PEM), signed by --tls-ca')
+    .option('--tls-key <file>', 'its private key (PEM)')
+    .option('--auth-token-file <file>', 'bearer tokens clients must present (one per line; edit the file to rotate them)')
+    .option('--metrics-tls', 'serve /metrics, /healthz and /readyz over HTTPS (needs --tls or --tls-*)')
     .action(async (flags: ClusterFlags) => {
       let settings: ClusterSettings;
       try {
@@ -79,7 +98,18 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterSettings {
   if (flags.logLevel !== undefined && !isLogLevel(flags.logLevel)) {
     throw new BadInputError(`--log-level wants one of ${LOG_LEVELS.join(', ')}, got "${flags.logLevel}"`);
   }
+  const tlsFiles = [flags.tlsCa, flags.tlsCert, flags.tlsKey].filter((file) => file !== undefined).length;
+  if (tlsFiles !== 0 && tlsFiles !== 3) throw new BadInputError('--tls-ca, --tls-cert and --tls-key go together');
+  if (tlsFiles === 3 && flags.tls === true) throw new BadInputError('give --tls (certificates made in <dir>/certs) or --tls-ca/--tls-cert/--tls-key, not both');
+  if (flags.metricsTls === true && tlsFiles === 0 && flags.tls !== true) throw new BadInputError('--metrics-tls needs --tls or --tls-ca/--tls-cert/--tls-key');
+  const security: LocalSecurityOptions = {
+    tls: flags.tls === true,
+    files: tlsFiles === 3 ? { tlsCa: resolve(flags.tlsCa ?? ''), tlsCert: resolve(flags.tlsCert ?? ''), tlsKey: resolve(flags.tlsKey ?? '') } : undefined,
+    authTokenFile: flags.authTokenFile === undefined ? undefined : resolve(flags.authTokenFile),
+    metricsTls: flags.metricsTls === true,
+  };
   return {
+    security,
     nodes,
     replicas,
     shards,
@@ -93,8 +123,9 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterSettings {
 }
 
 /** The processes of a `kvstore cluster` run: the manager on `port`, node nI on port+I, all on 127.0.0.1. */
-export function clusterSpec(settings: ClusterSettings, mainScript?: string): ClusterSpec {
+export function clusterSpec(settings: ClusterSettings, mainScript?: string, security?: ServerSecurityFiles): ClusterSpec {
   return {
+    ...(security === undefined ? {} : { security }),
     ...(mainScript === undefined ? {} : { mainScript }),
     ...portRange(settings.port),
     nodes: settings.nodes,
@@ -110,9 +141,23 @@ export function clusterSpec(settings: ClusterSettings, mainScript?: string): Clu
 /** Runs the cluster until a stop signal; resolves to the exit code. */
 async function runCluster(settings: ClusterSettings): Promise<number> {
   const log = createLogger(settings.logLevel, { component: 'cluster' });
-  const spec = clusterSpec(settings);
-  const manager = managerAddress(spec);
   mkdirSync(settings.dataDir, { recursive: true });
+  let security: ClusterSecurity;
+  try {
+    security = await localClusterSecurity(settings.dataDir, settings.security);
+  } catch (error) {
+    if (!(error instanceof CertificateError || error instanceof TokenFileError)) throw error;
+    failWith(`error: ${error.message}`, EXIT.badInput);
+    return EXIT.badInput;
+  }
+  const spec = clusterSpec(settings, undefined, security.server);
+  const manager = managerAddress(spec);
+  if (settings.security.tls === true) {
+    const dir = certsDir(settings.dataDir);
+    log.info('TLS on: clients need the cluster CA and a client certificate (or a token)', {
+      flags: `--tls-ca ${join(dir, 'ca.crt')} --cert ${join(dir, 'client.crt')} --key ${join(dir, 'client.key')}`,
+    });
+  }
 
   let stopping = false;
   let ready = false;
@@ -136,12 +181,15 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
   const stopListening = onStopSignals(onSignal);
 
   const readiness = new AbortController();
-  void waitForLeaders({ address: manager }, { signal: readiness.signal, logger: log })
+  void waitForLeaders({ address: manager, credentials: security.client }, { signal: readiness.signal, logger: log })
     .then((outcome) => {
       if (outcome.ready && !stopping) {
         ready = true;
         process.stdout.write(`ready manager=${manager}\n`);
         log.info('cluster ready', { manager });
+      } else if (!outcome.ready && outcome.reason === 'refused') {
+        log.error('the manager refused this process\'s credentials', { error: outcome.lastError?.message });
+        stopRequested('readiness check refused');
       }
     })
     .catch((error: unknown) => {

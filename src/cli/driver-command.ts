@@ -11,13 +11,14 @@ import { LocalCluster } from '../bench/local-cluster.js';
 import type { DriverReport } from '../bench/shopping-driver.js';
 import { exitCodeForLoadError } from './load-errors.js';
 import { BadInputError, checkAddress, EXIT, onStopSignals, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurity, type ClientSecurityFlags } from './security-flags.js';
 
 /** The local cluster the driver starts without `--manager`: small, so it is up in seconds. */
 const LOCAL_CLUSTER = { nodes: 3, replicas: 3, shards: 16 } as const;
 /** Run length when neither `--ops` nor `--duration` is given. */
 const DEFAULT_DURATION_SECONDS = 10;
 
-interface DriverFlags {
+interface DriverFlags extends ClientSecurityFlags {
   manager?: string;
   shoppers: string;
   carts: string;
@@ -29,6 +30,8 @@ interface DriverFlags {
 
 interface DriverSettings {
   manager: string | undefined;
+  /** What the shoppers' client presents to the cluster at `manager` (TLS, a token). */
+  credentials: ClientSecurity;
   shoppers: number;
   carts: number;
   ops: number | undefined;
@@ -39,8 +42,8 @@ interface DriverSettings {
 
 /** Registers `driver` on the root program. */
 export function registerDriverCommand(program: Command): void {
-  program
-    .command('driver')
+  addClientSecurityOptions(program
+    .command('driver'))
     .description('shoppers update shared carts, then every cart is checked against their ledgers ("lost updates: N")')
     .option('--manager <host:port>', 'the cluster to drive (default: start a local 3-node cluster and stop it after)')
     .option('--shoppers <n>', `concurrent shoppers (1…${MAX_SHOPPERS})`, '8')
@@ -66,6 +69,7 @@ function parseDriverFlags(flags: DriverFlags): DriverSettings {
   const ops = flags.ops === undefined ? undefined : parseInteger(flags.ops, '--ops', 1);
   return {
     manager: flags.manager === undefined ? undefined : checkAddress(flags.manager, '--manager'),
+    credentials: flags.manager === undefined ? noCredentials(flags) : clientSecurityFromFlags(flags),
     shoppers: parseInteger(flags.shoppers, '--shoppers', 1, MAX_SHOPPERS),
     carts: parseInteger(flags.carts, '--carts', 1, 1_000_000),
     ops,
@@ -91,6 +95,7 @@ async function runDriverCommand(settings: DriverSettings): Promise<number> {
     const { describeDriverReport, runDriver } = await import('../bench/shopping-driver.js'); // not at start-up: see bench-command.ts
     const report: DriverReport = await runDriver({
       manager,
+      credentials: settings.credentials,
       shoppers: settings.shoppers,
       carts: settings.carts,
       ...(settings.ops === undefined ? {} : { ops: settings.ops }),
@@ -108,4 +113,12 @@ async function runDriverCommand(settings: DriverSettings): Promise<number> {
     stopListening();
     await cluster?.stop();
   }
+}
+
+/** The local cluster the driver starts is plaintext: security flags there are a mistake. */
+function noCredentials(flags: DriverFlags): ClientSecurity {
+  if (flags.tlsCa !== undefined || flags.cert !== undefined || flags.token !== undefined) {
+    throw new BadInputError('--tls-ca, --cert, --key and --token are for --manager (the local cluster the driver starts is plaintext)');
+  }
+  return {};
 }

@@ -9,11 +9,15 @@ import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../common/i
 import { watchParent } from '../common/parent-watch.js';
 import { Manager, ManagerError, type ManagerOptions } from '../manager/index.js';
 import { BadInputError, EXIT, failWith, parseInteger, parseSeconds } from './client-util.js';
+import {
+  addServerSecurityOptions, loadServerSecurity, parseServerSecurityFlags, reloadOnSighup, warnIfExposed,
+  type LoadedServerSecurity, type ServerSecurityFlags, type ServerSecuritySettings,
+} from './security-flags.js';
 
 /** Largest shard count the manager accepts. */
 export const MAX_SHARDS = 4096;
 
-interface ManagerFlags {
+interface ManagerFlags extends ServerSecurityFlags {
   port: string;
   replicas: string;
   shards: string;
@@ -27,14 +31,15 @@ interface ManagerFlags {
 
 /** Validated settings of one `kvstore manager` run. */
 export interface ManagerSettings {
-  options: Omit<ManagerOptions, 'logger'>;
+  options: Omit<ManagerOptions, 'logger' | 'tls' | 'tokens' | 'metricsTls'>;
+  security: ServerSecuritySettings;
   logLevel: LogLevel | undefined;
 }
 
 /** Registers `manager` on the root program. */
 export function registerManagerCommand(program: Command): void {
-  program
-    .command('manager')
+  addServerSecurityOptions(program
+    .command('manager'))
     .description('run the manager: membership, health, shard map, placement and re-replication')
     .requiredOption('--port <port>', 'gRPC port')
     .requiredOption('--replicas <k>', 'replicas per shard (K)')
@@ -85,6 +90,7 @@ export function parseManagerFlags(flags: ManagerFlags): ManagerSettings {
       host: flags.host.trim(), port, replicationFactor, shardCount, dataDir: flags.dataDir,
       downAfterMs, bootstrapNodes, metricsPort,
     },
+    security: parseServerSecurityFlags(flags),
     logLevel: flags.logLevel,
   };
 }
@@ -97,8 +103,16 @@ export async function runManager(settings: ManagerSettings): Promise<number> {
   // Its default verbosity (ERROR) comes back once bound, unless GRPC_VERBOSITY chose another.
   const quietBind = process.env['GRPC_VERBOSITY'] === undefined;
   if (quietBind) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+  let security: LoadedServerSecurity;
   try {
-    manager = await Manager.start({ ...settings.options, logger });
+    security = loadServerSecurity(settings.security, logger);
+  } catch (error) {
+    if (!(error instanceof BadInputError)) throw error;
+    failWith(`error: ${error.message}`, EXIT.badInput);
+    return EXIT.badInput;
+  }
+  try {
+    manager = await Manager.start({ ...settings.options, logger, ...security });
   } catch (error) {
     if (!(error instanceof ManagerError)) throw error;
     failWith(`error: ${error.message}`, error.code === 'BIND_FAILED' ? EXIT.unavailable : EXIT.badInput);
@@ -106,11 +120,14 @@ export async function runManager(settings: ManagerSettings): Promise<number> {
   } finally {
     if (quietBind) grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
   }
+  warnIfExposed(logger.child({ component: 'manager' }), settings.options.host, security, settings.security.insecure);
+  const stopReloading = reloadOnSighup(logger.child({ component: 'auth' }), () => manager.security.reload());
   await new Promise<void>((resolve) => {
     let stopWatching: () => void = () => undefined;
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      stopReloading();
       stopWatching();
       resolve();
     };

@@ -9,8 +9,13 @@ import { resolve } from 'node:path';
 import { watchParent } from '../common/parent-watch.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../common/index.js';
 import { StorageNode } from '../node/index.js';
+import { BadInputError } from './client-util.js';
+import {
+  addServerSecurityOptions, loadServerSecurity, parseServerSecurityFlags, reloadOnSighup, warnIfExposed,
+  type LoadedServerSecurity, type ServerSecurityFlags,
+} from './security-flags.js';
 
-interface NodeFlags {
+interface NodeFlags extends ServerSecurityFlags {
   id: string;
   port: number;
   manager: string;
@@ -51,8 +56,8 @@ function parseLogLevel(value: string): LogLevel {
 
 /** Registers `kvstore node` on the root program. */
 export function registerNodeCommand(program: Command): void {
-  program
-    .command('node')
+  addServerSecurityOptions(program
+    .command('node'))
     .description('run one storage node')
     .requiredOption('--id <id>', 'node id, unique in the cluster', parseNodeId)
     .requiredOption('--port <port>', 'gRPC port for clients and peers', parsePort)
@@ -83,9 +88,19 @@ async function runNode(flags: NodeFlags): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  let security: LoadedServerSecurity;
+  try {
+    security = loadServerSecurity(parseServerSecurityFlags(flags), logger);
+  } catch (error) {
+    if (!(error instanceof BadInputError)) throw error;
+    process.stderr.write(`error: ${error.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
   let node: StorageNode;
   try {
     node = await StorageNode.start({
+      ...security,
       nodeId: flags.id,
       host: flags.host,
       port: flags.port,
@@ -108,11 +123,14 @@ async function runNode(flags: NodeFlags): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  warnIfExposed(logger.child({ component: 'node', node: flags.id }), flags.host, security, flags.insecure === true);
+  const stopReloading = reloadOnSighup(logger.child({ component: 'auth', node: flags.id }), () => node.security.reload());
   await new Promise<void>((resolveStop) => {
     let stopWatching: () => void = () => undefined;
     const stop = (signal: NodeJS.Signals | 'parent exited'): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      stopReloading();
       stopWatching();
       logger.info('stopping node', { component: 'node', node: flags.id, signal });
       node.close().then(

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerBenchCommand } from './bench-command.js';
+import { registerCertsCommand } from './certs-command.js';
 import { registerChaosCommand } from './chaos-command.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerClusterCommand } from './cluster-command.js';
@@ -40,5 +41,6 @@ export function buildProgram(): Command {
   registerDriverCommand(program);
   registerBenchCommand(program);
   registerChaosCommand(program);
+  registerCertsCommand(program);
   return program;
 }

@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import { ManagerUnreachableError, type ManagerConnection } from '../client/index.js';
 import { connectManager, shardsWithLeader, waitForLeaders, type ManagerAccess } from '../cluster/index.js';
 import type { GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
-import { addManagerOption, checkAddress, EXIT, failWith, parseSeconds, reportError } from './client-util.js';
+import { addManagerOption, checkAddress, EXIT, exitForManagerError, failWith, parseSeconds, reportError } from './client-util.js';
+import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurityFlags } from './security-flags.js';
 import { clusterStatusJson, renderStatusTable } from './status-util.js';
 
 /** How often `--wait` asks the manager again. */
@@ -16,7 +17,7 @@ const DEFAULT_WAIT_TIMEOUT_S = 60;
 /** One GetClusterMap call's deadline. */
 const FETCH_TIMEOUT_MS = 5000;
 
-interface StatusFlags {
+interface StatusFlags extends ClientSecurityFlags {
   manager: string;
   wait?: boolean;
   timeout?: string;
@@ -25,7 +26,7 @@ interface StatusFlags {
 
 /** Registers `status` on the root program. */
 export function registerStatusCommand(program: Command): void {
-  addManagerOption(program.command('status').description('show nodes and shards; --wait until every shard has a leader'))
+  addClientSecurityOptions(addManagerOption(program.command('status').description('show nodes and shards; --wait until every shard has a leader')))
     .option('--wait', 'wait until every shard has a leader (exit 3 on timeout)')
     .option('--timeout <seconds>', `with --wait: give up after this many seconds (default ${DEFAULT_WAIT_TIMEOUT_S})`)
     .option('--json', 'print one JSON object (stable fields, see DESIGN.md §6)')
@@ -34,7 +35,7 @@ export function registerStatusCommand(program: Command): void {
       try {
         const manager = checkAddress(flags.manager, '--manager');
         const waitSeconds = flags.timeout === undefined ? DEFAULT_WAIT_TIMEOUT_S : parseSeconds(flags.timeout, '--timeout');
-        const access: ManagerAccess = { address: manager };
+        const access: ManagerAccess = { address: manager, credentials: clientSecurityFromFlags(flags) };
         let map: GetClusterMapResponse | undefined;
         if (flags.wait === true) {
           map = await waitUntilLed(access, waitSeconds * 1000);
@@ -46,7 +47,7 @@ export function registerStatusCommand(program: Command): void {
         const status = clusterStatusJson(manager, map);
         process.stdout.write(flags.json === true ? `${JSON.stringify(status, null, 2)}\n` : renderStatusTable(status));
       } catch (error) {
-        if (error instanceof ManagerUnreachableError) failWith(`error: ${error.message}`, EXIT.unavailable);
+        if (error instanceof ManagerUnreachableError) failWith(`error: ${error.message}`, exitForManagerError(error));
         else reportError(error);
       } finally {
         connection?.close();
@@ -61,6 +62,10 @@ export function registerStatusCommand(program: Command): void {
 async function waitUntilLed(access: ManagerAccess, timeoutMs: number): Promise<GetClusterMapResponse | undefined> {
   const outcome = await waitForLeaders(access, { timeoutMs, pollIntervalMs: WAIT_POLL_INTERVAL_MS, fetchTimeoutMs: FETCH_TIMEOUT_MS });
   if (outcome.ready) return outcome.map;
+  if (outcome.reason === 'refused' && outcome.lastError !== undefined) {
+    failWith(`error: ${outcome.lastError.message}`, EXIT.unauthenticated);
+    return undefined;
+  }
   const seconds = timeoutMs / 1000;
   const last = outcome.lastMap;
   if (last === undefined) {

@@ -16,11 +16,14 @@
  *   requests or bytes in flight on the node, the connection or the shard) until the deadline;
  *   the client already backed off and retried. Retry later, with fewer requests in flight. A
  *   refused attempt was not applied; `outcomeUnknown` says whether an earlier attempt may have been.
+ * - `UNAUTHENTICATED`: the cluster refused this client's credentials (no or wrong token, no client
+ *   certificate signed by its CA), or TLS is on at one end only or the server's certificate is not
+ *   the cluster's. The message says which. Never retried: fix the `tls`/`token` options.
  */
-export type KVErrorCode = 'INVALID_ARGUMENT' | 'UNAVAILABLE' | 'TIMEOUT' | 'CONFLICT' | 'CLOSED' | 'RESOURCE_EXHAUSTED';
+export type KVErrorCode = 'INVALID_ARGUMENT' | 'UNAVAILABLE' | 'TIMEOUT' | 'CONFLICT' | 'CLOSED' | 'RESOURCE_EXHAUSTED' | 'UNAUTHENTICATED';
 
 /** Every code, for validation and documentation. */
-export const KV_ERROR_CODES: readonly KVErrorCode[] = ['INVALID_ARGUMENT', 'UNAVAILABLE', 'TIMEOUT', 'CONFLICT', 'CLOSED', 'RESOURCE_EXHAUSTED'];
+export const KV_ERROR_CODES: readonly KVErrorCode[] = ['INVALID_ARGUMENT', 'UNAVAILABLE', 'TIMEOUT', 'CONFLICT', 'CLOSED', 'RESOURCE_EXHAUSTED', 'UNAUTHENTICATED'];
 
 /** Extra facts a {@link KVError} may carry. */
 export interface KVErrorDetails {

@@ -3,13 +3,16 @@
  * each key to its shard leader, multiplexes concurrent calls on one Batch stream per node, retries
  * within a deadline, and makes retried writes exactly-once with a (clientId, seq) session.
  */
-import { randomUUID } from 'node:crypto';
+import { createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { checkKeyBytes, checkValueBytes, loadHasher } from '../common/index.js';
 import { ErrorCode, type Session } from '../gen/kvstore/v1/kvstore.js';
 import { backoffDelayMs, CallDeadline, sleep, type BackoffPolicy } from './deadline.js';
 import { KVError } from './errors.js';
 import { SILENT_LOGGER, type ClientLogger } from './logger.js';
-import { ManagerConnection } from './manager-connection.js';
+import { ChannelSecurity, type ClientTls } from '../security/channel-security.js';
+import { tokenProblem } from '../security/token-file.js';
+import { ManagerConnection, ManagerUnreachableError } from './manager-connection.js';
 import { DEFAULT_ROUTER_OPTIONS, Router, type AttemptOutcome } from './router.js';
 import { ShardMapCache } from './shard-map.js';
 
@@ -29,6 +32,14 @@ export interface KVClientOptions {
   maxRetries?: number;
   /** Where routing events go (debug level); silent by default. Never receives keys or values. */
   logger?: ClientLogger;
+  /**
+   * TLS to the manager and the nodes: the cluster CA (PEM) to trust, and a client certificate and
+   * key signed by it to authenticate with (or authenticate with `token`). Without it the client
+   * speaks plaintext.
+   */
+  tls?: ClientTls;
+  /** A bearer token from the cluster's `--auth-token-file`, sent with every call. */
+  token?: string;
 }
 
 /** Per-call options. */
@@ -103,9 +114,10 @@ export class KVClient {
       throw new KVError('INVALID_ARGUMENT', `maxRetries must be a non-negative integer, got ${String(options.maxRetries)}`);
     }
     this.logger = options.logger ?? SILENT_LOGGER;
-    this.manager = new ManagerConnection(options.manager);
+    const security = clientChannelSecurity(options);
+    this.manager = new ManagerConnection(options.manager, security);
     this.map = new ShardMapCache(this.manager);
-    this.router = new Router(this.map, { ...DEFAULT_ROUTER_OPTIONS, maxRetries: options.maxRetries }, this.logger);
+    this.router = new Router(this.map, { ...DEFAULT_ROUTER_OPTIONS, maxRetries: options.maxRetries }, this.logger, security);
   }
 
   /**
@@ -286,7 +298,8 @@ export class KVClient {
     const result = await this.map.refresh({ force: true, timeoutMs });
     if (!result.ok) {
       const reason = result.error instanceof Error ? result.error.message : String(result.error);
-      throw new KVError('UNAVAILABLE', reason, { cause: result.error });
+      const refused = result.error instanceof ManagerUnreachableError && result.error.grpcCode === GrpcStatus.UNAUTHENTICATED;
+      throw new KVError(refused ? 'UNAUTHENTICATED' : 'UNAVAILABLE', reason, { cause: result.error });
     }
     if (this.map.shardCount <= 0) {
       throw new KVError('UNAVAILABLE', `manager ${this.manager.address} has no shard map yet`);
@@ -382,4 +395,43 @@ function checkTimeout(timeoutMs: unknown, name: string): number {
     throw new KVError('INVALID_ARGUMENT', `${name} must be a positive number of milliseconds, got ${String(timeoutMs)}`);
   }
   return timeoutMs;
+}
+
+/**
+ * The channel security the `tls` and `token` options ask for, checked: a CA with TLS, cert and key
+ * together and parsing, a token the servers could accept. Also for tools that talk to the manager
+ * with a client's credentials (`ManagerConnection`).
+ * @throws KVError INVALID_ARGUMENT naming the option.
+ */
+export function clientChannelSecurity(options: Pick<KVClientOptions, 'tls' | 'token'>): ChannelSecurity {
+  const { tls, token } = options;
+  if (token !== undefined) {
+    const problem = typeof token === 'string' ? tokenProblem(token) : 'is not a string';
+    if (problem !== undefined) throw new KVError('INVALID_ARGUMENT', `token ${problem}`);
+  }
+  if (tls === undefined) return token === undefined ? ChannelSecurity.NONE : new ChannelSecurity(undefined, () => token);
+  const pem = (value: unknown): boolean => typeof value === 'string' || value instanceof Uint8Array;
+  if (!pem(tls.ca)) throw new KVError('INVALID_ARGUMENT', 'tls.ca must be the cluster CA certificate (PEM, a string or bytes)');
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new KVError('INVALID_ARGUMENT', `tls.cert and tls.key go together: ${tls.cert === undefined ? 'tls.cert' : 'tls.key'} is missing`);
+  }
+  if (tls.cert !== undefined && (!pem(tls.cert) || !pem(tls.key))) throw new KVError('INVALID_ARGUMENT', 'tls.cert and tls.key must be PEM (a string or bytes)');
+  const parses = (what: string, parse: () => unknown): void => {
+    try {
+      parse();
+    } catch {
+      throw new KVError('INVALID_ARGUMENT', `${what} is not PEM that parses`);
+    }
+  };
+  parses('tls.ca', () => new X509Certificate(tls.ca));
+  if (tls.cert !== undefined && tls.key !== undefined) {
+    const { cert, key } = tls;
+    parses('tls.cert', () => new X509Certificate(cert));
+    parses('tls.key', () => createPrivateKey(typeof key === 'string' ? key : Buffer.from(key)));
+  }
+  try {
+    return new ChannelSecurity(tls, token === undefined ? undefined : () => token);
+  } catch (error) {
+    throw new KVError('INVALID_ARGUMENT', `tls: ${(error as Error).message}`, { cause: error });
+  }
 }

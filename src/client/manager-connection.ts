@@ -2,11 +2,15 @@
  * The client side of the manager's service: only GetClusterMap. The manager is never on the data
  * path, so a client needs it at init and when its cached map goes stale.
  */
-import { credentials, Metadata, status as GrpcStatus, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { ManagerServiceClient, type GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
+import { ChannelSecurity, plaintextToTls, securityFailure, speaksTls } from '../security/channel-security.js';
 import { CHANNEL_OPTIONS } from './channel-options.js';
 
-/** A failed GetClusterMap: the manager was unreachable, too slow, or the call was aborted. */
+/**
+ * A failed GetClusterMap: the manager was unreachable, too slow, or the call was aborted; or (with
+ * `grpcCode` UNAUTHENTICATED) it refused this client's credentials, or TLS is on at one end only.
+ */
 export class ManagerUnreachableError extends Error {
   /** The gRPC status code, when the call reached the transport. */
   readonly grpcCode: number | undefined;
@@ -27,10 +31,13 @@ export class ManagerConnection {
   private readonly client: ManagerServiceClient;
   private readonly inFlight = new Set<ClientUnaryCall>();
   private closed = false;
+  /** A failed plaintext connection's check for a TLS server; kept once it found one. */
+  private probed: Promise<boolean> | undefined;
 
-  constructor(address: string) {
+  constructor(address: string, private readonly security: ChannelSecurity = ChannelSecurity.NONE) {
     this.address = address;
-    this.client = new ManagerServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+    const target = security.forTarget(address);
+    this.client = new ManagerServiceClient(address, target.credentials, { ...CHANNEL_OPTIONS, ...target.options, interceptors: security.interceptors });
   }
 
   /**
@@ -53,13 +60,26 @@ export class ManagerConnection {
             resolve(response);
             return;
           }
-          const why = error.code === GrpcStatus.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs} ms` : conciseReason(error);
-          reject(new ManagerUnreachableError(`manager ${this.address} unreachable: ${why}`, error.code, error));
+          void this.explain(error, timeoutMs).then(reject);
         },
       );
       this.inFlight.add(call);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /** The error a failed call rejects with; a security problem is said as one, with UNAUTHENTICATED. */
+  private async explain(error: ServiceError, timeoutMs: number): Promise<ManagerUnreachableError> {
+    const security = securityFailure(error.code, error.details || error.message, this.security.secure, `manager ${this.address}`);
+    if (security !== undefined) return new ManagerUnreachableError(security, GrpcStatus.UNAUTHENTICATED, error);
+    if (error.code === GrpcStatus.UNAVAILABLE && !this.security.secure && !this.closed) {
+      this.probed ??= speaksTls(this.address);
+      const tls = await this.probed;
+      if (!tls) this.probed = undefined; // nothing listened, perhaps: ask again on the next failure
+      if (tls) return new ManagerUnreachableError(`manager ${plaintextToTls(this.address)}`, GrpcStatus.UNAUTHENTICATED, error);
+    }
+    const why = error.code === GrpcStatus.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs} ms` : conciseReason(error);
+    return new ManagerUnreachableError(`manager ${this.address} unreachable: ${why}`, error.code, error);
   }
 
   /** Cancels calls in flight and closes the channel. Idempotent. */

@@ -5,7 +5,7 @@
  * request blocks nobody. A broken stream fails the requests in flight on it (the router retries them,
  * writes with the same session) and the next request opens a new stream.
  */
-import { credentials, status as GrpcStatus, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { status as GrpcStatus, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { MAX_BATCH_ITEMS } from '../common/index.js';
 import {
   KvServiceClient,
@@ -14,6 +14,7 @@ import {
   type BatchResponse,
   type BatchResponseItem,
 } from '../gen/kvstore/v1/kvstore.js';
+import { ChannelSecurity, securityFailure } from '../security/channel-security.js';
 import { CHANNEL_OPTIONS } from './channel-options.js';
 
 /** One request: the `op` of a BatchRequestItem. */
@@ -88,9 +89,10 @@ export class NodeConnection {
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiryTimerAtMs = Number.POSITIVE_INFINITY;
 
-  constructor(address: string) {
+  constructor(address: string, private readonly security: ChannelSecurity = ChannelSecurity.NONE) {
     this.address = address;
-    this.client = new KvServiceClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+    const target = security.forTarget(address);
+    this.client = new KvServiceClient(address, target.credentials, { ...CHANNEL_OPTIONS, ...target.options, interceptors: security.interceptors });
   }
 
   /** Requests in flight on this connection (for tests and metrics). */
@@ -248,17 +250,23 @@ export class NodeConnection {
     this.stream = undefined;
     this.writeBlocked = false;
     if (error?.code === GrpcStatus.UNIMPLEMENTED) this.unaryOnly = true;
-    const why = error === undefined ? 'stream ended' : `stream failed: ${error.details || error.message}`;
-    this.failPending((entry) => entry.stream === stream, `${this.address}: ${why}`, error);
+    const security = error === undefined ? undefined : securityFailure(error.code, error.details || error.message, this.security.secure, this.address);
+    if (security !== undefined) {
+      // Refused before any request was read (credentials, or a TLS handshake that failed): none was applied.
+      this.failPending((entry) => entry.stream === stream, security, error, GrpcStatus.UNAUTHENTICATED);
+    } else {
+      const why = error === undefined ? 'stream ended' : `stream failed: ${error.details || error.message}`;
+      this.failPending((entry) => entry.stream === stream, `${this.address}: ${why}`, error);
+    }
     if (this.queue.length > 0) this.scheduleFlush();
   }
 
-  private failPending(which: (entry: Pending) => boolean, message: string, error: ServiceError | undefined): void {
+  private failPending(which: (entry: Pending) => boolean, message: string, error: ServiceError | undefined, unauthenticated?: number): void {
     for (const [requestId, entry] of this.pending) {
       if (!which(entry)) continue;
       this.removePending(requestId, entry);
-      const options = { maybeDelivered: entry.stream !== undefined, cause: error };
-      entry.reject(new NodeTransportError(message, error === undefined ? options : { ...options, grpcCode: error.code }));
+      const options = { maybeDelivered: unauthenticated === undefined && entry.stream !== undefined, cause: error };
+      entry.reject(new NodeTransportError(message, error === undefined ? options : { ...options, grpcCode: unauthenticated ?? error.code }));
     }
   }
 
@@ -283,6 +291,11 @@ export class NodeConnection {
         signal?.removeEventListener('abort', onAbort);
         if (error === null && response !== undefined) resolve(response);
         else {
+          const security = error === null ? undefined : securityFailure(error.code, error.details || error.message, this.security.secure, this.address);
+          if (error !== null && security !== undefined) {
+            reject(new NodeTransportError(security, { maybeDelivered: false, grpcCode: GrpcStatus.UNAUTHENTICATED, cause: error }));
+            return;
+          }
           const message = `${this.address}: ${error?.details || error?.message || 'no response'}`;
           reject(new NodeTransportError(message, error === null ? { maybeDelivered: true } : { maybeDelivered: true, grpcCode: error.code, cause: error }));
         }

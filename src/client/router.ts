@@ -12,6 +12,7 @@ import { ErrorCode, type Error as NodeError } from '../gen/kvstore/v1/kvstore.js
 import { backoffDelayMs, sleep, type BackoffPolicy, type CallDeadline } from './deadline.js';
 import { KVError } from './errors.js';
 import type { ClientLogger } from './logger.js';
+import { ChannelSecurity } from '../security/channel-security.js';
 import { NodeConnection, NodeTransportError, type NodeRequest, type NodeResponse } from './node-connection.js';
 import type { ShardMapCache, ShardRoute } from './shard-map.js';
 
@@ -65,6 +66,7 @@ export class Router {
     private readonly map: ShardMapCache,
     private readonly options: RouterOptions,
     private readonly logger: ClientLogger,
+    private readonly security: ChannelSecurity = ChannelSecurity.NONE,
   ) {}
 
   /** Runs `operation` to completion, a KVError, or the deadline. */
@@ -149,6 +151,10 @@ export class Router {
           }
         } catch (error) {
           if (!(error instanceof NodeTransportError)) throw error;
+          if (error.grpcCode === GrpcStatus.UNAUTHENTICATED) {
+            // Credentials are the cluster's to judge and the same at every node: retrying cannot help.
+            throw new KVError('UNAUTHENTICATED', error.message, { outcomeUnknown: operation.isWrite && maybeDelivered, cause: error });
+          }
           maybeDelivered ||= error.maybeDelivered;
           if (deadline.expired) continue; // reported as TIMEOUT at the top of the loop
           lastError = error;
@@ -200,7 +206,7 @@ export class Router {
   private connection(address: string): NodeConnection {
     let connection = this.connections.get(address);
     if (connection === undefined) {
-      connection = new NodeConnection(address);
+      connection = new NodeConnection(address, this.security);
       this.connections.set(address, connection);
     }
     return connection;

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { securityArgs, type ServerSecurityFiles } from './security.js';
 
 /** The compiled CLI entry point (`dist/src/cli/main.js`) the children run. A path, not an import. */
 export const CLI_MAIN_SCRIPT = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -60,6 +61,8 @@ export interface ClusterSpec {
    * chaos negative test). The children also need its environment variable. Default false.
    */
   unsafeStaleReads?: boolean;
+  /** TLS and token flags every server child gets (`security.ts`); none: plaintext, open. */
+  security?: ServerSecurityFiles | undefined;
   /** Where the manager listens. */
   manager: Endpoint;
   /** Where node n`index` (from 1) listens. */
@@ -107,6 +110,7 @@ export function childCommand(spec: ClusterSpec, member: typeof MANAGER_NAME | nu
         '--data-dir', join(spec.dataDir, MANAGER_NAME),
         '--bootstrap-nodes', String(spec.nodes),
         '--down-after', String(spec.downAfterSeconds),
+        ...securityArgs(spec.security),
       ],
     };
   }
@@ -124,6 +128,7 @@ export function childCommand(spec: ClusterSpec, member: typeof MANAGER_NAME | nu
       ...(spec.leaseReads === false ? ['--no-lease-reads'] : []),
       ...(spec.metricsPerShard === true ? ['--metrics-per-shard'] : []),
       ...(spec.unsafeStaleReads === true ? ['--unsafe-stale-reads'] : []),
+      ...securityArgs(spec.security),
     ],
   };
 }

@@ -17,3 +17,5 @@ export { ClusterProcess, Launcher, STOP_GRACE_MS, launchCluster } from './launch
 export type { LaunchOptions } from './launcher.js';
 export { connectManager, everyShardHasLeader, shardsWithLeader, waitForLeaders } from './wait-for-leaders.js';
 export type { LeadersOutcome, ManagerAccess, WaitForLeadersOptions } from './wait-for-leaders.js';
+export { certsDir, localClusterSecurity, securityArgs } from './security.js';
+export type { ClientCredentials, ClusterSecurity, LocalSecurityOptions, ServerSecurityFiles } from './security.js';

@@ -4,9 +4,11 @@
  * clusters. The manager connection is made in {@link connectManager} only, so credentials are
  * threaded through there once.
  */
-import { ManagerConnection, ManagerUnreachableError } from '../client/index.js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { clientChannelSecurity, ManagerConnection, ManagerUnreachableError } from '../client/index.js';
 import { sleep, type Logger } from '../common/index.js';
 import type { GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
+import type { ClientCredentials } from './security.js';
 
 /** How often the map is fetched again, unless the caller says otherwise. */
 const POLL_INTERVAL_MS = 200;
@@ -19,11 +21,13 @@ const PROGRESS_LOG_INTERVAL_MS = 10_000;
 export interface ManagerAccess {
   /** The manager's `host:port`. */
   address: string;
+  /** What to present to it (TLS, a token); plaintext without. */
+  credentials?: ClientCredentials | undefined;
 }
 
 /** A connection to the manager; the caller closes it. */
 export function connectManager(access: ManagerAccess): ManagerConnection {
-  return new ManagerConnection(access.address);
+  return new ManagerConnection(access.address, access.credentials === undefined ? undefined : clientChannelSecurity(access.credentials));
 }
 
 /** True when the map covers every shard and each has a leader: the cluster can serve every key. */
@@ -57,7 +61,8 @@ export type LeadersOutcome =
   | { ready: true; map: GetClusterMapResponse }
   | {
       ready: false;
-      reason: 'timeout' | 'aborted';
+      /** `refused`: the manager refused the credentials (or TLS is on at one end only): waiting cannot help. */
+      reason: 'timeout' | 'aborted' | 'refused';
       /** The last map fetched, if any. */
       lastMap: GetClusterMapResponse | undefined;
       /** The last failed fetch, if any. */
@@ -66,7 +71,7 @@ export type LeadersOutcome =
 
 /**
  * Polls the manager until every shard has a leader. An unreachable manager is retried: it may still
- * be starting. Any other error rejects.
+ * be starting; one that refuses the credentials ends the wait (`refused`). Any other error rejects.
  */
 export async function waitForLeaders(access: ManagerAccess, options: WaitForLeadersOptions = {}): Promise<LeadersOutcome> {
   const { signal, beforePoll, logger } = options;
@@ -93,6 +98,7 @@ export async function waitForLeaders(access: ManagerAccess, options: WaitForLead
       } catch (error) {
         if (!(error instanceof ManagerUnreachableError)) throw error;
         lastError = error;
+        if (error.grpcCode === GrpcStatus.UNAUTHENTICATED) return { ready: false, reason: 'refused', lastMap, lastError };
       }
       await sleep(Math.min(options.pollIntervalMs ?? POLL_INTERVAL_MS, Math.max(0, deadline - Date.now())), sleepSignal);
     }

@@ -5,7 +5,8 @@
  * The manager and the node share it; each brings its own registry and readiness rule,
  * so an orchestrator (compose healthchecks, Kubernetes probes) treats both alike.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Registry } from 'prom-client';
 
 /** Whether a process is ready, and if not, why (shown in the `/readyz` body for operators). */
@@ -21,6 +22,11 @@ export interface MetricsServerOptions {
   registry: Registry;
   /** Evaluated on every `/readyz` request, so it must be cheap. */
   readiness: () => Readiness;
+  /**
+   * Serve HTTPS with this certificate and key (PEM) instead of HTTP (`--metrics-tls`). No client
+   * certificate is asked for: what is served holds no keys or values, and scrapers rarely have one.
+   */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /** A listening metrics endpoint. */
@@ -38,7 +44,7 @@ export interface MetricsServer {
  */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const { registry, readiness } = options;
-  const server: Server = createServer((request, response) => {
+  const handle = (request: IncomingMessage, response: ServerResponse): void => {
     const path = (request.url ?? '/').split('?')[0];
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('method not allowed\n');
@@ -56,7 +62,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     } else {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }
-  });
+  };
+  const server: Server = options.tls === undefined ? createServer(handle) : createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {

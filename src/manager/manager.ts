@@ -10,6 +10,7 @@ import {
   type GetClusterMapResponse, type HeartbeatRequest, type HeartbeatResponse, type ManagerServiceServer,
   type RegisterRequest, type RegisterResponse,
 } from '../gen/kvstore/v1/manager.js';
+import { ServerSecurity, type TlsMaterial, type TokenFile } from '../security/index.js';
 import { ClusterState, type HealthTransition } from './cluster-state.js';
 import { ManagerError } from './errors.js';
 import { DEFAULT_DOWN_AFTER_MS, DEFAULT_SUSPECT_AFTER_MS } from './health.js';
@@ -47,6 +48,12 @@ export interface ManagerOptions {
   scheduler?: Partial<Omit<SchedulerConfig, 'replicationFactor'>>;
   /** Wall clock in ms, injectable for tests. */
   now?: () => number;
+  /** The manager's certificate and the cluster CA (`--tls-*`): every caller must present a certificate the CA signed, or a token. */
+  tls?: TlsMaterial | undefined;
+  /** Bearer tokens (`--auth-token-file`): a call carrying one is admitted. */
+  tokens?: TokenFile | undefined;
+  /** Serve the metrics endpoint over HTTPS with the manager's certificate (`--metrics-tls`); needs `tls`. */
+  metricsTls?: boolean;
 }
 
 /** A running manager. Create with {@link Manager.start}; stop with {@link Manager.close}. */
@@ -69,7 +76,11 @@ export class Manager {
   /** The last reason the initial placement was refused, so it is logged once, not every step. */
   private refusal: string | null = null;
 
-  private constructor(options: ManagerOptions, state: ClusterState, store: StateStore, server: grpc.Server, port: number, log: Logger) {
+  private constructor(
+    options: ManagerOptions, state: ClusterState, store: StateStore, server: grpc.Server, port: number, log: Logger,
+    /** What callers must present; its token file is re-read on SIGHUP. */
+    readonly security: ServerSecurity,
+  ) {
     this.options = options;
     this.state = state;
     this.store = store;
@@ -104,14 +115,21 @@ export class Manager {
       store.save(state.toPersisted());
       state.dirty = false;
     }
-    const server = new grpc.Server();
+    const security = new ServerSecurity({
+      tls: options.tls,
+      tokens: options.tokens,
+      log: (options.logger ?? createSilentLogger()).child({ component: 'auth' }),
+      // Registration and heartbeats come from nodes only: a client's certificate or token does not make a node.
+      peerMethods: (path) => path !== '/kvstore.v1.ManagerService/GetClusterMap',
+    });
+    const server = new grpc.Server({ interceptors: security.interceptors() });
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+      server.bindAsync(`${options.host}:${options.port}`, security.credentials(), (error, bound) => {
         if (error === null) resolve(bound);
         else reject(new ManagerError('BIND_FAILED', `cannot listen on ${options.host}:${options.port}: ${bindFailure(error)}`, { cause: error }));
       });
     });
-    const manager = new Manager(options, state, store, server, port, log);
+    const manager = new Manager(options, state, store, server, port, log, security);
     server.addService(ManagerServiceService, manager.serviceImplementation());
     manager.timer = setInterval(() => { manager.guard(() => { manager.step(); }); }, options.tickIntervalMs ?? 500);
     manager.timer.unref();
@@ -152,6 +170,7 @@ export class Manager {
       this.server.tryShutdown(() => { clearTimeout(force); resolve(); });
     });
     await this.metricsServer?.close();
+    this.security.close();
     this.store.save(this.state.toPersisted());
     this.state.dirty = false;
     this.log.info('manager stopped', { address: this.address });
@@ -163,6 +182,7 @@ export class Manager {
     try {
       this.metricsServer = await startMetricsServer({
         host: this.options.host, port: metricsPort, registry: this.metrics.registry, readiness: () => this.metrics.readiness(),
+        ...(this.options.metricsTls === true && this.options.tls !== undefined ? { tls: this.options.tls } : {}),
       });
     } catch (error) {
       this.log.warn('metrics server not started', { port: metricsPort, error: String(error) });

@@ -6,13 +6,13 @@
  */
 import {
   type ClientWritableStream,
-  credentials,
   makeGenericClientConstructor,
   type sendUnaryData,
   type ServerReadableStream,
   type ServiceError,
   status as Status,
 } from '@grpc/grpc-js';
+import { ChannelSecurity } from '../security/index.js';
 import type { Logger } from '../common/index.js';
 import {
   type RaftMessage,
@@ -95,6 +95,7 @@ export class GrpcPeerLinks implements PeerLinks {
    */
   constructor(
     private readonly localNodeId: string,
+    private readonly security: ChannelSecurity = ChannelSecurity.NONE,
     private readonly snapshotChunkBytes = 1024 * 1024,
     private readonly snapshotAnswerTimeoutMs = SNAPSHOT_ANSWER_TIMEOUT_MS,
   ) {}
@@ -102,7 +103,8 @@ export class GrpcPeerLinks implements PeerLinks {
   private client(nodeId: string, address: string): RaftServiceClient {
     let client = this.clients.get(nodeId);
     if (client === undefined) {
-      client = new RaftClient(address, credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
+      const target = this.security.forTarget(address);
+      client = new RaftClient(address, target.credentials, { ...RAFT_CHANNEL_OPTIONS, ...target.options, interceptors: this.security.interceptors });
       this.clients.set(nodeId, client);
     }
     return client;

@@ -11,7 +11,8 @@
  * on a leader change).
  * @internal
  */
-import { type ClientUnaryCall, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { type ClientUnaryCall, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { ChannelSecurity, securityFailure } from '../security/index.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../common/index.js';
@@ -26,6 +27,8 @@ import {
 /** What the manager client needs from the node. */
 export interface ManagerClientOptions {
   managerAddress: string;
+  /** What the node presents to the manager (its certificate, a token); plaintext by default. */
+  security?: ChannelSecurity;
   registration: RegisterRequest;
   logger: Logger;
   /** Called after every successful Register. */
@@ -61,7 +64,9 @@ export class ManagerClient {
   registered = false;
 
   constructor(private readonly options: ManagerClientOptions) {
-    this.client = new ManagerServiceClient(options.managerAddress, credentials.createInsecure());
+    const security = options.security ?? ChannelSecurity.NONE;
+    const target = security.forTarget(options.managerAddress);
+    this.client = new ManagerServiceClient(options.managerAddress, target.credentials, { ...target.options, interceptors: security.interceptors });
   }
 
   /** Starts the register/heartbeat loop in the background. */
@@ -75,12 +80,14 @@ export class ManagerClient {
     const signal = this.abort.signal;
     let backoffMs = INITIAL_BACKOFF_MS;
     let reportedUnreachable = false;
+    let lastSecurityFailure: string | undefined;
     while (!signal.aborted) {
       try {
         if (!this.registered) {
           const response = await this.register();
           this.registered = true;
           reportedUnreachable = false;
+          lastSecurityFailure = undefined;
           backoffMs = INITIAL_BACKOFF_MS;
           if (response.heartbeatIntervalMs > 0) this.heartbeatIntervalMs = response.heartbeatIntervalMs;
           this.options.logger.info('registered with manager', {
@@ -93,6 +100,7 @@ export class ManagerClient {
         this.lastHeartbeatMs = performance.now();
         const response = await this.sendHeartbeat(this.options.heartbeat());
         reportedUnreachable = false;
+        lastSecurityFailure = undefined;
         if (response.reregister) {
           this.options.logger.info('manager asked to register again', { manager: this.options.managerAddress });
           this.registered = false;
@@ -102,7 +110,13 @@ export class ManagerClient {
       } catch (error) {
         if (signal.aborted) return;
         const message = (error as ServiceError).details ?? String(error);
-        if (!reportedUnreachable) {
+        const security = securityFailure((error as ServiceError).code, message, (this.options.security ?? ChannelSecurity.NONE).secure, `manager ${this.options.managerAddress}`);
+        if (security !== undefined && lastSecurityFailure !== security) {
+          // Retried all the same (the manager's CA or token file may be fixed), but said as what it is.
+          this.options.logger.error('cannot talk to the manager: TLS or credentials refused; retrying', { manager: this.options.managerAddress, error: security });
+          lastSecurityFailure = security;
+          reportedUnreachable = true;
+        } else if (!reportedUnreachable) {
           this.options.logger.warn('manager unreachable; retrying', { manager: this.options.managerAddress, error: message });
           reportedUnreachable = true;
         }

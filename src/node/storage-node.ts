@@ -3,12 +3,13 @@
  * with its WAL and transport, the manager client and the metrics endpoint, wired
  * together and closed in order.
  */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadHasher, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
+import { ChannelSecurity, ServerSecurity, type TlsMaterial, type TokenFile } from '../security/index.js';
 import type { HeartbeatRequest, HeartbeatResponse, PlacementCommand } from '../gen/kvstore/v1/manager.js';
 import { AdmissionControl, DEFAULT_ADMISSION_LIMITS, type RefusalReason } from './admission.js';
 import { clientCallInterceptor, KV_SERVICE } from './client-limits.js';
@@ -20,7 +21,7 @@ import { NodeMetrics, nodeReadiness, type RaftHostEvents } from './node-metrics.
 import { NodeStateFile } from './node-state.js';
 import { PeerDirectory } from './peer-directory.js';
 import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
-import { RAFT_CHANNEL_OPTIONS, RAFT_SERVICE, raftService } from './grpc-peer-links.js';
+import { GrpcPeerLinks, RAFT_CHANNEL_OPTIONS, RAFT_SERVICE, raftService } from './grpc-peer-links.js';
 import { RefusalLog } from './refusal-log.js';
 import { MemoryStorageProvider, type ReplicaStorageProvider, WalStorageProvider } from './replica-storage.js';
 import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from './server-limits.js';
@@ -59,6 +60,12 @@ export interface StorageNodeOptions {
   leaseReads?: boolean;
   /** Export per-shard series on /metrics (`--metrics-per-shard`); default: node totals only. */
   metricsPerShard?: boolean;
+  /** The node's certificate and the cluster CA (`--tls-*`): mutual TLS for every call in and out. */
+  tls?: TlsMaterial | undefined;
+  /** Bearer tokens (`--auth-token-file`): calls in must carry one (or a trusted certificate); calls out carry the first. */
+  tokens?: TokenFile | undefined;
+  /** Serve the metrics endpoint over HTTPS with the node's certificate (`--metrics-tls`); needs `tls`. */
+  metricsTls?: boolean;
 }
 
 /** A running storage node. */
@@ -73,6 +80,8 @@ export class StorageNode {
   /** The replica part of heartbeats: only what changed since the manager's last answer (`heartbeat-report.ts`). */
   private readonly reports = new HeartbeatReporter();
   private metricsServer: MetricsServer | undefined;
+  /** What this node presents when it calls the manager and its peers. */
+  private readonly channelSecurity: ChannelSecurity;
   private closing = false;
   private closed: Promise<void> | undefined;
 
@@ -90,7 +99,10 @@ export class StorageNode {
     readonly port: number,
     /** The address peers and clients use. */
     readonly address: string,
+    /** What calls in must present; `reloadTokens` re-reads its token file. */
+    readonly security: ServerSecurity,
   ) {
+    this.channelSecurity = outgoingSecurity(options);
     const logger = options.logger.child({ component: 'node', node: options.nodeId });
     this.metrics = new NodeMetrics({ perShard: options.metricsPerShard === true });
     this.admission = admission;
@@ -106,6 +118,7 @@ export class StorageNode {
       ...(options.snapshotIntervalEntries === undefined ? {} : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       ...(options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
       ...(options.leaseReads === false ? { leaseReads: false } : {}),
+      links: new GrpcPeerLinks(options.nodeId, this.channelSecurity),
       events: this.hostEvents(),
       onFatal: (error) => {
         logger.error('node stopped: fatal error', { error: error instanceof Error ? error.message : String(error) });
@@ -152,6 +165,12 @@ export class StorageNode {
     const scratchDir = options.dataDir === undefined ? await mkdtemp(join(tmpdir(), 'kvstore-snap-recv-')) : undefined;
     const spool = await SnapshotSpool.open({ dir: scratchDir ?? join(options.dataDir ?? '', 'snap-recv') });
     const listenHost = options.host ?? '127.0.0.1';
+    const security = new ServerSecurity({
+      tls: options.tls,
+      tokens: options.tokens,
+      log: options.logger.child({ component: 'auth', node: options.nodeId }),
+      peerMethods: (path) => path.startsWith('/kvstore.v1.RaftService/'),
+    });
     // Refusals are counted and logged once the node's metrics exist; none can come before it serves.
     let refused = (_reason: RefusalReason, _count?: number): void => undefined;
     const admission = new AdmissionControl(DEFAULT_ADMISSION_LIMITS, (reason) => refused(reason));
@@ -159,16 +178,17 @@ export class StorageNode {
       ...RAFT_CHANNEL_OPTIONS,
       // One receive limit for both services: what Raft needs; the client service's own are checked before decoding.
       'grpc.max_receive_message_length': SERVER_MAX_RECEIVE_MESSAGE_BYTES,
-      interceptors: [clientCallInterceptor(admission, (reason) => refused(reason))],
+      // Authentication first: an unauthenticated call takes no admission slot.
+      interceptors: [...security.interceptors(), clientCallInterceptor(admission, (reason) => refused(reason))],
     });
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${listenHost}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) => {
+      server.bindAsync(`${listenHost}:${options.port}`, security.credentials(), (error, bound) => {
         if (error !== null) reject(error);
         else resolve(bound);
       });
     });
     const address = options.advertise ?? `${listenHost}:${port}`;
-    const node = new StorageNode(options, server, state, peers, storage, admission, port, address);
+    const node = new StorageNode(options, server, state, peers, storage, admission, port, address, security);
     node.scratchDir = scratchDir;
     const refusalLog = new RefusalLog((reason, count) => node.metrics.requests.refused(reason, count), logger);
     refused = (reason, count) => refusalLog.refused(reason, count);
@@ -191,6 +211,7 @@ export class StorageNode {
         host: listenHost,
         port: options.metricsPort,
         registry: node.metrics.registry,
+        ...(options.metricsTls === true && options.tls !== undefined ? { tls: options.tls } : {}),
         readiness: () => nodeReadiness(node.host, {
           registered: () => (options.managerAddress === undefined ? state.shardCount > 0 : node.manager?.registered === true),
         }),
@@ -210,6 +231,7 @@ export class StorageNode {
     this.manager = new ManagerClient({
       managerAddress,
       logger,
+      security: this.channelSecurity,
       registration: { nodeId: this.options.nodeId, address: this.address, metricsPort: this.metricsPort },
       onRegistered: (response) => {
         if (response.shardCount > 0) this.state.shardCount = response.shardCount;
@@ -309,7 +331,18 @@ export class StorageNode {
       });
     });
     await this.metricsServer?.close();
+    this.security.close();
     if (this.scratchDir !== undefined) await rm(this.scratchDir, { recursive: true, force: true });
     this.options.logger.child({ component: 'node', node: this.options.nodeId }).info('node stopped');
   }
+}
+
+/** A node calls its peers and the manager with its own certificate, and the token file's first token. */
+function outgoingSecurity(options: StorageNodeOptions): ChannelSecurity {
+  const { tls, tokens } = options;
+  if (tls === undefined && tokens === undefined) return ChannelSecurity.NONE;
+  return new ChannelSecurity(
+    tls === undefined ? undefined : { ca: tls.ca, cert: tls.cert, key: tls.key },
+    tokens === undefined ? undefined : () => tokens.ownToken,
+  );
 }

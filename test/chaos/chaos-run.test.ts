@@ -1,6 +1,7 @@
 /**
  * End-to-end chaos (issue 7): a seeded 30-second `kvstore chaos` run with kill, pause and leader
- * faults against its own 5-node cluster must report a linearizable history, no lost write and a
+ * faults against its own 5-node cluster — with mutual TLS between every process and client
+ * certificates (issue 17, `--tls`) — must report a linearizable history, no lost write and a
  * recovered cluster; and the unsafe test-only flag is refused without its environment variable.
  * Longer runs are the documented command: `kvstore chaos --duration 60 --out DIR`.
  * SEED=n replays a fault schedule.
@@ -24,11 +25,12 @@ describe('kvstore chaos', function () {
     chaos = undefined;
   });
 
-  it(`survives 30 s of kill, pause and leader faults with a linearizable history (SEED=${SEED})`, async () => {
+  it(`survives 30 s of kill, pause and leader faults on a TLS cluster with a linearizable history (SEED=${SEED})`, async () => {
     chaos = new ChaosProcess();
-    const result = await chaos.run(['--duration', '30', '--faults', 'kill,pause,leader', '--interval', '4', '--clients', '4', '--keys', '8', '--seed', String(SEED)], {
+    const result = await chaos.run(['--tls', '--duration', '30', '--faults', 'kill,pause,leader', '--interval', '4', '--clients', '4', '--keys', '8', '--seed', String(SEED)], {
       timeoutMs: 280_000,
     });
+    expect(result.stderr).to.include('mutual TLS');
     const verdict = /^linearizable: .*$/m.exec(result.stdout)?.[0];
     expect(verdict, `${result.stdout}\n${result.stderr.slice(-2000)}`).to.match(/^linearizable: yes /);
     expect(result.code).to.equal(0);

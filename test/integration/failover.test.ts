@@ -2,6 +2,7 @@
  * Issue 4 test 2 and issue 5 "leader killed mid-stream": kill -9 the node leading the most shards
  * while 16 callers write; every call resolves or rejects retryably, every acknowledged write is
  * readable, none applied twice; every shard takes writes again and gets back to K live replicas.
+ * Once in plaintext, once with mutual TLS (issue 17: the failover test passes on a TLS cluster).
  */
 import { expect } from 'chai';
 import { KVError } from '../../src/client/index.js';
@@ -9,12 +10,13 @@ import { printTailOnFailure, TestCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait-for.js';
 import { fullyReplicated, keysPerShard, pool } from './helpers.js';
 
-describe('integration: failover after kill -9 of the busiest leader', function () {
+// Plaintext, and with mutual TLS between every process and a client certificate (issue 17).
+for (const tls of [false, true]) describe(`integration: failover after kill -9 of the busiest leader${tls ? ' (TLS)' : ''}`, function () {
   this.timeout(180_000);
   let cluster: TestCluster | undefined;
 
   before(async () => {
-    cluster = await TestCluster.start({ nodes: 4, replicas: 3, shards: 16, downAfterSeconds: 3 });
+    cluster = await TestCluster.start({ nodes: 4, replicas: 3, shards: 16, downAfterSeconds: 3, tls });
   });
   afterEach(function () {
     printTailOnFailure(this, cluster);

@@ -14,13 +14,14 @@ import {
   type SendSnapshotRequest,
   type SendSnapshotResponse,
 } from '../../src/gen/kvstore/v1/raft.js';
+import { ChannelSecurity } from '../../src/security/index.js';
 import { GrpcPeerLinks, raftService } from '../../src/node/grpc-peer-links.js';
 import { PeerDirectory } from '../../src/node/peer-directory.js';
 import type { PeerLinks } from '../../src/node/peer-links.js';
 import { RaftTransport } from '../../src/node/raft-transport.js';
 import { systemRuntime } from '../../src/node/runtime.js';
 import { crc32c } from '../../src/raft/index.js';
-import { waitFor } from './support/node-cluster.js';
+import { waitFor } from '../support/wait-for.js';
 import { removeTempSpools, tempSpool } from './support/temp-spool.js';
 
 function heartbeat(shardId: number, to: number): RaftMessage {
@@ -71,7 +72,7 @@ describe('node/raft-transport', () => {
     const peers = new PeerDirectory();
     peers.update([{ nodeId: 'peer', address }]);
     transport = new RaftTransport({
-      nodeId: 'sender', peers, logger: createSilentLogger(), links: new GrpcPeerLinks('sender', 1000), runtime: systemRuntime,
+      nodeId: 'sender', peers, logger: createSilentLogger(), links: new GrpcPeerLinks('sender', ChannelSecurity.NONE, 1000), runtime: systemRuntime,
       reporter: {
         reportUnreachable: (shardId, replicaId) => unreachable.push([shardId, replicaId]),
         reportSnapshot: (shardId, replicaId, status) => snapshotReports.push([shardId, replicaId, status]),
@@ -96,7 +97,7 @@ describe('node/raft-transport', () => {
     for (let shard = 0; shard < 10; shard++) t.send('peer', heartbeat(shard, shard + 1));
     t.flush();
     t.flush(); // an empty turn sends nothing
-    await waitFor('both batches', () => received.length === 2);
+    await waitFor('both batches', () => received.length === 2, 10_000, 20);
     expect(received.map((request) => request.messages.length)).to.deep.equal([64, 10]);
     expect(received[0]?.fromNodeId).to.equal('sender');
     expect(received[0]?.messages.map((message) => message.shardId)).to.deep.equal([...Array(64).keys()]);
@@ -112,7 +113,7 @@ describe('node/raft-transport', () => {
     });
     for (let shard = 0; shard < 8; shard++) t.send('peer', append(shard));
     t.flush();
-    await waitFor('every append', () => received.reduce((sum, request) => sum + request.messages.length, 0) === 8);
+    await waitFor('every append', () => received.reduce((sum, request) => sum + request.messages.length, 0) === 8, 10_000, 20);
     expect(received.length, 'one SendRequest per append, none past the limit').to.equal(8);
     expect(received.flatMap((request) => request.messages.map((message) => message.shardId))).to.deep.equal([...Array(8).keys()]);
     expect(t.stats).to.deep.include({ batches: 8, messages: 8, dropped: 0 });
@@ -133,7 +134,7 @@ describe('node/raft-transport', () => {
     const data = Buffer.from(Array.from({ length: 4500 }, (_, i) => i % 251));
     const header = { ...heartbeat(5, 9), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT };
     t.sendSnapshot('peer', header, data);
-    await waitFor('snapshot report', () => snapshotReports.length === 1);
+    await waitFor('snapshot report', () => snapshotReports.length === 1, 10_000, 20);
     expect(snapshotReports[0]).to.deep.equal([5, 9, 'finish']);
     expect(snapshots).to.have.length(1);
     expect(snapshots[0]?.data.equals(data)).to.equal(true);
@@ -177,7 +178,7 @@ describe('node/raft-transport', () => {
     first.send({ fromNodeId: 'peer', message: header, chunk: Buffer.alloc(4096, 'a'), last: false });
     const second = driveStream(service);
     second.send({ fromNodeId: 'peer', message: header, chunk: Buffer.alloc(1000, 'b'), last: false });
-    await waitFor('both streams on disk', async () => (await spooled()).sort((a, b) => a - b).join() === '1000,4096');
+    await waitFor('both streams on disk', async () => (await spooled()).sort((a, b) => a - b).join() === '1000,4096', 10_000, 20);
     expect(spool.active).to.equal(2);
 
     const third = driveStream(service);
@@ -200,7 +201,7 @@ describe('node/raft-transport', () => {
     expect(refusals).to.deep.equal([['peer', `snapshot stream past ${10 * 1024} bytes`]]);
 
     second.call.emit('cancelled');
-    await waitFor('every slot given back and every file deleted', async () => spool.active === 0 && (await spooled()).length === 0);
+    await waitFor('every slot given back and every file deleted', async () => spool.active === 0 && (await spooled()).length === 0, 10_000, 20);
   });
 
   it('refuses, once, a snapshot stream that ends without its last chunk; ignores what follows the last one', async () => {
@@ -268,15 +269,15 @@ describe('node/raft-transport', () => {
       expect([limited.snapshotsSending, limited.snapshotsWaiting]).to.deep.equal([2, 2]);
 
       started[1]?.finish(true);
-      await waitFor('the next one started', () => started.length === 3);
+      await waitFor('the next one started', () => started.length === 3, 10_000, 20);
       expect(started[2]).to.deep.include({ shardId: 3, data: 'three (new)' });
       started[0]?.finish(false);
-      await waitFor('the failure reported', () => reports.length === 2);
+      await waitFor('the failure reported', () => reports.length === 2, 10_000, 20);
       expect(reports).to.deep.equal(['2/1 finish', '1/1 failure']);
       expect(started, 'shard 4\'s snapshot is no longer wanted: not sent').to.have.length(3);
       expect([limited.snapshotsSending, limited.snapshotsWaiting]).to.deep.equal([1, 0]);
       started[2]?.finish(true);
-      await waitFor('every report', () => reports.length === 3);
+      await waitFor('every report', () => reports.length === 3, 10_000, 20);
       expect([limited.snapshotsSending, limited.snapshotsWaiting]).to.deep.equal([0, 0]);
       expect(limited.stats).to.deep.include({ snapshotsSent: 2, snapshotsFailed: 1, snapshotsDropped: 1 });
     } finally {
@@ -295,7 +296,7 @@ describe('node/raft-transport', () => {
     const port = await new Promise<number>((resolve, reject) => {
       busy.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
     });
-    const links = new GrpcPeerLinks('sender', 1024);
+    const links = new GrpcPeerLinks('sender', ChannelSecurity.NONE, 1024);
     try {
       const header = { ...heartbeat(7, 2), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT };
       const data = Buffer.alloc(4 * 1024 * 1024, 7); // 4,096 chunks
@@ -318,7 +319,7 @@ describe('node/raft-transport', () => {
     const port = await new Promise<number>((resolve, reject) => {
       silent.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
     });
-    const links = new GrpcPeerLinks('sender', 1024, 1_000);
+    const links = new GrpcPeerLinks('sender', ChannelSecurity.NONE, 1024, 1_000);
     try {
       const header = { ...heartbeat(8, 2), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT };
       const data = Buffer.alloc(8 * 1024, 8);
@@ -337,7 +338,7 @@ describe('node/raft-transport', () => {
     snapshotReports.length = 0;
     try {
       t.sendSnapshot('peer', { ...heartbeat(6, 2), type: RaftMessageType.RAFT_MESSAGE_TYPE_SNAPSHOT }, Buffer.from('whatever'));
-      await waitFor('snapshot report', () => snapshotReports.length === 1);
+      await waitFor('snapshot report', () => snapshotReports.length === 1, 10_000, 20);
     } finally {
       refuseSnapshots = false;
     }

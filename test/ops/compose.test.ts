@@ -8,7 +8,9 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { load } from 'js-yaml';
 import { runCli } from '../support/cluster.js';
 import {
@@ -19,6 +21,12 @@ import {
 function metricsPortOf(service: ComposeService): number {
   const explicit = flagValue(service.command, '--metrics-port');
   return explicit !== undefined ? Number(explicit) : Number(flagValue(service.command, '--port')) + 1000;
+}
+
+/** The CLI command a service runs: its first word, or the first two for `certs create|show`. */
+function cliCommand(service: ComposeService): string {
+  const [first, second] = service.command;
+  return first === 'certs' && second !== undefined ? `certs ${second}` : first ?? '';
 }
 
 function healthcheckCommand(service: ComposeService): string {
@@ -35,10 +43,13 @@ describe('ops: docker-compose.yml and Dockerfile', function () {
 
   before(async () => {
     compose = readComposeFile();
+    const tlsCompose = readComposeFile(readFileSync(`${REPO_ROOT}docker-compose.tls.yml`, 'utf8'));
     const commands = new Set<string>();
-    for (const service of compose.services.values()) if (runsKvstore(service) && service.command[0] !== undefined) commands.add(service.command[0]);
+    for (const service of [...compose.services.values(), ...tlsCompose.services.values()]) {
+      if (runsKvstore(service) && service.command[0] !== undefined) commands.add(cliCommand(service));
+    }
     for (const command of commands) {
-      const result = await runCli([command, '--help']);
+      const result = await runCli([...command.split(' '), '--help']);
       // An unknown command's `--help` prints the root help: only the command's own usage counts.
       helpText.set(command, result.code === 0 && result.stdout.startsWith(`Usage: kvstore ${command} `) ? result.stdout : '');
     }
@@ -54,12 +65,14 @@ describe('ops: docker-compose.yml and Dockerfile', function () {
     }
   });
 
-  it('uses only commands and flags the CLI has', () => {
-    for (const service of compose.services.values()) {
+  it('uses only commands and flags the CLI has (docker-compose.yml and docker-compose.tls.yml)', () => {
+    const tlsCompose = readComposeFile(readFileSync(`${REPO_ROOT}docker-compose.tls.yml`, 'utf8'));
+    for (const service of [...compose.services.values(), ...tlsCompose.services.values()]) {
       if (!runsKvstore(service)) continue;
-      const [command, ...args] = service.command;
+      const command = cliCommand(service);
+      const args = service.command.slice(command.split(' ').length);
       expect(command, `${service.name}.command`).to.be.a('string');
-      const help = helpText.get(command ?? '') ?? '';
+      const help = helpText.get(command) ?? '';
       expect(help, `\`kvstore ${command} --help\` (service ${service.name})`).to.not.equal('');
       const known = new Set(help.match(/--[a-z][a-z-]*/g) ?? []);
       for (const arg of args) {
@@ -157,6 +170,14 @@ describe('ops: docker-compose.yml and Dockerfile', function () {
     expect(ignore).to.include.members(['node_modules', 'dist', '.git']);
   });
 
+  it('says --insecure on every server that listens beyond loopback in plaintext', () => {
+    for (const service of compose.services.values()) {
+      if (!runsKvstore(service) || !['manager', 'node'].includes(service.command[0] ?? '')) continue;
+      expect(flagValue(service.command, '--host'), `${service.name} --host`).to.equal('0.0.0.0');
+      expect(service.command, `${service.name} says --insecure`).to.include('--insecure');
+    }
+  });
+
   it('passes `docker compose config` when a compose binary is installed', function () {
     const candidates: [string, string[]][] = [['docker', ['compose']], ['docker-compose', []]];
     const found = candidates.find(([binary, prefix]) => spawnSync(binary, [...prefix, 'version'], { stdio: 'ignore' }).status === 0);
@@ -167,6 +188,98 @@ describe('ops: docker-compose.yml and Dockerfile', function () {
       return;
     }
     const [binary, prefix] = found;
-    execFileSync(binary, [...prefix, '-f', `${REPO_ROOT}docker-compose.yml`, '--profile', 'client', '--profile', 'prometheus', 'config', '-q'], { stdio: 'pipe' });
+    for (const file of ['docker-compose.yml', 'docker-compose.tls.yml']) {
+      execFileSync(binary, [...prefix, '-f', `${REPO_ROOT}${file}`, '--profile', 'client', '--profile', 'prometheus', 'config', '-q'], { stdio: 'pipe' });
+    }
+  });
+});
+
+describe('ops: docker-compose.tls.yml (mutual TLS, certificates made by a one-shot service)', function () {
+  this.timeout(60_000);
+  let compose: ComposeFile;
+  let plain: ComposeFile;
+  let dir: string;
+
+  before(() => {
+    compose = readComposeFile(readFileSync(`${REPO_ROOT}docker-compose.tls.yml`, 'utf8'));
+    plain = readComposeFile();
+    dir = mkdtempSync(join(tmpdir(), 'kvstore-compose-certs-'));
+  });
+
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const servers = (): ComposeService[] => [...compose.services.values()]
+    .filter((service) => runsKvstore(service) && ['manager', 'node'].includes(service.command[0] ?? ''));
+
+  it('runs the same manager and nodes as docker-compose.yml, with the TLS flags instead of --insecure', () => {
+    const strip = (command: string[]): string[] => {
+      const kept: string[] = [];
+      for (let i = 0; i < command.length; i++) {
+        const arg = command[i] ?? '';
+        if (['--tls-ca', '--tls-cert', '--tls-key'].includes(arg)) i++;
+        else if (arg !== '--insecure') kept.push(arg);
+      }
+      return kept;
+    };
+    expect(servers().map((service) => service.name)).to.deep.equal(['manager', 'n1', 'n2', 'n3', 'n4', 'n5']);
+    for (const service of servers()) {
+      expect(strip(service.command), `${service.name}: the plain file's command`).to.deep.equal(strip(plain.services.get(service.name)?.command ?? []));
+      expect(service.command, service.name).to.not.include('--insecure');
+      expect(flagValue(service.command, '--tls-ca')).to.equal('/certs/ca.crt');
+      expect(flagValue(service.command, '--tls-cert')).to.equal('/certs/server.crt');
+      expect(flagValue(service.command, '--tls-key')).to.equal('/certs/server.key');
+      expect(service.volumes, `${service.name} mounts the certificates read-only`).to.include('certs:/certs:ro');
+      expect(service.init, `${service.name}.init`).to.equal(true);
+    }
+    expect(compose.volumes.has('certs')).to.equal(true);
+  });
+
+  it('creates the certificates once, before the manager starts, valid for every service name', async () => {
+    const certs = compose.services.get('certs');
+    if (certs === undefined) throw new Error('no certs service');
+    expect(certs.command.slice(0, 2)).to.deep.equal(['certs', 'create']);
+    expect(flagValue(certs.command, '--dir')).to.equal('/certs');
+    expect(certs.command).to.include('--if-missing');
+    expect(certs.volumes).to.include('certs:/certs');
+    expect(compose.services.get('manager')?.dependsOn.get('certs')).to.equal('service_completed_successfully');
+    for (const node of nodeServices(compose)) expect(node.dependsOn.get('manager'), node.name).to.equal('service_healthy');
+    const hosts = (flagValue(certs.command, '--hosts') ?? '').split(',');
+    for (const service of servers()) expect(hosts, `--hosts names ${service.name}`).to.include(service.name);
+
+    // Run the service's command here, into a temporary dir standing in for the volume.
+    const args = [...certs.command];
+    args[args.indexOf('--dir') + 1] = dir;
+    const first = await runCli(args);
+    expect(first.code, first.stderr).to.equal(0);
+    const shown = await runCli(['certs', 'show', join(dir, 'server.crt'), '--json']);
+    expect(shown.code, shown.stderr).to.equal(0);
+    const summary = JSON.parse(shown.stdout) as { subjectAltNames: string[]; expiresInDays: number };
+    for (const service of servers()) expect(summary.subjectAltNames).to.include(`DNS:${service.name}`);
+    expect(summary.expiresInDays).to.be.greaterThan(365);
+    // A later `up` runs it again: it must succeed and keep the certificates every process holds.
+    const before = readFileSync(join(dir, 'ca.crt'), 'utf8');
+    const again = await runCli(args);
+    expect(again.code, again.stderr).to.equal(0);
+    expect(again.stdout).to.contain('nothing written');
+    expect(readFileSync(join(dir, 'ca.crt'), 'utf8')).to.equal(before);
+  });
+
+  it('drives the cluster with the client certificate', () => {
+    const client = compose.services.get('client');
+    if (client === undefined) throw new Error('no client service');
+    expect(client.command[0]).to.equal('driver');
+    expect(flagValue(client.command, '--tls-ca')).to.equal('/certs/ca.crt');
+    expect(flagValue(client.command, '--cert')).to.equal('/certs/client.crt');
+    expect(flagValue(client.command, '--key')).to.equal('/certs/client.key');
+    expect(client.volumes).to.include('certs:/certs:ro');
+  });
+
+  it('makes /certs in the image owned by the user the services run as, so the named volume is writable', () => {
+    const dockerfile = readFileSync(`${REPO_ROOT}Dockerfile`, 'utf8');
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    expect(runtime).to.match(/mkdir -p [^\n]*\/certs/);
+    expect(runtime).to.match(/chown node:node [^\n]*\/certs/);
   });
 });

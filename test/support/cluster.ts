@@ -13,14 +13,17 @@ import { join } from 'node:path';
 import { KVClient, ManagerConnection, type KVClientOptions } from '../../src/client/index.js';
 import { clusterStatusJson, type ClusterStatusJson } from '../../src/cli/status-util.js';
 import {
+  certsDir,
   childCommand,
   CLI_MAIN_SCRIPT,
   connectManager,
+  localClusterSecurity,
   Launcher,
   MANAGER_NAME,
   managerAddress,
   nodeName,
   waitForLeaders,
+  type ClientCredentials,
   type ClusterProcess,
   type ClusterSpec,
   type Endpoint,
@@ -85,6 +88,10 @@ export interface TestClusterOptions {
   downAfterSeconds?: number;
   /** Wait for every shard to have a leader before returning from start (default true). */
   waitForLeaders?: boolean;
+  /** Mutual TLS, certificates made in `DIR/certs` (as `kvstore cluster --tls`); clients, `cli()` and the map use the client certificate. */
+  tls?: boolean;
+  /** `--auth-token-file` for every process; without TLS, clients, `cli()` and the map send its first token. */
+  authTokenFile?: string;
 }
 
 /** A manager plus storage nodes as real processes, started by src/cluster's {@link Launcher}. */
@@ -97,6 +104,8 @@ export class TestCluster {
   readonly replicas: number;
   readonly downAfterSeconds: number;
   readonly managerAddress: string;
+  /** What this test presents to the cluster (the client certificate, the token); empty for a plaintext, open cluster. */
+  credentials: ClientCredentials = {};
   private readonly spec: ClusterSpec;
   private readonly launcher: Launcher;
   /** Where each node listens, by id: fresh ports per node, kept across restarts. */
@@ -135,6 +144,11 @@ export class TestCluster {
     const [port, metricsPort] = [await freePort(), await freePort()];
     const cluster = new TestCluster(options, { port, metricsPort });
     try {
+      if (options.tls === true || options.authTokenFile !== undefined) {
+        const security = await localClusterSecurity(cluster.dir, { tls: options.tls === true, authTokenFile: options.authTokenFile });
+        cluster.spec.security = security.server;
+        cluster.credentials = security.client;
+      }
       cluster.launcher.start(childCommand(cluster.spec, MANAGER_NAME));
       for (let i = 0; i < options.nodes; i++) await cluster.addNode({ waitForRegistration: false });
       if (options.waitForLeaders ?? true) await cluster.waitForLeaders(60_000);
@@ -198,6 +212,11 @@ export class TestCluster {
     this.connection = undefined;
   }
 
+  /** The PID of the running manager, or undefined. */
+  managerPid(): number | undefined {
+    return this.launcher.find(MANAGER_NAME)?.pid;
+  }
+
   /** Starts the manager again with the same port and data dir. */
   restartManager(): void {
     this.launcher.get(MANAGER_NAME).start();
@@ -205,7 +224,7 @@ export class TestCluster {
 
   /** The manager's cluster map. */
   async clusterMap(): Promise<GetClusterMapResponse> {
-    this.connection ??= connectManager({ address: this.managerAddress });
+    this.connection ??= connectManager({ address: this.managerAddress, credentials: this.credentials });
     return this.connection.getClusterMap(3000);
   }
 
@@ -216,7 +235,7 @@ export class TestCluster {
 
   /** Waits until every shard has a leader (src/cluster's readiness poll). */
   async waitForLeaders(deadlineMs: number): Promise<ClusterStatusJson> {
-    const outcome = await waitForLeaders({ address: this.managerAddress }, { timeoutMs: deadlineMs, fetchTimeoutMs: 3000 });
+    const outcome = await waitForLeaders({ address: this.managerAddress, credentials: this.credentials }, { timeoutMs: deadlineMs, fetchTimeoutMs: 3000 });
     if (!outcome.ready) {
       const why = outcome.lastError === undefined ? '' : ` (last error: ${outcome.lastError.message})`;
       throw new Error(`timed out after ${deadlineMs} ms waiting for every shard to have a leader${why}`);
@@ -226,14 +245,26 @@ export class TestCluster {
 
   /** A KVClient for this cluster, finalized by {@link stopAll}. */
   client(options: Partial<KVClientOptions> = {}): KVClient {
-    const client = new KVClient({ manager: this.managerAddress, ...options });
+    const client = new KVClient({ manager: this.managerAddress, ...this.credentials, ...options });
     this.clients.push(client);
     return client;
   }
 
-  /** Runs the CLI with `--manager` pointing at this cluster appended. */
-  cli(args: string[], options: { input?: string | Uint8Array; timeoutMs?: number } = {}): Promise<CliResult> {
-    return runCli([...args, '--manager', this.managerAddress], options);
+  /**
+   * Runs the CLI with `--manager` pointing at this cluster appended, and this test's credentials
+   * (`--tls-ca`/`--cert`/`--key` of a TLS cluster, `--token` of a token-only one) unless `bare`.
+   */
+  cli(args: string[], options: { input?: string | Uint8Array; timeoutMs?: number; bare?: boolean } = {}): Promise<CliResult> {
+    return runCli([...args, '--manager', this.managerAddress, ...(options.bare === true ? [] : this.credentialArgs())], options);
+  }
+
+  /** The client flags that present this test's credentials. */
+  credentialArgs(): string[] {
+    const certs = certsDir(this.dir);
+    if (this.credentials.tls !== undefined) {
+      return ['--tls-ca', join(certs, 'ca.crt'), '--cert', join(certs, 'client.crt'), '--key', join(certs, 'client.key')];
+    }
+    return this.credentials.token === undefined ? [] : ['--token', this.credentials.token];
   }
 
   /** The last `lines` lines of the cluster log. */
