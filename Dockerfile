@@ -23,8 +23,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
 RUN ln -s /app/dist/src/cli/main.js /usr/local/bin/kvstore \
-  && mkdir -p /data /certs \
-  && chown node:node /data /certs
+  && mkdir -p /data /certs /ca /server-certs /client-certs \
+  && chown node:node /data /certs /ca /server-certs /client-certs
 USER node
 VOLUME ["/data"]
 # gRPC (manager 7000, nodes 7001…) and metrics (gRPC port + 1000).

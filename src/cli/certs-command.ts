@@ -17,15 +17,20 @@ export function registerCertsCommand(program: Command): void {
     .option('--hosts <list>', 'comma-separated host names and IP addresses the servers are reached at (localhost and 127.0.0.1 are always in)', '')
     .option('--overwrite', 'replace existing server and client certificates')
     .option('--if-missing', 'do nothing (exit 0) when DIR already holds every file: for a one-shot container run on every start')
-    .action(async (flags: { dir: string; hosts: string; overwrite?: boolean; ifMissing?: boolean }) => {
+    .option('--server-dir <dir>', 'also copy ca.crt, server.crt and server.key here (what servers mount: no CA key, no client key)')
+    .option('--client-dir <dir>', 'also copy ca.crt, client.crt and client.key here (what clients mount)')
+    .action(async (flags: { dir: string; hosts: string; overwrite?: boolean; ifMissing?: boolean; serverDir?: string; clientDir?: string }) => {
       try {
         if (flags.dir.trim() === '') throw new BadInputError('--dir wants a directory');
         if (flags.overwrite === true && flags.ifMissing === true) throw new BadInputError('--overwrite and --if-missing contradict each other');
         const created = await createCertificates({
           dir: flags.dir, hosts: parseHosts(flags.hosts), overwrite: flags.overwrite === true, ifMissing: flags.ifMissing === true,
+          ...(flags.serverDir === undefined ? {} : { serverDir: flags.serverDir }),
+          ...(flags.clientDir === undefined ? {} : { clientDir: flags.clientDir }),
         });
-        if (created.written.length === 0) {
-          process.stdout.write(`${flags.dir} already holds every certificate; nothing written\n`);
+        if (created.serverNames.length === 0) {
+          process.stdout.write(`${flags.dir} already holds every certificate; nothing new made\n`);
+          for (const path of created.written) process.stdout.write(`copied ${path}\n`);
           return;
         }
         process.stdout.write(`${created.createdCa ? 'created a new CA' : 'signed with the existing CA'} in ${flags.dir}\n`);

@@ -128,6 +128,9 @@ export class Manager {
         if (error === null) resolve(bound);
         else reject(new ManagerError('BIND_FAILED', `cannot listen on ${options.host}:${options.port}: ${bindFailure(error)}`, { cause: error }));
       });
+    }).catch((error: unknown) => {
+      security.close(); // stop watching the token file of a manager that never started
+      throw error;
     });
     const manager = new Manager(options, state, store, server, port, log, security);
     server.addService(ManagerServiceService, manager.serviceImplementation());

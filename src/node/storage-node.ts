@@ -178,14 +178,18 @@ export class StorageNode {
       ...RAFT_CHANNEL_OPTIONS,
       // One receive limit for both services: what Raft needs; the client service's own are checked before decoding.
       'grpc.max_receive_message_length': SERVER_MAX_RECEIVE_MESSAGE_BYTES,
-      // Authentication first: an unauthenticated call takes no admission slot.
-      interceptors: [...security.interceptors(), clientCallInterceptor(admission, (reason) => refused(reason))],
+      // grpc-js runs the last interceptor outermost: authentication first, so an unauthenticated
+      // call takes no admission slot and is told UNAUTHENTICATED even when the node is saturated.
+      interceptors: [clientCallInterceptor(admission, (reason) => refused(reason)), ...security.interceptors()],
     });
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(`${listenHost}:${options.port}`, security.credentials(), (error, bound) => {
         if (error !== null) reject(error);
         else resolve(bound);
       });
+    }).catch((error: unknown) => {
+      security.close(); // stop watching the token file of a node that never started
+      throw error;
     });
     const address = options.advertise ?? `${listenHost}:${port}`;
     const node = new StorageNode(options, server, state, peers, storage, admission, port, address, security);

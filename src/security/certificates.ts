@@ -5,13 +5,14 @@
  * `ca.key`, `server.crt`, `server.key`, `client.crt`, `client.key`.
  *
  * Keys are ECDSA P-256 with SHA-256 signatures: what every TLS stack speaks, small and fast to
- * handshake. Lifetimes follow CockroachDB's: the CA ten years, the leaf certificates five. The
+ * handshake. The CA is valid ten years; the server and client certificates 825 days (the longest
+ * Apple's TLS clients accept for a server certificate), never past the CA's own expiry. The
  * X.509 encoding is @peculiar/x509's over Node's WebCrypto (loaded only when certificates are made,
  * so no other command pays for it); reading certificates uses `node:crypto`'s X509Certificate.
  */
 import { X509Certificate, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 
@@ -28,8 +29,8 @@ export const CERT_FILES = {
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** How long the CA is valid. */
 export const CA_LIFETIME_DAYS = 3650;
-/** How long the server and client certificates are valid. */
-export const LEAF_LIFETIME_DAYS = 1825;
+/** How long the server and client certificates are valid (at most; never past the CA's expiry). */
+export const LEAF_LIFETIME_DAYS = 825;
 /** Names every server certificate carries, so local clusters and health checks verify. */
 const LOCAL_HOSTS = ['localhost', '127.0.0.1', '::1'];
 /** A host name as an X.509 DNS SAN may hold it (letters, digits, '-', '.', a leading '*.' wildcard). */
@@ -48,6 +49,13 @@ export interface CreateCertificatesOptions {
   overwrite?: boolean;
   /** Write nothing, and succeed, when every file is already there (a one-shot container run again). */
   ifMissing?: boolean;
+  /**
+   * Also copy `ca.crt`, `server.crt` and `server.key` here: what the manager and nodes mount, without
+   * the CA's key or the client's (`docker-compose.tls.yml`). Refreshed on every run.
+   */
+  serverDir?: string;
+  /** Also copy `ca.crt`, `client.crt` and `client.key` here: what clients mount. Refreshed on every run. */
+  clientDir?: string;
   /** The clock (tests). */
   now?: Date;
 }
@@ -109,9 +117,12 @@ async function importKeyPem(pem: string, path: string): Promise<webcrypto.Crypto
   }
 }
 
+/** Writes a key readable by its owner only: a new file made 0600, renamed over any old one (never briefly wider). */
 async function writeSecret(path: string, text: string): Promise<void> {
-  await writeFile(path, text, { mode: 0o600 });
-  await chmod(path, 0o600);
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, text, { mode: 0o600, flag: 'w' });
+  await chmod(temporary, 0o600);
+  await rename(temporary, path);
 }
 
 /**
@@ -126,7 +137,7 @@ export async function createCertificates(options: CreateCertificatesOptions): Pr
   const leaves = [CERT_FILES.serverCert, CERT_FILES.serverKey, CERT_FILES.clientCert, CERT_FILES.clientKey];
   const existing = leaves.filter((name) => existsSync(path(name)));
   if (options.ifMissing === true && existing.length === leaves.length && existsSync(path(CERT_FILES.ca))) {
-    return { createdCa: false, written: [], serverNames: [] };
+    return { createdCa: false, written: await exportSets(dir, options), serverNames: [] };
   }
   if (existing.length > 0 && options.overwrite !== true) {
     throw new CertificateError(`${dir} already holds ${existing.join(', ')}; pass --overwrite to replace them (the CA is kept)`);
@@ -153,6 +164,9 @@ export async function createCertificates(options: CreateCertificatesOptions): Pr
       throw new CertificateError(`${path(CERT_FILES.ca)}: not a PEM certificate (${(error as Error).message})`);
     }
     caKey = await importKeyPem(await readFile(path(CERT_FILES.caKey), 'utf8'), path(CERT_FILES.caKey));
+    if (ca.notAfter.getTime() <= now.getTime()) {
+      throw new CertificateError(`the CA in ${dir} expired on ${ca.notAfter.toISOString()}: move ca.crt and ca.key away to make a new one (and new certificates for every process)`);
+    }
   } else {
     const keys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
     ca = await x509.X509CertificateGenerator.createSelfSigned({
@@ -193,7 +207,7 @@ export async function createCertificates(options: CreateCertificatesOptions): Pr
       subject: subject,
       issuer: ca.subject,
       notBefore,
-      notAfter: new Date(now.getTime() + LEAF_LIFETIME_DAYS * DAY_MS),
+      notAfter: new Date(Math.min(now.getTime() + LEAF_LIFETIME_DAYS * DAY_MS, ca.notAfter.getTime())),
       signingAlgorithm: ALGORITHM,
       publicKey: keys.publicKey,
       signingKey: caKey,
@@ -209,7 +223,28 @@ export async function createCertificates(options: CreateCertificatesOptions): Pr
   await writeFile(path(CERT_FILES.clientCert), client.cert);
   await writeSecret(path(CERT_FILES.clientKey), client.key);
   written.push(path(CERT_FILES.serverCert), path(CERT_FILES.serverKey), path(CERT_FILES.clientCert), path(CERT_FILES.clientKey));
+  written.push(...await exportSets(dir, options));
   return { createdCa: !hasCa, written, serverNames };
+}
+
+/** Copies the servers' and the clients' sets out of `dir` (see {@link CreateCertificatesOptions.serverDir}). */
+async function exportSets(dir: string, options: CreateCertificatesOptions): Promise<string[]> {
+  const written: string[] = [];
+  const sets: [string | undefined, string, string][] = [
+    [options.serverDir, CERT_FILES.serverCert, CERT_FILES.serverKey],
+    [options.clientDir, CERT_FILES.clientCert, CERT_FILES.clientKey],
+  ];
+  for (const [target, cert, key] of sets) {
+    if (target === undefined) continue;
+    await mkdir(target, { recursive: true, mode: 0o700 });
+    for (const name of [CERT_FILES.ca, cert]) {
+      await copyFile(join(dir, name), join(target, name));
+      written.push(join(target, name));
+    }
+    await writeSecret(join(target, key), await readFile(join(dir, key), 'utf8'));
+    written.push(join(target, key));
+  }
+  return written;
 }
 
 /** What `kvstore certs show` prints of a certificate. */

@@ -69,8 +69,8 @@ export interface ServerSecurityOptions {
   watchTokenFile?: boolean;
   /**
    * The methods only cluster processes call (Raft traffic, node registration and heartbeats). With
-   * TLS they need a certificate made for a server (extended key usage serverAuth, or none given):
-   * a client certificate or a token admits a client, not a peer.
+   * TLS they need a certificate made for a server (extended key usage serverAuth, stated): a client
+   * certificate or a token admits a client, not a peer.
    */
   peerMethods?: (path: string) => boolean;
 }
@@ -98,7 +98,8 @@ export class ServerSecurity {
       // Editing the file is a reload the user triggers without a signal: what a container with a
       // mounted secret, or `kvstore cluster` (whose SIGHUP means stop), can do.
       this.watching = (current, previous) => {
-        if (current.mtimeMs === previous.mtimeMs && current.size === previous.size) return;
+        // A file swapped in whole (`cp -p`, a Kubernetes secret's symlink flip) may keep mtime and size.
+        if (current.mtimeMs === previous.mtimeMs && current.size === previous.size && current.ino === previous.ino && current.ctimeMs === previous.ctimeMs) return;
         try {
           this.log.info('auth tokens reloaded: the file changed', { file: tokens.path, tokens: this.reload() });
         } catch (error) {
@@ -155,10 +156,13 @@ export class ServerSecurity {
   /** Why the call is refused, or undefined when it is admitted. */
   private refusal(path: string, call: ServerInterceptingCallInterface, metadata: Metadata): string | undefined {
     if (this.tls !== undefined && this.peerMethods(path)) {
+      // Only ever `sslPeerCertificate`: grpc-js sets it only for a peer OpenSSL verified against the
+      // CA in this handshake. (`socket.authorized` alone can be true for a resumed TLS 1.3 session
+      // that presented no certificate.)
       const certificate = call.getAuthContext().sslPeerCertificate;
       if (certificate === undefined) return 'a cluster method: needs a server certificate signed by the cluster CA';
       const usages = (certificate as { ext_key_usage?: string[] }).ext_key_usage;
-      if (usages !== undefined && !usages.includes(SERVER_AUTH_OID)) {
+      if (usages?.includes(SERVER_AUTH_OID) !== true) {
         return 'a cluster method: the certificate is not a server certificate (extended key usage lacks serverAuth)';
       }
       return undefined;

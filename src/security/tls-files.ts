@@ -55,6 +55,7 @@ function parseCertificate(pem: Buffer, what: string): X509Certificate {
  * Only certificates the CA signed directly are accepted (no intermediates), as `certs create` makes them.
  */
 export function certificateProblem(certificate: X509Certificate, ca: X509Certificate, now: number): string | undefined {
+  if (now > Date.parse(ca.validTo)) return `the cluster CA expired on ${new Date(ca.validTo).toISOString()}`;
   if (!certificate.checkIssued(ca) || !certificate.verify(ca.publicKey)) {
     return `certificate "${certificate.subject.replace(/\n/g, ', ')}" is not signed by the cluster CA "${ca.subject.replace(/\n/g, ', ')}"`;
   }
@@ -77,8 +78,10 @@ export function loadServerTls(paths: TlsPaths, warn: (message: string, fields: R
     throw new TlsConfigError(`--tls-ca, --tls-cert and --tls-key go together: missing ${missing.join(', ')}`);
   }
   const material = loadTls(paths.ca as string, paths.cert as string, paths.key as string, '--tls-ca', '--tls-cert', '--tls-key', now);
-  const days = Math.floor((Date.parse(material.certificate.validTo) - now) / DAY_MS);
-  if (days < EXPIRY_WARNING_DAYS) warn('TLS certificate expires soon', { file: paths.cert, expires: new Date(material.certificate.validTo).toISOString(), days });
+  for (const [file, certificate, what] of [[paths.cert, material.certificate, 'TLS certificate'], [paths.ca, material.caCertificate, 'cluster CA']] as const) {
+    const days = Math.floor((Date.parse(certificate.validTo) - now) / DAY_MS);
+    if (days < EXPIRY_WARNING_DAYS) warn(`${what} expires soon`, { file, expires: new Date(certificate.validTo).toISOString(), days });
+  }
   return material;
 }
 

@@ -3,8 +3,8 @@
  * `#` ignored. Several tokens may be valid at once, which is how a token is rotated: add the new one,
  * reload (SIGHUP), move the clients over, remove the old one, reload again.
  *
- * Only SHA-256 digests are kept in memory, compared in constant time, so neither the comparison's
- * timing nor a heap dump gives a token away.
+ * Tokens are compared as SHA-256 digests in constant time, so the comparison's timing gives none
+ * away. The first token is kept as it is too: a node sends it when it calls another process.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -10,6 +10,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
@@ -21,6 +22,19 @@ import { freePort, MAIN_SCRIPT, printTailOnFailure, runCli, TestCluster } from '
 import { waitFor } from '../support/wait-for.js';
 
 const TOKEN = 'first-token-0123456789';
+
+/** GET over HTTPS trusting `ca`. */
+function httpsGet(url: string, ca: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(url, { ca }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
 const ROTATED = 'rotated-token-0123456789';
 
 /** A server process started by this test, stopped by its PID; its output collected. */
@@ -165,13 +179,24 @@ describe('integration: TLS and authentication (real processes)', function () {
   it('`kvstore cluster --tls` makes DATA_DIR/certs and serves clients with the client certificate', async () => {
     const port = await freePort();
     const data = join(dir, 'cluster-tls');
-    const local = new Started(['cluster', '--tls', '--nodes', '3', '--replicas', '3', '--shards', '4', '--port', String(port), '--data-dir', data]);
+    const local = new Started(['cluster', '--tls', '--metrics-tls', '--nodes', '3', '--replicas', '3', '--shards', '4', '--port', String(port), '--data-dir', data]);
     started.push(local);
     await waitFor('the ready line', () => local.output.includes(`ready manager=127.0.0.1:${port}`), 60_000);
     const flags = ['--manager', `127.0.0.1:${port}`, '--tls-ca', join(data, 'certs', 'ca.crt'), '--cert', join(data, 'certs', 'client.crt'), '--key', join(data, 'certs', 'client.key')];
     expect((await runCli(['put', 'k', 'v', ...flags])).code).to.equal(0);
     expect((await runCli(['get', 'k', ...flags])).stdout).to.equal('v\n');
     expect((await runCli(['get', 'k', '--manager', `127.0.0.1:${port}`])).code).to.equal(5);
+    // --metrics-tls: the metrics endpoint answers HTTPS with the cluster's certificate, not HTTP.
+    const metrics = await httpsGet(`https://127.0.0.1:${port + 1001}/metrics`, readFileSync(join(data, 'certs', 'ca.crt')));
+    expect(metrics.status).to.equal(200);
+    expect(metrics.body).to.match(/^kvstore_node_/m);
+    let plainFailed = false;
+    try {
+      await fetch(`http://127.0.0.1:${port + 1001}/metrics`);
+    } catch {
+      plainFailed = true;
+    }
+    expect(plainFailed, 'plain HTTP to an HTTPS metrics port').to.equal(true);
   });
 
   it('warns once when a plaintext server listens beyond loopback, unless --insecure', async () => {

@@ -8,7 +8,7 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
@@ -230,40 +230,53 @@ describe('ops: docker-compose.tls.yml (mutual TLS, certificates made by a one-sh
       expect(flagValue(service.command, '--tls-ca')).to.equal('/certs/ca.crt');
       expect(flagValue(service.command, '--tls-cert')).to.equal('/certs/server.crt');
       expect(flagValue(service.command, '--tls-key')).to.equal('/certs/server.key');
-      expect(service.volumes, `${service.name} mounts the certificates read-only`).to.include('certs:/certs:ro');
+      expect(service.volumes, `${service.name} mounts the servers' certificates read-only`).to.deep.equal([
+        ...service.volumes.filter((volume) => !volume.endsWith(':/certs:ro')), 'server-certs:/certs:ro',
+      ]);
       expect(service.init, `${service.name}.init`).to.equal(true);
     }
-    expect(compose.volumes.has('certs')).to.equal(true);
+    for (const volume of ['ca', 'server-certs', 'client-certs']) expect(compose.volumes.has(volume), volume).to.equal(true);
+    // The CA's key is in the `ca` volume, which only the one-shot certs service mounts.
+    for (const service of compose.services.values()) {
+      if (service.name !== 'certs') expect(service.volumes.some((volume) => volume.startsWith('ca:')), service.name).to.equal(false);
+    }
   });
 
   it('creates the certificates once, before the manager starts, valid for every service name', async () => {
     const certs = compose.services.get('certs');
     if (certs === undefined) throw new Error('no certs service');
     expect(certs.command.slice(0, 2)).to.deep.equal(['certs', 'create']);
-    expect(flagValue(certs.command, '--dir')).to.equal('/certs');
+    expect(flagValue(certs.command, '--dir')).to.equal('/ca');
+    expect(flagValue(certs.command, '--server-dir')).to.equal('/server-certs');
+    expect(flagValue(certs.command, '--client-dir')).to.equal('/client-certs');
     expect(certs.command).to.include('--if-missing');
-    expect(certs.volumes).to.include('certs:/certs');
+    expect(certs.volumes).to.include.members(['ca:/ca', 'server-certs:/server-certs', 'client-certs:/client-certs']);
     expect(compose.services.get('manager')?.dependsOn.get('certs')).to.equal('service_completed_successfully');
     for (const node of nodeServices(compose)) expect(node.dependsOn.get('manager'), node.name).to.equal('service_healthy');
     const hosts = (flagValue(certs.command, '--hosts') ?? '').split(',');
     for (const service of servers()) expect(hosts, `--hosts names ${service.name}`).to.include(service.name);
 
-    // Run the service's command here, into a temporary dir standing in for the volume.
+    // Run the service's command here, into temporary dirs standing in for the volumes.
     const args = [...certs.command];
-    args[args.indexOf('--dir') + 1] = dir;
+    for (const [flag, name] of [['--dir', 'ca'], ['--server-dir', 'server-certs'], ['--client-dir', 'client-certs']] as const) {
+      args[args.indexOf(flag) + 1] = join(dir, name);
+    }
     const first = await runCli(args);
     expect(first.code, first.stderr).to.equal(0);
-    const shown = await runCli(['certs', 'show', join(dir, 'server.crt'), '--json']);
+    expect(readdirSync(join(dir, 'server-certs')).sort()).to.deep.equal(['ca.crt', 'server.crt', 'server.key']);
+    expect(readdirSync(join(dir, 'client-certs')).sort()).to.deep.equal(['ca.crt', 'client.crt', 'client.key']);
+    expect(statSync(join(dir, 'server-certs', 'server.key')).mode & 0o077, 'server.key readable by its owner only').to.equal(0);
+    const shown = await runCli(['certs', 'show', join(dir, 'server-certs', 'server.crt'), '--json']);
     expect(shown.code, shown.stderr).to.equal(0);
     const summary = JSON.parse(shown.stdout) as { subjectAltNames: string[]; expiresInDays: number };
     for (const service of servers()) expect(summary.subjectAltNames).to.include(`DNS:${service.name}`);
     expect(summary.expiresInDays).to.be.greaterThan(365);
     // A later `up` runs it again: it must succeed and keep the certificates every process holds.
-    const before = readFileSync(join(dir, 'ca.crt'), 'utf8');
+    const before = readFileSync(join(dir, 'server-certs', 'server.crt'), 'utf8');
     const again = await runCli(args);
     expect(again.code, again.stderr).to.equal(0);
-    expect(again.stdout).to.contain('nothing written');
-    expect(readFileSync(join(dir, 'ca.crt'), 'utf8')).to.equal(before);
+    expect(again.stdout).to.contain('nothing new made');
+    expect(readFileSync(join(dir, 'server-certs', 'server.crt'), 'utf8')).to.equal(before);
   });
 
   it('drives the cluster with the client certificate', () => {
@@ -273,13 +286,15 @@ describe('ops: docker-compose.tls.yml (mutual TLS, certificates made by a one-sh
     expect(flagValue(client.command, '--tls-ca')).to.equal('/certs/ca.crt');
     expect(flagValue(client.command, '--cert')).to.equal('/certs/client.crt');
     expect(flagValue(client.command, '--key')).to.equal('/certs/client.key');
-    expect(client.volumes).to.include('certs:/certs:ro');
+    expect(client.volumes).to.include('client-certs:/certs:ro');
   });
 
-  it('makes /certs in the image owned by the user the services run as, so the named volume is writable', () => {
+  it('makes the volumes\' mount points in the image, owned by the user the services run as, so the named volumes are writable', () => {
     const dockerfile = readFileSync(`${REPO_ROOT}Dockerfile`, 'utf8');
     const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
-    expect(runtime).to.match(/mkdir -p [^\n]*\/certs/);
-    expect(runtime).to.match(/chown node:node [^\n]*\/certs/);
+    for (const mount of ['/certs', '/ca', '/server-certs', '/client-certs']) {
+      expect(runtime).to.match(new RegExp(`mkdir -p [^\\n]*${mount}( |$)`, 'm'));
+      expect(runtime).to.match(new RegExp(`chown node:node [^\\n]*${mount}( |$)`, 'm'));
+    }
   });
 });

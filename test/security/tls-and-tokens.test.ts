@@ -88,7 +88,7 @@ describe('security: certificates, tokens and the per-call check', function () {
       const server = await describeCertificate(join(cluster, 'server.crt'));
       expect(server.subjectAltNames).to.include.members(['DNS:kv.example', 'IP Address:10.1.2.3', 'DNS:localhost', 'IP Address:127.0.0.1']);
       expect(server.isCa).to.equal(false);
-      expect(server.expiresInDays).to.be.within(1800, 1826);
+      expect(server.expiresInDays).to.be.within(820, 825);
       const ca = await describeCertificate(join(cluster, 'ca.crt'));
       expect(ca.isCa).to.equal(true);
       expect(server.issuer).to.equal(ca.subject);
@@ -111,6 +111,31 @@ describe('security: certificates, tokens and the per-call check', function () {
       expect(again.createdCa).to.equal(false);
       expect(readFileSync(join(cluster, 'ca.crt'), 'utf8')).to.equal(ca);
       expect(material(cluster)?.certificate.checkIssued(material(cluster)?.caCertificate as never)).to.equal(true);
+    });
+
+    it('never issues a certificate that outlives its CA, warns before the CA expires, and refuses an expired CA', async () => {
+      const day = 24 * 60 * 60 * 1000;
+      const aging = join(root, 'aging');
+      await createCertificates({ dir: aging, now: new Date(Date.now() - 3620 * day) }); // the CA has ~30 days left
+      await createCertificates({ dir: aging, overwrite: true });
+      const ca = await describeCertificate(join(aging, 'ca.crt'));
+      const server = await describeCertificate(join(aging, 'server.crt'));
+      expect(server.notAfter <= ca.notAfter, `${server.notAfter} after the CA's ${ca.notAfter}`).to.equal(true);
+      const warnings: string[] = [];
+      loadServerTls({ ca: join(aging, 'ca.crt'), cert: join(aging, 'server.crt'), key: join(aging, 'server.key') }, (message) => warnings.push(message));
+      expect(warnings).to.include('cluster CA expires soon');
+
+      const expired = join(root, 'expired');
+      await createCertificates({ dir: expired, now: new Date(Date.now() - 3700 * day) });
+      let refused: unknown;
+      try {
+        await createCertificates({ dir: expired, overwrite: true });
+      } catch (error) {
+        refused = error;
+      }
+      expect((refused as Error | undefined)?.message).to.match(/the CA in .* expired on/);
+      expect(() => loadServerTls({ ca: join(expired, 'ca.crt'), cert: join(expired, 'server.crt'), key: join(expired, 'server.key') }, () => undefined))
+        .to.throw(TlsConfigError, /the cluster CA expired on/);
     });
 
     it('rejects a --hosts entry that is neither a name nor an address', () => {
