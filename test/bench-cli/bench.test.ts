@@ -78,6 +78,24 @@ describe('kvstore bench', function () {
     }
   });
 
+  it('--tls: runs its local cluster with mutual TLS, the workers presenting the client certificate, and says so in results.json', async () => {
+    const out = join(privateTmp, 'out-tls');
+    const result = await runCli(
+      ['bench', '--tls', '--nodes', '2', '--replicas', '2', '--shards', '4', '--ops', '300', '--keys', '100', '--clients', '2',
+        '--concurrency', '8', '--out', out],
+      { env: { ...process.env, TMPDIR: privateTmp }, timeoutMs: 200_000 },
+    );
+    const leaked = killProcessesUsing(privateTmp);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(leaked, 'processes still running after the bench exited').to.deep.equal([]);
+    expect(result.stderr).to.include('4 shards, TLS');
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { settings: Record<string, unknown>; runs: Record<string, unknown>[] };
+    expect(results.settings['tls']).to.equal(true);
+    expect(results.runs[0]?.['ops']).to.equal(300);
+    expect(results.runs[0]?.['errors']).to.equal(0);
+    expect(JSON.stringify(results), 'no key material in results.json').to.not.match(/PRIVATE KEY|BEGIN CERTIFICATE/);
+  });
+
   it('refuses bad flags with exit 2 and one line', async () => {
     const tooManyReplicas = await runCli(['bench', '--nodes', '3', '--replicas', '1,5']);
     expect(tooManyReplicas.code).to.equal(2);
@@ -88,6 +106,12 @@ describe('kvstore bench', function () {
     const leaseClash = await runCli(['bench', '--manager', '127.0.0.1:1', '--no-lease-reads']);
     expect(leaseClash.code).to.equal(2);
     expect(leaseClash.stderr).to.match(/drop --no-lease-reads/);
+    const tlsClash = await runCli(['bench', '--manager', '127.0.0.1:1', '--tls']);
+    expect(tlsClash.code).to.equal(2);
+    expect(tlsClash.stderr).to.match(/with --manager give --tls-ca/);
+    const caWithoutManager = await runCli(['bench', '--tls-ca', '/nonexistent/ca.crt']);
+    expect(caWithoutManager.code).to.equal(2);
+    expect(caWithoutManager.stderr).to.match(/are for --manager; local clusters take --tls/);
     const badWarmup = await runCli(['bench', '--warmup', '-1']);
     expect(badWarmup.code).to.equal(2);
     expect(badWarmup.stderr).to.match(/--warmup/);

@@ -96,6 +96,16 @@ describe('integration: TLS and authentication (real processes)', function () {
     expect(byToken.stdout).to.equal('two\n');
     const tokenClient = cluster!.client({ tls: { ca: readFileSync(join(certs(), 'ca.crt')) }, token: TOKEN });
     expect(await tokenClient.get('tls-a')).to.equal('one');
+    // The other client-side commands take the same flags.
+    const status = await cluster!.cli(['status', '--json']);
+    expect(status.code, status.stderr).to.equal(0);
+    expect((JSON.parse(status.stdout) as { shardCount: number }).shardCount).to.equal(8);
+    expect((await cluster!.cli(['status', '--wait', '--timeout', '10'])).code).to.equal(0);
+    const driver = await cluster!.cli(['driver', '--shoppers', '2', '--carts', '4', '--ops', '40'], { timeoutMs: 60_000 });
+    expect(driver.code, driver.stderr).to.equal(0);
+    expect(driver.stdout).to.include('lost updates: 0');
+    const unauthenticatedWait = await cluster!.cli(['status', '--wait', '--timeout', '30', ...caArgs()], { bare: true });
+    expect(unauthenticatedWait.code, 'status --wait stops at once when refused').to.equal(5);
   });
 
   it('refuses no token, a wrong token, an untrusted certificate and a plaintext client with UNAUTHENTICATED (exit 5), and logs who', async () => {
