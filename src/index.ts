@@ -5,7 +5,7 @@
  * import { KVClient, KVError } from 'kvstore';
  * ```
  */
-export { KVClient, KVError, isKVError, KV_ERROR_CODES } from './client/index.js';
+export { KVClient, KVError, isKVError, KV_ERROR_CODES, MAX_MANY_KEYS } from './client/index.js';
 export type {
   KVClientOptions,
   CallOptions,
@@ -18,4 +18,7 @@ export type {
   ClientLogger,
   LogFields,
   ClientTls,
+  KVGetManyResult,
+  KVPutManyResult,
+  KVDeleteManyResult,
 } from './client/index.js';

@@ -3,13 +3,15 @@
  * 0 ok, 1 not found, 2 bad input, 3 unavailable or timed out, 4 conflict, 5 not authenticated (DESIGN.md §6).
  */
 import type { Command } from 'commander';
-import { KVClient, type KVValue } from '../client/index.js';
+import { KVClient, type KVEntry, type KVValue } from '../client/index.js';
 import { isValidUtf8 } from '../common/index.js';
 import {
   addManagerOption,
   checkAddress,
   EXIT,
+  exitCodeFor,
   failWith,
+  oneLine,
   parseInteger,
   parseSeconds,
   readStdin,
@@ -33,32 +35,41 @@ export function registerClientCommands(program: Command): void {
       });
     });
 
-  withClientFlags(program.command('get').description('print the value of KEY; "not found" and exit 1 when absent'))
-    .argument('<key>', 'the key')
-    .option('--json', 'print {"key","value","version"}')
-    .action(async (key: string, flags: ClientFlags & { json?: boolean }) => {
+  withClientFlags(program.command('get').description('print the value of KEY; "not found" and exit 1 when absent. Several keys: KEY<TAB>VALUE lines, read in one batch per node'))
+    .argument('<keys...>', 'the key (or several)')
+    .option('--json', 'print {"key","value","version"} (several keys: an array)')
+    .action(async (keys: string[], flags: ClientFlags & { json?: boolean }) => {
       await withClient(flags, async (client, options) => {
+        if (keys.length > 1) {
+          await getSeveral(client, keys, flags.json === true, options);
+          return;
+        }
+        const key = keys[0] ?? '';
         const entry = await client.getEntry(key, options);
         if (entry === null) {
           failWith('not found', EXIT.notFound);
           return;
         }
         if (flags.json === true) {
-          const text = isValidUtf8(entry.bytes)
-            ? { key, value: entry.value, version: entry.version }
-            : { key, value: Buffer.from(entry.bytes).toString('base64'), encoding: 'base64', version: entry.version };
-          process.stdout.write(`${JSON.stringify(text)}\n`);
+          process.stdout.write(`${JSON.stringify(entryJson(key, entry))}\n`);
         } else {
           process.stdout.write(Buffer.concat([entry.bytes, Buffer.from('\n')]));
         }
       });
     });
 
-  withClientFlags(program.command('del').alias('delete').description('delete KEY (exit 0 whether or not it existed)'))
-    .argument('<key>', 'the key')
-    .action(async (key: string, flags: ClientFlags) => {
+  withClientFlags(program.command('del').alias('delete').description('delete KEY, or several in one batch per node (exit 0 whether or not they existed)'))
+    .argument('<keys...>', 'the key (or several)')
+    .action(async (keys: string[], flags: ClientFlags) => {
       await withClient(flags, async (client, options) => {
-        await client.delete(key, options);
+        if (keys.length === 1) {
+          await client.delete(keys[0] ?? '', options);
+          return;
+        }
+        const failed = (await client.deleteMany(keys, options)).filter((result) => !result.ok);
+        for (const result of failed) process.stderr.write(`${result.key}: error: ${oneLine(result.error.message)}\n`);
+        const first = failed[0];
+        if (first !== undefined) process.exitCode = exitCodeFor(first.error);
       });
     });
 
@@ -94,6 +105,42 @@ async function withClient(flags: ClientFlags, body: (client: KVClient, options: 
   } finally {
     await client?.finalize();
   }
+}
+
+/** `get --json` of one entry: the value as text, or base64 when it is not UTF-8. */
+function entryJson(key: string, entry: KVEntry): Record<string, unknown> {
+  return isValidUtf8(entry.bytes)
+    ? { key, value: entry.value, version: entry.version }
+    : { key, value: Buffer.from(entry.bytes).toString('base64'), encoding: 'base64', version: entry.version };
+}
+
+/**
+ * `get K1 K2 …`: `KEY<TAB>VALUE` per key found, in order; `KEY: not found` on stderr for each absent
+ * one (exit 1), `KEY: error: …` for each that failed (exit by the first error's code, which wins
+ * over not found). `--json`: one array, `{ key, found: false }` or `{ key, error: { code, message } }`
+ * for those.
+ */
+async function getSeveral(client: KVClient, keys: string[], json: boolean, options: { timeoutMs: number }): Promise<void> {
+  const results = await client.getMany(keys, options);
+  let exitCode: number = EXIT.ok;
+  const lines: Record<string, unknown>[] = [];
+  for (const result of results) {
+    if (!result.ok) {
+      if (json) lines.push({ key: result.key, error: { code: result.error.code, message: result.error.message } });
+      else process.stderr.write(`${result.key}: error: ${oneLine(result.error.message)}\n`);
+      if (exitCode === EXIT.ok || exitCode === EXIT.notFound) exitCode = exitCodeFor(result.error);
+    } else if (result.entry === null) {
+      if (json) lines.push({ key: result.key, found: false });
+      else process.stderr.write(`${result.key}: not found\n`);
+      if (exitCode === EXIT.ok) exitCode = EXIT.notFound;
+    } else if (json) {
+      lines.push(entryJson(result.key, result.entry));
+    } else {
+      process.stdout.write(Buffer.concat([Buffer.from(`${result.key}\t`), result.entry.bytes, Buffer.from('\n')]));
+    }
+  }
+  if (json) process.stdout.write(`${JSON.stringify(lines)}\n`);
+  process.exitCode = exitCode;
 }
 
 async function valueArgument(value: string): Promise<KVValue> {

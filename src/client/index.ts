@@ -2,8 +2,10 @@
  * The client library's public surface. The package entry (src/index.ts) re-exports the user-facing
  * part; the CLI also uses {@link ManagerConnection} to read the cluster map for `status` and `cluster`.
  */
-export { KVClient, clientChannelSecurity } from './kv-client.js';
-export type { KVClientOptions, CallOptions, UpdateOptions, KVValue, KVEntry, UpdateFunction } from './kv-client.js';
+export { KVClient, MAX_MANY_KEYS, clientChannelSecurity } from './kv-client.js';
+export type {
+  KVClientOptions, CallOptions, UpdateOptions, KVValue, KVEntry, UpdateFunction, KVGetManyResult, KVPutManyResult, KVDeleteManyResult,
+} from './kv-client.js';
 export { KVError, isKVError, KV_ERROR_CODES } from './errors.js';
 export type { KVErrorCode, KVErrorDetails } from './errors.js';
 export type { ClientLogger, LogFields } from './logger.js';

@@ -69,6 +69,16 @@ export interface KVEntry {
   version: number;
 }
 
+/** One key's outcome in {@link KVClient.getMany}: its entry (null when absent), or why it failed. */
+export type KVGetManyResult = { key: string; ok: true; entry: KVEntry | null } | { key: string; ok: false; error: KVError };
+/** One key's outcome in {@link KVClient.putMany}. */
+export type KVPutManyResult = { key: string; ok: true } | { key: string; ok: false; error: KVError };
+/** One key's outcome in {@link KVClient.deleteMany}: whether it existed, or why it failed. */
+export type KVDeleteManyResult = { key: string; ok: true; existed: boolean } | { key: string; ok: false; error: KVError };
+
+/** Most keys one getMany, putMany or deleteMany takes. */
+export const MAX_MANY_KEYS = 1024;
+
 /** The function {@link KVClient.update} applies: from the current value (null when absent) to the new one. */
 export type UpdateFunction = (current: string | null) => KVValue | Promise<KVValue>;
 
@@ -238,6 +248,55 @@ export class KVClient {
   }
 
   /**
+   * Reads several keys at once: the reads go out together, one Batch message per node, and each is
+   * linearizable on its own (they are not one snapshot across keys). Resolves with one result per
+   * key, in order, each its entry (null when absent) or its own error; rejects only when the input
+   * is invalid (then nothing is sent).
+   */
+  async getMany(keys: readonly string[], options: CallOptions = {}): Promise<KVGetManyResult[]> {
+    checkMany('getMany', keys);
+    for (const key of keys) keyToBytes(key);
+    return Promise.all(keys.map((key) => this.getEntry(key, options).then(
+      (entry): KVGetManyResult => ({ key, ok: true, entry }),
+      (error: unknown): KVGetManyResult => ({ key, ok: false, error: asKVError(error) }),
+    )));
+  }
+
+  /**
+   * Writes several keys at once, one Batch message per node. Not atomic: each put commits (or fails)
+   * on its own, exactly once under the client's retries like every put; use `txn` on keys of one
+   * shard for all-or-nothing. A key may appear once. Resolves with one result per entry, in order;
+   * rejects only when the input is invalid (then nothing is sent).
+   */
+  async putMany(entries: readonly (readonly [string, KVValue])[], options: CallOptions = {}): Promise<KVPutManyResult[]> {
+    checkMany('putMany', entries);
+    checkDistinct('putMany', entries.map((entry) => (Array.isArray(entry) ? entry[0] : undefined)));
+    for (const entry of entries) {
+      if (!Array.isArray(entry) || entry.length !== 2) throw new KVError('INVALID_ARGUMENT', 'putMany takes [key, value] pairs');
+      keyToBytes(entry[0]);
+      valueToBytes(entry[1]);
+    }
+    return Promise.all(entries.map(([key, value]) => this.put(key, value, options).then(
+      (): KVPutManyResult => ({ key, ok: true }),
+      (error: unknown): KVPutManyResult => ({ key, ok: false, error: asKVError(error) }),
+    )));
+  }
+
+  /**
+   * Deletes several keys at once, one Batch message per node; not atomic, each exactly once. A key
+   * may appear once. Resolves with one result per key, in order (whether it existed, or its error).
+   */
+  async deleteMany(keys: readonly string[], options: CallOptions = {}): Promise<KVDeleteManyResult[]> {
+    checkMany('deleteMany', keys);
+    checkDistinct('deleteMany', keys);
+    for (const key of keys) keyToBytes(key);
+    return Promise.all(keys.map((key) => this.delete(key, options).then(
+      (existed): KVDeleteManyResult => ({ key, ok: true, existed }),
+      (error: unknown): KVDeleteManyResult => ({ key, ok: false, error: asKVError(error) }),
+    )));
+  }
+
+  /**
    * Closes every channel and stream. Calls in flight and later calls reject with CLOSED. Idempotent;
    * afterwards the client holds no handles, so the process can exit by itself.
    */
@@ -382,6 +441,28 @@ function valueToBytes(value: unknown): Uint8Array {
   const check = checkValueBytes(bytes);
   if (!check.ok) throw new KVError('INVALID_ARGUMENT', check.message);
   return bytes;
+}
+
+/** A many-key call's list: an array of 1…{@link MAX_MANY_KEYS} items. */
+function checkMany(name: string, items: unknown): void {
+  if (!Array.isArray(items)) throw new KVError('INVALID_ARGUMENT', `${name} takes an array`);
+  if (items.length === 0) throw new KVError('INVALID_ARGUMENT', `${name} needs at least one key`);
+  if (items.length > MAX_MANY_KEYS) throw new KVError('INVALID_ARGUMENT', `${name} takes at most ${MAX_MANY_KEYS} keys, got ${items.length}`);
+}
+
+/** Writes of one key in one many-key call would race each other: refused. */
+function checkDistinct(name: string, keys: readonly unknown[]): void {
+  const seen = new Set<unknown>();
+  for (const key of keys) {
+    if (seen.has(key)) throw new KVError('INVALID_ARGUMENT', `${name}: key "${String(key)}" appears twice (their order would be undefined)`);
+    seen.add(key);
+  }
+}
+
+/** A per-key failure as the KVError it should be (anything else is a bug, kept as the cause). */
+function asKVError(error: unknown): KVError {
+  if (error instanceof KVError) return error;
+  return new KVError('UNAVAILABLE', error instanceof Error ? error.message : String(error), { cause: error });
 }
 
 function checkVersion(version: unknown): void {

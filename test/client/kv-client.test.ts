@@ -64,6 +64,52 @@ describe('client/KVClient against fake servers', function () {
     expect(await kv.get('cart:42')).to.equal(null);
   });
 
+  it('getMany / putMany / deleteMany: one Batch message per node, per-key results in order, each key exactly once', async () => {
+    manager.setMap(SHARDS, [{ id: 'a', address: nodeA.address }, { id: 'b', address: nodeB.address }], (shard) => (shard % 2 === 0 ? 'a' : 'b'));
+    const kv = client();
+    await kv.init();
+    const keys = Array.from({ length: 30 }, (_unused, i) => `many-${i}`);
+    const put = await kv.putMany(keys.map((key, i) => [key, `v${i}`] as const));
+    expect(put.map((result) => result.ok)).to.deep.equal(keys.map(() => true));
+    expect(nodeA.batchSizes.length + nodeB.batchSizes.length, 'one Batch message per node').to.equal(2);
+    expect(nodeA.batchSizes.reduce((sum, size) => sum + size, 0) + nodeB.batchSizes.reduce((sum, size) => sum + size, 0)).to.equal(30);
+    expect(store.applied).to.equal(30);
+
+    const got = await kv.getMany([...keys.slice(0, 3), 'never-written']);
+    expect(got.map((result) => (result.ok ? result.entry?.value ?? null : 'error'))).to.deep.equal(['v0', 'v1', 'v2', null]);
+    expect(got.map((result) => result.key)).to.deep.equal([...keys.slice(0, 3), 'never-written']);
+
+    // A key whose node refuses fails alone; the others succeed.
+    const refusedKey = keys.slice(1).find((key) => shardOf(key, SHARDS) % 2 === 1) ?? '';
+    nodeB.hook = (op) => (keyOf(op) === refusedKey ? errorResult(op, nodeError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, 'refused for the test')) : undefined);
+    const deleted = await kv.deleteMany([keys[0] ?? '', refusedKey, 'never-written']);
+    expect(deleted[0]).to.deep.equal({ key: keys[0], ok: true, existed: true });
+    expect(deleted[1]?.ok).to.equal(false);
+    if (deleted[1]?.ok === false) expect(deleted[1].error.code).to.equal('INVALID_ARGUMENT');
+    expect(deleted[2]).to.deep.equal({ key: 'never-written', ok: true, existed: false });
+  });
+
+  it('getMany / putMany / deleteMany refuse bad input whole, sending nothing', async () => {
+    const kv = client();
+    await kv.init();
+    const tooLong = 'k'.repeat(21);
+    const cases: [string, () => Promise<unknown>, RegExp][] = [
+      ['empty', () => kv.getMany([]), /at least one key/],
+      ['too many', () => kv.getMany(Array.from({ length: 1025 }, (_unused, i) => `k${i}`)), /at most 1024 keys, got 1025/],
+      ['a bad key', () => kv.getMany(['ok', tooLong]), /20 bytes/],
+      ['a duplicate', () => kv.putMany([['a', '1'], ['a', '2']]), /"a" appears twice/],
+      ['a big value', () => kv.putMany([['a', '1'], ['b', 'x'.repeat(1025)]]), /1024/],
+      ['a duplicate delete', () => kv.deleteMany(['a', 'a']), /appears twice/],
+    ];
+    for (const [name, call, message] of cases) {
+      const error = await rejection(call());
+      expect(error, name).to.be.instanceOf(KVError);
+      expect((error as KVError).code, name).to.equal('INVALID_ARGUMENT');
+      expect((error as KVError).message, name).to.match(message);
+    }
+    expect(nodeA.received.length + nodeB.received.length, 'nothing sent').to.equal(0);
+  });
+
   it('routes every key to its shard leader', async () => {
     manager.setMap(SHARDS, [{ id: 'a', address: nodeA.address }, { id: 'b', address: nodeB.address }], (shard) => (shard % 2 === 0 ? 'a' : 'b'));
     const kv = client();

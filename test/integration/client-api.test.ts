@@ -148,4 +148,30 @@ describe('integration: the client library (issue 5)', function () {
     const badVersion = await cluster!.cli(['cas', 'cli-stdin', 'seven', 'x']);
     expect(badVersion.code).to.equal(2);
   });
+
+  it('getMany/putMany across shards, and CLI get/del of several keys', async () => {
+    const kv = cluster!.client();
+    const keys = Array.from({ length: 24 }, (_unused, i) => `many-${i}`);
+    const written = await kv.putMany(keys.map((key) => [key, `value of ${key}`] as const));
+    expect(written.every((result) => result.ok)).to.equal(true);
+    const read = await kv.getMany(keys);
+    expect(read.map((result) => (result.ok ? result.entry?.value : undefined))).to.deep.equal(keys.map((key) => `value of ${key}`));
+
+    const several = await cluster!.cli(['get', 'many-1', 'many-2', 'many-absent']);
+    expect(several.code, several.stderr).to.equal(1);
+    expect(several.stdout).to.equal('many-1\tvalue of many-1\nmany-2\tvalue of many-2\n');
+    expect(several.stderr).to.equal('many-absent: not found\n');
+    const json = await cluster!.cli(['get', 'many-3', 'many-absent', '--json']);
+    const parsed = JSON.parse(json.stdout) as Record<string, unknown>[];
+    expect(parsed[0]).to.include({ key: 'many-3', value: 'value of many-3' });
+    expect(parsed[1]).to.deep.equal({ key: 'many-absent', found: false });
+
+    const deleted = await cluster!.cli(['del', 'many-1', 'many-2', 'many-absent']);
+    expect(deleted.code, deleted.stderr).to.equal(0);
+    expect((await kv.getMany(['many-1', 'many-2', 'many-3'])).map((result) => (result.ok ? result.entry?.value ?? null : 'error')))
+      .to.deep.equal([null, null, 'value of many-3']);
+    const bad = await cluster!.cli(['get', 'many-3', 'k'.repeat(21)]);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.match(/20 bytes/);
+  });
 });
