@@ -104,8 +104,8 @@ describe('client/KVClient against fake servers', function () {
     for (const [name, call, message] of cases) {
       const error = await rejection(call());
       expect(error, name).to.be.instanceOf(KVError);
-      expect((error as KVError).code, name).to.equal('INVALID_ARGUMENT');
-      expect((error as KVError).message, name).to.match(message);
+      expect(error.code, name).to.equal('INVALID_ARGUMENT');
+      expect(error.message, name).to.match(message);
     }
     expect(nodeA.received.length + nodeB.received.length, 'nothing sent').to.equal(0);
   });
