@@ -114,14 +114,24 @@ export class ClusterState {
     return this.tasks.length;
   }
 
-  /** Adds or refreshes a node; it is `up` from now. Returns its health change, if any. */
+  /**
+   * Adds or refreshes a node; it is `up` from now. Returns its health change, if any. A node
+   * registers when it (re)starts: what it reported before is forgotten until its next full report,
+   * so no leadership it held before a restart shows in the map.
+   */
   register(nodeId: string, address: string, metricsPort: number, nowMs: number): HealthTransition | null {
     const record = this.nodes.get(nodeId);
     if (record === undefined || record.address !== address || record.metricsPort !== metricsPort) {
       this.nodes.set(nodeId, { nodeId, address, metricsPort });
       this.dirty = true;
     }
-    return this.markSeen(nodeId, nowMs);
+    const transition = this.markSeen(nodeId, nowMs);
+    const runtime = this.runtime.get(nodeId);
+    if (runtime !== undefined) {
+      runtime.reported = false;
+      runtime.replicas = new Map();
+    }
+    return transition;
   }
 
   /** True when the node is known (registered, now or before a restart). */
@@ -347,9 +357,20 @@ export class ClusterState {
     return this.tasks;
   }
 
+  /**
+   * The leader the map shows: one its own node reported as leader of this term since that node
+   * and this manager (re)started, on a node that is not down. The persisted map still names the
+   * leaders from before a restart, and a follower's report may name a leader that has not spoken
+   * yet: neither is shown, so a client, `status --wait`, the ready line and `/readyz` never trust a
+   * leader nobody has vouched for (it appears with the leader's next heartbeat, sent early on a
+   * leadership change).
+   */
   private visibleLeader(shard: ShardRecord): string | null {
     if (shard.leaderNodeId === null) return null;
-    return this.runtime.get(shard.leaderNodeId)?.health === 'down' ? null : shard.leaderNodeId;
+    const runtime = this.runtime.get(shard.leaderNodeId);
+    if (runtime === undefined || runtime.health === 'down') return null;
+    const status = runtime.replicas.get(shard.shardId);
+    return status?.role === ReplicaRole.REPLICA_ROLE_LEADER && status.term === shard.term ? shard.leaderNodeId : null;
   }
 
   private markSeen(nodeId: string, nowMs: number): HealthTransition | null {

@@ -86,11 +86,34 @@ describe('integration: kvstore cluster', function () {
     descendants = childrenOf(first.pid!);
     expect(descendants).to.have.length(4);
     expect((await runCli(['put', 'kept', 'across-restarts', '--manager', manager])).code).to.equal(0);
+    const perShard = Array.from({ length: 24 }, (_unused, i) => `restart-${i}`); // every one of the 8 shards, very likely
+    expect((await runCli(['del', ...perShard, '--manager', manager])).code).to.equal(0);
     expect(await stop(first)).to.equal(0);
     await waitFor('every child to exit', () => descendants.every((pid) => !alive(pid)), 15_000);
 
+    // The manager alone on the stopped cluster's state: its map still names the old leaders, but
+    // no node has reported since, so it shows none and `status --wait` does not say ready.
+    const lone = spawn(process.execPath, [MAIN_SCRIPT, 'manager', '--port', String(port), '--replicas', '3', '--shards', '8',
+      '--data-dir', join(dir, 'data', 'manager')], { stdio: 'ignore' });
+    try {
+      const status = await waitFor('the lone manager to answer', async () => {
+        const result = await runCli(['status', '--json', '--manager', manager]);
+        return result.code === 0 ? JSON.parse(result.stdout) as { shards: { leader: string | null }[] } : undefined;
+      }, 20_000);
+      expect(status.shards.map((shard) => shard.leader)).to.deep.equal(Array.from({ length: 8 }, () => null));
+      expect((await runCli(['status', '--wait', '--timeout', '1', '--manager', manager])).code).to.equal(3);
+    } finally {
+      lone.kill('SIGTERM');
+      await new Promise((resolve) => lone.once('exit', resolve));
+    }
+
     const second = startCluster(port);
     await waitFor('the ready line again', () => stdout.includes(`ready manager=${manager}`), 60_000);
+    // "ready" means leaders that live nodes reported since they restarted (issue 19), not the map
+    // state.json kept from before the stop: every shard answers at once, within a short deadline.
+    const atReady = await runCli(['get', ...perShard, 'kept', '--manager', manager, '--timeout', '1.5']);
+    expect(atReady.stderr.split('\n').filter((line) => line.includes('error')), atReady.stderr).to.deep.equal([]);
+    expect(atReady.stdout).to.equal('kept\tacross-restarts\n');
     descendants = childrenOf(second.pid!);
     const get = await runCli(['get', 'kept', '--manager', manager]);
     expect(get.code, get.stderr).to.equal(0);

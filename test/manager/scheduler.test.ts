@@ -31,6 +31,29 @@ describe('manager/scheduler', () => {
     }
   });
 
+  it('shows only leaders their own node reported since it and the manager (re)started (issue 19: "ready" after a restart)', () => {
+    const cluster = new FakeCluster({ shardCount: 6, replicationFactor: 3, nodeIds: ['n1', 'n2', 'n3'] });
+    cluster.runUntil(() => cluster.healthy(), 20);
+    const led = (): number => cluster.state.shardInfos().filter((shard) => shard.leaderNodeId !== '').length;
+    cluster.step(); // the leaders' first heartbeats since they were elected
+    expect(led()).to.equal(6);
+    expect(cluster.state.shardsWithLeader()).to.equal(6);
+
+    // A restarted manager loads the map with the old leaders: none shows until its node reports it.
+    cluster.restartManager();
+    expect(led(), 'leaders from state.json before any heartbeat').to.equal(0);
+    cluster.step();
+    expect(led()).to.equal(6);
+
+    // A node that re-registers (it restarted) vouches for nothing until its next full report.
+    const leaderNode = cluster.state.shardInfos()[0]?.leaderNodeId ?? '';
+    const itsShards = cluster.state.shardInfos().filter((shard) => shard.leaderNodeId === leaderNode).length;
+    cluster.state.register(leaderNode, `127.0.0.1:${7001}`, 0, cluster.nowMs);
+    expect(led()).to.equal(6 - itsShards);
+    cluster.step();
+    expect(led()).to.equal(6);
+  });
+
   it('waits for --bootstrap-nodes before placing', () => {
     const cluster = new FakeCluster({ shardCount: 4, replicationFactor: 3, nodeIds: ['n1', 'n2', 'n3'], bootstrapNodes: 4 });
     cluster.run(5);
