@@ -11,7 +11,7 @@ import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../common/i
 import { StorageNode } from '../node/index.js';
 import { BadInputError } from './client-util.js';
 import {
-  addServerSecurityOptions, loadServerSecurity, parseServerSecurityFlags, reloadOnSighup, warnIfExposed,
+  addServerSecurityOptions, isLoopback, loadServerSecurity, parseServerSecurityFlags, reloadOnSighup, warnIfExposed,
   type LoadedServerSecurity, type ServerSecurityFlags,
 } from './security-flags.js';
 
@@ -21,7 +21,7 @@ interface NodeFlags extends ServerSecurityFlags {
   manager: string;
   dataDir: string;
   advertise?: string;
-  host: string;
+  host?: string;
   metricsPort?: number;
   logLevel?: LogLevel;
   unsafeStaleReads?: boolean;
@@ -64,7 +64,7 @@ export function registerNodeCommand(program: Command): void {
     .requiredOption('--manager <host:port>', 'the manager to register with', parseHostPort)
     .requiredOption('--data-dir <dir>', 'where the node keeps its WAL, snapshots and peer list')
     .option('--advertise <host:port>', 'address peers and clients use (default HOST:PORT)', parseHostPort)
-    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option('--host <host>', 'interface to listen on (default 127.0.0.1; with --advertise naming another host, every interface)')
     .addOption(new Option('--metrics-port <port>', 'HTTP port for /metrics, /healthz, /readyz (default PORT+1000)').argParser(parsePort))
     .addOption(new Option('--log-level <level>', 'error, warn, info or debug').argParser(parseLogLevel))
     .option('--metrics-per-shard', 'also export per-shard series on /metrics (term, commit, applied, leader, epoch and leader changes by {shard}); a node hosting thousands of replicas then serves thousands of lines per series')
@@ -82,6 +82,12 @@ async function runNode(flags: NodeFlags): Promise<void> {
     return;
   }
   const logger = createLogger(flags.logLevel);
+  const host = listenHost(flags.host, flags.advertise);
+  if (flags.host === undefined && host !== '127.0.0.1') {
+    logger.info('listening on every interface: --advertise names another host than this one\'s loopback, and no --host was given', {
+      component: 'node', node: flags.id, advertise: flags.advertise, host,
+    });
+  }
   const metricsPort = flags.metricsPort ?? flags.port + 1000;
   if (metricsPort > 65535) {
     process.stderr.write(`error: default metrics port ${metricsPort} is out of range; pass --metrics-port\n`);
@@ -102,7 +108,7 @@ async function runNode(flags: NodeFlags): Promise<void> {
     node = await StorageNode.start({
       ...security,
       nodeId: flags.id,
-      host: flags.host,
+      host,
       port: flags.port,
       ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
       managerAddress: flags.manager,
@@ -123,7 +129,7 @@ async function runNode(flags: NodeFlags): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  warnIfExposed(logger.child({ component: 'node', node: flags.id }), flags.host, security, flags.insecure === true);
+  warnIfExposed(logger.child({ component: 'node', node: flags.id }), host, security, flags.insecure === true);
   const stopReloading = reloadOnSighup(logger.child({ component: 'auth', node: flags.id }), () => node.security.reload());
   await new Promise<void>((resolveStop) => {
     let stopWatching: () => void = () => undefined;
@@ -152,4 +158,16 @@ async function runNode(flags: NodeFlags): Promise<void> {
     logger.on('finish', () => resolveFlush());
     logger.end();
   });
+}
+
+/**
+ * Where the node listens: `--host` if given; else loopback, unless `--advertise` names another host
+ * — then every interface, so the peers it tells to call it there can (DESIGN.md §6: never on
+ * loopback only while advertising another address).
+ */
+export function listenHost(host: string | undefined, advertise: string | undefined): string {
+  if (host !== undefined) return host;
+  if (advertise === undefined) return '127.0.0.1';
+  const advertised = advertise.slice(0, advertise.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return isLoopback(advertised) ? '127.0.0.1' : '0.0.0.0';
 }

@@ -8,7 +8,7 @@ import { connectManager, shardsWithLeader, waitForLeaders, type ManagerAccess } 
 import type { GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
 import { addManagerOption, checkAddress, EXIT, exitForManagerError, failWith, parseSeconds, reportError } from './client-util.js';
 import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurityFlags } from './security-flags.js';
-import { clusterStatusJson, renderStatusTable } from './status-util.js';
+import { clusterStatusJson, HEALTH_NAMES, renderStatusTable } from './status-util.js';
 
 /** How often `--wait` asks the manager again. */
 const WAIT_POLL_INTERVAL_MS = 250;
@@ -72,7 +72,31 @@ async function waitUntilLed(access: ManagerAccess, timeoutMs: number): Promise<G
     const why = outcome.lastError?.message ?? 'no answer';
     failWith(`error: timed out after ${seconds} s waiting for the manager: ${why}`, EXIT.unavailable);
   } else {
-    failWith(`error: timed out after ${seconds} s: ${shardsWithLeader(last)} of ${last.shardCount} shards have a leader`, EXIT.unavailable);
+    failWith(`error: timed out after ${seconds} s: ${shardsWithLeader(last)} of ${last.shardCount} shards have a leader; ${leaderlessReport(last)}`, EXIT.unavailable);
   }
   return undefined;
+}
+
+/** Leaderless shards shown in a timeout's line, at most. */
+const LEADERLESS_SHOWN = 6;
+
+/**
+ * Why shards have no leader, as far as the map tells: each leaderless shard's replicas with the
+ * health of their nodes, and whether a majority of its voters is on nodes that are up (without one
+ * it cannot elect; with one, the election or the replicas' first reports are still under way).
+ */
+export function leaderlessReport(map: GetClusterMapResponse): string {
+  const health = new Map(map.nodes.map((node) => [node.nodeId, HEALTH_NAMES.get(node.health) ?? 'unknown']));
+  const leaderless = map.shards.filter((shard) => shard.leaderNodeId === '');
+  if (map.shards.length < map.shardCount) return `the map lists ${map.shards.length} of ${map.shardCount} shards (not placed yet: are --bootstrap-nodes nodes registered?)`;
+  const described = leaderless.slice(0, LEADERLESS_SHOWN).map((shard) => {
+    const voters = shard.replicas.filter((replica) => !replica.learner);
+    if (voters.length === 0) return `shard ${shard.shardId} (no replicas placed)`;
+    const up = voters.filter((replica) => health.get(replica.nodeId) === 'up').length;
+    const members = voters.map((replica) => `${replica.nodeId} ${health.get(replica.nodeId) ?? 'unknown'}`).join(', ');
+    const quorum = up * 2 > voters.length ? 'a majority up' : `only ${up} of ${voters.length} voters up: no quorum`;
+    return `shard ${shard.shardId} (${members}; ${quorum})`;
+  });
+  const more = leaderless.length > LEADERLESS_SHOWN ? `, and ${leaderless.length - LEADERLESS_SHOWN} more` : '';
+  return `no leader: ${described.join(', ')}${more}`;
 }

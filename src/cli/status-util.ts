@@ -40,7 +40,7 @@ export interface ClusterStatusJson {
   shards: ShardStatusJson[];
 }
 
-const HEALTH_NAMES = new Map<NodeHealth, string>([
+export const HEALTH_NAMES = new Map<NodeHealth, string>([
   [NodeHealth.NODE_HEALTH_UP, 'up'],
   [NodeHealth.NODE_HEALTH_SUSPECT, 'suspect'],
   [NodeHealth.NODE_HEALTH_DOWN, 'down'],

@@ -101,7 +101,11 @@ describe('integration: kvstore cluster', function () {
         return result.code === 0 ? JSON.parse(result.stdout) as { shards: { leader: string | null }[] } : undefined;
       }, 20_000);
       expect(status.shards.map((shard) => shard.leader)).to.deep.equal(Array.from({ length: 8 }, () => null));
-      expect((await runCli(['status', '--wait', '--timeout', '1', '--manager', manager])).code).to.equal(3);
+      const waited = await runCli(['status', '--wait', '--timeout', '1', '--manager', manager]);
+      expect(waited.code).to.equal(3);
+      // The timeout says which shards and what their nodes are.
+      expect(waited.stderr.trim().split('\n')).to.have.length(1);
+      expect(waited.stderr).to.match(/0 of 8 shards have a leader; no leader: shard 0 \(n\d (up|suspect), n\d (up|suspect), n\d (up|suspect); a majority up\), .*, and 2 more$/m);
     } finally {
       lone.kill('SIGTERM');
       await new Promise((resolve) => lone.once('exit', resolve));
