@@ -15,6 +15,8 @@ export interface NodeStatusJson {
   keys: number;
   opsPerSecond: number;
   p99LatencyMs: number;
+  /** Peers this node cannot connect to, as its last heartbeat said (added field; empty when none). */
+  peersUnreachable: string[];
 }
 
 /** One shard in `status --json`. */
@@ -61,6 +63,7 @@ export function clusterStatusJson(manager: string, map: GetClusterMapResponse): 
       keys: node.keyCount,
       opsPerSecond: node.opsPerSecond,
       p99LatencyMs: node.p99LatencyMs,
+      peersUnreachable: [...node.peersUnreachable],
     })),
     shards: [...map.shards]
       .sort((a, b) => a.shardId - b.shardId)
@@ -113,6 +116,9 @@ export function renderStatusTable(status: ClusterStatusJson): string {
   lines.push(
     `shards: ${led}/${status.shardCount} with a leader, ${under} under-replicated, ${onUnhealthy} with a replica on a node not up`,
   );
+  for (const node of status.nodes) {
+    if (node.peersUnreachable.length > 0) lines.push(`${node.id} cannot connect to ${node.peersUnreachable.join(', ')}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -23,6 +23,8 @@ interface NodeRuntime {
   replicas: Map<number, ReplicaStatus>;
   opsPerSecond: number;
   p99LatencyMs: number;
+  /** Peers the node's last heartbeat said it cannot connect to. */
+  unreachablePeers: string[];
 }
 
 /** A node's health changed. */
@@ -154,6 +156,8 @@ export class ClusterState {
     const runtime = this.runtime.get(request.nodeId) ?? freshRuntime(nowMs);
     runtime.opsPerSecond = request.opsPerSecond;
     runtime.p99LatencyMs = request.p99LatencyMs;
+    // Bounded by what the manager knows: a node cannot fill the map with names.
+    runtime.unreachablePeers = request.unreachablePeers.filter((peer) => this.nodes.has(peer)).slice(0, this.nodes.size);
     this.runtime.set(request.nodeId, runtime);
     if (request.partial) {
       // Only what changed since the node's last answered heartbeat (`heartbeat-report.ts`):
@@ -319,6 +323,7 @@ export class ClusterState {
         opsPerSecond: runtime?.health === 'up' ? runtime.opsPerSecond : 0,
         p99LatencyMs: runtime?.health === 'up' ? runtime.p99LatencyMs : 0,
         metricsPort: node.metricsPort,
+        peersUnreachable: runtime?.health === 'up' ? [...runtime.unreachablePeers] : [],
       };
     });
   }
@@ -388,5 +393,5 @@ export class ClusterState {
 }
 
 function freshRuntime(nowMs: number): NodeRuntime {
-  return { lastSeenMs: nowMs, health: 'up', reported: false, replicas: new Map(), opsPerSecond: 0, p99LatencyMs: 0 };
+  return { lastSeenMs: nowMs, health: 'up', reported: false, replicas: new Map(), opsPerSecond: 0, p99LatencyMs: 0, unreachablePeers: [] };
 }

@@ -11,8 +11,10 @@ import {
   type ServerReadableStream,
   type ServiceError,
   status as Status,
+  connectivityState,
 } from '@grpc/grpc-js';
 import { ChannelSecurity } from '../security/index.js';
+import type { PeerReachability } from './peer-reachability.js';
 import type { Logger } from '../common/index.js';
 import {
   type RaftMessage,
@@ -98,6 +100,8 @@ export class GrpcPeerLinks implements PeerLinks {
     private readonly security: ChannelSecurity = ChannelSecurity.NONE,
     private readonly snapshotChunkBytes = 1024 * 1024,
     private readonly snapshotAnswerTimeoutMs = SNAPSHOT_ANSWER_TIMEOUT_MS,
+    /** Told of every channel's connectivity changes and stream failures (`peer-reachability.ts`). */
+    private readonly reachability?: PeerReachability,
   ) {}
 
   private client(nodeId: string, address: string): RaftServiceClient {
@@ -106,12 +110,14 @@ export class GrpcPeerLinks implements PeerLinks {
       const target = this.security.forTarget(address);
       client = new RaftClient(address, target.credentials, { ...RAFT_CHANNEL_OPTIONS, ...target.options, interceptors: this.security.interceptors });
       this.clients.set(nodeId, client);
+      if (this.reachability !== undefined) watchChannel(client, nodeId, address, this.reachability);
     }
     return client;
   }
 
   openStream(nodeId: string, address: string, events: PeerStreamEvents): PeerStream {
     const stream = this.client(nodeId, address).send((error: ServiceError | null) => {
+      if (error !== null) this.reachability?.streamFailed(nodeId, error.details || error.message);
       events.onEnd(error === null ? undefined : error.message);
     });
     stream.on('drain', () => events.onDrain());
@@ -184,6 +190,7 @@ export class GrpcPeerLinks implements PeerLinks {
   reset(nodeId: string): void {
     this.clients.get(nodeId)?.close();
     this.clients.delete(nodeId);
+    this.reachability?.forget(nodeId);
   }
 
   close(): void {
@@ -348,4 +355,19 @@ export function raftService(receiver: TransportReceiver, spool: SnapshotSpool, l
       });
     },
   };
+}
+
+/** Follows a peer channel's connectivity until it shuts down, telling `reachability` of each state. */
+function watchChannel(client: RaftServiceClient, nodeId: string, address: string, reachability: PeerReachability): void {
+  const channel = client.getChannel();
+  const watch = (last: connectivityState): void => {
+    channel.watchConnectivityState(last, Infinity, (error?: Error) => {
+      if (error !== undefined) return;
+      const state = channel.getConnectivityState(false);
+      if (state === connectivityState.SHUTDOWN) return; // closed: reset() or close()
+      reachability.channelState(nodeId, address, state);
+      watch(state);
+    });
+  };
+  watch(channel.getConnectivityState(false));
 }

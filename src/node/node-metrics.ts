@@ -154,6 +154,14 @@ export class NodeMetrics implements RaftHostEvents {
     this.fsyncDuration.observe(seconds);
   }
 
+  /** The gauge of peers this node cannot connect to (`peer-reachability.ts`). */
+  observeReachability(unreachable: () => number): void {
+    new Gauge({
+      name: 'kvstore_node_peers_unreachable', help: 'Peer nodes this node cannot connect to now (refused, timed out, TLS refused)',
+      registers: [this.registry], collect() { this.set(unreachable()); },
+    });
+  }
+
   /** Registers the gauges and counters sampled from `host` at each scrape. */
   observe(host: RaftHost): void {
     const registers = [this.registry];

@@ -20,6 +20,7 @@ import { ManagerClient } from './manager-client.js';
 import { NodeMetrics, nodeReadiness, type RaftHostEvents } from './node-metrics.js';
 import { NodeStateFile } from './node-state.js';
 import { PeerDirectory } from './peer-directory.js';
+import { PeerReachability } from './peer-reachability.js';
 import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
 import { GrpcPeerLinks, RAFT_CHANNEL_OPTIONS, RAFT_SERVICE, raftService } from './grpc-peer-links.js';
 import { RefusalLog } from './refusal-log.js';
@@ -82,6 +83,8 @@ export class StorageNode {
   private metricsServer: MetricsServer | undefined;
   /** What this node presents when it calls the manager and its peers. */
   private readonly channelSecurity: ChannelSecurity;
+  /** Which peers this node cannot connect to (logged, counted, reported to the manager). */
+  readonly reachability: PeerReachability;
   private closing = false;
   private closed: Promise<void> | undefined;
 
@@ -103,6 +106,7 @@ export class StorageNode {
     readonly security: ServerSecurity,
   ) {
     this.channelSecurity = outgoingSecurity(options);
+    this.reachability = new PeerReachability(options.logger.child({ component: 'transport', node: options.nodeId }));
     const logger = options.logger.child({ component: 'node', node: options.nodeId });
     this.metrics = new NodeMetrics({ perShard: options.metricsPerShard === true });
     this.admission = admission;
@@ -118,7 +122,7 @@ export class StorageNode {
       ...(options.snapshotIntervalEntries === undefined ? {} : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       ...(options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
       ...(options.leaseReads === false ? { leaseReads: false } : {}),
-      links: new GrpcPeerLinks(options.nodeId, this.channelSecurity),
+      links: new GrpcPeerLinks(options.nodeId, this.channelSecurity, undefined, undefined, this.reachability),
       events: this.hostEvents(),
       onFatal: (error) => {
         logger.error('node stopped: fatal error', { error: error instanceof Error ? error.message : String(error) });
@@ -197,6 +201,7 @@ export class StorageNode {
     const refusalLog = new RefusalLog((reason, count) => node.metrics.requests.refused(reason, count), logger);
     refused = (reason, count) => refusalLog.refused(reason, count);
     node.metrics.requests.observeAdmission(() => admission.usage);
+    node.metrics.observeReachability(() => node.reachability.peers().length);
     const executor = new KvRequestExecutor({
       host: node.host,
       peers,
@@ -266,6 +271,7 @@ export class StorageNode {
       opsPerSecond,
       p99LatencyMs,
       metricsPort: this.metricsPort,
+      unreachablePeers: this.reachability.peers(),
     };
   }
 

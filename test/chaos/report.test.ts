@@ -17,7 +17,7 @@ import { NodeHealth, type GetClusterMapResponse, type NodeInfo, type ShardInfo }
 import { get, put, resetIds } from './history-builders.js';
 
 function node(nodeId: string, health: NodeHealth): NodeInfo {
-  return { nodeId, address: '', health, replicaCount: 0, leaderCount: 0, keyCount: 0, opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0 };
+  return { nodeId, address: '', health, replicaCount: 0, leaderCount: 0, keyCount: 0, opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0, peersUnreachable: [] };
 }
 
 function shard(shardId: number, leaderNodeId: string, voters: string[], learners: string[] = []): ShardInfo {

@@ -214,6 +214,7 @@ export class FakeManager {
         opsPerSecond: 0,
         p99LatencyMs: 0,
         metricsPort: 0,
+        peersUnreachable: [],
       })),
       shards: Array.from({ length: shardCount }, (_unused, shardId) => ({
         shardId,

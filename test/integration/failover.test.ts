@@ -53,6 +53,9 @@ for (const tls of [false, true]) describe(`integration: failover after kill -9 o
     const acknowledgedAtKill = acknowledged.size;
     await writes;
     expect(acknowledgedAtKill).to.be.lessThan(total); // the kill landed mid-stream
+    // The survivors say they cannot reach it (issue 19: unreachable peers are visible in status).
+    await waitFor('a survivor to report the killed node unreachable', async () =>
+      (await cluster!.status()).nodes.some((node) => node.id !== victim && node.peersUnreachable.includes(victim)), 20_000, 250);
 
     for (const failure of failures) {
       expect(failure.code, failure.message).to.not.equal('CONFLICT');

@@ -98,7 +98,7 @@ export class FakeCluster {
     this.nowMs += 500;
     this.advanceGroups();
     for (const nodeId of this.alive) {
-      this.state.heartbeat({ nodeId, address: '', replicas: this.statusOf(nodeId), partial: false, removedShardIds: [], opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0 }, this.nowMs);
+      this.state.heartbeat({ nodeId, address: '', replicas: this.statusOf(nodeId), partial: false, removedShardIds: [], opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0, unreachablePeers: [] }, this.nowMs);
     }
     this.state.updateHealth(this.nowMs, 3000, this.options.downAfterMs ?? 10_000);
     this.state.maybeBootstrap(this.options.bootstrapNodes ?? this.options.replicationFactor);

@@ -22,7 +22,7 @@ export class TestManagerClient {
   }
 
   heartbeat(request: Partial<HeartbeatRequest> & { nodeId: string }): Promise<HeartbeatResponse> {
-    const full: HeartbeatRequest = { address: '', replicas: [], partial: false, removedShardIds: [], opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0, ...request };
+    const full: HeartbeatRequest = { address: '', replicas: [], partial: false, removedShardIds: [], opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0, unreachablePeers: [], ...request };
     return new Promise((resolve, reject) => {
       this.client.heartbeat(full, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (error, response) => {
         if (error !== null) reject(error); else resolve(response);

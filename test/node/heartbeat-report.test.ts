@@ -70,7 +70,7 @@ describe('manager: partial heartbeats', () => {
     return { ...status, keyCount };
   };
   const heartbeat = (partial: boolean, replicas: ReturnType<typeof statusOf>[], removedShardIds: number[] = []) => ({
-    nodeId: 'n1', address: 'a:1', replicas, partial, removedShardIds, opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0,
+    nodeId: 'n1', address: 'a:1', replicas, partial, removedShardIds, opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0, unreachablePeers: [],
   });
   const keyCount = (state: ClusterState): number => state.nodeInfos().find((node) => node.nodeId === 'n1')?.keyCount ?? -1;
 

@@ -146,6 +146,8 @@ export interface NodeInfo {
   p99LatencyMs: number;
   /** Port of the node's HTTP metrics server, 0 when unknown. */
   metricsPort: number;
+  /** Peers this node cannot connect to (refused, timed out, TLS refused), as it last reported. */
+  peersUnreachable: string[];
 }
 
 /** ShardInfo is one shard in the cluster map. */
@@ -263,6 +265,8 @@ export interface HeartbeatRequest {
    */
   partial: boolean;
   removedShardIds: number[];
+  /** Peers this node's connections to fail (every heartbeat carries the whole list). */
+  unreachablePeers: string[];
 }
 
 export interface HeartbeatResponse {
@@ -408,6 +412,7 @@ function createBaseNodeInfo(): NodeInfo {
     opsPerSecond: 0,
     p99LatencyMs: 0,
     metricsPort: 0,
+    peersUnreachable: [],
   };
 }
 
@@ -439,6 +444,9 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     }
     if (message.metricsPort !== 0) {
       writer.uint32(72).uint32(message.metricsPort);
+    }
+    for (const v of message.peersUnreachable) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -528,6 +536,14 @@ export const NodeInfo: MessageFns<NodeInfo> = {
             message.metricsPort = reader.uint32();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.peersUnreachable.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -579,6 +595,11 @@ export const NodeInfo: MessageFns<NodeInfo> = {
         : isSet(object.metrics_port)
         ? globalThis.Number(object.metrics_port)
         : 0,
+      peersUnreachable: globalThis.Array.isArray(object?.peersUnreachable)
+        ? object.peersUnreachable.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.peers_unreachable)
+        ? object.peers_unreachable.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -611,6 +632,9 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     if (message.metricsPort !== 0) {
       obj.metricsPort = Math.round(message.metricsPort);
     }
+    if (message.peersUnreachable?.length) {
+      obj.peersUnreachable = message.peersUnreachable;
+    }
     return obj;
   },
 
@@ -628,6 +652,7 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     message.opsPerSecond = object.opsPerSecond ?? 0;
     message.p99LatencyMs = object.p99LatencyMs ?? 0;
     message.metricsPort = object.metricsPort ?? 0;
+    message.peersUnreachable = object.peersUnreachable?.map((e) => e) || [];
     return message;
   },
 };
@@ -2118,6 +2143,7 @@ function createBaseHeartbeatRequest(): HeartbeatRequest {
     metricsPort: 0,
     partial: false,
     removedShardIds: [],
+    unreachablePeers: [],
   };
 }
 
@@ -2150,6 +2176,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    for (const v of message.unreachablePeers) {
+      writer.uint32(74).string(v!);
     }
     return writer;
   },
@@ -2241,6 +2270,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
 
             break;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.unreachablePeers.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2285,6 +2322,11 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
         : globalThis.Array.isArray(object?.removed_shard_ids)
         ? object.removed_shard_ids.map((e: any) => globalThis.Number(e))
         : [],
+      unreachablePeers: globalThis.Array.isArray(object?.unreachablePeers)
+        ? object.unreachablePeers.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.unreachable_peers)
+        ? object.unreachable_peers.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2314,6 +2356,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.removedShardIds?.length) {
       obj.removedShardIds = message.removedShardIds.map((e) => Math.round(e));
     }
+    if (message.unreachablePeers?.length) {
+      obj.unreachablePeers = message.unreachablePeers;
+    }
     return obj;
   },
 
@@ -2330,6 +2375,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     message.metricsPort = object.metricsPort ?? 0;
     message.partial = object.partial ?? false;
     message.removedShardIds = object.removedShardIds?.map((e) => e) || [];
+    message.unreachablePeers = object.unreachablePeers?.map((e) => e) || [];
     return message;
   },
 };
