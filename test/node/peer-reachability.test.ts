@@ -44,7 +44,7 @@ describe('node/peer reachability', function () {
           call.on('end', () => callback(null, {}));
         },
         sendSnapshot: () => undefined,
-      } as never);
+      });
       await new Promise<void>((resolve, reject) => {
         server?.bindAsync(address, ServerCredentials.createInsecure(), (error) => (error === null ? resolve() : reject(error)));
       });
