@@ -5,6 +5,7 @@
  * with exit 0.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { watchParent } from '../common/parent-watch.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../common/index.js';
@@ -169,5 +170,7 @@ export function listenHost(host: string | undefined, advertise: string | undefin
   if (host !== undefined) return host;
   if (advertise === undefined) return '127.0.0.1';
   const advertised = advertise.slice(0, advertise.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-  return isLoopback(advertised) ? '127.0.0.1' : '0.0.0.0';
+  const ipv6 = isIP(advertised) === 6;
+  if (isLoopback(advertised)) return ipv6 ? '::1' : '127.0.0.1';
+  return ipv6 ? '::' : '0.0.0.0';
 }

@@ -88,7 +88,9 @@ const LEADERLESS_SHOWN = 6;
 export function leaderlessReport(map: GetClusterMapResponse): string {
   const health = new Map(map.nodes.map((node) => [node.nodeId, HEALTH_NAMES.get(node.health) ?? 'unknown']));
   const leaderless = map.shards.filter((shard) => shard.leaderNodeId === '');
-  if (map.shards.length < map.shardCount) return `the map lists ${map.shards.length} of ${map.shardCount} shards (not placed yet: are --bootstrap-nodes nodes registered?)`;
+  if (map.shards.length < map.shardCount || map.shards.every((shard) => shard.replicas.length === 0)) {
+    return `no shard is placed yet: the manager places them once --bootstrap-nodes nodes (default K=${map.replicationFactor}) have registered; ${map.nodes.length} have`;
+  }
   const described = leaderless.slice(0, LEADERLESS_SHOWN).map((shard) => {
     const voters = shard.replicas.filter((replica) => !replica.learner);
     if (voters.length === 0) return `shard ${shard.shardId} (no replicas placed)`;

@@ -4,7 +4,7 @@
  * now may be taken a moment later as the source port of some outgoing connection, before
  * the server binds it. Below it, only another listener can race us.
  */
-import { createServer } from 'node:net';
+import { createServer, isIP } from 'node:net';
 
 /** Lowest port handed out. */
 const LOWEST_PORT = 20_000;
@@ -42,4 +42,9 @@ export async function findFreePortRange(count: number): Promise<number> {
 /** One free port (see {@link findFreePortRange}); its +1000 is free too. */
 export function findFreePort(): Promise<number> {
   return findFreePortRange(1);
+}
+
+/** `host:port` for a listen or dial address; an IPv6 host goes in brackets (`[::]:7001`). */
+export function hostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }

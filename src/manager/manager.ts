@@ -4,7 +4,7 @@
  * Control path only: nothing on the data path ever waits on it.
  */
 import * as grpc from '@grpc/grpc-js';
-import { createSilentLogger, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
+import { createSilentLogger, hostPort, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
 import {
   ManagerServiceService,
   type GetClusterMapResponse, type HeartbeatRequest, type HeartbeatResponse, type ManagerServiceServer,
@@ -124,7 +124,7 @@ export class Manager {
     });
     const server = new grpc.Server({ interceptors: security.interceptors() });
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${options.host}:${options.port}`, security.credentials(), (error, bound) => {
+      server.bindAsync(hostPort(options.host, options.port), security.credentials(), (error, bound) => {
         if (error === null) resolve(bound);
         else reject(new ManagerError('BIND_FAILED', `cannot listen on ${options.host}:${options.port}: ${bindFailure(error)}`, { cause: error }));
       });

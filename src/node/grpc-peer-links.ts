@@ -82,6 +82,10 @@ export const RAFT_CHANNEL_OPTIONS = {
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
+  // Reconnect within seconds of a peer coming back (grpc-js's default backs off to 120 s, and a
+  // channel in TRANSIENT_FAILURE fails every stream at once, so Raft messages to it are dropped).
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 5000,
 } as const;
 
 /** Peer links over gRPC: one client (channel) per peer node. */

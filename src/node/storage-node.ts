@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadHasher, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
+import { hostPort, loadHasher, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
 import { ChannelSecurity, ServerSecurity, type TlsMaterial, type TokenFile } from '../security/index.js';
 import type { HeartbeatRequest, HeartbeatResponse, PlacementCommand } from '../gen/kvstore/v1/manager.js';
 import { AdmissionControl, DEFAULT_ADMISSION_LIMITS, type RefusalReason } from './admission.js';
@@ -187,7 +187,7 @@ export class StorageNode {
       interceptors: [clientCallInterceptor(admission, (reason) => refused(reason)), ...security.interceptors()],
     });
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${listenHost}:${options.port}`, security.credentials(), (error, bound) => {
+      server.bindAsync(hostPort(listenHost, options.port), security.credentials(), (error, bound) => {
         if (error !== null) reject(error);
         else resolve(bound);
       });
@@ -195,7 +195,7 @@ export class StorageNode {
       security.close(); // stop watching the token file of a node that never started
       throw error;
     });
-    const address = options.advertise ?? `${listenHost}:${port}`;
+    const address = options.advertise ?? hostPort(listenHost, port);
     const node = new StorageNode(options, server, state, peers, storage, admission, port, address, security);
     node.scratchDir = scratchDir;
     const refusalLog = new RefusalLog((reason, count) => node.metrics.requests.refused(reason, count), logger);
@@ -277,6 +277,9 @@ export class StorageNode {
 
   private onHeartbeatResponse(response: HeartbeatResponse): void {
     this.reports.answered(response.fullReport || response.reregister);
+    // The manager took nothing of a partial report it holds no full one for (it restarted): send
+    // the full one now, not a heartbeat interval later, so its map shows our leaders at once.
+    if (response.fullReport) this.manager?.nudge();
     this.setPeers(response.nodes.filter((node) => node.nodeId !== this.options.nodeId));
     // One node-state save for the whole answer (thousands of creates at a cluster's start).
     this.state.batch(() => {

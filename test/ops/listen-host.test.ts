@@ -6,12 +6,26 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listenHost } from '../../src/cli/node-command.js';
 import { freePort, MAIN_SCRIPT } from '../support/cluster.js';
 import { waitFor } from '../support/wait-for.js';
+
+/** Whether this machine can listen on and connect to ::1. */
+async function reachableIpv6Loopback(): Promise<boolean> {
+  const server = createServer();
+  const listening = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(0, '::1', () => resolve(true));
+  });
+  if (!listening) return false;
+  const address = server.address();
+  const ok = typeof address === 'object' && address !== null && (await reachable('::1', address.port));
+  await new Promise((resolve) => server.close(resolve));
+  return ok;
+}
 
 function reachable(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -32,6 +46,32 @@ describe('ops: where a node listens', function () {
     expect(listenHost(undefined, 'n1:7001')).to.equal('0.0.0.0');
     expect(listenHost('127.0.0.1', '10.0.0.5:7001')).to.equal('127.0.0.1');
     expect(listenHost('10.0.0.5', undefined)).to.equal('10.0.0.5');
+    expect(listenHost(undefined, '[fd00::2]:7001'), 'IPv6: every interface of both families').to.equal('::');
+    expect(listenHost(undefined, '[::1]:7001')).to.equal('::1');
+  });
+
+  it('a node listening on IPv6 loopback (as --advertise [::1]:PORT makes it) is reachable there', async function () {
+    if (!(await reachableIpv6Loopback())) {
+      process.stderr.write('      skipped: no IPv6 loopback on this machine\n');
+      this.skip();
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'kvstore-listen6-'));
+    const port = await freePort();
+    let output = '';
+    const node = spawn(process.execPath, [MAIN_SCRIPT, 'node', '--id', 'n1', '--port', String(port), '--metrics-port', String(await freePort()),
+      '--manager', '127.0.0.1:1', '--data-dir', join(dir, 'n1'), '--advertise', `[::1]:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    node.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    node.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await waitFor('the node to start', () => output.includes('"message":"node started"') || (node.exitCode !== null ? Promise.reject(new Error(output)) : false), 20_000);
+      expect(await reachable('::1', port)).to.equal(true);
+    } finally {
+      const exited = new Promise((resolve) => node.once('exit', resolve));
+      node.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a node advertising another address, without --host, is reachable on it and says so', async function () {
@@ -77,5 +117,7 @@ describe('ops: status --wait says why it timed out', () => {
       ],
     } as unknown as Parameters<typeof leaderlessReport>[0];
     expect(leaderlessReport(map)).to.equal('no leader: shard 0 (n1 up, n2 down, n3 down; only 1 of 3 voters up: no quorum)');
+    const unplaced = { ...map, shards: map.shards.map((shard) => ({ ...shard, replicas: [], leaderNodeId: '' })) };
+    expect(leaderlessReport(unplaced)).to.equal('no shard is placed yet: the manager places them once --bootstrap-nodes nodes (default K=3) have registered; 3 have');
   });
 });
