@@ -27,6 +27,7 @@ interface ClusterFlags {
   dataDir: string;
   downAfter: string;
   logLevel?: string;
+  logStdout?: boolean;
   leaseReads: boolean;
   metricsPerShard?: boolean;
   tls?: boolean;
@@ -52,6 +53,8 @@ export interface ClusterSettings {
   metricsPerShard?: boolean;
   /** TLS and tokens for every process (`--tls`, `--tls-*`, `--auth-token-file`, `--metrics-tls`). */
   security: LocalSecurityOptions;
+  /** `--log-stdout`: the JSON logs on the terminal even when it is one (default: files under DATA_DIR/logs there). */
+  logStdout?: boolean;
 }
 
 /** Registers `cluster` on the root program. */
@@ -66,6 +69,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--data-dir <dir>', 'data directory: <dir>/manager and <dir>/n<i>', './data')
     .option('--down-after <seconds>', 'how long a silent node is suspect before it is down and re-replicated', '10')
     .option('--log-level <level>', `log level of every process: ${LOG_LEVELS.join(', ')}`)
+    .option('--log-stdout', 'on a terminal, print the JSON logs there instead of a summary (they go to <dir>/logs/ otherwise; off a terminal they always go to stderr)')
     .option('--no-lease-reads', 'start every node with --no-lease-reads: each read batch is confirmed by a ReadIndex round')
     .option('--metrics-per-shard', 'start every node with --metrics-per-shard: per-shard series on /metrics')
     .option('--tls', 'mutual TLS between every process and for clients, with a CA and certificates made in <dir>/certs (kept for later runs)')
@@ -110,6 +114,7 @@ export function parseClusterFlags(flags: ClusterFlags): ClusterSettings {
   };
   return {
     security,
+    logStdout: flags.logStdout === true,
     nodes,
     replicas,
     shards,
@@ -140,8 +145,15 @@ export function clusterSpec(settings: ClusterSettings, mainScript?: string, secu
 
 /** Runs the cluster until a stop signal; resolves to the exit code. */
 async function runCluster(settings: ClusterSettings): Promise<number> {
-  const log = createLogger(settings.logLevel, { component: 'cluster' });
   mkdirSync(settings.dataDir, { recursive: true });
+  // On a terminal, a person reads: a short summary there, the JSON logs in files. Scripts (no
+  // terminal) and --log-stdout get the JSON lines on stderr as always; stdout is the ready line.
+  const logsDir = process.stderr.isTTY === true && settings.logStdout !== true ? join(settings.dataDir, 'logs') : undefined;
+  if (logsDir !== undefined) mkdirSync(logsDir, { recursive: true });
+  const say = (line: string): void => {
+    if (logsDir !== undefined) process.stderr.write(`${line}\n`);
+  };
+  const log = createLogger(settings.logLevel, { component: 'cluster' }, logsDir === undefined ? undefined : join(logsDir, 'cluster.log'));
   let security: ClusterSecurity;
   try {
     security = await localClusterSecurity(settings.dataDir, settings.security);
@@ -154,10 +166,11 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
   const manager = managerAddress(spec);
   if (settings.security.tls === true) {
     const dir = certsDir(settings.dataDir);
-    log.info('TLS on: clients need the cluster CA and a client certificate (or a token)', {
-      flags: `--tls-ca ${join(dir, 'ca.crt')} --cert ${join(dir, 'client.crt')} --key ${join(dir, 'client.key')}`,
-    });
+    const flags = `--tls-ca ${join(dir, 'ca.crt')} --cert ${join(dir, 'client.crt')} --key ${join(dir, 'client.key')}`;
+    log.info('TLS on: clients need the cluster CA and a client certificate (or a token)', { flags });
   }
+  if (logsDir !== undefined) say(summary(settings, spec, logsDir));
+  const startedAtMs = performance.now();
 
   let stopping = false;
   let ready = false;
@@ -168,9 +181,14 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
 
   const launcher = launchCluster(spec, {
     env: settings.logLevel === undefined ? {} : { KVSTORE_LOG_LEVEL: settings.logLevel },
-    onError: (name, error) => log.error('child failed to start', { child: name, error: error.message }),
+    onError: (name, error) => {
+      log.error('child failed to start', { child: name, error: error.message });
+      say(`${name} failed to start: ${error.message}`);
+    },
+    ...(logsDir === undefined ? {} : { logFile: (name: string) => join(logsDir, `${name}.log`) }),
     onUnexpectedExit: (name, code, signal) => {
       log.warn('child exited', { child: name, code, signal });
+      say(`${name} exited (${signal ?? `code ${String(code)}`}); its log: ${join(logsDir ?? '', `${name}.log`)}`);
       if (!ready) stopRequested(`${name} exited before the cluster was ready`);
       else if (launcher.all().every((child) => !child.running)) stopRequested('every child exited');
     },
@@ -187,6 +205,7 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
         ready = true;
         process.stdout.write(`ready manager=${manager}\n`);
         log.info('cluster ready', { manager });
+        say(`ready: every shard has a leader (${((performance.now() - startedAtMs) / 1000).toFixed(1)} s). Ctrl-C stops the cluster.`);
       } else if (!outcome.ready && outcome.reason === 'refused') {
         log.error('the manager refused this process\'s credentials', { error: outcome.lastError?.message });
         stopRequested('readiness check refused');
@@ -201,7 +220,30 @@ async function runCluster(settings: ClusterSettings): Promise<number> {
   stopping = true;
   readiness.abort();
   log.info('stopping cluster', { reason });
+  say(`stopping (${reason})…`);
   await launcher.stop(STOP_GRACE_MS);
+  say('stopped.');
   stopListening();
   return STOP_SIGNALS.includes(reason as NodeJS.Signals) ? EXIT.ok : EXIT.unavailable;
+}
+
+/** What `kvstore cluster` prints on a terminal before it waits for leaders. */
+function summary(settings: ClusterSettings, spec: ClusterSpec, logsDir: string): string {
+  const tls = settings.security.tls === true || settings.security.files !== undefined;
+  const lines = [
+    `kvstore cluster: ${settings.nodes} node${settings.nodes === 1 ? '' : 's'}, ${settings.replicas} replica${settings.replicas === 1 ? '' : 's'} per shard, `
+      + `${settings.shards} shards${tls ? ', mutual TLS' : ''}${settings.security.authTokenFile === undefined ? '' : ', tokens required'}; data in ${settings.dataDir}`,
+    `  ${'manager'.padEnd(9)}${managerAddress(spec)}  metrics http${settings.security.metricsTls === true ? 's' : ''}://127.0.0.1:${spec.manager.metricsPort ?? spec.manager.port + 1000}/metrics`,
+  ];
+  for (let index = 1; index <= settings.nodes; index++) {
+    const endpoint = spec.node(index);
+    lines.push(`  ${`n${index}`.padEnd(9)}127.0.0.1:${endpoint.port}  metrics :${endpoint.metricsPort ?? endpoint.port + 1000}`);
+  }
+  lines.push(`  logs     ${logsDir}/ (JSON lines, one file per process; --log-stdout prints them here instead)`);
+  if (settings.security.tls === true) {
+    const dir = certsDir(settings.dataDir);
+    lines.push(`  clients  --tls-ca ${join(dir, 'ca.crt')} --cert ${join(dir, 'client.crt')} --key ${join(dir, 'client.key')}`);
+  }
+  lines.push('waiting for every shard to have a leader…');
+  return lines.join('\n');
 }

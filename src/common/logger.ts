@@ -19,17 +19,17 @@ export type Logger = winston.Logger;
 
 /**
  * Creates the process's root logger writing JSON lines to stderr (stdout is kept
- * for command output such as `ready manager=…`). The level comes from the argument,
- * else `KVSTORE_LOG_LEVEL`, else `info`.
+ * for command output such as `ready manager=…`), or appending them to `file`. The level
+ * comes from the argument, else `KVSTORE_LOG_LEVEL`, else `info`.
  */
-export function createLogger(level?: LogLevel, context: LogContext = {}): Logger {
+export function createLogger(level?: LogLevel, context: LogContext = {}, file?: string): Logger {
   const envLevel = process.env['KVSTORE_LOG_LEVEL'];
   const chosen: string = level ?? (isLogLevel(envLevel) ? envLevel : 'info');
   return winston.createLogger({
     level: chosen,
     defaultMeta: context,
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-    transports: [new winston.transports.Console({ stderrLevels: [...LOG_LEVELS] })],
+    transports: [file === undefined ? new winston.transports.Console({ stderrLevels: [...LOG_LEVELS] }) : new winston.transports.File({ filename: file })],
   });
 }
 

@@ -4,7 +4,7 @@
  * and refuses --replicas > --nodes with exit 2.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,13 @@ function childrenOf(pid: number): number[] {
   } catch {
     return [];
   }
+}
+
+/** Every process below `pid` (children, their children, …). */
+function descendantsOf(pid: number): number[] {
+  const all: number[] = [];
+  for (const child of childrenOf(pid)) all.push(child, ...descendantsOf(child));
+  return all;
 }
 
 function alive(pid: number): boolean {
@@ -137,6 +144,38 @@ describe('integration: kvstore cluster', function () {
       const survivors = descendants.filter(alive).map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(2, 4).join(' '));
       throw new Error(`${error instanceof Error ? error.message : String(error)}; still running: ${survivors.join('; ')}`);
     });
+  });
+
+  it('on a terminal: prints a summary and the ready line, and writes the JSON logs to DATA_DIR/logs (issue 19)', async function () {
+    if (spawnSync('script', ['--version'], { stdio: 'ignore' }).status !== 0) {
+      process.stderr.write('      skipped: no `script` (util-linux) to give the cluster a terminal\n');
+      this.skip();
+      return;
+    }
+    const port = await basePort();
+    const data = join(dir, 'terminal');
+    const command = [process.execPath, MAIN_SCRIPT, 'cluster', '--nodes', '3', '--shards', '4', '--port', String(port), '--data-dir', data]
+      .map((arg) => `'${arg}'`).join(' ');
+    // `script` runs the command on a pseudo-terminal: stdout and stderr are the terminal, copied to ours.
+    const terminal = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    running = terminal;
+    let screen = '';
+    terminal.stdout?.on('data', (chunk: Buffer) => (screen += chunk.toString()));
+    try {
+      await waitFor('the ready line on the terminal', () => screen.includes(`ready manager=127.0.0.1:${port}`) && screen.includes('Ctrl-C stops'), 60_000);
+      descendants = descendantsOf(terminal.pid!);
+      expect(screen).to.match(/^kvstore cluster: 3 nodes, 3 replicas per shard, 4 shards; data in /m);
+      expect(screen).to.match(new RegExp(`^ {2}n3 +127\\.0\\.0\\.1:${port + 3} +metrics :${port + 1003}`, 'm'));
+      expect(screen).to.include(`${join(data, 'logs')}/`);
+      expect(screen, 'no JSON log lines on the terminal').to.not.match(/^\{"/m);
+      for (const name of ['cluster', 'manager', 'n1', 'n2', 'n3']) {
+        const lines = readFileSync(join(data, 'logs', `${name}.log`), 'utf8').trim().split('\n');
+        expect(JSON.parse(lines[0] ?? '') as object, `${name}.log holds JSON lines`).to.have.property('message');
+      }
+    } finally {
+      terminal.kill('SIGTERM'); // the terminal goes away: the cluster stops on SIGHUP
+      await waitFor('every process to exit', () => descendants.every((pid) => !alive(pid)), 15_000).catch(() => undefined);
+    }
   });
 
   it('refuses --replicas larger than --nodes with one line and exit 2', async () => {
