@@ -8,7 +8,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { watchParent } from '../common/parent-watch.js';
-import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../common/index.js';
+import { createLogger, isLogLevel, LOG_LEVELS, splitHostPort, type LogLevel } from '../common/index.js';
 import { StorageNode } from '../node/index.js';
 import { BadInputError } from './client-util.js';
 import {
@@ -169,7 +169,7 @@ async function runNode(flags: NodeFlags): Promise<void> {
 export function listenHost(host: string | undefined, advertise: string | undefined): string {
   if (host !== undefined) return host;
   if (advertise === undefined) return '127.0.0.1';
-  const advertised = advertise.slice(0, advertise.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  const advertised = splitHostPort(advertise).host;
   const ipv6 = isIP(advertised) === 6;
   if (isLoopback(advertised)) return ipv6 ? '::1' : '127.0.0.1';
   return ipv6 ? '::' : '0.0.0.0';

@@ -256,10 +256,7 @@ export class KVClient {
   async getMany(keys: readonly string[], options: CallOptions = {}): Promise<KVGetManyResult[]> {
     checkMany('getMany', keys);
     for (const key of keys) keyToBytes(key);
-    return Promise.all(keys.map((key) => this.getEntry(key, options).then(
-      (entry): KVGetManyResult => ({ key, ok: true, entry }),
-      (error: unknown): KVGetManyResult => ({ key, ok: false, error: asKVError(error) }),
-    )));
+    return eachKey(keys, (key) => key, (key) => this.getEntry(key, options).then((entry) => ({ entry })));
   }
 
   /**
@@ -276,10 +273,7 @@ export class KVClient {
       keyToBytes(entry[0]);
       valueToBytes(entry[1]);
     }
-    return Promise.all(entries.map(([key, value]) => this.put(key, value, options).then(
-      (): KVPutManyResult => ({ key, ok: true }),
-      (error: unknown): KVPutManyResult => ({ key, ok: false, error: asKVError(error) }),
-    )));
+    return eachKey(entries, ([key]) => key, ([key, value]) => this.put(key, value, options).then(() => ({})));
   }
 
   /**
@@ -290,10 +284,7 @@ export class KVClient {
     checkMany('deleteMany', keys);
     checkDistinct('deleteMany', keys);
     for (const key of keys) keyToBytes(key);
-    return Promise.all(keys.map((key) => this.delete(key, options).then(
-      (existed): KVDeleteManyResult => ({ key, ok: true, existed }),
-      (error: unknown): KVDeleteManyResult => ({ key, ok: false, error: asKVError(error) }),
-    )));
+    return eachKey(keys, (key) => key, (key) => this.delete(key, options).then((existed) => ({ existed })));
   }
 
   /**
@@ -457,6 +448,22 @@ function checkDistinct(name: string, keys: readonly unknown[]): void {
     if (seen.has(key)) throw new KVError('INVALID_ARGUMENT', `${name}: key "${String(key)}" appears twice (their order would be undefined)`);
     seen.add(key);
   }
+}
+
+/**
+ * Runs `call` for every item at once (so the requests leave in one Batch per node) and settles each
+ * into `{ key, ok: true, …fields }` or `{ key, ok: false, error }`, in order.
+ */
+function eachKey<I, F extends object>(
+  items: readonly I[], keyOf: (item: I) => string, call: (item: I) => Promise<F>,
+): Promise<({ key: string; ok: true } & F | { key: string; ok: false; error: KVError })[]> {
+  return Promise.all(items.map((item) => {
+    const key = keyOf(item);
+    return call(item).then(
+      (fields) => ({ key, ok: true as const, ...fields }),
+      (error: unknown) => ({ key, ok: false as const, error: asKVError(error) }),
+    );
+  }));
 }
 
 /** A per-key failure as the KVError it should be (anything else is a bug, kept as the cause). */

@@ -4,7 +4,7 @@
  */
 import { Metadata, status as GrpcStatus, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { ManagerServiceClient, type GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
-import { ChannelSecurity, plaintextToTls, securityFailure, speaksTls } from '../security/channel-security.js';
+import { ChannelSecurity, grpcLastError, plaintextToTls, securityFailure, speaksTls } from '../security/channel-security.js';
 import { CHANNEL_OPTIONS } from './channel-options.js';
 
 /**
@@ -94,7 +94,5 @@ export class ManagerConnection {
 
 /** grpc-js details such as "No connection established. Last error: Error: connect ECONNREFUSED …. Resolution note:" cut to the cause. */
 function conciseReason(error: ServiceError): string {
-  const details = error.details || error.message;
-  const last = /Last error: (?:Error: )?(.*?)(?:\.?\s*Resolution note:.*)?$/s.exec(details);
-  return (last?.[1] ?? details).trim();
+  return grpcLastError(error.details || error.message);
 }

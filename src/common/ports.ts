@@ -44,6 +44,16 @@ export function findFreePort(): Promise<number> {
   return findFreePortRange(1);
 }
 
+/**
+ * `host:port` (or `[v6]:port`) split at its last colon, brackets dropped; `port` is NaN when there
+ * is none. The inverse of {@link hostPort}.
+ */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  if (colon <= 0) return { host: address, port: Number.NaN };
+  return { host: address.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(address.slice(colon + 1)) };
+}
+
 /** `host:port` for a listen or dial address; an IPv6 host goes in brackets (`[::]:7001`). */
 export function hostPort(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;

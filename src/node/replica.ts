@@ -179,22 +179,9 @@ export class Replica {
     this.term = initial.hardState.term;
     this.vote = initial.hardState.vote;
     this.rawNode = new RawNode({ ...options.raft, id: options.replicaId, storage: options.storage, applied: this.machine.appliedIndex });
-    this.writes = new WritePath({
-      shardId: options.shardId,
-      rawNode: this.rawNode,
-      runtime: this.runtime,
-      machine: () => this.machine,
-      events: options.events,
-    });
-    this.reads = new ReadPath({
-      shardId: options.shardId,
-      rawNode: this.rawNode,
-      runtime: this.runtime,
-      machine: () => this.machine,
-      leaseMs: this.leaseMs,
-      events: options.events,
-      unsafeStaleReads: options.unsafeStaleReads === true,
-    });
+    const paths = { shardId: options.shardId, rawNode: this.rawNode, runtime: this.runtime, machine: () => this.machine, events: options.events };
+    this.writes = new WritePath(paths);
+    this.reads = new ReadPath({ ...paths, leaseMs: this.leaseMs, unsafeStaleReads: options.unsafeStaleReads === true });
   }
 
   /** True while the group has no configuration (created without members, waiting for the leader). */

@@ -12,6 +12,7 @@ import {
 } from '@grpc/grpc-js';
 import { connect as tlsConnect, checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { isIP } from 'node:net';
+import { splitHostPort } from '../common/ports.js';
 
 /** The metadata key a token travels in (lower case, as HTTP/2 sends it). */
 export const AUTHORIZATION_HEADER = 'authorization';
@@ -70,7 +71,7 @@ export class ChannelSecurity {
    */
   forTarget(address: string): { credentials: ChannelCredentials; options: Record<string, string> } {
     if (this.tls === undefined) return { credentials: this.channelCredentials, options: {} };
-    const host = address.slice(0, Math.max(0, address.lastIndexOf(':'))).replace(/^\[|\]$/g, '');
+    const { host } = splitHostPort(address);
     if (isIP(host) === 0) return { credentials: this.channelCredentials, options: {} };
     let credentials = this.byIp.get(host);
     if (credentials === undefined) {
@@ -110,17 +111,17 @@ export function securityFailure(code: number | undefined, details: string, secur
     return `${address} does not speak TLS (it is a plaintext server): drop --tls-ca, or check the address`;
   }
   if (/self[- ]signed certificate|unable to (get local issuer|verify the first) certificate|certificate signature failure/i.test(details)) {
-    return `${address} presented a certificate not signed by the CA given (--tls-ca): ${lastError(details)}`;
+    return `${address} presented a certificate not signed by the CA given (--tls-ca): ${grpcLastError(details)}`;
   }
-  if (/certificate has expired|certificate is not yet valid/i.test(details)) return `${address}: ${lastError(details)}`;
+  if (/certificate has expired|certificate is not yet valid/i.test(details)) return `${address}: ${grpcLastError(details)}`;
   if (/does not match certificate's altnames|ERR_TLS_CERT_ALTNAME_INVALID/i.test(details)) {
-    return `${address}: the server's certificate is not valid for this address (create it with --hosts naming it): ${lastError(details)}`;
+    return `${address}: the server's certificate is not valid for this address (create it with --hosts naming it): ${grpcLastError(details)}`;
   }
   return undefined;
 }
 
 /** grpc-js "No connection established. Last error: Error: X. Resolution note: …" → X. */
-function lastError(details: string): string {
+export function grpcLastError(details: string): string {
   const last = /Last error: (?:Error: )?(.*?)(?:\.?\s*Resolution note:.*)?$/s.exec(details);
   return (last?.[1] ?? details).trim();
 }
@@ -131,10 +132,8 @@ function lastError(details: string): string {
  * retrying until its deadline.
  */
 export function speaksTls(address: string, timeoutMs = 1000): Promise<boolean> {
-  const colon = address.lastIndexOf(':');
-  const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
-  const port = Number(address.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port)) return Promise.resolve(false);
+  const { host, port } = splitHostPort(address);
+  if (!Number.isInteger(port)) return Promise.resolve(false);
   return new Promise((resolve) => {
     const socket = tlsConnect({
       host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'],

@@ -56,22 +56,9 @@ describe('ops: where a node listens', function () {
       this.skip();
       return;
     }
-    const dir = mkdtempSync(join(tmpdir(), 'kvstore-listen6-'));
-    const port = await freePort();
-    let output = '';
-    const node = spawn(process.execPath, [MAIN_SCRIPT, 'node', '--id', 'n1', '--port', String(port), '--metrics-port', String(await freePort()),
-      '--manager', '127.0.0.1:1', '--data-dir', join(dir, 'n1'), '--advertise', `[::1]:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    node.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    node.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    try {
-      await waitFor('the node to start', () => output.includes('"message":"node started"') || (node.exitCode !== null ? Promise.reject(new Error(output)) : false), 20_000);
+    await withNode((port) => `[::1]:${port}`, async (port) => {
       expect(await reachable('::1', port)).to.equal(true);
-    } finally {
-      const exited = new Promise((resolve) => node.once('exit', resolve));
-      node.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a node advertising another address, without --host, is reachable on it and says so', async function () {
@@ -81,26 +68,36 @@ describe('ops: where a node listens', function () {
       this.skip();
       return;
     }
-    const dir = mkdtempSync(join(tmpdir(), 'kvstore-listen-'));
-    const port = await freePort();
-    let output = '';
-    const node = spawn(process.execPath, [MAIN_SCRIPT, 'node', '--id', 'n1', '--port', String(port), '--metrics-port', String(await freePort()),
-      '--manager', '127.0.0.1:1', '--data-dir', join(dir, 'n1'), '--advertise', `${external.address}:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    node.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    node.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    try {
-      await waitFor('the node to start', () => output.includes('"message":"node started"'), 20_000);
+    await withNode((port) => `${external.address}:${port}`, async (port, output) => {
       expect(await reachable(external.address, port), `${external.address}:${port}`).to.equal(true);
-      expect(output).to.include('listening on every interface');
-      await waitFor('the warning about plaintext beyond loopback', () => output.includes('serving plaintext'), 10_000);
-    } finally {
-      const exited = new Promise((resolve) => node.once('exit', resolve));
-      node.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    }
+      expect(output()).to.include('listening on every interface');
+      await waitFor('the warning about plaintext beyond loopback', () => output().includes('serving plaintext'), 10_000);
+    });
   });
 });
+
+/**
+ * Starts `kvstore node` with `--advertise advertise(port)` and no `--host` (its manager unreachable:
+ * it serves all the same), runs `body` once it started, then stops it by PID and removes its data.
+ */
+async function withNode(advertise: (port: number) => string, body: (port: number, output: () => string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'kvstore-listen-'));
+  const port = await freePort();
+  let output = '';
+  const node = spawn(process.execPath, [MAIN_SCRIPT, 'node', '--id', 'n1', '--port', String(port), '--metrics-port', String(await freePort()),
+    '--manager', '127.0.0.1:1', '--data-dir', join(dir, 'n1'), '--advertise', advertise(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  node.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  node.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  try {
+    await waitFor('the node to start', () => output.includes('"message":"node started"') || (node.exitCode !== null ? Promise.reject(new Error(output)) : false), 20_000);
+    await body(port, () => output);
+  } finally {
+    const exited = new Promise((resolve) => node.once('exit', resolve));
+    node.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 describe('ops: status --wait says why it timed out', () => {
   it('lists leaderless shards with their replicas\' node health and whether a quorum is up', async () => {
