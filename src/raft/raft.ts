@@ -468,11 +468,13 @@ export class Raft {
         // A stale leader (partitioned, now back) learns our term from this and steps down.
         this.send(newMessage(MessageType.AppendResponse, message.from, this.id, this.term));
       } else if (message.type === MessageType.PreVote) {
-        const response = newMessage(MessageType.PreVoteResponse, message.from, this.id, this.term);
-        response.reject = true;
-        this.send(response);
+        this.rejectVote(message);
       }
       return;
+    }
+
+    if ((message.type === MessageType.VoteResponse || message.type === MessageType.PreVoteResponse) && message.reject) {
+      this.learnCommitHint(message);
     }
 
     if (message.type === MessageType.Vote || message.type === MessageType.PreVote) {
@@ -511,9 +513,43 @@ export class Raft {
       }
       return;
     }
+    this.rejectVote(message);
+  }
+
+  /**
+   * Refuses a (pre)vote, telling the candidate how far this replica knows the log to be
+   * committed, up to the candidate's last index: `commit`, and `logTerm`, the term of
+   * that entry here.
+   *
+   * Why: a replica that applied its own removal never campaigns again, yet a group
+   * shrinking from two voters to one may still need it. If the survivor lost, on power
+   * loss, its knowledge that the removal committed (and entries after it), it restarts in
+   * the old configuration, where it needs the removed replica's vote — which the removed
+   * replica must refuse, its log being longer. Without the hint neither ever leads again.
+   * With it, the survivor learns the removal committed, applies it and elects itself.
+   */
+  private rejectVote(message: Message): void {
     const response = newMessage(voteResponseType(message.type), message.from, this.id, this.term);
     response.reject = true;
+    response.commit = Math.min(this.log.committed, message.index);
+    response.logTerm = this.log.term(response.commit) ?? 0;
     this.send(response);
+  }
+
+  /**
+   * Takes a refusing voter's commit index (see {@link rejectVote}). Rule: commit to it
+   * only when our entry at that index has the voter's term there. A commit index is a
+   * fact about the group, not about the sender — that entry is committed, durable on a
+   * quorum and in every later leader's log — and by Log Matching equal terms at one
+   * index mean our log equals the voter's up to it, so every entry we mark committed is
+   * one that committed. This is the same step a follower takes on an append whose
+   * commit reaches its matched entries; only the messenger differs.
+   */
+  private learnCommitHint(message: Message): void {
+    if (message.commit <= this.log.committed || message.logTerm === 0) return;
+    if (!this.log.matchTerm(message.commit, message.logTerm)) return;
+    this.logger.debug('commit learned from a refused vote', { replica: this.id, from: message.from, commit: message.commit });
+    this.log.commitTo(message.commit);
   }
 
   abortLeaderTransfer(): void {

@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import {
   ConfChangeType,
+  EntryType,
   MemoryStorage,
   MessageType,
   Role,
@@ -154,6 +155,47 @@ describe('raft membership changes', () => {
     for (let i = 0; i < 100; i++) net.tickAll(1);
     expect(net.leaders()).to.deep.equal([1]);
     expect(net.get(1).node.status().term, 'no election was forced').to.equal(term);
+  });
+
+  it('shrinking two voters to one survives the survivor forgetting, on power loss, that the removal committed', () => {
+    // Found by the whole-node simulator (seed 5017429). Leader 1 commits "remove 2" with
+    // both voters and sends one more entry before its own fsync; 2 stores it, learns the
+    // removal committed and applies it, so it never campaigns again. 1 loses power before
+    // its commit index and that last entry are durable: it restarts in the old
+    // configuration, where it needs 2's vote, and 2 must refuse it — 2's log is longer.
+    // 2's refusal carries its commit index, so 1 learns the removal committed and leads alone.
+    const net = new TestNetwork([1, 2]);
+    net.elect(1);
+    expect(net.get(1).node.proposeConfChange(change(ConfChangeType.RemoveReplica, 2)).ok).to.equal(true);
+    net.stabilize();
+    expect(net.get(1).node.propose(utf8('after removal')).ok).to.equal(true);
+    net.stabilize();
+    const leaderLog = net.get(1).storage;
+    const all = leaderLog.entries(leaderLog.firstIndex(), leaderLog.lastIndex() + 1, Number.POSITIVE_INFINITY);
+    if (!all.ok) throw new Error('entries');
+    const removal = all.value.find((entry) => entry.type === EntryType.ConfChange);
+    if (removal === undefined) throw new Error('no conf change entry');
+    const { hardState } = leaderLog.initialState();
+    // The durable state of the seed: 2 holds the entry after the removal and knows the
+    // removal committed (it applies it again on restart); 1 holds the log through the
+    // removal and a commit index just below it.
+    const durable = (entries: typeof all.value, commit: number): MemoryStorage => {
+      const storage = new MemoryStorage({ confState: { voters: [1, 2], learners: [] } });
+      storage.append(entries);
+      storage.setHardState({ term: hardState.term, vote: hardState.vote, commit });
+      return storage;
+    };
+    net.add(2, durable(all.value, removal.index));
+    net.add(1, durable(all.value.filter((entry) => entry.index <= removal.index), removal.index - 1));
+    net.tickAll(1);
+    expect(net.get(2).confState.voters, '2 applied its removal again').to.deep.equal([1]);
+    expect(net.get(1).confState.voters, '1 restarted in the old configuration').to.deep.equal([1, 2]);
+    net.tickAll(60);
+    expect(net.leaders(), 'the survivor leads again').to.deep.equal([1]);
+    expect(net.get(1).confState).to.deep.equal({ voters: [1], learners: [] });
+    expect(net.get(1).node.propose(utf8('later')).ok).to.equal(true);
+    net.stabilize();
+    expect(net.get(1).texts).to.include('later');
   });
 
   it('a demoted voter (AddLearner on a voter) no longer counts; removing the last voter is refused', () => {
