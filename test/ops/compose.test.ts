@@ -1,21 +1,28 @@
 /**
  * Issue 8 "Containers": there is no Docker engine here, so the compose file and the
- * Dockerfile are checked statically — every command and flag the containers run exists
- * in the CLI (`kvstore <cmd> --help`), every node has its own id, volume, advertised
- * service name and published metrics port, healthchecks gate startup, and Prometheus
- * scrapes every process. When a `docker compose` (or `docker-compose`) binary exists,
- * `config -q` validates the file as well. The topology itself runs in netns.test.ts.
+ * Dockerfile are checked statically — both compose files against the Compose Specification's
+ * JSON schema (vendored in test/ops/schema), and then what the schema cannot know: every
+ * command and flag the containers run exists in the CLI (`kvstore <cmd> --help`), every node
+ * has its own id, volume, advertised service name and published metrics port, healthchecks gate
+ * startup, and Prometheus scrapes every process. When Compose v2 is installed (`docker compose`,
+ * or a standalone `docker-compose` 2.x), `config -q` checks the files as well; Compose v1
+ * rejects the specification's top-level `name:`, so it is detected and the check skipped with
+ * the reason (issue 19). The topology itself runs in netns.test.ts.
  */
 import { expect } from 'chai';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
 import { runCli } from '../support/cluster.js';
+import { chooseCompose, parseComposeVersion, type VersionProbe } from './support/compose-binary.js';
 import {
-  type ComposeFile, type ComposeService, flagValue, nodeServices, readComposeFile, REPO_ROOT, runsKvstore,
+  type ComposeFile, ComposeSchemaError, type ComposeService, flagValue, loadComposeDocument, nodeServices, readComposeFile, REPO_ROOT,
+  runsKvstore, validateComposeDocument,
 } from './support/compose-file.js';
+
+const COMPOSE_FILES = ['docker-compose.yml', 'docker-compose.tls.yml'] as const;
 
 /** The metrics port the health probe and Prometheus use: `--metrics-port`, else gRPC port + 1000. */
 function metricsPortOf(service: ComposeService): number {
@@ -178,19 +185,99 @@ describe('ops: docker-compose.yml and Dockerfile', function () {
     }
   });
 
-  it('passes `docker compose config` when a compose binary is installed', function () {
-    const candidates: [string, string[]][] = [['docker', ['compose']], ['docker-compose', []]];
-    const found = candidates.find(([binary, prefix]) => spawnSync(binary, [...prefix, 'version'], { stdio: 'ignore' }).status === 0);
-    if (found === undefined) {
-      // No compose binary (this machine has only the docker client): the checks above cover the file.
-      process.stderr.write('      skipped: neither `docker compose` nor `docker-compose` is installed; the file is checked by parsing it above\n');
+  it('passes `docker compose config` when Compose v2 is installed', function () {
+    const choice = chooseCompose();
+    if (!choice.use) {
+      // The schema tests above check the files either way; this adds Compose's own loader.
+      process.stderr.write(`      skipped: ${choice.reason}\n`);
       this.skip();
       return;
     }
-    const [binary, prefix] = found;
-    for (const file of ['docker-compose.yml', 'docker-compose.tls.yml']) {
+    const { binary, prefix } = choice.command;
+    for (const file of COMPOSE_FILES) {
       execFileSync(binary, [...prefix, '-f', `${REPO_ROOT}${file}`, '--profile', 'client', '--profile', 'prometheus', 'config', '-q'], { stdio: 'pipe' });
     }
+  });
+});
+
+describe('ops: the compose files against the Compose Specification schema', function () {
+  this.timeout(30_000);
+
+  const documentOf = (file: string): Record<string, unknown> =>
+    loadComposeDocument(readFileSync(`${REPO_ROOT}${file}`, 'utf8')) as Record<string, unknown>;
+
+  for (const file of COMPOSE_FILES) {
+    it(`${file} is valid, top-level name: included`, () => {
+      const document = documentOf(file);
+      expect(document['name'], `${file} names its project`).to.be.a('string');
+      expect(validateComposeDocument(document), file).to.deep.equal([]);
+    });
+  }
+
+  it('names the path of every violation: an unknown top-level key, ports that are not a list, an unknown depends_on condition', () => {
+    const document = documentOf('docker-compose.yml');
+    const services = document['services'] as Record<string, Record<string, unknown>>;
+    document['servics'] = {};
+    const manager = services['manager'] ?? {};
+    manager['ports'] = 5;
+    services['n1'] = { ...services['n1'], depends_on: { manager: { condition: 'service_ready' } } };
+    const problems = validateComposeDocument(document);
+    expect(problems).to.include('/servics: not allowed here (the schema has no such key)');
+    expect(problems).to.include('/services/manager/ports: must be array');
+    expect(problems.some((problem) => problem.startsWith('/services/n1/depends_on/manager/condition: must be equal to one of the allowed values')),
+      problems.join('\n')).to.equal(true);
+  });
+
+  it('refuses such a file when it is read: readComposeFile throws with the paths', () => {
+    const text = readFileSync(`${REPO_ROOT}docker-compose.yml`, 'utf8');
+    const broken = text.replace(/^ {4}ports:\n {6}- "7000:7000"\n {6}- "8000:8000"$/m, '    ports: 5').replace(/^name: kvstore$/m, 'name: kvstore\nversio: "3"');
+    expect(broken).to.not.equal(text);
+    expect(() => readComposeFile(broken)).to.throw(ComposeSchemaError, '/services/manager/ports: must be array')
+      .with.property('problems').that.includes('/versio: not allowed here (the schema has no such key)');
+  });
+});
+
+describe('ops: which Compose binary checks the files', () => {
+  it('reads the version from `version --short` and from the long form', () => {
+    expect(parseComposeVersion('1.29.2\n')).to.deep.equal({ major: 1, minor: 29, patch: 2, text: '1.29.2' });
+    expect(parseComposeVersion('v2.27.0\n')).to.deep.equal({ major: 2, minor: 27, patch: 0, text: 'v2.27.0' });
+    expect(parseComposeVersion('2.24.6-desktop.1\n')).to.deep.equal({ major: 2, minor: 24, patch: 6, text: '2.24.6-desktop.1' });
+    expect(parseComposeVersion('docker-compose version 1.29.2, build 5becea4c')?.text).to.equal('1.29.2');
+    expect(parseComposeVersion('Docker Compose version v2.27.0')?.text).to.equal('v2.27.0');
+    expect(parseComposeVersion('unknown flag: --short')).to.equal(undefined);
+  });
+
+  /** A probe answering from a table of `binary args` → stdout; anything else "fails". */
+  const fakeProbe = (answers: Record<string, string>): VersionProbe => (binary, args) => answers[[binary, ...args].join(' ')];
+
+  it('prefers the docker compose v2 plugin', () => {
+    const choice = chooseCompose(fakeProbe({ 'docker compose version --short': 'v2.27.0\n', 'docker-compose version --short': '1.29.2\n' }));
+    expect(choice).to.deep.include({ use: true, command: { binary: 'docker', prefix: ['compose'] } });
+  });
+
+  it('uses a standalone docker-compose 2.x', () => {
+    const choice = chooseCompose(fakeProbe({ 'docker-compose version --short': '2.24.6-desktop.1\n' }));
+    expect(choice.use).to.equal(true);
+    if (choice.use) expect(choice.command).to.deep.equal({ binary: 'docker-compose', prefix: [] });
+  });
+
+  it('never uses Compose v1, and says why', () => {
+    const choice = chooseCompose(fakeProbe({ 'docker-compose version --short': '1.29.2\n' }));
+    expect(choice).to.deep.equal({
+      use: false,
+      reason: "docker-compose 1.29.2 is Compose v1, which rejects the Compose Specification's top-level name:; install the docker compose v2 plugin",
+    });
+    // An old v1 without --short: the long form still identifies it.
+    const old = chooseCompose(fakeProbe({ 'docker-compose version': 'docker-compose version 1.21.0, build 5920eb0' }));
+    expect(old.use).to.equal(false);
+    if (!old.use) expect(old.reason).to.match(/^docker-compose 1\.21\.0 is Compose v1/);
+  });
+
+  it('says when nothing is installed or the version cannot be read', () => {
+    expect(chooseCompose(fakeProbe({}))).to.deep.equal({ use: false, reason: 'neither `docker compose` nor `docker-compose` is installed' });
+    const garbled = chooseCompose(fakeProbe({ 'docker-compose version --short': 'dev\n' }));
+    expect(garbled.use).to.equal(false);
+    if (!garbled.use) expect(garbled.reason).to.equal('`docker-compose version` printed no version ("dev")');
   });
 });
 

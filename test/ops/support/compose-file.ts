@@ -1,8 +1,11 @@
 /**
  * Reads docker-compose.yml the way `docker compose config` would for what the ops tests
- * check: YAML with merge keys (`<<: *anchor`) resolved, services with their command,
+ * check: YAML with merge keys (`<<: *anchor`) resolved, then validated against the Compose
+ * Specification's JSON schema (test/ops/schema/compose-spec.json, vendored from compose-go,
+ * the library `docker compose` itself loads files with), then the services with their command,
  * ports, volumes, depends_on and healthcheck. The netns test starts the same commands.
  */
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { load } from 'js-yaml';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +33,38 @@ export interface ComposeFile {
   volumes: Set<string>;
 }
 
+/** The Compose Specification's JSON schema, vendored (see test/ops/schema/README.md). */
+export const COMPOSE_SCHEMA_PATH = `${REPO_ROOT}test/ops/schema/compose-spec.json`;
+
+/** A compose file the Compose Specification's schema refuses; `problems` name the paths. */
+export class ComposeSchemaError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`not a valid Compose file:\n  ${problems.join('\n  ')}`);
+    this.name = 'ComposeSchemaError';
+  }
+}
+
+/**
+ * The part of a document the checks read, as the schema allows it to be (it has checked
+ * these types by the time the document is read as one).
+ */
+interface ComposeDocument {
+  services?: Record<string, ComposeServiceDocument>;
+  volumes?: Record<string, unknown>;
+}
+
+interface ComposeServiceDocument {
+  image?: string;
+  build?: unknown;
+  init?: boolean;
+  profiles?: string[];
+  command?: string | string[] | null;
+  ports?: unknown[];
+  volumes?: unknown[];
+  depends_on?: string[] | Record<string, { condition?: string }>;
+  healthcheck?: { test?: string | string[]; disable?: boolean; [key: string]: unknown };
+}
+
 /** Resolves YAML merge keys (`<<`) recursively: later keys win over merged ones, as in compose. */
 function resolveMerges(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(resolveMerges);
@@ -44,37 +79,81 @@ function resolveMerges(value: unknown): unknown {
   return merged;
 }
 
-function asStrings(value: unknown, what: string): string[] {
+/** The YAML document of `text`, merge keys resolved: what Compose validates against the schema. */
+export function loadComposeDocument(text: string): unknown {
+  return resolveMerges(load(text));
+}
+
+let compiledSchema: ValidateFunction | undefined;
+
+function composeSchema(): ValidateFunction {
+  if (compiledSchema === undefined) {
+    // strictTypes is a lint for schema authors (it wants `type` beside every keyword); the
+    // rest of strict mode stays on, so a keyword Ajv does not know fails the compile instead
+    // of being ignored. The schema uses no `format`, so ajv-formats is not needed.
+    const ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false });
+    compiledSchema = ajv.compile(JSON.parse(readFileSync(COMPOSE_SCHEMA_PATH, 'utf8')) as object);
+  }
+  return compiledSchema;
+}
+
+/** One schema error as `PATH: problem`, PATH a JSON pointer into the document (`/` the root). */
+function describeSchemaError(error: ErrorObject): string {
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === 'additionalProperties') {
+    return `${error.instancePath}/${String(params['additionalProperty'])}: not allowed here (the schema has no such key)`;
+  }
+  const detail = error.keyword === 'enum' ? ` (${JSON.stringify(params['allowedValues'])})` : '';
+  return `${error.instancePath === '' ? '/' : error.instancePath}: ${error.message ?? error.keyword}${detail}`;
+}
+
+/** The schema's complaints about `document` (empty when it is valid), one line per problem. */
+export function validateComposeDocument(document: unknown): string[] {
+  const validate = composeSchema();
+  if (validate(document)) return [];
+  return [...new Set((validate.errors ?? []).map(describeSchemaError))];
+}
+
+/**
+ * The short syntax's strings, which the checks read (`"7000:7000"`, `n1-data:/data`, a
+ * command's words). The schema also allows numbers and long-syntax objects; these files use
+ * strings so that what is checked here is what runs.
+ */
+function shortSyntax(value: unknown[] | undefined, what: string): string[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) throw new Error(`${what} must be a list of strings`);
+  if (!value.every((item): item is string => typeof item === 'string')) throw new Error(`${what}: use the short syntax (strings) the checks read`);
   return value;
 }
 
-/** Parses `docker-compose.yml` (or `text`). */
+/** Parses `docker-compose.yml` (or `text`), validated against the Compose Specification's schema. */
 export function readComposeFile(text = readFileSync(`${REPO_ROOT}docker-compose.yml`, 'utf8')): ComposeFile {
-  const root = resolveMerges(load(text)) as { services?: Record<string, Record<string, unknown>>; volumes?: Record<string, unknown> };
+  const document = loadComposeDocument(text);
+  const problems = validateComposeDocument(document);
+  if (problems.length > 0) throw new ComposeSchemaError(problems);
+  const root = document as ComposeDocument;
   const services = new Map<string, ComposeService>();
   for (const [name, raw] of Object.entries(root.services ?? {})) {
     const dependsOn = new Map<string, string>();
-    const rawDepends = raw['depends_on'];
-    if (Array.isArray(rawDepends)) for (const dependency of asStrings(rawDepends, `${name}.depends_on`)) dependsOn.set(dependency, 'service_started');
-    else if (typeof rawDepends === 'object' && rawDepends !== null) {
-      for (const [dependency, spec] of Object.entries(rawDepends as Record<string, { condition?: string }>)) {
-        dependsOn.set(dependency, spec.condition ?? 'service_started');
-      }
-    }
+    const rawDepends = raw.depends_on ?? [];
+    if (Array.isArray(rawDepends)) for (const dependency of rawDepends) dependsOn.set(dependency, 'service_started');
+    else for (const [dependency, spec] of Object.entries(rawDepends)) dependsOn.set(dependency, spec.condition ?? 'service_started');
+    if (typeof raw.command === 'string') throw new Error(`${name}.command: use the exec form (a list), so flags are read exactly as they run`);
     const service: ComposeService = {
       name,
-      command: asStrings(raw['command'], `${name}.command`),
-      ports: asStrings(raw['ports'], `${name}.ports`),
-      volumes: asStrings(raw['volumes'], `${name}.volumes`),
+      command: raw.command ?? [],
+      ports: shortSyntax(raw.ports, `${name}.ports`),
+      volumes: shortSyntax(raw.volumes, `${name}.volumes`),
       dependsOn,
     };
-    if (typeof raw['image'] === 'string') service.image = raw['image'];
-    if (raw['build'] !== undefined) service.build = raw['build'];
-    if (typeof raw['init'] === 'boolean') service.init = raw['init'];
-    if (raw['profiles'] !== undefined) service.profiles = asStrings(raw['profiles'], `${name}.profiles`);
-    if (typeof raw['healthcheck'] === 'object' && raw['healthcheck'] !== null) service.healthcheck = raw['healthcheck'] as ComposeService['healthcheck'] & object;
+    if (raw.image !== undefined) service.image = raw.image;
+    if (raw.build !== undefined) service.build = raw.build;
+    if (raw.init !== undefined) service.init = raw.init;
+    if (raw.profiles !== undefined) service.profiles = raw.profiles;
+    if (raw.healthcheck !== undefined) {
+      // A string `test` is shorthand for ["CMD-SHELL", test], as Compose reads it.
+      const { test, ...rest } = raw.healthcheck;
+      service.healthcheck = test === undefined ? rest : { ...rest, test: typeof test === 'string' ? ['CMD-SHELL', test] : test };
+    }
     services.set(name, service);
   }
   return { services, volumes: new Set(Object.keys(root.volumes ?? {})) };
