@@ -21,4 +21,9 @@ export type {
   KVGetManyResult,
   KVPutManyResult,
   KVDeleteManyResult,
+  KVTxn,
+  KVTxnCompare,
+  KVTxnOp,
+  KVTxnOpResult,
+  KVTxnResult,
 } from './client/index.js';

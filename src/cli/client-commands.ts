@@ -1,5 +1,5 @@
 /**
- * `kvstore put|get|del|cas`: one client operation per invocation, through KVClient. Exit codes:
+ * `kvstore put|get|del|cas|txn`: one client operation per invocation, through KVClient. Exit codes:
  * 0 ok, 1 not found, 2 bad input, 3 unavailable or timed out, 4 conflict, 5 not authenticated (DESIGN.md §6).
  */
 import type { Command } from 'commander';
@@ -18,13 +18,14 @@ import {
   reportError,
 } from './client-util.js';
 import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurityFlags } from './security-flags.js';
+import { parseTxnDocument, readTxnDocument, txnResultJson } from './txn-command.js';
 
 interface ClientFlags extends ClientSecurityFlags {
   manager: string;
   timeout: string;
 }
 
-/** Registers put, get, del and cas on the root program. */
+/** Registers put, get, del, cas and txn on the root program. */
 export function registerClientCommands(program: Command): void {
   withClientFlags(program.command('put').description('store VALUE under KEY (VALUE "-" reads stdin)'))
     .argument('<key>', 'the key: 1–20 bytes of UTF-8')
@@ -84,6 +85,22 @@ export function registerClientCommands(program: Command): void {
         const expected = parseInteger(version, 'VERSION', 0);
         const written = await client.cas(key, expected, await valueArgument(value), options);
         process.stdout.write(`${written}\n`);
+      });
+    });
+
+  withClientFlags(
+    program.command('txn').description(
+      'run one transaction on keys of one shard from a JSON document (stdin, or --file): ' +
+      '{"compare":[…],"success":[…],"failure":[…]}; prints {"succeeded",…,"results":[…]}; exit 4 when the compares failed',
+    ),
+  )
+    .option('--file <path>', 'read the document from this file instead of stdin')
+    .action(async (flags: ClientFlags & { file?: string }) => {
+      await withClient(flags, async (client, options) => {
+        const txn = parseTxnDocument(await readTxnDocument(flags.file, readStdin));
+        const result = await client.txn(txn, options);
+        process.stdout.write(`${JSON.stringify(txnResultJson(result))}\n`);
+        if (!result.succeeded) process.exitCode = EXIT.conflict;
       });
     });
 }

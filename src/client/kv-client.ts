@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { checkKeyBytes, checkValueBytes, loadHasher } from '../common/index.js';
+import { loadHasher } from '../common/index.js';
 import { ErrorCode, type Session } from '../gen/kvstore/v1/kvstore.js';
 import { backoffDelayMs, CallDeadline, sleep, type BackoffPolicy } from './deadline.js';
 import { KVError } from './errors.js';
@@ -15,6 +15,8 @@ import { tokenProblem } from '../security/token-file.js';
 import { ManagerConnection, ManagerUnreachableError } from './manager-connection.js';
 import { DEFAULT_ROUTER_OPTIONS, Router, type AttemptOutcome } from './router.js';
 import { ShardMapCache } from './shard-map.js';
+import { keyToBytes, valueToBytes } from './input.js';
+import { txnRequestOf, txnResultOf, type KVTxn, type KVTxnResult } from './txn.js';
 
 /** Construction options of {@link KVClient}. */
 export interface KVClientOptions {
@@ -96,7 +98,6 @@ const DEFAULT_UPDATE_ATTEMPTS = 100;
 /** Backoff between update rounds that hit a conflict: short, jittered, so contenders spread out. */
 const UPDATE_BACKOFF: BackoffPolicy = { baseDelayMs: 2, maxDelayMs: 100 };
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
@@ -244,6 +245,34 @@ export class KVClient {
           await sleep(Math.min(backoffDelayMs(attempt, UPDATE_BACKOFF), deadline.remainingMs()), deadline.signal);
         }
       }
+    });
+  }
+
+  /**
+   * Runs a transaction on keys of one shard: if every compare holds, the `success` operations run,
+   * else the `failure` ones, in order, as one Raft entry — atomic and linearizable, and exactly once
+   * under the client's retries like every write. Resolves with whether the compares held and one
+   * result per operation of the branch that ran (a failed compare is not an error). Keys of two
+   * shards are refused with INVALID_ARGUMENT before sending: give them one hash tag (`{u42}cart`).
+   */
+  async txn(txn: KVTxn, options: CallOptions = {}): Promise<KVTxnResult> {
+    return this.run('txn', true, options, (deadline) => {
+      const plan = txnRequestOf(txn, this.map.shardCount);
+      const session = this.newSession();
+      return this.router.execute(
+        {
+          name: 'txn',
+          key: plan.key,
+          isWrite: true,
+          build: (epoch) => ({ $case: 'txn', value: { ...plan.request, session, epoch } }),
+          interpret: (response): AttemptOutcome<KVTxnResult> => {
+            if (response.$case !== 'txn') return mismatched('txn', response.$case);
+            const result = response.value;
+            return result.error === undefined ? { ok: true, value: txnResultOf(plan, result) } : { ok: false, error: result.error };
+          },
+        },
+        deadline,
+      );
     });
   }
 
@@ -412,26 +441,6 @@ function mismatched(expected: string, got: string): AttemptOutcome<never> {
     ok: false,
     error: { code: ErrorCode.ERROR_CODE_UNAVAILABLE, message: `expected a ${expected} response, got ${got}`, leaderNodeId: '', leaderAddress: '', epoch: 0 },
   };
-}
-
-/** Validates and encodes a key; rejects with INVALID_ARGUMENT naming the limit. */
-function keyToBytes(key: unknown): Uint8Array {
-  if (typeof key !== 'string') throw new KVError('INVALID_ARGUMENT', `key must be a string, got ${typeof key}`);
-  const bytes = encoder.encode(key);
-  const check = checkKeyBytes(bytes);
-  if (!check.ok) throw new KVError('INVALID_ARGUMENT', check.message);
-  return bytes;
-}
-
-/** Validates and encodes a value; rejects with INVALID_ARGUMENT naming the limit. */
-function valueToBytes(value: unknown): Uint8Array {
-  let bytes: Uint8Array;
-  if (typeof value === 'string') bytes = encoder.encode(value);
-  else if (value instanceof Uint8Array) bytes = value;
-  else throw new KVError('INVALID_ARGUMENT', `value must be a string or Uint8Array, got ${typeof value}`);
-  const check = checkValueBytes(bytes);
-  if (!check.ok) throw new KVError('INVALID_ARGUMENT', check.message);
-  return bytes;
 }
 
 /** A many-key call's list: an array of 1…{@link MAX_MANY_KEYS} items. */

@@ -6,7 +6,7 @@
  * writes with the same session) and the next request opens a new stream.
  */
 import { status as GrpcStatus, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { MAX_BATCH_ITEMS } from '../common/index.js';
+import { MAX_BATCH_ITEMS, TXN_BATCH_SLOTS } from '../common/index.js';
 import {
   KvServiceClient,
   type BatchRequest,
@@ -203,7 +203,7 @@ export class NodeConnection {
         return;
       }
       const stream = this.ensureStream();
-      const chunk = this.queue.splice(0, MAX_BATCH_ITEMS);
+      const chunk = this.queue.splice(0, chunkLength(this.queue));
       const items: BatchRequestItem[] = [];
       for (const item of chunk) {
         const entry = this.pending.get(item.requestId);
@@ -314,9 +314,30 @@ export class NodeConnection {
         case 'cas':
           call = this.client.cas(request.value, metadata, options, (e, r) => done(e, r === undefined ? undefined : { $case: 'cas', value: r }));
           break;
+        case 'txn':
+          call = this.client.txn(request.value, metadata, options, (e, r) => done(e, r === undefined ? undefined : { $case: 'txn', value: r }));
+          break;
       }
       const onAbort = (): void => call.cancel();
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+/**
+ * How many queued items the next BatchRequest takes: at most MAX_BATCH_ITEMS items' room, a
+ * transaction taking TXN_BATCH_SLOTS (so a message stays within the node's byte limit), and at
+ * least one item.
+ */
+function chunkLength(queue: readonly BatchRequestItem[]): number {
+  let room = MAX_BATCH_ITEMS;
+  let length = 0;
+  for (const item of queue) {
+    const slots = item.op?.$case === 'txn' ? TXN_BATCH_SLOTS : 1;
+    if (slots > room && length > 0) break;
+    room -= slots;
+    length += 1;
+    if (room <= 0) break;
+  }
+  return length;
 }

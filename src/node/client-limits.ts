@@ -21,7 +21,7 @@ import {
   ServerListenerBuilder,
   status as GrpcStatus,
 } from '@grpc/grpc-js';
-import { MAX_BATCH_ITEMS, MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../common/index.js';
+import { MAX_BATCH_ITEMS, MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES } from '../common/index.js';
 import {
   BatchRequest,
   CasRequest,
@@ -29,6 +29,7 @@ import {
   GetRequest,
   KvServiceService,
   PutRequest,
+  TxnRequest,
 } from '../gen/kvstore/v1/kvstore.js';
 import type { AdmissionControl, RefusalReason } from './admission.js';
 import { MAX_CLIENT_ID_BYTES } from './kv-command.js';
@@ -60,6 +61,25 @@ export const MAX_REQUEST_BYTES =
   lengthDelimitedFieldBytes(MAX_KEY_BYTES) +
   UINT64_FIELD_BYTES + // expected_version
   lengthDelimitedFieldBytes(MAX_VALUE_BYTES) +
+  lengthDelimitedFieldBytes(MAX_SESSION_BYTES) +
+  UINT64_FIELD_BYTES; // epoch
+
+/**
+ * Framing bytes of one compare or operation in a TxnRequest at most: its field tag and length
+ * in the request (4), a TxnOp's and TxnPut's tags and lengths (8), the key's tag and length (2)
+ * and the value's (3), or a version's tag and 10-byte varint (11). 20 bounds them all.
+ */
+const TXN_ENTRY_FRAMING_BYTES = 20;
+
+/**
+ * The largest legal TxnRequest: keys and values at MAX_TXN_BYTES (64 KiB), every compare and
+ * operation framed, the longest session and epoch: 69,415 bytes. A Txn call's limit; inside a
+ * Batch, the client sends a transaction in a message of its own when it would not fit beside
+ * the items already in one (the Batch message limit below stays what it was).
+ */
+export const MAX_TXN_REQUEST_BYTES =
+  MAX_TXN_BYTES +
+  3 * MAX_TXN_OPS * TXN_ENTRY_FRAMING_BYTES +
   lengthDelimitedFieldBytes(MAX_SESSION_BYTES) +
   UINT64_FIELD_BYTES; // epoch
 
@@ -108,6 +128,7 @@ export const KV_SERVICE = {
     requestDeserialize: limited(KvServiceService.delete.path, MAX_REQUEST_BYTES, (bytes) => DeleteRequest.decode(bytes)),
   },
   cas: { ...KvServiceService.cas, requestDeserialize: limited(KvServiceService.cas.path, MAX_REQUEST_BYTES, (bytes) => CasRequest.decode(bytes)) },
+  txn: { ...KvServiceService.txn, requestDeserialize: limited(KvServiceService.txn.path, MAX_TXN_REQUEST_BYTES, (bytes) => TxnRequest.decode(bytes)) },
   batch: {
     ...KvServiceService.batch,
     requestDeserialize: limited(KvServiceService.batch.path, MAX_BATCH_REQUEST_BYTES, (bytes) => BatchRequest.decode(bytes)),

@@ -13,13 +13,21 @@
  * @internal
  */
 import { isUtf8 } from 'node:buffer';
-import { CommandOp, MAX_CLIENT_ID_BYTES } from './kv-command.js';
+import { CommandOp, MAX_CLIENT_ID_BYTES, TxnCompareKind, TxnOpKind } from './kv-command.js';
 
 /** Bytes of the fixed header: op (1) and proposedAtMs (8). */
 const HEADER_BYTES = 9;
 const PUT = CommandOp.Put as number;
 const DELETE = CommandOp.Delete as number;
 const CAS = CommandOp.Cas as number;
+const TXN = CommandOp.Txn as number;
+const COMPARE_VALUE = TxnCompareKind.Value as number;
+const COMPARE_VERSION = TxnCompareKind.Version as number;
+const COMPARE_EXISTS = TxnCompareKind.Exists as number;
+const COMPARE_ABSENT = TxnCompareKind.Absent as number;
+const OP_PUT = TxnOpKind.Put as number;
+const OP_DELETE = TxnOpKind.Delete as number;
+const OP_GET = TxnOpKind.Get as number;
 
 /** True when the little-endian u64 at `offset` (8 bytes, present) is at most 2^53 − 1. */
 function safeU64(data: Uint8Array, offset: number): boolean {
@@ -37,7 +45,7 @@ export function checkCommandBytes(data: Uint8Array): string | undefined {
   const length = data.length;
   if (length < HEADER_BYTES + 2) return `command of ${length} bytes is shorter than the smallest command`;
   const op = data[0] as number;
-  if (op !== PUT && op !== DELETE && op !== CAS) return `unknown command op ${op}`;
+  if (op !== PUT && op !== DELETE && op !== CAS && op !== TXN) return `unknown command op ${op}`;
   if (!safeU64(data, 1)) return 'command time beyond 2^53';
   let offset = HEADER_BYTES;
   const clientIdBytes = data[offset++] as number;
@@ -49,6 +57,7 @@ export function checkCommandBytes(data: Uint8Array): string | undefined {
     if (!safeU64(data, offset)) return 'session seq beyond 2^53';
     offset += 8;
   }
+  if (op === TXN) return checkTxnBytes(data, offset);
   if (offset >= length) return 'command truncated before its key';
   offset += 1 + (data[offset] as number);
   if (op === CAS) {
@@ -63,4 +72,40 @@ export function checkCommandBytes(data: Uint8Array): string | undefined {
   if (offset > length) return `command truncated: ${offset - length} bytes missing`;
   if (offset < length) return `command followed by ${length - offset} trailing bytes`;
   return undefined;
+}
+
+/**
+ * The transaction after the session (`kv-command.ts`): compares, then the success and failure
+ * operations, each counted by a byte and each kind known; versions at most 2^53 − 1.
+ */
+function checkTxnBytes(data: Uint8Array, start: number): string | undefined {
+  const length = data.length;
+  let offset = start;
+  for (let part = 0; part < 3; part++) {
+    if (offset >= length) return 'transaction truncated before a count';
+    const count = data[offset++] as number;
+    for (let i = 0; i < count; i++) {
+      if (offset + 2 > length) return 'transaction truncated in an entry';
+      const kind = data[offset] as number;
+      offset += 2 + (data[offset + 1] as number);
+      if (part === 0) {
+        if (kind === COMPARE_VALUE) offset = skipValue(data, offset);
+        else if (kind === COMPARE_VERSION) {
+          if (offset + 8 > length) return 'transaction truncated in a compared version';
+          if (!safeU64(data, offset)) return 'compared version beyond 2^53';
+          offset += 8;
+        } else if (kind !== COMPARE_EXISTS && kind !== COMPARE_ABSENT) return `unknown transaction compare kind ${kind}`;
+      } else if (kind === OP_PUT) offset = skipValue(data, offset);
+      else if (kind !== OP_DELETE && kind !== OP_GET) return `unknown transaction operation kind ${kind}`;
+      if (offset > length) return 'transaction truncated in an entry';
+    }
+  }
+  if (offset < length) return `command followed by ${length - offset} trailing bytes`;
+  return undefined;
+}
+
+/** The offset past a u16-prefixed value at `offset` (past the end when truncated). */
+function skipValue(data: Uint8Array, offset: number): number {
+  if (offset + 2 > data.length) return data.length + 1;
+  return offset + 2 + ((data[offset] as number) | ((data[offset + 1] as number) << 8));
 }

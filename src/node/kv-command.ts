@@ -15,6 +15,15 @@
  * u64 expectedVersion   cas only
  * u16 valueLen, value   put and cas only
  * ```
+ * A transaction (op 4) has no key of its own after the session; instead:
+ * ```
+ * u8  compareCount, then per compare:
+ *       u8 kind (1 value · 2 version · 3 exists · 4 absent), u8 keyLen, key,
+ *       u16 valueLen, value (value) · u64 version (version)
+ * u8  successCount, then per operation: u8 kind (1 put · 2 delete · 3 get), u8 keyLen, key,
+ *       u16 valueLen, value (put only)
+ * u8  failureCount, operations as above
+ * ```
  * @internal
  */
 import { BinaryReader, BinaryWriter, CodecError } from './binary-codec.js';
@@ -24,6 +33,38 @@ export enum CommandOp {
   Put = 1,
   Delete = 2,
   Cas = 3,
+  Txn = 4,
+}
+
+/** Compare kinds of a transaction, as encoded. */
+export enum TxnCompareKind {
+  Value = 1,
+  Version = 2,
+  Exists = 3,
+  Absent = 4,
+}
+
+/** Operation kinds of a transaction branch, as encoded. */
+export enum TxnOpKind {
+  Put = 1,
+  Delete = 2,
+  Get = 3,
+}
+
+/** One compare of a transaction; `K` is the key's type, `V` the value's. */
+export type TxnCompare<K, V> =
+  | { kind: TxnCompareKind.Value; key: K; value: V }
+  | { kind: TxnCompareKind.Version; key: K; version: number }
+  | { kind: TxnCompareKind.Exists | TxnCompareKind.Absent; key: K };
+
+/** One operation of a transaction branch. */
+export type TxnOp<K, V> = { kind: TxnOpKind.Put; key: K; value: V } | { kind: TxnOpKind.Delete | TxnOpKind.Get; key: K };
+
+/** A transaction: if every compare holds, `success` runs, else `failure`, in order. */
+export interface TxnSpec<K, V> {
+  compares: TxnCompare<K, V>[];
+  success: TxnOp<K, V>[];
+  failure: TxnOp<K, V>[];
 }
 
 /** A client session: a retried `(clientId, seq)` returns the first result. */
@@ -43,6 +84,14 @@ export type KvCommand =
       key: string;
       expectedVersion: number;
       value: Buffer;
+    }
+  | {
+      op: CommandOp.Txn;
+      proposedAtMs: number;
+      session?: CommandSession;
+      txn: TxnSpec<string, Buffer>;
+      /** The transaction's bytes after the session: what its fingerprint hashes. */
+      body: Uint8Array;
     };
 
 /** Most bytes of a client id; longer ones are refused with INVALID_ARGUMENT. */
@@ -52,21 +101,99 @@ export const MAX_CLIENT_ID_BYTES = 128;
 export type WriteRequest =
   | { op: CommandOp.Put; key: Uint8Array; value: Uint8Array; session?: CommandSession }
   | { op: CommandOp.Delete; key: Uint8Array; session?: CommandSession }
-  | { op: CommandOp.Cas; key: Uint8Array; expectedVersion: number; value: Uint8Array; session?: CommandSession };
+  | { op: CommandOp.Cas; key: Uint8Array; expectedVersion: number; value: Uint8Array; session?: CommandSession }
+  /** `key` is the first key of the transaction: it names the shard, as every key does. */
+  | { op: CommandOp.Txn; key: Uint8Array; txn: TxnSpec<Uint8Array, Uint8Array>; session?: CommandSession };
 
 /** Encodes a write for the log, stamping it with the proposer's log time (`log-clock.ts`). */
 export function encodeCommand(request: WriteRequest, proposedAtMs: number): Buffer {
-  const writer = new BinaryWriter(32 + request.key.length + ('value' in request ? request.value.length : 0));
+  const writer = new BinaryWriter(32 + writeRequestBytes(request));
   writer.u8(request.op).u64(proposedAtMs);
   if (request.session === undefined || request.session.clientId === '') {
     writer.u8(0);
   } else {
     writer.bytes8(Buffer.from(request.session.clientId, 'utf8')).u64(request.session.seq);
   }
+  if (request.op === CommandOp.Txn) {
+    encodeTxn(writer, request.txn);
+    return writer.finish();
+  }
   writer.bytes8(request.key);
   if (request.op === CommandOp.Cas) writer.u64(request.expectedVersion);
   if (request.op !== CommandOp.Delete) writer.u16(request.value.length).raw(request.value);
   return writer.finish();
+}
+
+/** Bytes of keys and values a write carries (what admission and the encoder's buffer count). */
+export function writeRequestBytes(request: WriteRequest): number {
+  if (request.op !== CommandOp.Txn) return request.key.length + ('value' in request ? request.value.length : 0);
+  let bytes = 0;
+  for (const compare of request.txn.compares) bytes += 3 + compare.key.length + (compare.kind === TxnCompareKind.Value ? 2 + compare.value.length : 8);
+  for (const op of request.txn.success) bytes += 4 + op.key.length + (op.kind === TxnOpKind.Put ? op.value.length : 0);
+  for (const op of request.txn.failure) bytes += 4 + op.key.length + (op.kind === TxnOpKind.Put ? op.value.length : 0);
+  return bytes;
+}
+
+function encodeTxn(writer: BinaryWriter, txn: TxnSpec<Uint8Array, Uint8Array>): void {
+  writer.u8(txn.compares.length);
+  for (const compare of txn.compares) {
+    writer.u8(compare.kind).bytes8(compare.key);
+    if (compare.kind === TxnCompareKind.Value) writer.u16(compare.value.length).raw(compare.value);
+    else if (compare.kind === TxnCompareKind.Version) writer.u64(compare.version);
+  }
+  for (const branch of [txn.success, txn.failure]) {
+    writer.u8(branch.length);
+    for (const op of branch) {
+      writer.u8(op.kind).bytes8(op.key);
+      if (op.kind === TxnOpKind.Put) writer.u16(op.value.length).raw(op.value);
+    }
+  }
+}
+
+function decodeTxn(reader: BinaryReader): TxnSpec<string, Buffer> {
+  const compares: TxnCompare<string, Buffer>[] = [];
+  const compareCount = reader.u8();
+  for (let i = 0; i < compareCount; i++) {
+    const kind = reader.u8() as TxnCompareKind;
+    const key = reader.latin1String8();
+    switch (kind) {
+      case TxnCompareKind.Value:
+        compares.push({ kind, key, value: Buffer.from(reader.raw(reader.u16())) });
+        break;
+      case TxnCompareKind.Version:
+        compares.push({ kind, key, version: reader.u64() });
+        break;
+      case TxnCompareKind.Exists:
+      case TxnCompareKind.Absent:
+        compares.push({ kind, key });
+        break;
+      default:
+        throw new CodecError(`unknown transaction compare kind ${String(kind)}`);
+    }
+  }
+  const branch = (): TxnOp<string, Buffer>[] => {
+    const ops: TxnOp<string, Buffer>[] = [];
+    const count = reader.u8();
+    for (let i = 0; i < count; i++) {
+      const kind = reader.u8() as TxnOpKind;
+      const key = reader.latin1String8();
+      switch (kind) {
+        case TxnOpKind.Put:
+          ops.push({ kind, key, value: Buffer.from(reader.raw(reader.u16())) });
+          break;
+        case TxnOpKind.Delete:
+        case TxnOpKind.Get:
+          ops.push({ kind, key });
+          break;
+        default:
+          throw new CodecError(`unknown transaction operation kind ${String(kind)}`);
+      }
+    }
+    return ops;
+  };
+  const success = branch();
+  const failure = branch();
+  return { compares, success, failure };
 }
 
 /** Decodes an entry's data; throws CodecError on corrupt data (a bug or a broken log). */
@@ -76,8 +203,14 @@ export function decodeCommand(data: Uint8Array): KvCommand {
   const proposedAtMs = reader.u64();
   const clientIdBytes = reader.bytes8();
   const session = clientIdBytes.length === 0 ? undefined : { clientId: clientIdBytes.toString('utf8'), seq: reader.u64() };
-  const key = reader.latin1String8();
   const withSession = session === undefined ? {} : { session };
+  if (op === CommandOp.Txn) {
+    const bodyStart = data.length - reader.remaining;
+    const txn = decodeTxn(reader);
+    if (reader.remaining !== 0) throw new CodecError(`transaction followed by ${reader.remaining} trailing bytes`);
+    return { op, proposedAtMs, ...withSession, txn, body: data.subarray(bodyStart) };
+  }
+  const key = reader.latin1String8();
   switch (op) {
     case CommandOp.Put: {
       const value = Buffer.from(reader.raw(reader.u16()));
@@ -112,6 +245,7 @@ export interface CommandFingerprint {
 
 /** The fingerprint of a decoded command. */
 export function fingerprintOf(command: KvCommand): CommandFingerprint {
+  if (command.op === CommandOp.Txn) return { op: command.op, keyHash: fnv1a(command.body), valueHash: 0, expectedVersion: 0 };
   return {
     op: command.op,
     keyHash: fnv1a(command.key),
@@ -123,7 +257,7 @@ export function fingerprintOf(command: KvCommand): CommandFingerprint {
 /** What differs between a recorded write and a retry of it, in words, or undefined when they match. */
 export function describeMismatch(recorded: CommandFingerprint, retried: CommandFingerprint): string | undefined {
   if (recorded.op !== retried.op) return `it was a ${opName(recorded.op)}, this is a ${opName(retried.op)}`;
-  if (recorded.keyHash !== retried.keyHash) return `it wrote another key`;
+  if (recorded.keyHash !== retried.keyHash) return recorded.op === CommandOp.Txn ? 'it was another transaction' : `it wrote another key`;
   if (recorded.valueHash !== retried.valueHash) return `it wrote another value`;
   if (recorded.expectedVersion !== retried.expectedVersion) {
     return `it expected version ${recorded.expectedVersion}, this expects ${retried.expectedVersion}`;
@@ -140,6 +274,8 @@ export function opName(op: CommandOp): string {
       return 'delete';
     case CommandOp.Cas:
       return 'compare-and-set';
+    case CommandOp.Txn:
+      return 'transaction';
   }
 }
 

@@ -31,6 +31,8 @@ import {
   type PutRequest,
   type PutResponse,
   type Session,
+  type TxnRequest,
+  type TxnResponse,
 } from '../gen/kvstore/v1/kvstore.js';
 import {
   type AdmissionControl,
@@ -44,7 +46,7 @@ import { errorItem, type KvRequestExecutor, kvError } from './kv-service.js';
 type Done<T> = (response: T) => void;
 
 /** What the handlers run requests with: a {@link KvRequestExecutor} (tests give a fake). */
-export type KvRequestRunner = Pick<KvRequestExecutor, 'get' | 'put' | 'delete' | 'cas' | 'item'>;
+export type KvRequestRunner = Pick<KvRequestExecutor, 'get' | 'put' | 'delete' | 'cas' | 'txn' | 'item'>;
 
 /** The bounds a Batch stream reads under. */
 export interface StreamLimits {
@@ -79,9 +81,22 @@ export function itemBytes(item: BatchRequestItem): number {
       return requestBytes(op.value.key.length, 0, sessionBytes(op.value.session));
     case 'cas':
       return requestBytes(op.value.key.length, op.value.value.length, sessionBytes(op.value.session));
+    case 'txn':
+      return txnBytes(op.value);
     case undefined:
       return requestBytes(0);
   }
+}
+
+/** What a transaction is charged: every key and value in it, and its session. */
+function txnBytes(request: TxnRequest): number {
+  let bytes = 0;
+  for (const compare of request.compares) bytes += compare.key.length + (compare.target?.$case === 'value' ? compare.target.value.length : 0);
+  for (const op of [...request.success, ...request.failure]) {
+    const inner = op.op;
+    if (inner !== undefined) bytes += inner.value.key.length + (inner.$case === 'put' ? inner.value.value.length : 0);
+  }
+  return requestBytes(bytes, 0, sessionBytes(request.session));
 }
 
 /** The gRPC implementation of KvService over an executor, under admission control. */
@@ -121,6 +136,11 @@ export function kvGrpcService(executor: KvRequestRunner, options: KvGrpcServiceO
       (request: CasRequest) => requestBytes(request.key.length, request.value.length, sessionBytes(request.session)),
       (request: CasRequest, done: Done<CasResponse>) => executor.cas(request, done),
       (error): CasResponse => ({ error, version: 0, currentVersion: 0 }),
+    ),
+    txn: unary(
+      txnBytes,
+      (request: TxnRequest, done: Done<TxnResponse>) => executor.txn(request, done),
+      (error): TxnResponse => ({ error, succeeded: false, results: [] }),
     ),
     batch: (call: ServerDuplexStream<BatchRequest, BatchResponse>) => {
       new BatchStream(call, executor, options).start();

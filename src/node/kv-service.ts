@@ -20,9 +20,12 @@ import {
   type PutRequest,
   type PutResponse,
   type Session,
+  type TxnOpResult as WireTxnOpResult,
+  type TxnRequest,
+  type TxnResponse,
 } from '../gen/kvstore/v1/kvstore.js';
 import { CommandOp, MAX_CLIENT_ID_BYTES, type WriteRequest } from './kv-command.js';
-import { type AppliedResult, keyString, type SessionRefusal, type WriteResult } from './kv-state-machine.js';
+import { type AppliedResult, keyString, type SessionRefusal, type TxnOpResult, type WriteResult } from './kv-state-machine.js';
 import { Role } from '../raft/index.js';
 import type { RefusalReason } from './admission.js';
 import type { PeerDirectory } from './peer-directory.js';
@@ -31,6 +34,7 @@ import type { Replica } from './replica.js';
 import { MAX_REPLICA_WAITING_BYTES, MAX_REPLICA_WAITING_REQUESTS } from './replica-admission.js';
 import type { FailureReason } from './replica-requests.js';
 import type { RequestMetrics } from './request-metrics.js';
+import { checkTxnRequest } from './txn-request.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
 
 /** What the service needs from the node. */
@@ -126,6 +130,31 @@ export class KvRequestExecutor {
         currentVersion: outcome.currentVersion,
       };
     }, (failure) => ({ error: failure, version: 0, currentVersion: 0 }));
+  }
+
+  /**
+   * Answers a transaction once it applied: whether its compares held, and one result per
+   * operation of the branch that ran. Refused whole (INVALID_ARGUMENT) when it breaks a limit
+   * or names keys of two shards.
+   */
+  txn(request: TxnRequest, done: Done<TxnResponse>): void {
+    const shardCount = this.context.shardCount();
+    const failure = (error: KvError): TxnResponse => ({ error, succeeded: false, results: [] });
+    if (shardCount === 0) {
+      done(failure(kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node does not know the shard count yet')));
+      return;
+    }
+    const checked = checkTxnRequest(request, shardCount);
+    if (!checked.ok) {
+      this.context.metrics.record(CommandOp.Txn, 0, ErrorCode.ERROR_CODE_INVALID_ARGUMENT);
+      done(failure(kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, checked.message)));
+      return;
+    }
+    const write: WriteRequest = { op: CommandOp.Txn, key: checked.key, txn: checked.spec, ...sessionOf(request.session) };
+    this.write(write, request.session, undefined, done, (outcome) => {
+      if (outcome.kind !== 'txn') return { succeeded: false, results: [] };
+      return { succeeded: outcome.succeeded, results: outcome.results.map(wireTxnResult) };
+    }, failure);
   }
 
   private write<T extends { error?: KvError | undefined }>(
@@ -253,6 +282,9 @@ export class KvRequestExecutor {
       case 'cas':
         this.cas(op.value, (value) => done({ requestId, result: { $case: 'cas', value } }));
         return;
+      case 'txn':
+        this.txn(op.value, (value) => done({ requestId, result: { $case: 'txn', value } }));
+        return;
       case undefined:
         done(errorItem(item, kvError(ErrorCode.ERROR_CODE_INVALID_ARGUMENT, 'batch item has no operation')));
     }
@@ -269,6 +301,8 @@ export function errorItem(item: BatchRequestItem, failure: KvError): BatchRespon
       return { requestId, result: { $case: 'delete', value: { error: failure, existed: false } } };
     case 'cas':
       return { requestId, result: { $case: 'cas', value: { error: failure, version: 0, currentVersion: 0 } } };
+    case 'txn':
+      return { requestId, result: { $case: 'txn', value: { error: failure, succeeded: false, results: [] } } };
     case 'get':
     case undefined:
       return { requestId, result: { $case: 'get', value: { error: failure, found: false, value: EMPTY, version: 0 } } };
@@ -276,7 +310,18 @@ export function errorItem(item: BatchRequestItem, failure: KvError): BatchRespon
 }
 
 function isRefusal(result: WriteResult): result is SessionRefusal {
-  return result.kind === 'session-expired' || result.kind === 'session-mismatch' || result.kind === 'sessions-full';
+  return result.kind === 'session-expired' || result.kind === 'session-mismatch' || result.kind === 'sessions-full' || result.kind === 'txn-reads-gone';
+}
+
+function wireTxnResult(result: TxnOpResult): WireTxnOpResult {
+  switch (result.kind) {
+    case 'put':
+      return { result: { $case: 'put', value: { version: result.version } } };
+    case 'delete':
+      return { result: { $case: 'delete', value: { existed: result.existed } } };
+    case 'get':
+      return { result: { $case: 'get', value: { found: result.value !== undefined, value: result.value ?? EMPTY, version: result.version } } };
+  }
 }
 
 /**
@@ -298,6 +343,10 @@ export function refusalError(shardId: number, refusal: SessionRefusal): KvError 
     case 'sessions-full':
       return kvError(ErrorCode.ERROR_CODE_UNAVAILABLE,
         `shard ${shardId} holds ${refusal.limit} client sessions, all active in the last minutes; this write was not applied, retry later`);
+    case 'txn-reads-gone':
+      return kvError(ErrorCode.ERROR_CODE_TIMEOUT,
+        `transaction seq ${refusal.seq} of this client id applied on an earlier attempt, but a key it read was written since, ` +
+        'so its result cannot be given again: the outcome is reported unknown');
   }
 }
 

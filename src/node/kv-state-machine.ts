@@ -8,10 +8,10 @@
  * Everything here is a function of the applied log: no clock, no randomness.
  */
 import { BinaryReader, BinaryWriter, CodecError } from './binary-codec.js';
-import { CommandOp, decodeCommand, fingerprintOf } from './kv-command.js';
-import { type AdmittedWrite, type AppliedResult, SessionTable, type WriteResult } from './session-table.js';
+import { CommandOp, decodeCommand, fingerprintOf, TxnCompareKind, TxnOpKind, type TxnSpec } from './kv-command.js';
+import { type AdmittedWrite, type AppliedResult, SessionTable, type TxnOpResult, type WriteResult } from './session-table.js';
 
-export type { AppliedResult, SessionRefusal, WriteResult } from './session-table.js';
+export type { AppliedResult, SessionRefusal, TxnOpResult, WriteResult } from './session-table.js';
 
 /** A stored value. `version` is the Raft index of the write that produced it. */
 export interface StoredValue {
@@ -31,16 +31,20 @@ export type MembershipChange = { type: 'add'; replicaId: number; nodeId: string 
 /**
  * The snapshot layout this version writes. Format 2 (issue 15) changed only the session
  * table (`SessionTable.encode`: bounded, in eviction order, with command fingerprints);
- * format 1 is still read, so a node upgraded in place restores its old snapshots.
+ * format 3 (transactions) lays out exactly as format 2, but its session table may hold
+ * transaction results, which a format-2 reader does not know. Formats 1 and 2 are still
+ * read, so a node upgraded in place restores its old snapshots.
  */
-const SNAPSHOT_FORMAT = 2;
+const SNAPSHOT_FORMAT = 3;
+/** Format 2: as format 3 without transaction results. */
+const SNAPSHOT_FORMAT_2 = 2;
 /** Format 1: sessions by client with their results and a sweep time, no fingerprints. */
 const SNAPSHOT_FORMAT_1 = 1;
 
 /** Snapshot data as {@link KvStateMachine.decodeSnapshot} read it. */
 export interface DecodedSnapshot {
   machine: KvStateMachine;
-  /** True when the data is in the format {@link KvStateMachine.encodeSnapshot} writes; false for format 1. */
+  /** True when the data is laid out as {@link KvStateMachine.encodeSnapshot} writes it (format 2 or 3, whose bytes after the format byte match); false for format 1. */
   currentFormat: boolean;
   /** Bytes before the session table: the format byte, then what every format lays out alike (indexes, members, keys). */
   sharedBytes: number;
@@ -115,7 +119,10 @@ export class KvStateMachine {
       this.sessions.expire(nowMs); // (admit does it for writes with a session)
     } else {
       const admission = this.sessions.admit(command.session.clientId, command.session.seq, fingerprintOf(command), nowMs);
-      if (admission.kind === 'answer') return admission.result;
+      if (admission.kind === 'answer') {
+        const answer = admission.result;
+        return answer.kind === 'txn' && command.op === CommandOp.Txn ? this.rereadTxn(answer, command.txn, command.session.seq) : answer;
+      }
       admitted = admission;
     }
     let result: AppliedResult;
@@ -137,9 +144,76 @@ export class KvStateMachine {
         }
         break;
       }
+      case CommandOp.Txn:
+        result = this.applyTxn(index, command.txn);
+        if (admitted !== undefined) {
+          // The session remembers versions, not the values read (memory stays bounded): see rereadTxn.
+          const results = result.results.map((op): TxnOpResult => (op.kind === 'get' ? { ...op, value: undefined } : op));
+          this.sessions.record(admitted, { ...result, results }, nowMs);
+        }
+        return result;
     }
     if (admitted !== undefined) this.sessions.record(admitted, result, nowMs);
     return result;
+  }
+
+  /** Whether every compare holds, then the chosen branch, in order: all within this one entry. */
+  private applyTxn(index: number, txn: TxnSpec<string, Buffer>): Extract<AppliedResult, { kind: 'txn' }> {
+    const succeeded = txn.compares.every((compare) => {
+      const stored = this.data.get(compare.key);
+      switch (compare.kind) {
+        case TxnCompareKind.Value:
+          return stored !== undefined && stored.value.equals(compare.value);
+        case TxnCompareKind.Version:
+          return (stored?.version ?? 0) === compare.version;
+        case TxnCompareKind.Exists:
+          return stored !== undefined;
+        case TxnCompareKind.Absent:
+          return stored === undefined;
+      }
+    });
+    const results: TxnOpResult[] = [];
+    for (const op of succeeded ? txn.success : txn.failure) {
+      switch (op.kind) {
+        case TxnOpKind.Put:
+          this.data.set(op.key, { value: op.value, version: index });
+          results.push({ kind: 'put', version: index });
+          break;
+        case TxnOpKind.Delete:
+          results.push({ kind: 'delete', existed: this.data.delete(op.key) });
+          break;
+        case TxnOpKind.Get: {
+          const stored = this.data.get(op.key);
+          results.push({ kind: 'get', version: stored?.version ?? 0, value: stored?.value });
+          break;
+        }
+      }
+    }
+    return { kind: 'txn', succeeded, results };
+  }
+
+  /**
+   * The answer to a retried transaction the session table remembers: its outcome, with the
+   * values it read read again. The retry is the same transaction (its fingerprint matched),
+   * so the n-th result belongs to the n-th operation of the branch that ran. A version names
+   * one write, so a key still at the version the transaction read holds the same bytes. When
+   * a key it found was written since, those bytes are gone: the retry is refused
+   * (`txn-reads-gone`), never answered with other data. A key it found absent needs no bytes.
+   */
+  private rereadTxn(answer: Extract<AppliedResult, { kind: 'txn' }>, txn: TxnSpec<string, Buffer>, seq: number): WriteResult {
+    const branch = answer.succeeded ? txn.success : txn.failure;
+    const results: TxnOpResult[] = [];
+    for (const [i, op] of answer.results.entries()) {
+      if (op.kind !== 'get' || op.version === 0) {
+        results.push(op);
+        continue;
+      }
+      const key = branch[i]?.key;
+      const stored = key === undefined ? undefined : this.data.get(key);
+      if (stored === undefined || stored.version !== op.version) return { kind: 'txn-reads-gone', seq };
+      results.push({ kind: 'get', version: op.version, value: stored.value });
+    }
+    return { ...answer, results };
   }
 
   /** Applies a committed membership change at `index`: updates members, bumps the epoch. */
@@ -188,7 +262,7 @@ export class KvStateMachine {
   static decodeSnapshot(data: Uint8Array): DecodedSnapshot {
     const reader = new BinaryReader(data);
     const format = reader.u8();
-    if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_1) throw new CodecError(`unknown KV snapshot format ${format}`);
+    if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_2 && format !== SNAPSHOT_FORMAT_1) throw new CodecError(`unknown KV snapshot format ${format}`);
     const machine = new KvStateMachine();
     machine.appliedIndex = reader.u64();
     machine.epoch = reader.u64();
@@ -205,9 +279,9 @@ export class KvStateMachine {
       machine.data.set(key, { version, value: Buffer.from(reader.bytes32()) });
     }
     const sharedBytes = data.length - reader.remaining;
-    machine.sessions = format === SNAPSHOT_FORMAT ? SessionTable.decode(reader) : SessionTable.decodeFormat1(reader);
+    machine.sessions = format === SNAPSHOT_FORMAT_1 ? SessionTable.decodeFormat1(reader) : SessionTable.decode(reader);
     if (reader.remaining !== 0) throw new CodecError(`KV snapshot has ${reader.remaining} trailing bytes`);
-    return { machine, currentFormat: format === SNAPSHOT_FORMAT, sharedBytes };
+    return { machine, currentFormat: format !== SNAPSHOT_FORMAT_1, sharedBytes };
   }
 }
 

@@ -29,7 +29,7 @@ import {
   type WritableStorage,
 } from '../raft/index.js';
 import { requestBytes } from './admission.js';
-import type { WriteRequest } from './kv-command.js';
+import { type WriteRequest, writeRequestBytes } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import type { ReplicaEvents } from './node-metrics.js';
 import { followerMayQuiesce, quiesceHeartbeats } from './quiescence.js';
@@ -231,8 +231,7 @@ export class Replica {
    * replica holds as many waiting requests as it admits (`replica-admission.ts`).
    */
   write(request: WriteRequest, callback: WriteCallback): void {
-    const value = 'value' in request ? request.value.length : 0;
-    const admitted = this.admission.admit(requestBytes(request.key.length, value, request.session?.clientId.length ?? 0), callback);
+    const admitted = this.admission.admit(requestBytes(writeRequestBytes(request), 0, request.session?.clientId.length ?? 0), callback);
     if (typeof admitted === 'string') {
       callback({ ok: false, reason: refusalReason(admitted) });
       return;

@@ -21,7 +21,7 @@ const RESERVOIR_SIZE = 20_000;
 export type RequestOp = 'get' | CommandOp;
 
 /** The operation names used as the `op` label. */
-const OP_NAMES = ['get', 'put', 'delete', 'cas'] as const;
+const OP_NAMES = ['get', 'put', 'delete', 'cas', 'txn'] as const;
 type OpName = (typeof OP_NAMES)[number];
 
 /**
@@ -39,6 +39,7 @@ function opName(op: RequestOp): OpName {
     case CommandOp.Put: return 'put';
     case CommandOp.Delete: return 'delete';
     case CommandOp.Cas: return 'cas';
+    case CommandOp.Txn: return 'txn';
   }
 }
 

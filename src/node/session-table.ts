@@ -51,7 +51,7 @@
  * @internal
  */
 import { type BinaryReader, type BinaryWriter, CodecError } from './binary-codec.js';
-import { type CommandFingerprint, CommandOp, describeMismatch } from './kv-command.js';
+import { type CommandFingerprint, CommandOp, describeMismatch, TxnOpKind } from './kv-command.js';
 
 /**
  * How long (log time) after it applied a write's result is kept for retries. Default
@@ -104,7 +104,18 @@ export type AppliedResult =
   | { kind: 'put'; version: number }
   | { kind: 'delete'; existed: boolean }
   | { kind: 'cas'; ok: true; version: number }
-  | { kind: 'cas'; ok: false; currentVersion: number };
+  | { kind: 'cas'; ok: false; currentVersion: number }
+  | { kind: 'txn'; succeeded: boolean; results: TxnOpResult[] };
+
+/**
+ * One operation's outcome in a transaction. A get's value is not remembered for retries
+ * (only its version: 0 when absent): a retry answered from the table reads it again, and
+ * is answered only if the key still has that version (`KvStateMachine`).
+ */
+export type TxnOpResult =
+  | { kind: 'put'; version: number }
+  | { kind: 'delete'; existed: boolean }
+  | { kind: 'get'; version: number; value: Buffer | undefined };
 
 /** Why a write with a session was refused; none of them applied it now. */
 export type SessionRefusal =
@@ -113,7 +124,9 @@ export type SessionRefusal =
   /** This seq applied as another write (`mismatch` says what differs); the retry is a client bug. */
   | { kind: 'session-mismatch'; seq: number; mismatch: string }
   /** A new client, and every session is younger than the retry horizon: not applied, retry later. */
-  | { kind: 'sessions-full'; limit: number };
+  | { kind: 'sessions-full'; limit: number }
+  /** A retried transaction that applied, but a key it read was written since: its reads cannot be given again. */
+  | { kind: 'txn-reads-gone'; seq: number };
 
 /** What a write with a session came to: applied (or answered from the table), or refused. */
 export type WriteResult = AppliedResult | SessionRefusal;
@@ -326,6 +339,7 @@ export class SessionTable {
         case CommandOp.Put:
         case CommandOp.Delete:
         case CommandOp.Cas:
+        case CommandOp.Txn:
           fingerprint = { op, keyHash, valueHash, expectedVersion };
           break;
         default:
@@ -388,6 +402,8 @@ const enum ResultTag {
   Delete = 2,
   CasOk = 3,
   CasConflict = 4,
+  /** Written by snapshot format 3 on: u64 succeeded (0/1), u8 count, per operation u8 kind and u64. */
+  Txn = 6,
 }
 
 /** Format 1's tag for a remembered "session expired" (never recorded by it, but decodable). */
@@ -405,7 +421,38 @@ function encodeResult(writer: BinaryWriter, result: AppliedResult): void {
       if (result.ok) writer.u8(ResultTag.CasOk).u64(result.version);
       else writer.u8(ResultTag.CasConflict).u64(result.currentVersion);
       return;
+    case 'txn':
+      writer.u8(ResultTag.Txn).u64(result.succeeded ? 1 : 0).u8(result.results.length);
+      for (const op of result.results) {
+        if (op.kind === 'put') writer.u8(TxnOpKind.Put).u64(op.version);
+        else if (op.kind === 'delete') writer.u8(TxnOpKind.Delete).u64(op.existed ? 1 : 0);
+        else writer.u8(TxnOpKind.Get).u64(op.version);
+      }
+      return;
   }
+}
+
+function decodeTxnResults(reader: BinaryReader): TxnOpResult[] {
+  const results: TxnOpResult[] = [];
+  const count = reader.u8();
+  for (let i = 0; i < count; i++) {
+    const kind = reader.u8() as TxnOpKind;
+    const value = reader.u64();
+    switch (kind) {
+      case TxnOpKind.Put:
+        results.push({ kind: 'put', version: value });
+        break;
+      case TxnOpKind.Delete:
+        results.push({ kind: 'delete', existed: value === 1 });
+        break;
+      case TxnOpKind.Get:
+        results.push({ kind: 'get', version: value, value: undefined });
+        break;
+      default:
+        throw new CodecError(`unknown transaction result kind ${String(kind)}`);
+    }
+  }
+  return results;
 }
 
 function decodeResult(reader: BinaryReader): AppliedResult {
@@ -423,6 +470,8 @@ function decodeTaggedResult(tag: number, reader: BinaryReader): AppliedResult {
       return { kind: 'cas', ok: true, version: value };
     case ResultTag.CasConflict:
       return { kind: 'cas', ok: false, currentVersion: value };
+    case ResultTag.Txn:
+      return { kind: 'txn', succeeded: value === 1, results: decodeTxnResults(reader) };
     default:
       throw new CodecError(`unknown session result tag ${String(tag)}`);
   }

@@ -75,7 +75,8 @@ export function checkSnapshotData(data: Uint8Array, index: number, dataCrc32c: n
     return { reason: 'snapshot_data', detail: `not canonical: its state does not encode again: ${errorText(error)}` };
   }
   const received = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const canonical = currentFormat ? encoded.equals(received) : encoded.subarray(1, sharedBytes).equals(received.subarray(1, sharedBytes));
+  // Past the format byte: format 2 lays out as format 3 does (see SNAPSHOT_FORMAT).
+  const canonical = currentFormat ? encoded.subarray(1).equals(received.subarray(1)) : encoded.subarray(1, sharedBytes).equals(received.subarray(1, sharedBytes));
   if (!canonical) {
     return { reason: 'snapshot_data', detail: 'not canonical: its state encodes to other bytes (duplicate keys, members or sessions, text that is not UTF-8)' };
   }

@@ -12,6 +12,9 @@ import {
   type BatchResponse,
   type BatchResponseItem,
   type Error as NodeError,
+  type TxnOpResult,
+  type TxnRequest,
+  type TxnResponse,
 } from '../../src/gen/kvstore/v1/kvstore.js';
 import { ManagerServiceService, NodeHealth, type GetClusterMapResponse } from '../../src/gen/kvstore/v1/manager.js';
 import { shardForKey } from '../../src/common/hash.js';
@@ -30,7 +33,7 @@ export class FakeStore {
   applied = 0;
 
   apply(op: Op): Result {
-    const key = op.value.key.toString('utf8');
+    const key = opKey(op);
     const session = op.$case === 'get' ? undefined : op.value.session;
     const sessionKey = session === undefined ? undefined : `${session.clientId}/${session.seq}`;
     if (sessionKey !== undefined) {
@@ -70,8 +73,50 @@ export class FakeStore {
         this.data.set(key, { value: Buffer.from(op.value.value), version });
         return { $case: 'cas', value: { version, currentVersion: 0 } };
       }
+      case 'txn':
+        return { $case: 'txn', value: this.executeTxn(op.value) };
     }
   }
+
+  private executeTxn(txn: TxnRequest): TxnResponse {
+    this.applied++;
+    const version = ++this.index;
+    const succeeded = txn.compares.every((compare) => {
+      const stored = this.data.get(compare.key.toString('utf8'));
+      switch (compare.target?.$case) {
+        case 'value':
+          return stored !== undefined && stored.value.equals(compare.target.value);
+        case 'version':
+          return (stored?.version ?? 0) === compare.target.value;
+        case 'exists':
+          return (stored !== undefined) === compare.target.value;
+        case undefined:
+          return false;
+      }
+    });
+    const results: TxnOpResult[] = [];
+    for (const { op } of succeeded ? txn.success : txn.failure) {
+      if (op === undefined) continue;
+      const key = op.value.key.toString('utf8');
+      if (op.$case === 'put') {
+        this.data.set(key, { value: Buffer.from(op.value.value), version });
+        results.push({ result: { $case: 'put', value: { version } } });
+      } else if (op.$case === 'delete') {
+        results.push({ result: { $case: 'delete', value: { existed: this.data.delete(key) } } });
+      } else {
+        const stored = this.data.get(key);
+        results.push({ result: { $case: 'get', value: { found: stored !== undefined, value: stored?.value ?? Buffer.alloc(0), version: stored?.version ?? 0 } } });
+      }
+    }
+    return { succeeded, results };
+  }
+}
+
+/** The key a request routes by: its key, or a transaction's first. */
+export function opKey(op: Op): string {
+  if (op.$case !== 'txn') return op.value.key.toString('utf8');
+  const first = op.value.compares[0]?.key ?? op.value.success[0]?.op?.value.key ?? op.value.failure[0]?.op?.value.key;
+  return first?.toString('utf8') ?? '';
 }
 
 /** A Node error message. */
@@ -90,6 +135,8 @@ export function errorResult(op: Op, error: NodeError): Result {
       return { $case: 'delete', value: { error, existed: false } };
     case 'cas':
       return { $case: 'cas', value: { error, version: 0, currentVersion: 0 } };
+    case 'txn':
+      return { $case: 'txn', value: { error, succeeded: false, results: [] } };
   }
 }
 

@@ -4,14 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { loadHasher } from '../../src/common/hash.js';
 import { ErrorCode } from '../../src/gen/kvstore/v1/kvstore.js';
 import { KVClient, KVError } from '../../src/index.js';
-import { errorResult, FakeManager, FakeNode, FakeStore, nodeError, shardOf, type Op } from './fake-servers.js';
+import { errorResult, FakeManager, FakeNode, FakeStore, nodeError, opKey, shardOf, type Op } from './fake-servers.js';
 import { rejection } from '../support/rejection.js';
 
 const SHARDS = 8;
 
 
 function keyOf(op: Op): string {
-  return op.value.key.toString('utf8');
+  return opKey(op);
 }
 
 describe('client/KVClient against fake servers', function () {

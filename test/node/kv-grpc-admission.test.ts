@@ -37,6 +37,9 @@ class HeldExecutor implements KvRequestRunner {
   put(): void {
     throw new Error('not used');
   }
+  txn(): void {
+    throw new Error('not used');
+  }
   delete(): void {
     throw new Error('not used');
   }

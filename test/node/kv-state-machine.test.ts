@@ -45,6 +45,7 @@ describe('node/kv-command', () => {
           const decoded = decodeCommand(encodeCommand(request, atMs));
           expect(decoded.op).to.equal(op);
           expect(decoded.proposedAtMs).to.equal(atMs);
+          if (decoded.op === CommandOp.Txn) throw new Error('decoded a transaction');
           expect(decoded.key).to.equal(keyString(key));
           expect(decoded.session).to.deep.equal(session);
           if (decoded.op !== CommandOp.Delete) expect(Buffer.compare(decoded.value, Buffer.from(value))).to.equal(0);
@@ -159,7 +160,7 @@ describe('node/kv-state-machine', () => {
       value: fc.uint8Array({ maxLength: 64 }),
       expectedVersion: fc.nat({ max: 5 }),
     });
-    const request = (w: { op: CommandOp; key: Uint8Array; value: Uint8Array; expectedVersion: number }, seq: number): WriteRequest => {
+    const request = (w: { op: CommandOp.Put | CommandOp.Delete | CommandOp.Cas; key: Uint8Array; value: Uint8Array; expectedVersion: number }, seq: number): WriteRequest => {
       const session = { clientId: 'c', seq };
       if (w.op === CommandOp.Put) return { op: w.op, key: w.key, value: w.value, session };
       if (w.op === CommandOp.Delete) return { op: w.op, key: w.key, session };
@@ -222,7 +223,7 @@ describe('node/kv-state-machine', () => {
     expect(KvStateMachine.fromSnapshot(restored.machine.encodeSnapshot()).encodeSnapshot()).to.deep.equal(restored.machine.encodeSnapshot());
   });
 
-  it('reads a format-1 snapshot (upgrade in place) and writes format 2', () => {
+  it('reads a format-1 snapshot (upgrade in place) and writes the current format (3)', () => {
     const restored = new Applier(KvStateMachine.fromSnapshot(Buffer.from(FORMAT_1_SNAPSHOT, 'hex')));
     const machine = restored.machine;
     expect(machine.appliedIndex).to.equal(9);
@@ -246,7 +247,7 @@ describe('node/kv-state-machine', () => {
     expect(restored.put('a', '2', { clientId: 'c1', seq: 2 }, at)).to.deep.equal({ kind: 'session-expired', seq: 2 });
     expect(restored.put('e', '5', { clientId: 'c1', seq: 4 }, at)).to.deep.equal({ kind: 'put', version: 15 });
     const rewritten = machine.encodeSnapshot();
-    expect(rewritten[0]).to.equal(2);
+    expect(rewritten[0]).to.equal(3);
     expect(KvStateMachine.fromSnapshot(rewritten).encodeSnapshot()).to.deep.equal(rewritten);
   });
 

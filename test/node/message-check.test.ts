@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import type { RaftEntry, RaftMessage, RaftSnapshot } from '../../src/gen/kvstore/v1/raft.js';
 import { CommandOp, decodeCommand, encodeCommand, type WriteRequest } from '../../src/node/kv-command.js';
 import { checkCommandBytes } from '../../src/node/kv-command-check.js';
+import { txnRequest } from './support/txn-arbitrary.js';
 import { KvStateMachine } from '../../src/node/kv-state-machine.js';
 import { checkMessage, MAX_WIRE_NUMBER } from '../../src/node/message-check.js';
 import { checkSnapshotData, snapshotChecksum } from '../../src/node/snapshot-check.js';
@@ -33,7 +34,8 @@ const writeRequest: fc.Arbitrary<WriteRequest> = fc.record({
     : op === CommandOp.Delete ? { op, key, ...base }
     : { op, key, value, expectedVersion, ...base };
 });
-const command = fc.tuple(writeRequest, fc.integer({ min: 0, max: 2 ** 47 })).map(([request, atMs]) => encodeCommand(request, atMs));
+const command = fc.tuple(fc.oneof({ weight: 3, arbitrary: writeRequest }, { weight: 1, arbitrary: txnRequest }), fc.integer({ min: 0, max: 2 ** 47 }))
+  .map(([request, atMs]) => encodeCommand(request, atMs));
 
 /** Bytes like a command's, changed: a byte flipped or set, cut short, extended. */
 const damaged = fc.tuple(command, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'cut', 'extend', 'high')).map(
@@ -220,7 +222,7 @@ describe('node/snapshot-check', () => {
   it('accepts a format-1 snapshot (an older node\'s, or one an upgraded node still holds), canonical in what the formats share', () => {
     const format1 = Buffer.from(FORMAT_1_SNAPSHOT, 'hex');
     expect(format1[0]).to.equal(1);
-    expect(KvStateMachine.fromSnapshot(format1).encodeSnapshot()[0], 'this version writes format 2').to.equal(2);
+    expect(KvStateMachine.fromSnapshot(format1).encodeSnapshot()[0], 'this version writes format 3').to.equal(3);
     expect(checkSnapshotData(format1, 9, undefined)).to.equal(undefined);
     expect(checkSnapshotData(format1, 9, snapshotChecksum(format1))).to.equal(undefined);
     expect(checkSnapshotData(format1, 8, snapshotChecksum(format1))?.detail).to.match(/applied through 9/);
@@ -230,8 +232,17 @@ describe('node/snapshot-check', () => {
     notUtf8[38] = 0xff;
     expect(checkSnapshotData(notUtf8, 9, snapshotChecksum(notUtf8))?.detail).to.match(/not canonical/);
     const unknownFormat = Buffer.from(format1);
-    unknownFormat[0] = 3;
-    expect(checkSnapshotData(unknownFormat, 9, undefined)?.detail).to.match(/unknown KV snapshot format 3/);
+    unknownFormat[0] = 4;
+    expect(checkSnapshotData(unknownFormat, 9, undefined)?.detail).to.match(/unknown KV snapshot format 4/);
+  });
+
+  it('accepts a format-2 snapshot (before transactions): laid out as format 3, byte for byte after the format byte', () => {
+    const machine = KvStateMachine.bootstrap([{ replicaId: 1, nodeId: 'n1' }]);
+    machine.applyCommand(1, encodeCommand({ op: CommandOp.Put, key: Buffer.from('k'), value: Buffer.from('v'), session: { clientId: 'c', seq: 1 } }, 1));
+    const format2 = machine.encodeSnapshot();
+    format2[0] = 2;
+    expect(checkSnapshotData(format2, 1, snapshotChecksum(format2))).to.equal(undefined);
+    expect(KvStateMachine.fromSnapshot(format2).get('k')?.value.toString()).to.equal('v');
   });
 
   it('refuses a snapshot that restores but not to the same bytes: a duplicated key, a u64 past 2^53', () => {

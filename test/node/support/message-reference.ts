@@ -6,7 +6,9 @@
  */
 import type { RaftEntry, RaftMessage } from '../../../src/gen/kvstore/v1/raft.js';
 import { isValidUtf8 } from '../../../src/common/index.js';
-import { CommandOp, decodeCommand, encodeCommand, MAX_CLIENT_ID_BYTES, type WriteRequest } from '../../../src/node/kv-command.js';
+import { CommandOp, decodeCommand, encodeCommand, MAX_CLIENT_ID_BYTES, type TxnOp, TxnOpKind, type WriteRequest } from '../../../src/node/kv-command.js';
+
+const EMPTY_KEY = new Uint8Array(0);
 import type { RejectReason } from '../../../src/node/message-check.js';
 import { decodeConfChange } from '../../../src/raft/index.js';
 
@@ -74,8 +76,19 @@ export function referenceCommandOk(data: Uint8Array): boolean {
       const clientId = Buffer.from(session.clientId, 'utf8');
       if (clientId.length > MAX_CLIENT_ID_BYTES || !isValidUtf8(clientId)) return false;
     }
-    const key = Buffer.from(command.key, 'latin1');
     const withSession = session === undefined ? {} : { session };
+    if (command.op === CommandOp.Txn) {
+      const bytes = (key: string): Buffer => Buffer.from(key, 'latin1');
+      const ops = (branch: typeof command.txn.success): TxnOp<Uint8Array, Uint8Array>[] =>
+        branch.map((op) => (op.kind === TxnOpKind.Put ? { ...op, key: bytes(op.key) } : { kind: op.kind, key: bytes(op.key) }));
+      const txn = {
+        compares: command.txn.compares.map((compare) => ({ ...compare, key: bytes(compare.key) })),
+        success: ops(command.txn.success),
+        failure: ops(command.txn.failure),
+      };
+      return encodeCommand({ op: command.op, key: EMPTY_KEY, txn, ...withSession }, command.proposedAtMs).equals(data);
+    }
+    const key = Buffer.from(command.key, 'latin1');
     const request: WriteRequest =
       command.op === CommandOp.Put ? { op: command.op, key, value: command.value, ...withSession }
       : command.op === CommandOp.Delete ? { op: command.op, key, ...withSession }

@@ -178,6 +178,88 @@ export interface CasResponse {
   currentVersion: number;
 }
 
+/** TxnCompare holds when the key's state matches its target. */
+export interface TxnCompare {
+  key: Buffer;
+  target?:
+    | //
+    /** The key exists and holds exactly these bytes. */
+    { $case: "value"; value: Buffer }
+    | //
+    /** The key's version is this (0: the key is absent). */
+    { $case: "version"; value: number }
+    | //
+    /** The key exists (true) or is absent (false). */
+    { $case: "exists"; value: boolean }
+    | undefined;
+}
+
+export interface TxnPut {
+  key: Buffer;
+  value: Buffer;
+}
+
+export interface TxnDelete {
+  key: Buffer;
+}
+
+export interface TxnGet {
+  key: Buffer;
+}
+
+export interface TxnOp {
+  op?:
+    | { $case: "put"; value: TxnPut }
+    | { $case: "delete"; value: TxnDelete }
+    | { $case: "get"; value: TxnGet }
+    | undefined;
+}
+
+/**
+ * TxnRequest: if every compare holds, the success operations run, else the failure ones,
+ * in order, as one Raft entry: atomic and linearizable. Every key must be in one shard
+ * (hash tags: `{u42}cart`, `{u42}order`). At most 64 compares and 64 operations per branch,
+ * 65,536 bytes of keys and values in all; a key written twice in one branch is refused.
+ */
+export interface TxnRequest {
+  compares: TxnCompare[];
+  success: TxnOp[];
+  failure: TxnOp[];
+  session?: Session | undefined;
+  epoch: number;
+}
+
+export interface TxnPutResult {
+  version: number;
+}
+
+export interface TxnDeleteResult {
+  existed: boolean;
+}
+
+export interface TxnGetResult {
+  found: boolean;
+  value: Buffer;
+  version: number;
+}
+
+export interface TxnOpResult {
+  result?: { $case: "put"; value: TxnPutResult } | { $case: "delete"; value: TxnDeleteResult } | {
+    $case: "get";
+    value: TxnGetResult;
+  } | undefined;
+}
+
+export interface TxnResponse {
+  error?:
+    | Error
+    | undefined;
+  /** Whether every compare held (the success branch ran). */
+  succeeded: boolean;
+  /** One per operation of the branch that ran, in order. */
+  results: TxnOpResult[];
+}
+
 export interface BatchRequestItem {
   requestId: number;
   op?:
@@ -185,6 +267,7 @@ export interface BatchRequestItem {
     | { $case: "put"; value: PutRequest }
     | { $case: "delete"; value: DeleteRequest }
     | { $case: "cas"; value: CasRequest }
+    | { $case: "txn"; value: TxnRequest }
     | undefined;
 }
 
@@ -195,12 +278,14 @@ export interface BatchResponseItem {
     | { $case: "put"; value: PutResponse }
     | { $case: "delete"; value: DeleteResponse }
     | { $case: "cas"; value: CasResponse }
+    | { $case: "txn"; value: TxnResponse }
     | undefined;
 }
 
 /**
  * BatchRequest carries many requests; each is answered as it completes. It holds at most
- * 256 items (MAX_BATCH_ITEMS); a node refuses a larger message whole.
+ * 256 items (MAX_BATCH_ITEMS) and, with transactions in it, at most as many bytes as 256 of
+ * the largest single-key requests; a node refuses a larger message whole.
  */
 export interface BatchRequest {
   items: BatchRequestItem[];
@@ -1278,6 +1363,1080 @@ export const CasResponse: MessageFns<CasResponse> = {
   },
 };
 
+function createBaseTxnCompare(): TxnCompare {
+  return { key: Buffer.alloc(0), target: undefined };
+}
+
+export const TxnCompare: MessageFns<TxnCompare> = {
+  encode(message: TxnCompare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    switch (message.target?.$case) {
+      case "value":
+        writer.uint32(18).bytes(message.target.value);
+        break;
+      case "version":
+        writer.uint32(24).uint64(message.target.value);
+        break;
+      case "exists":
+        writer.uint32(32).bool(message.target.value);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnCompare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnCompare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.target = { $case: "value", value: Buffer.from(reader.bytes()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.target = { $case: "version", value: longToNumber(reader.uint64()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.target = { $case: "exists", value: reader.bool() };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnCompare {
+    return {
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      target: isSet(object.value)
+        ? { $case: "value", value: Buffer.from(bytesFromBase64(object.value)) }
+        : isSet(object.version)
+        ? { $case: "version", value: globalThis.Number(object.version) }
+        : isSet(object.exists)
+        ? { $case: "exists", value: globalThis.Boolean(object.exists) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: TxnCompare): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.target?.$case === "value") {
+      obj.value = base64FromBytes(message.target.value);
+    } else if (message.target?.$case === "version") {
+      obj.version = Math.round(message.target.value);
+    } else if (message.target?.$case === "exists") {
+      obj.exists = message.target.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnCompare>): TxnCompare {
+    return TxnCompare.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnCompare>): TxnCompare {
+    const message = createBaseTxnCompare();
+    message.key = object.key ?? Buffer.alloc(0);
+    switch (object.target?.$case) {
+      case "value": {
+        if (object.target?.value !== undefined && object.target?.value !== null) {
+          message.target = { $case: "value", value: object.target.value };
+        }
+        break;
+      }
+      case "version": {
+        if (object.target?.value !== undefined && object.target?.value !== null) {
+          message.target = { $case: "version", value: object.target.value };
+        }
+        break;
+      }
+      case "exists": {
+        if (object.target?.value !== undefined && object.target?.value !== null) {
+          message.target = { $case: "exists", value: object.target.value };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseTxnPut(): TxnPut {
+  return { key: Buffer.alloc(0), value: Buffer.alloc(0) };
+}
+
+export const TxnPut: MessageFns<TxnPut> = {
+  encode(message: TxnPut, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnPut {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnPut();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnPut {
+    return {
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: TxnPut): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnPut>): TxnPut {
+    return TxnPut.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnPut>): TxnPut {
+    const message = createBaseTxnPut();
+    message.key = object.key ?? Buffer.alloc(0);
+    message.value = object.value ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseTxnDelete(): TxnDelete {
+  return { key: Buffer.alloc(0) };
+}
+
+export const TxnDelete: MessageFns<TxnDelete> = {
+  encode(message: TxnDelete, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnDelete {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnDelete();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnDelete {
+    return { key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: TxnDelete): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnDelete>): TxnDelete {
+    return TxnDelete.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnDelete>): TxnDelete {
+    const message = createBaseTxnDelete();
+    message.key = object.key ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseTxnGet(): TxnGet {
+  return { key: Buffer.alloc(0) };
+}
+
+export const TxnGet: MessageFns<TxnGet> = {
+  encode(message: TxnGet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnGet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnGet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnGet {
+    return { key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: TxnGet): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnGet>): TxnGet {
+    return TxnGet.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnGet>): TxnGet {
+    const message = createBaseTxnGet();
+    message.key = object.key ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseTxnOp(): TxnOp {
+  return { op: undefined };
+}
+
+export const TxnOp: MessageFns<TxnOp> = {
+  encode(message: TxnOp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.op?.$case) {
+      case "put":
+        TxnPut.encode(message.op.value, writer.uint32(10).fork()).join();
+        break;
+      case "delete":
+        TxnDelete.encode(message.op.value, writer.uint32(18).fork()).join();
+        break;
+      case "get":
+        TxnGet.encode(message.op.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnOp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnOp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.op = { $case: "put", value: TxnPut.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.op = { $case: "delete", value: TxnDelete.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.op = { $case: "get", value: TxnGet.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnOp {
+    return {
+      op: isSet(object.put)
+        ? { $case: "put", value: TxnPut.fromJSON(object.put) }
+        : isSet(object.delete)
+        ? { $case: "delete", value: TxnDelete.fromJSON(object.delete) }
+        : isSet(object.get)
+        ? { $case: "get", value: TxnGet.fromJSON(object.get) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: TxnOp): unknown {
+    const obj: any = {};
+    if (message.op?.$case === "put") {
+      obj.put = TxnPut.toJSON(message.op.value);
+    } else if (message.op?.$case === "delete") {
+      obj.delete = TxnDelete.toJSON(message.op.value);
+    } else if (message.op?.$case === "get") {
+      obj.get = TxnGet.toJSON(message.op.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnOp>): TxnOp {
+    return TxnOp.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnOp>): TxnOp {
+    const message = createBaseTxnOp();
+    switch (object.op?.$case) {
+      case "put": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "put", value: TxnPut.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "delete": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "delete", value: TxnDelete.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "get": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "get", value: TxnGet.fromPartial(object.op.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseTxnRequest(): TxnRequest {
+  return { compares: [], success: [], failure: [], session: undefined, epoch: 0 };
+}
+
+export const TxnRequest: MessageFns<TxnRequest> = {
+  encode(message: TxnRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.compares) {
+      TxnCompare.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.success) {
+      TxnOp.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.failure) {
+      TxnOp.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.session !== undefined) {
+      Session.encode(message.session, writer.uint32(34).fork()).join();
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(40).uint64(message.epoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.compares.push(TxnCompare.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.success.push(TxnOp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.failure.push(TxnOp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.session = Session.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnRequest {
+    return {
+      compares: globalThis.Array.isArray(object?.compares)
+        ? object.compares.map((e: any) => TxnCompare.fromJSON(e))
+        : [],
+      success: globalThis.Array.isArray(object?.success) ? object.success.map((e: any) => TxnOp.fromJSON(e)) : [],
+      failure: globalThis.Array.isArray(object?.failure) ? object.failure.map((e: any) => TxnOp.fromJSON(e)) : [],
+      session: isSet(object.session) ? Session.fromJSON(object.session) : undefined,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+    };
+  },
+
+  toJSON(message: TxnRequest): unknown {
+    const obj: any = {};
+    if (message.compares?.length) {
+      obj.compares = message.compares.map((e) => TxnCompare.toJSON(e));
+    }
+    if (message.success?.length) {
+      obj.success = message.success.map((e) => TxnOp.toJSON(e));
+    }
+    if (message.failure?.length) {
+      obj.failure = message.failure.map((e) => TxnOp.toJSON(e));
+    }
+    if (message.session !== undefined) {
+      obj.session = Session.toJSON(message.session);
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnRequest>): TxnRequest {
+    return TxnRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnRequest>): TxnRequest {
+    const message = createBaseTxnRequest();
+    message.compares = object.compares?.map((e) => TxnCompare.fromPartial(e)) || [];
+    message.success = object.success?.map((e) => TxnOp.fromPartial(e)) || [];
+    message.failure = object.failure?.map((e) => TxnOp.fromPartial(e)) || [];
+    message.session = (object.session !== undefined && object.session !== null)
+      ? Session.fromPartial(object.session)
+      : undefined;
+    message.epoch = object.epoch ?? 0;
+    return message;
+  },
+};
+
+function createBaseTxnPutResult(): TxnPutResult {
+  return { version: 0 };
+}
+
+export const TxnPutResult: MessageFns<TxnPutResult> = {
+  encode(message: TxnPutResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnPutResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnPutResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnPutResult {
+    return { version: isSet(object.version) ? globalThis.Number(object.version) : 0 };
+  },
+
+  toJSON(message: TxnPutResult): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnPutResult>): TxnPutResult {
+    return TxnPutResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnPutResult>): TxnPutResult {
+    const message = createBaseTxnPutResult();
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseTxnDeleteResult(): TxnDeleteResult {
+  return { existed: false };
+}
+
+export const TxnDeleteResult: MessageFns<TxnDeleteResult> = {
+  encode(message: TxnDeleteResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.existed !== false) {
+      writer.uint32(8).bool(message.existed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnDeleteResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnDeleteResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.existed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnDeleteResult {
+    return { existed: isSet(object.existed) ? globalThis.Boolean(object.existed) : false };
+  },
+
+  toJSON(message: TxnDeleteResult): unknown {
+    const obj: any = {};
+    if (message.existed !== false) {
+      obj.existed = message.existed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnDeleteResult>): TxnDeleteResult {
+    return TxnDeleteResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnDeleteResult>): TxnDeleteResult {
+    const message = createBaseTxnDeleteResult();
+    message.existed = object.existed ?? false;
+    return message;
+  },
+};
+
+function createBaseTxnGetResult(): TxnGetResult {
+  return { found: false, value: Buffer.alloc(0), version: 0 };
+}
+
+export const TxnGetResult: MessageFns<TxnGetResult> = {
+  encode(message: TxnGetResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.found !== false) {
+      writer.uint32(8).bool(message.found);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnGetResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnGetResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.found = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnGetResult {
+    return {
+      found: isSet(object.found) ? globalThis.Boolean(object.found) : false,
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: TxnGetResult): unknown {
+    const obj: any = {};
+    if (message.found !== false) {
+      obj.found = message.found;
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnGetResult>): TxnGetResult {
+    return TxnGetResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnGetResult>): TxnGetResult {
+    const message = createBaseTxnGetResult();
+    message.found = object.found ?? false;
+    message.value = object.value ?? Buffer.alloc(0);
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseTxnOpResult(): TxnOpResult {
+  return { result: undefined };
+}
+
+export const TxnOpResult: MessageFns<TxnOpResult> = {
+  encode(message: TxnOpResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.result?.$case) {
+      case "put":
+        TxnPutResult.encode(message.result.value, writer.uint32(10).fork()).join();
+        break;
+      case "delete":
+        TxnDeleteResult.encode(message.result.value, writer.uint32(18).fork()).join();
+        break;
+      case "get":
+        TxnGetResult.encode(message.result.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnOpResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnOpResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.result = { $case: "put", value: TxnPutResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "delete", value: TxnDeleteResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.result = { $case: "get", value: TxnGetResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnOpResult {
+    return {
+      result: isSet(object.put)
+        ? { $case: "put", value: TxnPutResult.fromJSON(object.put) }
+        : isSet(object.delete)
+        ? { $case: "delete", value: TxnDeleteResult.fromJSON(object.delete) }
+        : isSet(object.get)
+        ? { $case: "get", value: TxnGetResult.fromJSON(object.get) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: TxnOpResult): unknown {
+    const obj: any = {};
+    if (message.result?.$case === "put") {
+      obj.put = TxnPutResult.toJSON(message.result.value);
+    } else if (message.result?.$case === "delete") {
+      obj.delete = TxnDeleteResult.toJSON(message.result.value);
+    } else if (message.result?.$case === "get") {
+      obj.get = TxnGetResult.toJSON(message.result.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnOpResult>): TxnOpResult {
+    return TxnOpResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnOpResult>): TxnOpResult {
+    const message = createBaseTxnOpResult();
+    switch (object.result?.$case) {
+      case "put": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "put", value: TxnPutResult.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "delete": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "delete", value: TxnDeleteResult.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "get": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "get", value: TxnGetResult.fromPartial(object.result.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseTxnResponse(): TxnResponse {
+  return { error: undefined, succeeded: false, results: [] };
+}
+
+export const TxnResponse: MessageFns<TxnResponse> = {
+  encode(message: TxnResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.error !== undefined) {
+      Error.encode(message.error, writer.uint32(10).fork()).join();
+    }
+    if (message.succeeded !== false) {
+      writer.uint32(16).bool(message.succeeded);
+    }
+    for (const v of message.results) {
+      TxnOpResult.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.error = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.succeeded = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.results.push(TxnOpResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnResponse {
+    return {
+      error: isSet(object.error) ? Error.fromJSON(object.error) : undefined,
+      succeeded: isSet(object.succeeded) ? globalThis.Boolean(object.succeeded) : false,
+      results: globalThis.Array.isArray(object?.results) ? object.results.map((e: any) => TxnOpResult.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: TxnResponse): unknown {
+    const obj: any = {};
+    if (message.error !== undefined) {
+      obj.error = Error.toJSON(message.error);
+    }
+    if (message.succeeded !== false) {
+      obj.succeeded = message.succeeded;
+    }
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => TxnOpResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxnResponse>): TxnResponse {
+    return TxnResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnResponse>): TxnResponse {
+    const message = createBaseTxnResponse();
+    message.error = (object.error !== undefined && object.error !== null) ? Error.fromPartial(object.error) : undefined;
+    message.succeeded = object.succeeded ?? false;
+    message.results = object.results?.map((e) => TxnOpResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseBatchRequestItem(): BatchRequestItem {
   return { requestId: 0, op: undefined };
 }
@@ -1299,6 +2458,9 @@ export const BatchRequestItem: MessageFns<BatchRequestItem> = {
         break;
       case "cas":
         CasRequest.encode(message.op.value, writer.uint32(42).fork()).join();
+        break;
+      case "txn":
+        TxnRequest.encode(message.op.value, writer.uint32(50).fork()).join();
         break;
     }
     return writer;
@@ -1357,6 +2519,14 @@ export const BatchRequestItem: MessageFns<BatchRequestItem> = {
             message.op = { $case: "cas", value: CasRequest.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.op = { $case: "txn", value: TxnRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1384,6 +2554,8 @@ export const BatchRequestItem: MessageFns<BatchRequestItem> = {
         ? { $case: "delete", value: DeleteRequest.fromJSON(object.delete) }
         : isSet(object.cas)
         ? { $case: "cas", value: CasRequest.fromJSON(object.cas) }
+        : isSet(object.txn)
+        ? { $case: "txn", value: TxnRequest.fromJSON(object.txn) }
         : undefined,
     };
   },
@@ -1401,6 +2573,8 @@ export const BatchRequestItem: MessageFns<BatchRequestItem> = {
       obj.delete = DeleteRequest.toJSON(message.op.value);
     } else if (message.op?.$case === "cas") {
       obj.cas = CasRequest.toJSON(message.op.value);
+    } else if (message.op?.$case === "txn") {
+      obj.txn = TxnRequest.toJSON(message.op.value);
     }
     return obj;
   },
@@ -1436,6 +2610,12 @@ export const BatchRequestItem: MessageFns<BatchRequestItem> = {
         }
         break;
       }
+      case "txn": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "txn", value: TxnRequest.fromPartial(object.op.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -1462,6 +2642,9 @@ export const BatchResponseItem: MessageFns<BatchResponseItem> = {
         break;
       case "cas":
         CasResponse.encode(message.result.value, writer.uint32(42).fork()).join();
+        break;
+      case "txn":
+        TxnResponse.encode(message.result.value, writer.uint32(50).fork()).join();
         break;
     }
     return writer;
@@ -1520,6 +2703,14 @@ export const BatchResponseItem: MessageFns<BatchResponseItem> = {
             message.result = { $case: "cas", value: CasResponse.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.result = { $case: "txn", value: TxnResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1547,6 +2738,8 @@ export const BatchResponseItem: MessageFns<BatchResponseItem> = {
         ? { $case: "delete", value: DeleteResponse.fromJSON(object.delete) }
         : isSet(object.cas)
         ? { $case: "cas", value: CasResponse.fromJSON(object.cas) }
+        : isSet(object.txn)
+        ? { $case: "txn", value: TxnResponse.fromJSON(object.txn) }
         : undefined,
     };
   },
@@ -1564,6 +2757,8 @@ export const BatchResponseItem: MessageFns<BatchResponseItem> = {
       obj.delete = DeleteResponse.toJSON(message.result.value);
     } else if (message.result?.$case === "cas") {
       obj.cas = CasResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "txn") {
+      obj.txn = TxnResponse.toJSON(message.result.value);
     }
     return obj;
   },
@@ -1596,6 +2791,12 @@ export const BatchResponseItem: MessageFns<BatchResponseItem> = {
       case "cas": {
         if (object.result?.value !== undefined && object.result?.value !== null) {
           message.result = { $case: "cas", value: CasResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "txn": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "txn", value: TxnResponse.fromPartial(object.result.value) };
         }
         break;
       }
@@ -1781,6 +2982,15 @@ export const KvServiceService = {
     responseSerialize: (value: CasResponse): Buffer => Buffer.from(CasResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CasResponse => CasResponse.decode(value),
   },
+  txn: {
+    path: "/kvstore.v1.KvService/Txn" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TxnRequest): Buffer => Buffer.from(TxnRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TxnRequest => TxnRequest.decode(value),
+    responseSerialize: (value: TxnResponse): Buffer => Buffer.from(TxnResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TxnResponse => TxnResponse.decode(value),
+  },
   /** Batch multiplexes a client's concurrent requests to this node on one stream. */
   batch: {
     path: "/kvstore.v1.KvService/Batch" as const,
@@ -1798,6 +3008,7 @@ export interface KvServiceServer extends UntypedServiceImplementation {
   put: handleUnaryCall<PutRequest, PutResponse>;
   delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
   cas: handleUnaryCall<CasRequest, CasResponse>;
+  txn: handleUnaryCall<TxnRequest, TxnResponse>;
   /** Batch multiplexes a client's concurrent requests to this node on one stream. */
   batch: handleBidiStreamingCall<BatchRequest, BatchResponse>;
 }
@@ -1853,6 +3064,18 @@ export interface KvServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CasResponse) => void,
+  ): ClientUnaryCall;
+  txn(request: TxnRequest, callback: (error: ServiceError | null, response: TxnResponse) => void): ClientUnaryCall;
+  txn(
+    request: TxnRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TxnResponse) => void,
+  ): ClientUnaryCall;
+  txn(
+    request: TxnRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TxnResponse) => void,
   ): ClientUnaryCall;
   /** Batch multiplexes a client's concurrent requests to this node on one stream. */
   batch(): ClientDuplexStream<BatchRequest, BatchResponse>;
