@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { connectManager, type ClientCredentials } from '../cluster/index.js';
 import type { GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
-import { writeCharts } from './charts.js';
+import { writeCharts, type ChartImporters } from './charts.js';
 import { percentilesOf } from './histogram.js';
 import { compareNodeIds, keyDistribution } from './key-distribution.js';
 import { LocalCluster } from './local-cluster.js';
@@ -52,11 +52,21 @@ export async function runBench(
     }
   }
 
-  if (outDir !== undefined) {
-    const written = [writeResultsJson(outDir, results), ...(await writeCharts(outDir, results))];
-    output.result(`wrote ${written.join(', ')}`);
-  }
+  if (outDir !== undefined) await writeBenchFiles(outDir, results, output);
   return results;
+}
+
+/**
+ * Writes results.json, then the charts when their optional packages load (`importers` for tests);
+ * without them one note says how to get them, and the results are written all the same.
+ */
+export async function writeBenchFiles(outDir: string, results: BenchResults, output: BenchOutput, importers?: ChartImporters): Promise<string[]> {
+  const written = [writeResultsJson(outDir, results)];
+  const charts = await writeCharts(outDir, results, importers);
+  if ('written' in charts) written.push(...charts.written);
+  else output.note(charts.skipped);
+  output.result(`wrote ${written.join(', ')}`);
+  return written;
 }
 
 /**

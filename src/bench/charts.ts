@@ -3,11 +3,16 @@
  * @resvg/resvg-js turns the SVG into PNG (no `canvas`, which downloads binaries at install time).
  * Three charts, each as `.svg` and `.png`: throughput per replication factor, latency percentiles per
  * replication factor and operation, and keys per node per replication factor.
+ *
+ * vega and resvg are 65 packages and 17 MB that a program using only the client does not need,
+ * so they are optional peer dependencies of the package (devDependencies here): `npm install kvstore`
+ * leaves them out, and this file imports them only when charts are written (issue 19). Without them
+ * the bench still writes results.json and says how to get the charts.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
+import type * as Resvg from '@resvg/resvg-js';
+import type * as Vega from 'vega';
 import type { BenchResults } from './results.js';
 
 /** The chart files written (names without extension; each gets .svg and .png). */
@@ -16,7 +21,63 @@ export const CHART_NAMES = ['throughput', 'latency', 'keys-per-node'] as const;
 /** One chart's name and vega spec. */
 export interface ChartSpec {
   name: (typeof CHART_NAMES)[number];
-  spec: vega.Spec;
+  spec: Vega.Spec;
+}
+
+/** The libraries that render the charts, loaded on demand. */
+export interface ChartLibraries {
+  vega: typeof Vega;
+  resvg: typeof Resvg;
+}
+
+/** How each library is loaded: a dynamic `import()` by default; tests inject failures. */
+export interface ChartImporters {
+  vega: () => Promise<typeof Vega>;
+  resvg: () => Promise<typeof Resvg>;
+}
+
+/** The optional packages the charts need. */
+export const CHART_PACKAGES = ['vega', '@resvg/resvg-js'] as const;
+
+/** The one line `kvstore bench` prints when the chart libraries cannot be loaded. */
+export const CHARTS_SKIPPED =
+  `charts skipped: install the optional packages ${CHART_PACKAGES.join(' and ')} (npm install ${CHART_PACKAGES.join(' ')})`;
+
+const IMPORT_CHART_LIBRARIES: ChartImporters = {
+  vega: () => import('vega'),
+  resvg: () => import('@resvg/resvg-js'),
+};
+
+/** Either the libraries, or why the charts are skipped (one line, starting with {@link CHARTS_SKIPPED}). */
+export type ChartLibrariesResult = { ok: true; libraries: ChartLibraries } | { ok: false; reason: string };
+
+/**
+ * Not found (`ERR_MODULE_NOT_FOUND` from `import()`, `MODULE_NOT_FOUND` from a `require` inside,
+ * e.g. resvg's native binding when installed with `--omit=optional`): the install line is the fix.
+ */
+function isModuleNotFound(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+}
+
+/**
+ * Loads vega and resvg. A package that is not installed is the expected case and gives
+ * {@link CHARTS_SKIPPED}; any other load failure is added to that line, so the results
+ * of a long run are never lost to the charts.
+ */
+export async function loadChartLibraries(importers: ChartImporters = IMPORT_CHART_LIBRARIES): Promise<ChartLibrariesResult> {
+  const failures: string[] = [];
+  const attempt = async <T>(name: string, load: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await load();
+    } catch (error) {
+      if (!isModuleNotFound(error)) failures.push(`${name} failed to load: ${(error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''}`);
+      return undefined;
+    }
+  };
+  const [vega, resvg] = await Promise.all([attempt('vega', importers.vega), attempt('@resvg/resvg-js', importers.resvg)]);
+  if (vega !== undefined && resvg !== undefined) return { ok: true, libraries: { vega, resvg } };
+  return { ok: false, reason: [CHARTS_SKIPPED, ...failures].join('; ') };
 }
 
 const FONT = 'DejaVu Sans, sans-serif';
@@ -50,7 +111,7 @@ export function chartSpecs(results: BenchResults): ChartSpec[] {
   const baseline = runs.find((run) => run.replicas === Math.min(...runs.map((r) => r.replicas)));
   const nodesText = severalNodeCounts ? 'per cluster' : `on ${runs[0]?.nodes ?? 0} nodes`;
 
-  const throughput: vega.Spec = {
+  const throughput: Vega.Spec = {
     $schema: 'https://vega.github.io/schema/vega/v6.json',
     width: 420, height: 280, padding: 10,
     title: { text: `Throughput per replication factor ${nodesText}`, subtitle: subtitle(results) },
@@ -96,7 +157,7 @@ export function chartSpecs(results: BenchResults): ChartSpec[] {
         .map(([percentile, ms]) => ({ series: `${label(run)} ${op}`, run: label(run), op, percentile, ms })),
     ),
   );
-  const latency: vega.Spec = {
+  const latency: Vega.Spec = {
     $schema: 'https://vega.github.io/schema/vega/v6.json',
     width: 420, height: 280, padding: 10,
     title: { text: 'Latency percentiles per replication factor (ms, log scale)', subtitle: subtitle(results) },
@@ -141,7 +202,7 @@ export function chartSpecs(results: BenchResults): ChartSpec[] {
     Object.entries(run.keysPerNode).map(([node, keys]) => ({ node: severalNodeCounts ? `${node}` : node, run: label(run), keys })),
   );
   const spreadText = runs.map((run) => `${label(run)}: worst ±${run.maxKeyDeviationPercent}% from mean ${run.meanKeysPerNode}`).join(' · ');
-  const keysPerNode: vega.Spec = {
+  const keysPerNode: Vega.Spec = {
     $schema: 'https://vega.github.io/schema/vega/v6.json',
     width: 520, height: 280, padding: 10,
     title: {
@@ -183,8 +244,8 @@ export function chartSpecs(results: BenchResults): ChartSpec[] {
 }
 
 /** Renders one spec to SVG text with vega's headless view. */
-export async function renderSvg(spec: vega.Spec): Promise<string> {
-  const view = new vega.View(vega.parse(spec, CONFIG as vega.Config), { renderer: 'none' });
+export async function renderSvg(vega: typeof Vega, spec: Vega.Spec): Promise<string> {
+  const view = new vega.View(vega.parse(spec, CONFIG as Vega.Config), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
@@ -193,8 +254,8 @@ export async function renderSvg(spec: vega.Spec): Promise<string> {
 }
 
 /** Rasterizes SVG to PNG at twice the size (crisp on high-DPI screens), with system fonts. */
-export function svgToPng(svg: string): Uint8Array {
-  const image = new Resvg(svg, {
+export function svgToPng(resvg: typeof Resvg, svg: string): Uint8Array {
+  const image = new resvg.Resvg(svg, {
     fitTo: { mode: 'zoom', value: 2 },
     background: 'white',
     font: { loadSystemFonts: true, sansSerifFamily: 'DejaVu Sans', defaultFontFamily: 'DejaVu Sans' },
@@ -202,16 +263,25 @@ export function svgToPng(svg: string): Uint8Array {
   return image.asPng();
 }
 
-/** Writes every chart as DIR/<name>.svg and DIR/<name>.png; returns the paths written. */
-export async function writeCharts(dir: string, results: BenchResults): Promise<string[]> {
+/** What {@link writeCharts} did: the paths written, or why it wrote none. */
+export type ChartsOutcome = { written: string[] } | { skipped: string };
+
+/**
+ * Writes every chart as DIR/<name>.svg and DIR/<name>.png, loading the libraries first
+ * (`importers` for tests); without them it writes nothing and says why.
+ */
+export async function writeCharts(dir: string, results: BenchResults, importers?: ChartImporters): Promise<ChartsOutcome> {
+  const loaded = await loadChartLibraries(importers);
+  if (!loaded.ok) return { skipped: loaded.reason };
+  const { vega, resvg } = loaded.libraries;
   const written: string[] = [];
   for (const { name, spec } of chartSpecs(results)) {
-    const svg = await renderSvg(spec);
+    const svg = await renderSvg(vega, spec);
     const svgPath = join(dir, `${name}.svg`);
     const pngPath = join(dir, `${name}.png`);
     writeFileSync(svgPath, svg);
-    writeFileSync(pngPath, svgToPng(svg));
+    writeFileSync(pngPath, svgToPng(resvg, svg));
     written.push(svgPath, pngPath);
   }
-  return written;
+  return { written };
 }

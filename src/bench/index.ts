@@ -4,7 +4,7 @@
  * closed-loop load (also used by test/bench/kv-vs-etcd.ts), and the throwaway local cluster both
  * commands start when not given `--manager`.
  */
-export { runBench } from './bench-runner.js';
+export { runBench, writeBenchFiles } from './bench-runner.js';
 export type { BenchOutput } from './bench-runner.js';
 export { runDriver, describeDriverReport } from './shopping-driver.js';
 export type { DriverOptions, DriverReport } from './shopping-driver.js';
@@ -22,5 +22,5 @@ export { keyDistribution, spread } from './key-distribution.js';
 export type { KeyDistribution } from './key-distribution.js';
 export { machineInfo, renderRunTable, writeResultsJson } from './results.js';
 export type { BenchResults, BenchRun, BenchSettings, CpuPerOp, MachineInfo } from './results.js';
-export { chartSpecs, renderSvg, svgToPng, writeCharts, CHART_NAMES } from './charts.js';
-export type { ChartSpec } from './charts.js';
+export { chartSpecs, renderSvg, svgToPng, writeCharts, loadChartLibraries, CHART_NAMES, CHART_PACKAGES, CHARTS_SKIPPED } from './charts.js';
+export type { ChartSpec, ChartLibraries, ChartImporters, ChartLibrariesResult, ChartsOutcome } from './charts.js';
