@@ -9,6 +9,7 @@ export { KVClient, KVError, isKVError, KV_ERROR_CODES, MAX_MANY_KEYS } from './c
 export type {
   KVClientOptions,
   CallOptions,
+  PutOptions,
   UpdateOptions,
   KVValue,
   KVEntry,

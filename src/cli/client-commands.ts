@@ -12,6 +12,7 @@ import {
   exitCodeFor,
   failWith,
   oneLine,
+  parseDuration,
   parseInteger,
   parseSeconds,
   readStdin,
@@ -30,9 +31,11 @@ export function registerClientCommands(program: Command): void {
   withClientFlags(program.command('put').description('store VALUE under KEY (VALUE "-" reads stdin)'))
     .argument('<key>', 'the key: 1–20 bytes of UTF-8')
     .argument('<value>', 'the value, at most 1024 bytes; "-" reads it from stdin')
-    .action(async (key: string, value: string, flags: ClientFlags) => {
+    .option('--ttl <duration>', 'the key expires this long after the put (500ms, 30s, 10m, 2h, 7d; at most 365 days)')
+    .action(async (key: string, value: string, flags: ClientFlags & { ttl?: string }) => {
       await withClient(flags, async (client, options) => {
-        await client.put(key, await valueArgument(value), options);
+        const ttl = flags.ttl === undefined ? {} : { ttlMs: parseDuration(flags.ttl, '--ttl') };
+        await client.put(key, await valueArgument(value), { ...options, ...ttl });
       });
     });
 
@@ -124,11 +127,12 @@ async function withClient(flags: ClientFlags, body: (client: KVClient, options: 
   }
 }
 
-/** `get --json` of one entry: the value as text, or base64 when it is not UTF-8. */
+/** `get --json` of one entry: the value as text, or base64 when it is not UTF-8; a key with a TTL adds its expiry. */
 function entryJson(key: string, entry: KVEntry): Record<string, unknown> {
+  const expiry = entry.expiresAtMs === undefined ? {} : { expiresAtMs: entry.expiresAtMs, expiresInMs: entry.expiresInMs };
   return isValidUtf8(entry.bytes)
-    ? { key, value: entry.value, version: entry.version }
-    : { key, value: Buffer.from(entry.bytes).toString('base64'), encoding: 'base64', version: entry.version };
+    ? { key, value: entry.value, version: entry.version, ...expiry }
+    : { key, value: Buffer.from(entry.bytes).toString('base64'), encoding: 'base64', version: entry.version, ...expiry };
 }
 
 /**

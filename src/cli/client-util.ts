@@ -77,6 +77,22 @@ export function parseSeconds(text: string, flag: string): number {
   return value;
 }
 
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parses a duration such as `500ms`, `30s`, `10m`, `2h` or `7d` into whole ms for `flag`
+ * (a bare number is seconds); throws {@link BadInputError} naming the forms otherwise.
+ */
+export function parseDuration(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  const unit = DURATION_UNITS_MS[match?.[2] ?? 's'] ?? 1000;
+  const ms = match === null ? NaN : Math.round(Number(match[1]) * unit);
+  if (!Number.isSafeInteger(ms) || ms <= 0) {
+    throw new BadInputError(`${flag} wants a duration such as 500ms, 30s, 10m, 2h or 7d, got "${text}"`);
+  }
+  return ms;
+}
+
 /** Prints one line on stderr and sets the exit code. */
 export function failWith(message: string, exitCode: number): void {
   process.stderr.write(`${oneLine(message)}\n`);

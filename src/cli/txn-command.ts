@@ -2,7 +2,7 @@
  * `kvstore txn`: one transaction from a JSON document (DESIGN.md §6), on stdin or `--file`:
  * ```json
  * {"compare": [{"key": "{u1}a", "version": 3} | {"key": …, "value": "v"} | {"key": …, "exists": false}],
- *  "success": [{"put": {"key": …, "value": …}} | {"delete": {"key": …}} | {"get": {"key": …}}],
+ *  "success": [{"put": {"key": …, "value": …, "ttl": "30s"}} | {"delete": {"key": …}} | {"get": {"key": …}}],
  *  "failure": […]}
  * ```
  * Prints `{"succeeded": true|false, "results": [{"put": {"key", "version"}} | {"delete": {"key",
@@ -12,10 +12,10 @@
 import { readFile } from 'node:fs/promises';
 import type { KVTxn, KVTxnOpResult, KVTxnResult } from '../client/index.js';
 import { isValidUtf8 } from '../common/index.js';
-import { BadInputError } from './client-util.js';
+import { BadInputError, parseDuration } from './client-util.js';
 
 const DOCUMENT_FIELDS = ['compare', 'success', 'failure'];
-const OP_FIELDS: Record<string, readonly string[]> = { put: ['key', 'value'], delete: ['key'], get: ['key'] };
+const OP_FIELDS: Record<string, readonly string[]> = { put: ['key', 'value', 'ttl'], delete: ['key'], get: ['key'] };
 const COMPARE_FIELDS = ['key', 'value', 'version', 'exists'];
 
 /** The document's text: `--file F`, else stdin. */
@@ -64,10 +64,14 @@ export function parseTxnDocument(text: string): KVTxn {
       }
       const body: unknown = (op as Record<string, unknown>)[kind];
       if (typeof body !== 'object' || body === null) throw new BadInputError(`${where}: "${kind}" takes an object`);
-      if (kind === 'put' && 'ttl' in body) {
-        throw new BadInputError(`${where}: "ttl" (keys that expire) is not available in this version of kvstore`);
-      }
       onlyFields(body, allowed, `${where} (${kind})`);
+      if (kind === 'put' && 'ttl' in body) {
+        // The document's "ttl" is a duration ("30s"); the client takes ttlMs.
+        const put = body as { ttl?: unknown; ttlMs?: number };
+        if (typeof put.ttl !== 'string') throw new BadInputError(`${where}: "ttl" is a duration string such as "30s"`);
+        put.ttlMs = parseDuration(put.ttl, `${where}: "ttl"`);
+        delete put.ttl;
+      }
     }
   }
   return document;

@@ -4,7 +4,7 @@
  */
 export { KVClient, MAX_MANY_KEYS, clientChannelSecurity } from './kv-client.js';
 export type {
-  KVClientOptions, CallOptions, UpdateOptions, KVValue, KVEntry, UpdateFunction, KVGetManyResult, KVPutManyResult, KVDeleteManyResult,
+  KVClientOptions, CallOptions, PutOptions, UpdateOptions, KVValue, KVEntry, UpdateFunction, KVGetManyResult, KVPutManyResult, KVDeleteManyResult,
 } from './kv-client.js';
 export type { KVTxn, KVTxnCompare, KVTxnOp, KVTxnOpResult, KVTxnResult } from './txn.js';
 export { KVError, isKVError, KV_ERROR_CODES } from './errors.js';

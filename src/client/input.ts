@@ -2,7 +2,7 @@
  * The client's checks of what a caller passes, before anything is sent: keys and values
  * within the limits of `common/limits.ts`, as the bytes that go on the wire.
  */
-import { checkKeyBytes, checkValueBytes } from '../common/index.js';
+import { checkKeyBytes, checkTtl, checkValueBytes } from '../common/index.js';
 import { KVError } from './errors.js';
 
 const encoder = new TextEncoder();
@@ -27,3 +27,12 @@ export function valueToBytes(value: unknown): Uint8Array {
   return bytes;
 }
 
+
+/** Validates a `ttlMs` option: absent is 0 (no TTL); else 1 ms to 365 days. */
+export function ttlOf(ttlMs: unknown): number {
+  if (ttlMs === undefined) return 0;
+  if (typeof ttlMs !== 'number') throw new KVError('INVALID_ARGUMENT', `ttlMs must be a number of ms, got ${typeof ttlMs}`);
+  const check = checkTtl(ttlMs);
+  if (!check.ok || ttlMs === 0) throw new KVError('INVALID_ARGUMENT', check.ok ? 'ttlMs of 0: leave it out for a key that never expires' : check.message);
+  return ttlMs;
+}

@@ -15,7 +15,7 @@ import { tokenProblem } from '../security/token-file.js';
 import { ManagerConnection, ManagerUnreachableError } from './manager-connection.js';
 import { DEFAULT_ROUTER_OPTIONS, Router, type AttemptOutcome } from './router.js';
 import { ShardMapCache } from './shard-map.js';
-import { keyToBytes, valueToBytes } from './input.js';
+import { keyToBytes, ttlOf, valueToBytes } from './input.js';
 import { txnRequestOf, txnResultOf, type KVTxn, type KVTxnResult } from './txn.js';
 
 /** Construction options of {@link KVClient}. */
@@ -52,6 +52,16 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+/** Options of {@link KVClient.put}. */
+export interface PutOptions extends CallOptions {
+  /**
+   * The key expires this many ms after the put applies (1 ms to 365 days); without it the key
+   * never expires, and a put without it clears an earlier TTL. Measured in the shard's log
+   * time (docs/ttl.md): a read at or after the expiry finds nothing, on any leader.
+   */
+  ttlMs?: number;
+}
+
 /** Options of {@link KVClient.update}. */
 export interface UpdateOptions extends CallOptions {
   /** Most read–cas rounds before giving up with CONFLICT (default 100). The deadline covers all rounds. */
@@ -69,6 +79,10 @@ export interface KVEntry {
   bytes: Uint8Array;
   /** Changes on every write of the key; pass it to {@link KVClient.cas}. */
   version: number;
+  /** For a key with a TTL: when it expires, in the shard's log time (≈ ms since the epoch). */
+  expiresAtMs?: number;
+  /** For a key with a TTL: ms until it expires, by the leader's log clock when it answered. */
+  expiresInMs?: number;
 }
 
 /** One key's outcome in {@link KVClient.getMany}: its entry (null when absent), or why it failed. */
@@ -139,10 +153,14 @@ export class KVClient {
     await this.run('init', false, options, (deadline) => this.ensureReady(deadline));
   }
 
-  /** Stores `value` under `key`; resolves once a majority of the shard's replicas committed it. */
-  async put(key: string, value: KVValue, options: CallOptions = {}): Promise<void> {
+  /**
+   * Stores `value` under `key`; resolves once a majority of the shard's replicas committed it.
+   * With `ttlMs` the key expires that long after the put applies.
+   */
+  async put(key: string, value: KVValue, options: PutOptions = {}): Promise<void> {
     const keyBytes = keyToBytes(key);
     const valueBytes = valueToBytes(value);
+    const ttlMs = ttlOf(options.ttlMs);
     const session = this.newSession();
     await this.run('put', true, options, (deadline) =>
       this.router.execute(
@@ -150,7 +168,7 @@ export class KVClient {
           name: 'put',
           key: keyBytes,
           isWrite: true,
-          build: (epoch) => ({ $case: 'put', value: { key: Buffer.from(keyBytes), value: Buffer.from(valueBytes), session, epoch } }),
+          build: (epoch) => ({ $case: 'put', value: { key: Buffer.from(keyBytes), value: Buffer.from(valueBytes), session, epoch, ttlMs } }),
           interpret: (response): AttemptOutcome<void> => {
             if (response.$case !== 'put') return mismatched('put', response.$case);
             return response.value.error === undefined ? { ok: true, value: undefined } : { ok: false, error: response.value.error };
@@ -399,7 +417,12 @@ export class KVClient {
           if (result.error !== undefined) return { ok: false, error: result.error };
           if (!result.found) return { ok: true, value: null };
           const bytes = new Uint8Array(result.value);
-          return { ok: true, value: { value: decoder.decode(bytes), bytes, version: result.version } };
+          const entry: KVEntry = { value: decoder.decode(bytes), bytes, version: result.version };
+          if (result.expiresAtMs > 0) {
+            entry.expiresAtMs = result.expiresAtMs;
+            entry.expiresInMs = result.expiresInMs;
+          }
+          return { ok: true, value: entry };
         },
       },
       deadline,

@@ -6,7 +6,7 @@
 import { checkTxn, type TxnKeyUse } from '../common/index.js';
 import type { TxnCompare, TxnOp, TxnOpResult, TxnRequest, TxnResponse } from '../gen/kvstore/v1/kvstore.js';
 import { KVError } from './errors.js';
-import { keyToBytes, valueToBytes } from './input.js';
+import { keyToBytes, ttlOf, valueToBytes } from './input.js';
 import type { KVEntry, KVValue } from './kv-client.js';
 
 /**
@@ -16,7 +16,7 @@ import type { KVEntry, KVValue } from './kv-client.js';
 export type KVTxnCompare = { key: string; value: KVValue } | { key: string; version: number } | { key: string; exists: boolean };
 
 /** One operation of a branch. */
-export type KVTxnOp = { put: { key: string; value: KVValue } } | { delete: { key: string } } | { get: { key: string } };
+export type KVTxnOp = { put: { key: string; value: KVValue; ttlMs?: number } } | { delete: { key: string } } | { get: { key: string } };
 
 /**
  * A transaction: if every compare holds, `success` runs, else `failure`; in order, as one Raft
@@ -130,13 +130,14 @@ function branchOf(input: unknown, name: string): { ops: TxnOp[]; uses: TxnKeyUse
     if (kinds.length !== 1 || kind === undefined) throw new KVError('INVALID_ARGUMENT', `${where} needs exactly one of put, delete or get`);
     const body: unknown = (op as Record<string, unknown>)[kind];
     if (typeof body !== 'object' || body === null) throw new KVError('INVALID_ARGUMENT', `${where}: ${kind} takes an object with a key`);
-    const { key: keyInput, value: valueInput } = body as { key?: unknown; value?: unknown };
+    const { key: keyInput, value: valueInput, ttlMs: ttlInput } = body as { key?: unknown; value?: unknown; ttlMs?: unknown };
     const key = Buffer.from(keyAt(keyInput, where));
     keys.push(keyInput as string);
     if (kind === 'put') {
       const value = Buffer.from(valueAt(valueInput, where));
-      ops.push({ op: { $case: 'put', value: { key, value } } });
-      uses.push({ key, value, writes: true });
+      const ttlMs = withPlace(where, () => ttlOf(ttlInput));
+      ops.push({ op: { $case: 'put', value: { key, value, ttlMs } } });
+      uses.push({ key, value, writes: true, ttlMs });
     } else if (kind === 'delete') {
       ops.push({ op: { $case: 'delete', value: { key } } });
       uses.push({ key, writes: true });

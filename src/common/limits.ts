@@ -33,6 +33,12 @@ export const MAX_TXN_BYTES = 64 * 1024;
  */
 export const TXN_BATCH_SLOTS = 64;
 
+/**
+ * The longest TTL a key may have: 365 days, in ms. Expiry times are log time (ms since the
+ * epoch), so any TTL up to this keeps them far inside what the encoders carry.
+ */
+export const MAX_TTL_MS = 365 * 24 * 3600 * 1000;
+
 /** A broken limit, as a value: `{ ok: false, message }` names what was wrong and the limit. */
 export type LimitCheck = { ok: true } | { ok: false; message: string };
 
@@ -76,6 +82,8 @@ export interface TxnKeyUse {
   value?: Uint8Array | undefined;
   /** True for a put or a delete. */
   writes: boolean;
+  /** A put's TTL in ms (0 or absent: none). */
+  ttlMs?: number | undefined;
 }
 
 /** A transaction as its limits see it. */
@@ -115,6 +123,8 @@ export function checkTxn(txn: TxnShape, shardCount: number): TxnCheck {
         const value = checkValueBytes(use.value);
         if (!value.ok) return { ok: false, message: `${where}: ${value.message}` };
       }
+      const ttl = checkTtl(use.ttlMs ?? 0);
+      if (!ttl.ok) return { ok: false, message: `${where}: ${ttl.message}` };
       if (use.writes) {
         const id = Buffer.from(use.key).toString('latin1');
         if (written.has(id)) {
@@ -140,4 +150,13 @@ export function checkTxn(txn: TxnShape, shardCount: number): TxnCheck {
 /** A key for an error message: its UTF-8 text, quoted. */
 function printableKey(key: Uint8Array): string {
   return JSON.stringify(Buffer.from(key).toString('utf8'));
+}
+
+/** Checks a TTL in ms: 0 (none), or a whole number from 1 to {@link MAX_TTL_MS}. */
+export function checkTtl(ttlMs: number): LimitCheck {
+  if (ttlMs === 0) return OK;
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) {
+    return { ok: false, message: `TTL of ${ttlMs} ms: a TTL is a whole number of ms from 1 to ${MAX_TTL_MS} (365 days)` };
+  }
+  return OK;
 }

@@ -21,6 +21,8 @@ const PUT = CommandOp.Put as number;
 const DELETE = CommandOp.Delete as number;
 const CAS = CommandOp.Cas as number;
 const TXN = CommandOp.Txn as number;
+const PUT_TTL = CommandOp.PutTtl as number;
+const EXPIRE = CommandOp.Expire as number;
 const COMPARE_VALUE = TxnCompareKind.Value as number;
 const COMPARE_VERSION = TxnCompareKind.Version as number;
 const COMPARE_EXISTS = TxnCompareKind.Exists as number;
@@ -28,6 +30,7 @@ const COMPARE_ABSENT = TxnCompareKind.Absent as number;
 const OP_PUT = TxnOpKind.Put as number;
 const OP_DELETE = TxnOpKind.Delete as number;
 const OP_GET = TxnOpKind.Get as number;
+const OP_PUT_TTL = TxnOpKind.PutTtl as number;
 
 /** True when the little-endian u64 at `offset` (8 bytes, present) is at most 2^53 − 1. */
 function safeU64(data: Uint8Array, offset: number): boolean {
@@ -43,10 +46,16 @@ function isUtf8Text(data: Uint8Array, start: number, end: number): boolean {
 /** Why `data` is not a KV command as `encodeCommand` writes one, or undefined when it is. */
 export function checkCommandBytes(data: Uint8Array): string | undefined {
   const length = data.length;
-  if (length < HEADER_BYTES + 2) return `command of ${length} bytes is shorter than the smallest command`;
   const op = data[0] as number;
-  if (op !== PUT && op !== DELETE && op !== CAS && op !== TXN) return `unknown command op ${op}`;
+  if (op === EXPIRE && length >= HEADER_BYTES + 1) {
+    if (!safeU64(data, 1)) return 'command time beyond 2^53';
+    if (data[HEADER_BYTES] !== 0) return 'expire command with a session';
+    return length === HEADER_BYTES + 1 ? undefined : `command followed by ${length - HEADER_BYTES - 1} trailing bytes`;
+  }
+  if (length < HEADER_BYTES + 2) return `command of ${length} bytes is shorter than the smallest command`;
+  if (op !== PUT && op !== DELETE && op !== CAS && op !== TXN && op !== PUT_TTL && op !== EXPIRE) return `unknown command op ${op}`;
   if (!safeU64(data, 1)) return 'command time beyond 2^53';
+  if (op === EXPIRE) return 'expire command with a session';
   let offset = HEADER_BYTES;
   const clientIdBytes = data[offset++] as number;
   if (clientIdBytes > 0) {
@@ -68,6 +77,11 @@ export function checkCommandBytes(data: Uint8Array): string | undefined {
   if (op !== DELETE) {
     if (offset + 2 > length) return 'command truncated before its value';
     offset += 2 + ((data[offset] as number) | ((data[offset + 1] as number) << 8));
+  }
+  if (op === PUT_TTL) {
+    const problem = checkTtlAt(data, offset);
+    if (problem !== undefined) return problem;
+    offset += 8;
   }
   if (offset > length) return `command truncated: ${offset - length} bytes missing`;
   if (offset < length) return `command followed by ${length - offset} trailing bytes`;
@@ -96,7 +110,12 @@ function checkTxnBytes(data: Uint8Array, start: number): string | undefined {
           offset += 8;
         } else if (kind !== COMPARE_EXISTS && kind !== COMPARE_ABSENT) return `unknown transaction compare kind ${kind}`;
       } else if (kind === OP_PUT) offset = skipValue(data, offset);
-      else if (kind !== OP_DELETE && kind !== OP_GET) return `unknown transaction operation kind ${kind}`;
+      else if (kind === OP_PUT_TTL) {
+        offset = skipValue(data, offset);
+        const problem = checkTtlAt(data, offset);
+        if (problem !== undefined) return problem;
+        offset += 8;
+      } else if (kind !== OP_DELETE && kind !== OP_GET) return `unknown transaction operation kind ${kind}`;
       if (offset > length) return 'transaction truncated in an entry';
     }
   }
@@ -108,4 +127,12 @@ function checkTxnBytes(data: Uint8Array, start: number): string | undefined {
 function skipValue(data: Uint8Array, offset: number): number {
   if (offset + 2 > data.length) return data.length + 1;
   return offset + 2 + ((data[offset] as number) | ((data[offset + 1] as number) << 8));
+}
+
+/** Why the TTL at `offset` (8 bytes) is not one `encodeCommand` writes (1 to 2^53 − 1), or undefined. */
+function checkTtlAt(data: Uint8Array, offset: number): string | undefined {
+  if (offset + 8 > data.length) return 'command truncated in its TTL';
+  if (!safeU64(data, offset)) return 'TTL beyond 2^53';
+  for (let i = offset; i < offset + 8; i++) if (data[i] !== 0) return undefined;
+  return 'TTL of 0 (a put without one is written as a plain put)';
 }

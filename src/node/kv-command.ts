@@ -4,7 +4,7 @@
  *
  * Layout, little-endian:
  * ```
- * u8  op            1 put · 2 delete · 3 cas
+ * u8  op            1 put · 2 delete · 3 cas · 5 put with a TTL · 6 expire (4: see below)
  * u64 proposedAtMs  log time as the proposing leader stamped it (`log-clock.ts`); the
  *                   only notion of time the state machine has (session expiry),
  *                   identical on every replica
@@ -14,14 +14,17 @@
  * u8  keyLen, key
  * u64 expectedVersion   cas only
  * u16 valueLen, value   put and cas only
+ * u64 ttlMs             put with a TTL only
  * ```
+ * An expire (op 6) is the header and an empty session alone: it carries log time, and applying
+ * it removes the keys whose expiry that time reached (as applying any command does).
  * A transaction (op 4) has no key of its own after the session; instead:
  * ```
  * u8  compareCount, then per compare:
  *       u8 kind (1 value · 2 version · 3 exists · 4 absent), u8 keyLen, key,
  *       u16 valueLen, value (value) · u64 version (version)
- * u8  successCount, then per operation: u8 kind (1 put · 2 delete · 3 get), u8 keyLen, key,
- *       u16 valueLen, value (put only)
+ * u8  successCount, then per operation: u8 kind (1 put · 2 delete · 3 get · 4 put with a TTL),
+ *       u8 keyLen, key, u16 valueLen, value (puts), u64 ttlMs (put with a TTL)
  * u8  failureCount, operations as above
  * ```
  * @internal
@@ -34,6 +37,9 @@ export enum CommandOp {
   Delete = 2,
   Cas = 3,
   Txn = 4,
+  /** A put with a TTL, as encoded; it decodes as a {@link CommandOp.Put} with `ttlMs` > 0. */
+  PutTtl = 5,
+  Expire = 6,
 }
 
 /** Compare kinds of a transaction, as encoded. */
@@ -49,6 +55,8 @@ export enum TxnOpKind {
   Put = 1,
   Delete = 2,
   Get = 3,
+  /** A put with a TTL, as encoded; it decodes as a {@link TxnOpKind.Put} with `ttlMs` > 0. */
+  PutTtl = 4,
 }
 
 /** One compare of a transaction; `K` is the key's type, `V` the value's. */
@@ -58,7 +66,7 @@ export type TxnCompare<K, V> =
   | { kind: TxnCompareKind.Exists | TxnCompareKind.Absent; key: K };
 
 /** One operation of a transaction branch. */
-export type TxnOp<K, V> = { kind: TxnOpKind.Put; key: K; value: V } | { kind: TxnOpKind.Delete | TxnOpKind.Get; key: K };
+export type TxnOp<K, V> = { kind: TxnOpKind.Put; key: K; value: V; ttlMs?: number } | { kind: TxnOpKind.Delete | TxnOpKind.Get; key: K };
 
 /** A transaction: if every compare holds, `success` runs, else `failure`, in order. */
 export interface TxnSpec<K, V> {
@@ -75,7 +83,9 @@ export interface CommandSession {
 
 /** A decoded write command. `key` is the key's bytes as a latin1 string (lossless). */
 export type KvCommand =
-  | { op: CommandOp.Put; proposedAtMs: number; session?: CommandSession; key: string; value: Buffer }
+  /** `ttlMs` 0: the key never expires. */
+  | { op: CommandOp.Put; proposedAtMs: number; session?: CommandSession; key: string; value: Buffer; ttlMs: number }
+  | { op: CommandOp.Expire; proposedAtMs: number }
   | { op: CommandOp.Delete; proposedAtMs: number; session?: CommandSession; key: string }
   | {
       op: CommandOp.Cas;
@@ -99,7 +109,9 @@ export const MAX_CLIENT_ID_BYTES = 128;
 
 /** What a write asks for, before it is stamped and encoded. */
 export type WriteRequest =
-  | { op: CommandOp.Put; key: Uint8Array; value: Uint8Array; session?: CommandSession }
+  | { op: CommandOp.Put; key: Uint8Array; value: Uint8Array; session?: CommandSession; ttlMs?: number }
+  /** Proposed by a leader, never by a client: `key` is empty. */
+  | { op: CommandOp.Expire; key: Uint8Array }
   | { op: CommandOp.Delete; key: Uint8Array; session?: CommandSession }
   | { op: CommandOp.Cas; key: Uint8Array; expectedVersion: number; value: Uint8Array; session?: CommandSession }
   /** `key` is the first key of the transaction: it names the shard, as every key does. */
@@ -108,7 +120,9 @@ export type WriteRequest =
 /** Encodes a write for the log, stamping it with the proposer's log time (`log-clock.ts`). */
 export function encodeCommand(request: WriteRequest, proposedAtMs: number): Buffer {
   const writer = new BinaryWriter(32 + writeRequestBytes(request));
-  writer.u8(request.op).u64(proposedAtMs);
+  const ttlMs = request.op === CommandOp.Put ? request.ttlMs ?? 0 : 0;
+  writer.u8(ttlMs > 0 ? CommandOp.PutTtl : request.op).u64(proposedAtMs);
+  if (request.op === CommandOp.Expire) return writer.u8(0).finish();
   if (request.session === undefined || request.session.clientId === '') {
     writer.u8(0);
   } else {
@@ -121,16 +135,16 @@ export function encodeCommand(request: WriteRequest, proposedAtMs: number): Buff
   writer.bytes8(request.key);
   if (request.op === CommandOp.Cas) writer.u64(request.expectedVersion);
   if (request.op !== CommandOp.Delete) writer.u16(request.value.length).raw(request.value);
+  if (ttlMs > 0) writer.u64(ttlMs);
   return writer.finish();
 }
 
 /** Bytes of keys and values a write carries (what admission and the encoder's buffer count). */
 export function writeRequestBytes(request: WriteRequest): number {
-  if (request.op !== CommandOp.Txn) return request.key.length + ('value' in request ? request.value.length : 0);
+  if (request.op !== CommandOp.Txn) return request.key.length + ('value' in request ? request.value.length : 0) + ('ttlMs' in request ? 8 : 0);
   let bytes = 0;
   for (const compare of request.txn.compares) bytes += 3 + compare.key.length + (compare.kind === TxnCompareKind.Value ? 2 + compare.value.length : 8);
-  for (const op of request.txn.success) bytes += 4 + op.key.length + (op.kind === TxnOpKind.Put ? op.value.length : 0);
-  for (const op of request.txn.failure) bytes += 4 + op.key.length + (op.kind === TxnOpKind.Put ? op.value.length : 0);
+  for (const op of [...request.txn.success, ...request.txn.failure]) bytes += 12 + op.key.length + (op.kind === TxnOpKind.Put ? op.value.length : 0);
   return bytes;
 }
 
@@ -144,8 +158,10 @@ function encodeTxn(writer: BinaryWriter, txn: TxnSpec<Uint8Array, Uint8Array>): 
   for (const branch of [txn.success, txn.failure]) {
     writer.u8(branch.length);
     for (const op of branch) {
-      writer.u8(op.kind).bytes8(op.key);
+      const ttlMs = op.kind === TxnOpKind.Put ? op.ttlMs ?? 0 : 0;
+      writer.u8(ttlMs > 0 ? TxnOpKind.PutTtl : op.kind).bytes8(op.key);
       if (op.kind === TxnOpKind.Put) writer.u16(op.value.length).raw(op.value);
+      if (ttlMs > 0) writer.u64(ttlMs);
     }
   }
 }
@@ -181,6 +197,11 @@ function decodeTxn(reader: BinaryReader): TxnSpec<string, Buffer> {
         case TxnOpKind.Put:
           ops.push({ kind, key, value: Buffer.from(reader.raw(reader.u16())) });
           break;
+        case TxnOpKind.PutTtl: {
+          const value = Buffer.from(reader.raw(reader.u16()));
+          ops.push({ kind: TxnOpKind.Put, key, value, ttlMs: nonZero(reader.u64(), 'transaction put TTL') });
+          break;
+        }
         case TxnOpKind.Delete:
         case TxnOpKind.Get:
           ops.push({ kind, key });
@@ -196,11 +217,21 @@ function decodeTxn(reader: BinaryReader): TxnSpec<string, Buffer> {
   return { compares, success, failure };
 }
 
+/** A TTL read from a command: 0 is written as a plain put, never as a TTL. */
+function nonZero(ttlMs: number, what: string): number {
+  if (ttlMs === 0) throw new CodecError(`${what} of 0`);
+  return ttlMs;
+}
+
 /** Decodes an entry's data; throws CodecError on corrupt data (a bug or a broken log). */
 export function decodeCommand(data: Uint8Array): KvCommand {
   const reader = new BinaryReader(data);
   const op = reader.u8() as CommandOp;
   const proposedAtMs = reader.u64();
+  if (op === CommandOp.Expire) {
+    if (reader.u8() !== 0 || reader.remaining !== 0) throw new CodecError('expire command with a session or trailing bytes');
+    return { op, proposedAtMs };
+  }
   const clientIdBytes = reader.bytes8();
   const session = clientIdBytes.length === 0 ? undefined : { clientId: clientIdBytes.toString('utf8'), seq: reader.u64() };
   const withSession = session === undefined ? {} : { session };
@@ -214,7 +245,11 @@ export function decodeCommand(data: Uint8Array): KvCommand {
   switch (op) {
     case CommandOp.Put: {
       const value = Buffer.from(reader.raw(reader.u16()));
-      return { op, proposedAtMs, ...withSession, key, value };
+      return { op, proposedAtMs, ...withSession, key, value, ttlMs: 0 };
+    }
+    case CommandOp.PutTtl: {
+      const value = Buffer.from(reader.raw(reader.u16()));
+      return { op: CommandOp.Put, proposedAtMs, ...withSession, key, value, ttlMs: nonZero(reader.u64(), 'put TTL') };
     }
     case CommandOp.Delete:
       return { op, proposedAtMs, ...withSession, key };
@@ -244,7 +279,7 @@ export interface CommandFingerprint {
 }
 
 /** The fingerprint of a decoded command. */
-export function fingerprintOf(command: KvCommand): CommandFingerprint {
+export function fingerprintOf(command: Exclude<KvCommand, { op: CommandOp.Expire }>): CommandFingerprint {
   if (command.op === CommandOp.Txn) return { op: command.op, keyHash: fnv1a(command.body), valueHash: 0, expectedVersion: 0 };
   return {
     op: command.op,
@@ -276,6 +311,10 @@ export function opName(op: CommandOp): string {
       return 'compare-and-set';
     case CommandOp.Txn:
       return 'transaction';
+    case CommandOp.PutTtl:
+      return 'put with a TTL';
+    case CommandOp.Expire:
+      return 'expire';
   }
 }
 

@@ -120,7 +120,7 @@ export function kvGrpcService(executor: KvRequestRunner, options: KvGrpcServiceO
     get: unary(
       (request: GetRequest) => requestBytes(request.key.length),
       (request: GetRequest, done: Done<GetResponse>) => executor.get(request, done),
-      (error): GetResponse => ({ error, found: false, value: EMPTY, version: 0 }),
+      (error): GetResponse => ({ error, found: false, value: EMPTY, version: 0, expiresAtMs: 0, expiresInMs: 0 }),
     ),
     put: unary(
       (request: PutRequest) => requestBytes(request.key.length, request.value.length, sessionBytes(request.session)),

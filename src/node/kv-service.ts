@@ -5,7 +5,7 @@
  * RESOURCE_EXHAUSTED with the bound that refused it). The gRPC handlers over it — unary calls
  * and the Batch stream, with their admission control — are `kv-grpc-service.ts`.
  */
-import { checkKeyBytes, checkValueBytes, shardForKey } from '../common/index.js';
+import { checkKeyBytes, checkTtl, checkValueBytes, shardForKey } from '../common/index.js';
 import {
   type BatchRequestItem,
   type BatchResponseItem,
@@ -55,6 +55,11 @@ export interface KvServiceContext {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NOT_FOUND: GetResponse = { found: false, value: EMPTY, version: 0, expiresAtMs: 0, expiresInMs: 0 };
+
+function getFailure(error: KvError): GetResponse {
+  return { error, found: false, value: EMPTY, version: 0, expiresAtMs: 0, expiresInMs: 0 };
+}
 
 /** Where a request goes: the local leader, an error answer, or the leader wait at this follower (answered later). */
 type Located = { kind: 'leader'; replica: Replica } | { kind: 'error'; error: KvError } | { kind: 'follower'; replica: Replica };
@@ -74,7 +79,7 @@ export class KvRequestExecutor {
     this.runGet(request, done, this.runtime.monotonicMs(), false);
   }
 
-  private runGet(request: GetRequest, done: Done<GetResponse>, startMs: number, waited: boolean): void {
+  private runGet(request: GetRequest, done: Done<GetResponse>, startMs: number, waited: boolean, expired = false): void {
     const answer = (response: GetResponse): void => {
       this.context.metrics.record('get', this.runtime.monotonicMs() - startMs, response.error?.code);
       done(response);
@@ -86,23 +91,51 @@ export class KvRequestExecutor {
       return;
     }
     if (located.kind === 'error') {
-      answer({ error: located.error, found: false, value: EMPTY, version: 0 });
+      answer(getFailure(located.error));
       return;
     }
     const replica = located.replica;
     const answered = replica.read(keyString(request.key), (outcome) => {
-      if (!outcome.ok) answer({ error: this.failure(replica, outcome.reason, false), found: false, value: EMPTY, version: 0 });
-      else if (outcome.value === undefined) answer({ found: false, value: EMPTY, version: 0 });
-      else answer({ found: true, value: outcome.value.value, version: outcome.value.version });
+      if (!outcome.ok) {
+        answer(getFailure(this.failure(replica, outcome.reason, false)));
+        return;
+      }
+      const stored = outcome.value;
+      if (stored === undefined) {
+        answer(NOT_FOUND);
+        return;
+      }
+      if (stored.expiresAtMs === 0) {
+        answer({ found: true, value: stored.value, version: stored.version, expiresAtMs: 0, expiresInMs: 0 });
+        return;
+      }
+      const logNowMs = replica.role === Role.Leader ? replica.logTimeNowMs() : 0;
+      if (stored.expiresAtMs > logNowMs) {
+        answer({ found: true, value: stored.value, version: stored.version, expiresAtMs: stored.expiresAtMs, expiresInMs: stored.expiresAtMs - logNowMs });
+      } else if (expired) {
+        answer(NOT_FOUND); // an expire entry applied after the key was due: it is gone
+      } else {
+        // Rule: a key is never read past its expiry, and its expiry is decided in the log: the
+        // leader's log clock says the key is due, so an expire entry (stamped at least that
+        // late) goes through the log first, and the read runs again after it applied. Once it
+        // applied, log time is past the expiry on every replica, so no leader ever reads the
+        // key again: it never comes back.
+        replica.proposeExpire(() => this.runGet(request, done, startMs, true, true));
+        this.context.host.mark(replica);
+      }
     });
     if (!answered) this.context.host.mark(replica);
   }
 
   /** Answers a put once it applied. */
   put(request: PutRequest, done: Done<PutResponse>): void {
-    const invalid = checkValueBytes(request.value);
-    const write: WriteRequest = { op: CommandOp.Put, key: request.key, value: request.value, ...sessionOf(request.session) };
-    this.write(write, request.session, invalid.ok ? undefined : invalid.message, done, (outcome) =>
+    const value = checkValueBytes(request.value);
+    const ttl = checkTtl(request.ttlMs);
+    const invalid = !value.ok ? value.message : !ttl.ok ? ttl.message : undefined;
+    const write: WriteRequest = {
+      op: CommandOp.Put, key: request.key, value: request.value, ...sessionOf(request.session), ...(request.ttlMs > 0 ? { ttlMs: request.ttlMs } : {}),
+    };
+    this.write(write, request.session, invalid, done, (outcome) =>
       outcome.kind === 'put' ? { version: outcome.version } : { version: 0 },
       (error) => ({ error, version: 0 }));
   }
@@ -305,7 +338,7 @@ export function errorItem(item: BatchRequestItem, failure: KvError): BatchRespon
       return { requestId, result: { $case: 'txn', value: { error: failure, succeeded: false, results: [] } } };
     case 'get':
     case undefined:
-      return { requestId, result: { $case: 'get', value: { error: failure, found: false, value: EMPTY, version: 0 } } };
+      return { requestId, result: { $case: 'get', value: getFailure(failure) } };
   }
 }
 

@@ -9,15 +9,21 @@
  */
 import { BinaryReader, BinaryWriter, CodecError } from './binary-codec.js';
 import { CommandOp, decodeCommand, fingerprintOf, TxnCompareKind, TxnOpKind, type TxnSpec } from './kv-command.js';
+import { ExpiryIndex } from './expiry-index.js';
 import { type AdmittedWrite, type AppliedResult, SessionTable, type TxnOpResult, type WriteResult } from './session-table.js';
 
 export type { AppliedResult, SessionRefusal, TxnOpResult, WriteResult } from './session-table.js';
 
-/** A stored value. `version` is the Raft index of the write that produced it. */
+/**
+ * A stored value. `version` is the Raft index of the write that produced it; `expiresAtMs` the
+ * log time at which it expires (0: never).
+ */
 export interface StoredValue {
   value: Buffer;
   version: number;
+  expiresAtMs: number;
 }
+
 
 /** One member of a shard's group: which node hosts which replica id. */
 export interface ShardMember {
@@ -31,21 +37,31 @@ export type MembershipChange = { type: 'add'; replicaId: number; nodeId: string 
 /**
  * The snapshot layout this version writes. Format 2 (issue 15) changed only the session
  * table (`SessionTable.encode`: bounded, in eviction order, with command fingerprints);
- * format 3 (transactions) lays out exactly as format 2, but its session table may hold
- * transaction results, which a format-2 reader does not know. Formats 1 and 2 are still
+ * format 3 (transactions, expiring keys) lays out as format 2 with one section more at the end
+ * (the keys that expire), and its session table may hold transaction results, which a format-2
+ * reader does not know. Formats 1 and 2 are still
  * read, so a node upgraded in place restores its old snapshots.
  */
 const SNAPSHOT_FORMAT = 3;
-/** Format 2: as format 3 without transaction results. */
+/** Format 2: as format 3 without transaction results and without the expiry section at the end. */
 const SNAPSHOT_FORMAT_2 = 2;
+/** The expiry section of a state machine without expiring keys: its u32 count, 0. */
+const EMPTY_EXPIRY_SECTION_BYTES = 4;
 /** Format 1: sessions by client with their results and a sweep time, no fingerprints. */
 const SNAPSHOT_FORMAT_1 = 1;
 
 /** Snapshot data as {@link KvStateMachine.decodeSnapshot} read it. */
 export interface DecodedSnapshot {
   machine: KvStateMachine;
-  /** True when the data is laid out as {@link KvStateMachine.encodeSnapshot} writes it (format 2 or 3, whose bytes after the format byte match); false for format 1. */
-  currentFormat: boolean;
+  /**
+   * How many bytes of {@link KvStateMachine.encodeSnapshot}'s re-encoding, after the format
+   * byte, the data must equal byte for byte: all of them for the current format; for format 2
+   * all but the (empty) expiry section format 3 adds at the end; for format 1 only
+   * {@link sharedBytes}.
+   */
+  comparableBytes: (encodedLength: number) => number;
+  /** True when the data must be exactly that long too (formats 2 and 3: nothing else differs). */
+  exact: boolean;
   /** Bytes before the session table: the format byte, then what every format lays out alike (indexes, members, keys). */
   sharedBytes: number;
 }
@@ -59,6 +75,10 @@ export class KvStateMachine {
   /** Replica id → node id of the group's members, as of {@link appliedIndex}. */
   readonly members = new Map<number, string>();
   private readonly data = new Map<string, StoredValue>();
+  /** The keys that expire, by expiry time (`expiry-index.ts`). */
+  private readonly expiries = new ExpiryIndex();
+  /** Keys removed by expiry since this machine was created or restored (a metric). */
+  expiredTotal = 0;
   private sessions = new SessionTable();
   /** Largest `proposedAtMs` applied so far: the state machine's only clock. */
   private appliedLogTimeMs = 0;
@@ -94,9 +114,18 @@ export class KvStateMachine {
     return this.appliedLogTimeMs;
   }
 
-  /** The value of a key given as its bytes in latin1 (see {@link keyString}). */
+  /**
+   * The value of a key given as its bytes in latin1 (see {@link keyString}), as of the last
+   * applied entry: a key whose expiry time has passed since is still here until an entry with
+   * a later log time applies (the leader checks that with its log clock: `kv-service.ts`).
+   */
   get(key: string): StoredValue | undefined {
     return this.data.get(key);
+  }
+
+  /** The earliest expiry time of a key held (log time), or undefined when no key expires. */
+  get nextExpiryMs(): number | undefined {
+    return this.expiries.earliest((key, version) => this.data.get(key)?.version === version);
   }
 
   /** Records that an entry without a command (the leader's no-op) applied. */
@@ -114,6 +143,13 @@ export class KvStateMachine {
     const command = decodeCommand(data);
     if (command.proposedAtMs > this.appliedLogTimeMs) this.appliedLogTimeMs = command.proposedAtMs;
     const nowMs = this.appliedLogTimeMs;
+    // Expiry is decided here, in log order: every key whose expiry this entry's log time
+    // reached is gone before the command sees the data, on every replica alike.
+    this.removeExpired(nowMs);
+    if (command.op === CommandOp.Expire) {
+      this.sessions.expire(nowMs);
+      return { kind: 'expire' };
+    }
     let admitted: AdmittedWrite | undefined;
     if (command.session === undefined) {
       this.sessions.expire(nowMs); // (admit does it for writes with a session)
@@ -128,7 +164,7 @@ export class KvStateMachine {
     let result: AppliedResult;
     switch (command.op) {
       case CommandOp.Put:
-        this.data.set(command.key, { value: command.value, version: index });
+        this.store(command.key, command.value, index, command.ttlMs === 0 ? 0 : nowMs + command.ttlMs);
         result = { kind: 'put', version: index };
         break;
       case CommandOp.Delete:
@@ -137,7 +173,7 @@ export class KvStateMachine {
       case CommandOp.Cas: {
         const currentVersion = this.data.get(command.key)?.version ?? 0;
         if (currentVersion === command.expectedVersion) {
-          this.data.set(command.key, { value: command.value, version: index });
+          this.store(command.key, command.value, index, 0);
           result = { kind: 'cas', ok: true, version: index };
         } else {
           result = { kind: 'cas', ok: false, currentVersion };
@@ -145,7 +181,7 @@ export class KvStateMachine {
         break;
       }
       case CommandOp.Txn:
-        result = this.applyTxn(index, command.txn);
+        result = this.applyTxn(index, command.txn, nowMs);
         if (admitted !== undefined) {
           // The session remembers versions, not the values read (memory stays bounded): see rereadTxn.
           const results = result.results.map((op): TxnOpResult => (op.kind === 'get' ? { ...op, value: undefined } : op));
@@ -158,7 +194,7 @@ export class KvStateMachine {
   }
 
   /** Whether every compare holds, then the chosen branch, in order: all within this one entry. */
-  private applyTxn(index: number, txn: TxnSpec<string, Buffer>): Extract<AppliedResult, { kind: 'txn' }> {
+  private applyTxn(index: number, txn: TxnSpec<string, Buffer>, nowMs: number): Extract<AppliedResult, { kind: 'txn' }> {
     const succeeded = txn.compares.every((compare) => {
       const stored = this.data.get(compare.key);
       switch (compare.kind) {
@@ -176,7 +212,7 @@ export class KvStateMachine {
     for (const op of succeeded ? txn.success : txn.failure) {
       switch (op.kind) {
         case TxnOpKind.Put:
-          this.data.set(op.key, { value: op.value, version: index });
+          this.store(op.key, op.value, index, op.ttlMs === undefined ? 0 : nowMs + op.ttlMs);
           results.push({ kind: 'put', version: index });
           break;
         case TxnOpKind.Delete:
@@ -216,6 +252,22 @@ export class KvStateMachine {
     return { ...answer, results };
   }
 
+  /** Writes a key; a write without a TTL clears any expiry the key had (as Redis's SET does). */
+  private store(key: string, value: Buffer, version: number, expiresAtMs: number): void {
+    this.data.set(key, { value, version, expiresAtMs });
+    if (expiresAtMs > 0) this.expiries.add(key, version, expiresAtMs);
+  }
+
+  /** Removes every key whose expiry time is at or before log time `nowMs`. */
+  private removeExpired(nowMs: number): void {
+    for (const due of this.expiries.takeDue(nowMs)) {
+      const stored = this.data.get(due.key);
+      if (stored === undefined || stored.version !== due.version) continue; // written or deleted since
+      this.data.delete(due.key);
+      this.expiredTotal += 1;
+    }
+  }
+
   /** Applies a committed membership change at `index`: updates members, bumps the epoch. */
   applyMembershipChange(index: number, change: MembershipChange): void {
     this.advanceTo(index);
@@ -242,6 +294,13 @@ export class KvStateMachine {
       writer.bytes8(Buffer.from(key, 'latin1')).u64(stored.version).bytes32(stored.value);
     }
     this.sessions.encode(writer);
+    // Format 3 on: the keys that expire, in the order of the keys above, with their expiry.
+    let expiring = 0;
+    for (const stored of this.data.values()) if (stored.expiresAtMs > 0) expiring += 1;
+    writer.u32(expiring);
+    for (const [key, stored] of this.data) {
+      if (stored.expiresAtMs > 0) writer.bytes8(Buffer.from(key, 'latin1')).u64(stored.expiresAtMs);
+    }
     return writer.finish();
   }
 
@@ -276,12 +335,25 @@ export class KvStateMachine {
     for (let i = 0; i < keyCount; i++) {
       const key = reader.latin1String8();
       const version = reader.u64();
-      machine.data.set(key, { version, value: Buffer.from(reader.bytes32()) });
+      machine.data.set(key, { version, value: Buffer.from(reader.bytes32()), expiresAtMs: 0 });
     }
     const sharedBytes = data.length - reader.remaining;
     machine.sessions = format === SNAPSHOT_FORMAT_1 ? SessionTable.decodeFormat1(reader) : SessionTable.decode(reader);
+    if (format === SNAPSHOT_FORMAT) {
+      const expiring = reader.u32();
+      for (let i = 0; i < expiring; i++) {
+        const key = reader.latin1String8();
+        const expiresAtMs = reader.u64();
+        const stored = machine.data.get(key);
+        if (stored === undefined || stored.expiresAtMs !== 0 || expiresAtMs === 0) throw new CodecError('KV snapshot expiry names no key, a key twice, or time 0');
+        stored.expiresAtMs = expiresAtMs;
+        machine.expiries.add(key, stored.version, expiresAtMs);
+      }
+    }
     if (reader.remaining !== 0) throw new CodecError(`KV snapshot has ${reader.remaining} trailing bytes`);
-    return { machine, currentFormat: format !== SNAPSHOT_FORMAT_1, sharedBytes };
+    const comparableBytes = (encodedLength: number): number =>
+      format === SNAPSHOT_FORMAT ? encodedLength : format === SNAPSHOT_FORMAT_2 ? encodedLength - EMPTY_EXPIRY_SECTION_BYTES : sharedBytes;
+    return { machine, comparableBytes, exact: format !== SNAPSHOT_FORMAT_1, sharedBytes };
   }
 }
 

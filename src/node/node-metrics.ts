@@ -30,6 +30,8 @@ export interface ReplicaEvents {
   snapshotInstalled(shardId: number): void;
   /** A leader took `count` reads: answered under its lease, or sent through a ReadIndex round. */
   readsServed(shardId: number, path: 'lease' | 'read_index', count: number): void;
+  /** Applying an entry removed `count` keys whose expiry its log time reached. */
+  keysExpired(shardId: number, count: number): void;
   /** A committed entry was applied to the replica's state machine (the simulator's checks; not counted). */
   entryApplied?(replica: Replica, entry: Entry): void;
 }
@@ -66,6 +68,11 @@ export class NodeMetrics implements RaftHostEvents {
     name: 'kvstore_node_proposals_dropped_total',
     help: 'Client writes a leader could not append (reason from Raft) or whose entry a new leader overwrote (superseded)',
     labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  private readonly keysExpiredCounter = new Counter({
+    name: 'kvstore_node_keys_expired_total',
+    help: 'Keys removed because their TTL ran out, counted by every replica that applied the removal (each shard\'s K replicas)',
     registers: [this.registry],
   });
   private readonly snapshotsCreated = new Counter({
@@ -127,6 +134,11 @@ export class NodeMetrics implements RaftHostEvents {
   /** Counts a dropped proposal. */
   proposalDropped(_shardId: number, reason: string): void {
     this.proposalsDropped.inc({ reason });
+  }
+
+  /** Counts keys removed by expiry. */
+  keysExpired(_shardId: number, count: number): void {
+    this.keysExpiredCounter.inc(count);
   }
 
   /** Counts a snapshot taken. */

@@ -375,6 +375,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       }
       // A removed replica ticks on: it may still have to vote (see Replica.removed).
       replica.pendingTicks += 1;
+      replica.expiryTick(nowMs);
       this.mark(replica);
     }
     // Quiesce heartbeats leave now: sleeping groups take no turn.

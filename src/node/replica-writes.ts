@@ -55,6 +55,7 @@ export class WritePath {
   private termStartIndex = 0;
   /** Stamps proposals with log time: monotonic time since the log time this leader knew, not its wall clock as is. */
   private readonly logClock = new LogClock();
+  private lastStampAtMs = 0;
 
   constructor(private readonly options: WritePathOptions) {}
 
@@ -83,6 +84,26 @@ export class WritePath {
     return isLeader && this.options.machine().appliedIndex < this.termStartIndex;
   }
 
+  /**
+   * The log time a proposal would be stamped with now: what a leader reads a key's expiry
+   * against (a read at or past a key's expiry proposes an expire first: `kv-service.ts`). Taking
+   * it moves this leader's log clock as a proposal would, never backwards.
+   */
+  logTimeNow(): number {
+    const { rawNode, runtime } = this.options;
+    return this.logClock.stamp({
+      term: rawNode.term(),
+      appliedLogTimeMs: this.options.machine().logTimeMs,
+      wallClockMs: runtime.wallClockMs(),
+      monotonicMs: runtime.monotonicMs(),
+    });
+  }
+
+  /** Monotonic ms of this leader's last stamp (a proposal or {@link logTimeNow}); 0 before any. */
+  get lastStampMs(): number {
+    return this.lastStampAtMs;
+  }
+
   /** Proposes the queued writes (in a turn, after the inputs were stepped); a non-leader refuses them. */
   propose(isLeader: boolean): void {
     if (this.queued.length === 0 || this.holds(isLeader)) return;
@@ -94,6 +115,7 @@ export class WritePath {
     }
     const { rawNode, runtime, events, shardId } = this.options;
     const proposedMs = runtime.monotonicMs();
+    this.lastStampAtMs = proposedMs;
     const logTimeMs = this.logClock.stamp({
       term: rawNode.term(),
       appliedLogTimeMs: this.options.machine().logTimeMs,

@@ -29,7 +29,7 @@ import {
   type WritableStorage,
 } from '../raft/index.js';
 import { requestBytes } from './admission.js';
-import { type WriteRequest, writeRequestBytes } from './kv-command.js';
+import { CommandOp, type WriteRequest, writeRequestBytes } from './kv-command.js';
 import { KvStateMachine, type ShardMember } from './kv-state-machine.js';
 import type { ReplicaEvents } from './node-metrics.js';
 import { followerMayQuiesce, quiesceHeartbeats } from './quiescence.js';
@@ -99,6 +99,14 @@ export type ControlAction =
   | { kind: 'unreachable'; replicaId: number }
   | { kind: 'snapshot-status'; replicaId: number; status: 'finish' | 'failure' };
 
+/**
+ * How long (monotonic ms) a leader whose shard holds expiring keys lets pass without stamping an
+ * entry before it proposes an expire entry to move log time (see `Replica.expiryTick`).
+ */
+export const EXPIRY_CLOCK_MS = 1000;
+
+const EMPTY_KEY = new Uint8Array(0);
+
 /** One hosted replica. */
 export class Replica {
   readonly shardId: number;
@@ -130,6 +138,8 @@ export class Replica {
   readonly promise: LeaderPromise;
 
   pendingTicks = 0;
+  /** True while an expire entry this leader proposed has not applied (or failed). */
+  private expireInFlight = false;
   /** True while this replica does not tick: its group sleeps (`quiescence.ts`). Any input but sleep clears it. */
   quiesced = false;
   /** Ticks since this replica last had anything to do but heartbeats (a leader quiesces after `QUIESCE_AFTER_TICKS`). */
@@ -231,7 +241,8 @@ export class Replica {
    * replica holds as many waiting requests as it admits (`replica-admission.ts`).
    */
   write(request: WriteRequest, callback: WriteCallback): void {
-    const admitted = this.admission.admit(requestBytes(writeRequestBytes(request), 0, request.session?.clientId.length ?? 0), callback);
+    const clientIdBytes = 'session' in request ? request.session?.clientId.length ?? 0 : 0;
+    const admitted = this.admission.admit(requestBytes(writeRequestBytes(request), 0, clientIdBytes), callback);
     if (typeof admitted === 'string') {
       callback({ ok: false, reason: refusalReason(admitted) });
       return;
@@ -253,6 +264,44 @@ export class Replica {
     }
     this.reads.queue(key, admitted);
     return false;
+  }
+
+  /** The log time this leader would stamp a proposal with now (see `WritePath.logTimeNow`). */
+  logTimeNowMs(): number {
+    return this.writes.logTimeNow();
+  }
+
+  /**
+   * Proposes an expire entry: its log time removes every key whose expiry it reached, on every
+   * replica (`KvStateMachine.removeExpired`). `callback` runs once it applied or failed. Not
+   * counted against the admission bounds: at most one is in flight per replica unless a
+   * read waits on it (`kv-service.ts`), and the host asks for one only when keys are due.
+   */
+  proposeExpire(callback?: () => void): void {
+    if (this.removed || this.destroyed) {
+      callback?.();
+      return;
+    }
+    this.expireInFlight = true;
+    this.writes.queue({ op: CommandOp.Expire, key: EMPTY_KEY }, () => {
+      this.expireInFlight = false;
+      callback?.();
+    });
+  }
+
+  /**
+   * A leader's expiry check, once per host tick: proposes an expire entry when a key's expiry is
+   * due by its log clock, or when keys expire and log time has not moved for
+   * {@link EXPIRY_CLOCK_MS} (so an idle shard's log time, which moves only with entries, lags
+   * real time by at most about that much: a key outlives its TTL by at most that after a failover).
+   */
+  expiryTick(nowMs: number): boolean {
+    if (this.role !== Role.Leader || this.removed || this.destroyed || this.expireInFlight) return false;
+    const next = this.machine.nextExpiryMs;
+    if (next === undefined) return false;
+    if (nowMs - this.writes.lastStampMs < EXPIRY_CLOCK_MS && next > this.writes.logTimeNow()) return false;
+    this.proposeExpire();
+    return true;
   }
 
   /** Queues a control action (placement command or transport report). */
@@ -332,6 +381,8 @@ export class Replica {
    */
   quiesce(live: (replicaId: number) => boolean): Message[] | undefined {
     if (this.quiesced || this.removed || this.destroyed || this.hasWork() || this.waitingRequests > 0) return undefined;
+    // A group holding keys that expire stays awake: its leader proposes their expiry (expiryTick).
+    if (this.machine.nextExpiryMs !== undefined) return undefined;
     // The heartbeats carry the term: it must be durable (it is once a leader's first Ready synced).
     if (this.term !== this.rawNode.term()) return undefined;
     const heartbeats = quiesceHeartbeats(this.rawNode, this.machine.appliedIndex, live);
@@ -563,7 +614,9 @@ export class Replica {
     } else if (entry.data.length === 0) {
       this.machine.applyEmpty(entry.index);
     } else {
+      const expiredBefore = this.machine.expiredTotal;
       const result = this.machine.applyCommand(entry.index, entry.data);
+      if (this.machine.expiredTotal > expiredBefore) this.events?.keysExpired(this.shardId, this.machine.expiredTotal - expiredBefore);
       if (pending !== undefined && pending.term === entry.term) {
         // Committed: a quorum accepted an append sent after the proposal.
         this.reads.renewLease(pending.term, pending.proposedMs);

@@ -21,7 +21,7 @@ const RESERVOIR_SIZE = 20_000;
 export type RequestOp = 'get' | CommandOp;
 
 /** The operation names used as the `op` label. */
-const OP_NAMES = ['get', 'put', 'delete', 'cas', 'txn'] as const;
+const OP_NAMES = ['get', 'put', 'delete', 'cas', 'txn', 'expire'] as const;
 type OpName = (typeof OP_NAMES)[number];
 
 /**
@@ -40,6 +40,8 @@ function opName(op: RequestOp): OpName {
     case CommandOp.Delete: return 'delete';
     case CommandOp.Cas: return 'cas';
     case CommandOp.Txn: return 'txn';
+    case CommandOp.PutTtl: return 'put';
+    case CommandOp.Expire: return 'expire';
   }
 }
 

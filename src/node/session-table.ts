@@ -105,7 +105,9 @@ export type AppliedResult =
   | { kind: 'delete'; existed: boolean }
   | { kind: 'cas'; ok: true; version: number }
   | { kind: 'cas'; ok: false; currentVersion: number }
-  | { kind: 'txn'; succeeded: boolean; results: TxnOpResult[] };
+  | { kind: 'txn'; succeeded: boolean; results: TxnOpResult[] }
+  /** A leader's expire entry (never from a client, never remembered). */
+  | { kind: 'expire' };
 
 /**
  * One operation's outcome in a transaction. A get's value is not remembered for retries
@@ -421,6 +423,8 @@ function encodeResult(writer: BinaryWriter, result: AppliedResult): void {
       if (result.ok) writer.u8(ResultTag.CasOk).u64(result.version);
       else writer.u8(ResultTag.CasConflict).u64(result.currentVersion);
       return;
+    case 'expire':
+      throw new Error('session table: an expire entry has no session');
     case 'txn':
       writer.u8(ResultTag.Txn).u64(result.succeeded ? 1 : 0).u8(result.results.length);
       for (const op of result.results) {

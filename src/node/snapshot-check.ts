@@ -64,7 +64,7 @@ export function checkSnapshotData(data: Uint8Array, index: number, dataCrc32c: n
   } catch (error) {
     return { reason: 'snapshot_data', detail: `not a KV snapshot: ${errorText(error)}` };
   }
-  const { machine, currentFormat, sharedBytes } = decoded;
+  const { machine, comparableBytes, exact } = decoded;
   if (machine.appliedIndex !== index) {
     return { reason: 'snapshot_data', detail: `holds state applied through ${machine.appliedIndex}, the metadata says ${index}` };
   }
@@ -75,8 +75,9 @@ export function checkSnapshotData(data: Uint8Array, index: number, dataCrc32c: n
     return { reason: 'snapshot_data', detail: `not canonical: its state does not encode again: ${errorText(error)}` };
   }
   const received = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  // Past the format byte: format 2 lays out as format 3 does (see SNAPSHOT_FORMAT).
-  const canonical = currentFormat ? encoded.subarray(1).equals(received.subarray(1)) : encoded.subarray(1, sharedBytes).equals(received.subarray(1, sharedBytes));
+  // Past the format byte; older formats as far as they lay out alike (DecodedSnapshot.comparableBytes).
+  const compared = comparableBytes(encoded.length);
+  const canonical = (!exact || received.length === compared) && encoded.subarray(1, compared).equals(received.subarray(1, compared));
   if (!canonical) {
     return { reason: 'snapshot_data', detail: 'not canonical: its state encodes to other bytes (duplicate keys, members or sessions, text that is not UTF-8)' };
   }

@@ -143,6 +143,7 @@ export class StorageNode {
       snapshotCreated: () => { metrics.snapshotCreated(); },
       snapshotInstalled: () => { metrics.snapshotInstalled(); },
       readsServed: (shardId, path, count) => { metrics.readsServed(shardId, path, count); },
+      keysExpired: (shardId, count) => { metrics.keysExpired(shardId, count); },
       walSynced: (seconds) => { metrics.walSynced(seconds); },
       messageRejected: (reason) => { metrics.messageRejected(reason); },
     };

@@ -39,7 +39,7 @@ export function checkTxnRequest(request: TxnRequest, shardCount: number): Checke
 }
 
 function keyUse(op: TxnOp<Uint8Array, Uint8Array>): TxnKeyUse {
-  return { key: op.key, value: op.kind === TxnOpKind.Put ? op.value : undefined, writes: op.kind !== TxnOpKind.Get };
+  return { key: op.key, value: op.kind === TxnOpKind.Put ? op.value : undefined, writes: op.kind !== TxnOpKind.Get, ttlMs: op.kind === TxnOpKind.Put ? op.ttlMs : undefined };
 }
 
 function compareOf(compare: WireCompare): TxnCompare<Uint8Array, Uint8Array> | undefined {
@@ -60,7 +60,7 @@ function opOf(op: WireOp): TxnOp<Uint8Array, Uint8Array> | undefined {
   const inner = op.op;
   switch (inner?.$case) {
     case 'put':
-      return { kind: TxnOpKind.Put, key: inner.value.key, value: inner.value.value };
+      return { kind: TxnOpKind.Put, key: inner.value.key, value: inner.value.value, ...(inner.value.ttlMs > 0 ? { ttlMs: inner.value.ttlMs } : {}) };
     case 'delete':
       return { kind: TxnOpKind.Delete, key: inner.value.key };
     case 'get':

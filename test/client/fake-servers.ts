@@ -49,7 +49,7 @@ export class FakeStore {
     switch (op.$case) {
       case 'get': {
         const entry = this.data.get(key);
-        return { $case: 'get', value: { found: entry !== undefined, value: entry?.value ?? Buffer.alloc(0), version: entry?.version ?? 0 } };
+        return { $case: 'get', value: { found: entry !== undefined, value: entry?.value ?? Buffer.alloc(0), version: entry?.version ?? 0, expiresAtMs: 0, expiresInMs: 0 } };
       }
       case 'put': {
         this.applied++;
@@ -128,7 +128,7 @@ export function nodeError(code: ErrorCode, message = '', extra: Partial<NodeErro
 export function errorResult(op: Op, error: NodeError): Result {
   switch (op.$case) {
     case 'get':
-      return { $case: 'get', value: { error, found: false, value: Buffer.alloc(0), version: 0 } };
+      return { $case: 'get', value: { error, found: false, value: Buffer.alloc(0), version: 0, expiresAtMs: 0, expiresInMs: 0 } };
     case 'put':
       return { $case: 'put', value: { error, version: 0 } };
     case 'delete':

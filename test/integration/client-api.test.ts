@@ -110,7 +110,7 @@ describe('integration: the client library (issue 5)', function () {
     const kvEntryBefore = await kv.getEntry('session-key');
     expect(kvEntryBefore).to.equal(null);
     // Find the leader of the key's shard by asking through the client once, then replay by hand.
-    const request: PutRequest = { key: Buffer.from('session-key'), value: Buffer.from('once'), session: { clientId: 'test-session', seq: 1 }, epoch: 0 };
+    const request: PutRequest = { key: Buffer.from('session-key'), value: Buffer.from('once'), session: { clientId: 'test-session', seq: 1 }, epoch: 0, ttlMs: 0 };
     let response: PutResponse | undefined;
     for (const node of status.nodes) {
       const raw = new KvServiceClient(node.address, credentials.createInsecure());

@@ -81,7 +81,7 @@ describe('integration: transactions (issue 18)', function () {
     const status = await cluster!.status();
     const request: TxnRequest = {
       compares: [{ key: Buffer.from('{s}n'), target: { $case: 'exists', value: false } }],
-      success: [{ op: { $case: 'put', value: { key: Buffer.from('{s}n'), value: Buffer.from('1') } } }],
+      success: [{ op: { $case: 'put', value: { key: Buffer.from('{s}n'), value: Buffer.from('1'), ttlMs: 0 } } }],
       failure: [{ op: { $case: 'get', value: { key: Buffer.from('{s}n') } } }],
       session: { clientId: 'txn-replay', seq: 1 },
       epoch: 0,

@@ -54,9 +54,9 @@ class HeldExecutor implements KvRequestRunner {
   /** Answers every held request (found: false). */
   answerAll(): void {
     for (const { item, done } of this.items.splice(0)) {
-      done({ requestId: item.requestId, result: { $case: 'get', value: { found: false, value: Buffer.alloc(0), version: 0 } } });
+      done({ requestId: item.requestId, result: { $case: 'get', value: { found: false, value: Buffer.alloc(0), version: 0, expiresAtMs: 0, expiresInMs: 0 } } });
     }
-    for (const { done } of this.gets.splice(0)) done({ found: false, value: Buffer.alloc(0), version: 0 });
+    for (const { done } of this.gets.splice(0)) done({ found: false, value: Buffer.alloc(0), version: 0, expiresAtMs: 0, expiresInMs: 0 });
   }
 }
 
@@ -136,7 +136,7 @@ describe('node/kv-grpc-service: admission control on loopback gRPC', function ()
     // stream's frames that reached it: by then the stream must hold still at its bound.
     const probe = unaryGet(connection, 1);
     await waitFor('the probe to reach the executor', () => executor.gets.length === 1, 5000, 10);
-    executor.gets.splice(0)[0]?.done({ found: false, value: Buffer.alloc(0), version: 0 });
+    executor.gets.splice(0)[0]?.done({ found: false, value: Buffer.alloc(0), version: 0, expiresAtMs: 0, expiresInMs: 0 });
     await probe;
     const held = executor.items.length;
     // 10 is the bound; a message of 8 can overshoot it, and grpc-js decodes up to 16 messages
@@ -204,7 +204,7 @@ describe('node/kv-grpc-service: admission control on loopback gRPC', function ()
     const tooLarge = new BatchCall(client());
     // 256 puts of 2 KiB values: ~530 KB, under the server's 4 MiB but over the Batch limit.
     const items: BatchRequestItem[] = Array.from({ length: 256 }, (_unused, i) => ({
-      requestId: i, op: { $case: 'put', value: { key: Buffer.from(`k${i}`), value: Buffer.alloc(2048), epoch: 0 } },
+      requestId: i, op: { $case: 'put', value: { key: Buffer.from(`k${i}`), value: Buffer.alloc(2048), epoch: 0, ttlMs: 0 } },
     }));
     tooLarge.stream.write({ items });
     await waitFor('the call to end', () => tooLarge.status !== undefined, 5000, 10);
@@ -215,7 +215,7 @@ describe('node/kv-grpc-service: admission control on loopback gRPC', function ()
     expect(refusals).to.deep.equal(['message_bytes']);
     // Past the server's own limit grpc-js refuses it from its length prefix.
     const huge = new BatchCall(client());
-    huge.stream.write({ items: [{ requestId: 1, op: { $case: 'put', value: { key: Buffer.from('k'), value: Buffer.alloc(5 << 20), epoch: 0 } } }] });
+    huge.stream.write({ items: [{ requestId: 1, op: { $case: 'put', value: { key: Buffer.from('k'), value: Buffer.alloc(5 << 20), epoch: 0, ttlMs: 0 } } }] });
     await waitFor('the call to end', () => huge.status !== undefined, 5000, 10);
     expect((huge.status as ServiceError).code).to.equal(GrpcStatus.RESOURCE_EXHAUSTED);
     await waitFor('calls closed', () => admission.usage.calls === 0, 5000, 10);

@@ -45,7 +45,7 @@ describe('node/kv-command', () => {
           const decoded = decodeCommand(encodeCommand(request, atMs));
           expect(decoded.op).to.equal(op);
           expect(decoded.proposedAtMs).to.equal(atMs);
-          if (decoded.op === CommandOp.Txn) throw new Error('decoded a transaction');
+          if (decoded.op === CommandOp.Txn || decoded.op === CommandOp.Expire) throw new Error('decoded a transaction or an expire');
           expect(decoded.key).to.equal(keyString(key));
           expect(decoded.session).to.deep.equal(session);
           if (decoded.op !== CommandOp.Delete) expect(Buffer.compare(decoded.value, Buffer.from(value))).to.equal(0);

@@ -106,7 +106,7 @@ describe('node/leader wait on in-process nodes', function () {
     const asked = survivors[0];
     const startedMs = performance.now();
     const response = await new Promise<PutResponse>((resolve, reject) => {
-      c.client(asked?.address ?? '').put({ key: Buffer.from('k'), value: Buffer.from('v'), epoch: 0 }, (error, answer) => {
+      c.client(asked?.address ?? '').put({ key: Buffer.from('k'), value: Buffer.from('v'), epoch: 0, ttlMs: 0 }, (error, answer) => {
         if (error !== null) reject(error);
         else resolve(answer);
       });

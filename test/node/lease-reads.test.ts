@@ -42,6 +42,7 @@ class Group implements MessageRouter {
         proposalDropped: () => undefined,
         snapshotCreated: () => undefined,
         snapshotInstalled: () => undefined,
+        keysExpired: () => undefined,
         readsServed: (_shard, path, count) => {
           if (path === 'lease') this.reads.lease += count;
           else this.reads.readIndex += count;

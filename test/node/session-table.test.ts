@@ -195,7 +195,7 @@ class SessionReference {
 
   check(command: LoggedCommand, result: WriteResult, sessionsBefore: number, machine: KvStateMachine): void {
     this.logTimeMs = Math.max(this.logTimeMs, command.atMs);
-    const session = command.request.session;
+    const session = 'session' in command.request ? command.request.session : undefined;
     if (session === undefined) return;
     const { clientId, seq } = session;
     const last = this.lastActiveMs.get(clientId);

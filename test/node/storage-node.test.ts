@@ -124,7 +124,7 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
     const leader = cluster.nodes[await waitFor('leader', () => cluster?.leaderOf(0), 10_000, 20)];
     const items: BatchRequestItem[] = [];
     for (let i = 0; i < 64; i++) {
-      items.push({ requestId: i, op: { $case: 'put', value: { key: bytes(`key-${i}`), value: bytes(`value-${i}`), session: { clientId: 'batcher', seq: i + 1 }, epoch: 0 } } });
+      items.push({ requestId: i, op: { $case: 'put', value: { key: bytes(`key-${i}`), value: bytes(`value-${i}`), session: { clientId: 'batcher', seq: i + 1 }, epoch: 0, ttlMs: 0 } } });
     }
     const responses = await cluster.batch(leader?.address ?? '', [{ items: items.slice(0, 32) }, { items: items.slice(32) }], 64);
     const answered = responses.flatMap((response) => response.items);

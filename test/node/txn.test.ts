@@ -125,7 +125,7 @@ describe('node/transactions: the command and the state machine', () => {
 describe('node/transactions: the node\'s checks of a TxnRequest', () => {
   before(async () => { await loadHasher(); });
 
-  const put = (key: string, value = 'v'): WireOp => ({ op: { $case: 'put', value: { key: b(key), value: b(value) } } });
+  const put = (key: string, value = 'v'): WireOp => ({ op: { $case: 'put', value: { key: b(key), value: b(value), ttlMs: 0 } } });
   const get = (key: string): WireOp => ({ op: { $case: 'get', value: { key: b(key) } } });
   const request = (fields: Partial<TxnRequest>): TxnRequest => ({ compares: [], success: [], failure: [], session: undefined, epoch: 0, ...fields });
 

@@ -40,7 +40,7 @@ function putOn(cluster: SimCluster, nodeId: string, key: string, value: string, 
   const { executor, process } = node;
   if (executor === undefined || process === undefined) throw new Error(`${nodeId} is not running`);
   return new Promise((resolve) => {
-    cluster.scheduler.after(0, process, () => executor.put({ key: Buffer.from(key), value: Buffer.from(value), session, epoch: 0 }, resolve));
+    cluster.scheduler.after(0, process, () => executor.put({ key: Buffer.from(key), value: Buffer.from(value), session, epoch: 0, ttlMs: 0 }, resolve));
   });
 }
 

@@ -159,7 +159,9 @@ export class SimChecker {
     model.applied = entry.index;
     if (entry.type !== EntryType.Normal || entry.data.length === 0) return {};
     const command = decodeCommand(entry.data);
-    if (command.op === CommandOp.Txn) throw new Error('the simulator model does not apply transactions: its clients propose none');
+    if (command.op === CommandOp.Txn || command.op === CommandOp.Expire || (command.op === CommandOp.Put && command.ttlMs > 0)) {
+      throw new Error('the simulator model does not apply transactions or expiring keys: its clients propose none');
+    }
     const key = command.key;
     const session = command.session === undefined ? undefined : `${command.session.clientId}/${command.session.seq}`;
     if (session === undefined || !model.sessions.has(session)) {

@@ -253,7 +253,7 @@ function send(executor: KvRequestExecutor, call: InFlight, answer: (answer: Answ
       });
       return;
     case 'put':
-      executor.put({ key, value: Buffer.from(request.value, 'utf8'), session, epoch: 0 }, (response) => {
+      executor.put({ key, value: Buffer.from(request.value, 'utf8'), session, epoch: 0, ttlMs: 0 }, (response) => {
         if (response.error !== undefined) answer({ ok: false, error: response.error });
         else answer({ ok: true, fields: { type: 'put', value: request.value, status: 'ok' } });
       });

@@ -149,6 +149,7 @@ export class SimNode {
       proposalDropped: () => undefined,
       snapshotCreated: () => undefined,
       snapshotInstalled: () => undefined,
+      keysExpired: () => undefined,
       readsServed: () => undefined,
       walSynced: () => undefined,
       entryApplied: (replica, entry) => checker.onApply(where(replica), replica, entry),

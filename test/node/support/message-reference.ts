@@ -71,6 +71,7 @@ function entryDataOk(entry: RaftEntry): boolean {
 export function referenceCommandOk(data: Uint8Array): boolean {
   try {
     const command = decodeCommand(data);
+    if (command.op === CommandOp.Expire) return encodeCommand({ op: command.op, key: EMPTY_KEY }, command.proposedAtMs).equals(data);
     const session = command.session;
     if (session !== undefined) {
       const clientId = Buffer.from(session.clientId, 'utf8');
@@ -90,7 +91,7 @@ export function referenceCommandOk(data: Uint8Array): boolean {
     }
     const key = Buffer.from(command.key, 'latin1');
     const request: WriteRequest =
-      command.op === CommandOp.Put ? { op: command.op, key, value: command.value, ...withSession }
+      command.op === CommandOp.Put ? { op: command.op, key, value: command.value, ...withSession, ...(command.ttlMs > 0 ? { ttlMs: command.ttlMs } : {}) }
       : command.op === CommandOp.Delete ? { op: command.op, key, ...withSession }
       : { op: command.op, key, value: command.value, expectedVersion: command.expectedVersion, ...withSession };
     return encodeCommand(request, command.proposedAtMs).equals(data);

@@ -13,6 +13,7 @@ const compare: fc.Arbitrary<TxnCompare<Uint8Array, Uint8Array>> = fc.oneof(
 
 const op: fc.Arbitrary<TxnOp<Uint8Array, Uint8Array>> = fc.oneof(
   fc.record({ kind: fc.constant(TxnOpKind.Put as const), key, value }),
+  fc.record({ kind: fc.constant(TxnOpKind.Put as const), key, value, ttlMs: fc.integer({ min: 1, max: 2 ** 40 }) }),
   fc.record({ kind: fc.constantFrom(TxnOpKind.Delete as const, TxnOpKind.Get as const), key }),
 );
 

@@ -137,6 +137,10 @@ export interface GetResponse {
   value: Buffer;
   /** Raft index of the last write of the key. */
   version: number;
+  /** When the key expires, in log time (ms since the epoch as the shard's leaders keep it); 0 = never. */
+  expiresAtMs: number;
+  /** How long until it expires, by the leader's log clock when it answered; 0 = never. */
+  expiresInMs: number;
 }
 
 export interface PutRequest {
@@ -144,6 +148,8 @@ export interface PutRequest {
   value: Buffer;
   session?: Session | undefined;
   epoch: number;
+  /** The key expires this many ms (of log time) after the put applies; 0 = never. At most 365 days. */
+  ttlMs: number;
 }
 
 export interface PutResponse {
@@ -197,6 +203,8 @@ export interface TxnCompare {
 export interface TxnPut {
   key: Buffer;
   value: Buffer;
+  /** As PutRequest.ttl_ms. */
+  ttlMs: number;
 }
 
 export interface TxnDelete {
@@ -611,7 +619,7 @@ export const GetRequest: MessageFns<GetRequest> = {
 };
 
 function createBaseGetResponse(): GetResponse {
-  return { error: undefined, found: false, value: Buffer.alloc(0), version: 0 };
+  return { error: undefined, found: false, value: Buffer.alloc(0), version: 0, expiresAtMs: 0, expiresInMs: 0 };
 }
 
 export const GetResponse: MessageFns<GetResponse> = {
@@ -627,6 +635,12 @@ export const GetResponse: MessageFns<GetResponse> = {
     }
     if (message.version !== 0) {
       writer.uint32(32).uint64(message.version);
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(40).uint64(message.expiresAtMs);
+    }
+    if (message.expiresInMs !== 0) {
+      writer.uint32(48).uint64(message.expiresInMs);
     }
     return writer;
   },
@@ -676,6 +690,22 @@ export const GetResponse: MessageFns<GetResponse> = {
             message.version = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.expiresInMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -694,6 +724,16 @@ export const GetResponse: MessageFns<GetResponse> = {
       found: isSet(object.found) ? globalThis.Boolean(object.found) : false,
       value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+      expiresInMs: isSet(object.expiresInMs)
+        ? globalThis.Number(object.expiresInMs)
+        : isSet(object.expires_in_ms)
+        ? globalThis.Number(object.expires_in_ms)
+        : 0,
     };
   },
 
@@ -711,6 +751,12 @@ export const GetResponse: MessageFns<GetResponse> = {
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
     }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    if (message.expiresInMs !== 0) {
+      obj.expiresInMs = Math.round(message.expiresInMs);
+    }
     return obj;
   },
 
@@ -723,12 +769,14 @@ export const GetResponse: MessageFns<GetResponse> = {
     message.found = object.found ?? false;
     message.value = object.value ?? Buffer.alloc(0);
     message.version = object.version ?? 0;
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.expiresInMs = object.expiresInMs ?? 0;
     return message;
   },
 };
 
 function createBasePutRequest(): PutRequest {
-  return { key: Buffer.alloc(0), value: Buffer.alloc(0), session: undefined, epoch: 0 };
+  return { key: Buffer.alloc(0), value: Buffer.alloc(0), session: undefined, epoch: 0, ttlMs: 0 };
 }
 
 export const PutRequest: MessageFns<PutRequest> = {
@@ -744,6 +792,9 @@ export const PutRequest: MessageFns<PutRequest> = {
     }
     if (message.epoch !== 0) {
       writer.uint32(32).uint64(message.epoch);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(40).uint64(message.ttlMs);
     }
     return writer;
   },
@@ -793,6 +844,14 @@ export const PutRequest: MessageFns<PutRequest> = {
             message.epoch = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -811,6 +870,11 @@ export const PutRequest: MessageFns<PutRequest> = {
       value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
       session: isSet(object.session) ? Session.fromJSON(object.session) : undefined,
       epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
     };
   },
 
@@ -828,6 +892,9 @@ export const PutRequest: MessageFns<PutRequest> = {
     if (message.epoch !== 0) {
       obj.epoch = Math.round(message.epoch);
     }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
     return obj;
   },
 
@@ -842,6 +909,7 @@ export const PutRequest: MessageFns<PutRequest> = {
       ? Session.fromPartial(object.session)
       : undefined;
     message.epoch = object.epoch ?? 0;
+    message.ttlMs = object.ttlMs ?? 0;
     return message;
   },
 };
@@ -1502,7 +1570,7 @@ export const TxnCompare: MessageFns<TxnCompare> = {
 };
 
 function createBaseTxnPut(): TxnPut {
-  return { key: Buffer.alloc(0), value: Buffer.alloc(0) };
+  return { key: Buffer.alloc(0), value: Buffer.alloc(0), ttlMs: 0 };
 }
 
 export const TxnPut: MessageFns<TxnPut> = {
@@ -1512,6 +1580,9 @@ export const TxnPut: MessageFns<TxnPut> = {
     }
     if (message.value.length !== 0) {
       writer.uint32(18).bytes(message.value);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(24).uint64(message.ttlMs);
     }
     return writer;
   },
@@ -1545,6 +1616,14 @@ export const TxnPut: MessageFns<TxnPut> = {
             message.value = Buffer.from(reader.bytes());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1561,6 +1640,11 @@ export const TxnPut: MessageFns<TxnPut> = {
     return {
       key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
       value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
     };
   },
 
@@ -1572,6 +1656,9 @@ export const TxnPut: MessageFns<TxnPut> = {
     if (message.value.length !== 0) {
       obj.value = base64FromBytes(message.value);
     }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
     return obj;
   },
 
@@ -1582,6 +1669,7 @@ export const TxnPut: MessageFns<TxnPut> = {
     const message = createBaseTxnPut();
     message.key = object.key ?? Buffer.alloc(0);
     message.value = object.value ?? Buffer.alloc(0);
+    message.ttlMs = object.ttlMs ?? 0;
     return message;
   },
 };
