@@ -1,27 +1,39 @@
 /**
- * Linearizability checking of a recorded history, one key at a time.
+ * Linearizability checking of a recorded history, one object at a time.
  *
- * Keys are independent registers, so the history is linearizable iff each key's sub-history is
- * (P-compositionality: Horn & Kroening, "Faster linearizability checking via P-compositionality",
- * 2015). Each key is checked with the Wing–Gong search as improved by Lowe ("Testing for
+ * An object is a key, or the keys transactions tie together (issue 18): a transaction is one
+ * operation on every key it names, so those keys form one object whose state is all their values
+ * (object-model.ts). Objects are independent, so the history is linearizable iff each object's
+ * sub-history is (P-compositionality: Horn & Kroening, "Faster linearizability checking via
+ * P-compositionality", 2015). The chaos workload ties the keys of one hash tag (`{g1}a`, `{g1}b`),
+ * so its objects are those groups plus the untagged keys; objects come from the history itself,
+ * so a transaction over keys of different tags in one shard would join them too.
+ *
+ * Each object is checked with the Wing–Gong search as improved by Lowe ("Testing for
  * linearizability", 2017): walk the history's call and return events in time order, tentatively
  * linearize any operation whose call comes before the first outstanding return, backtrack when a
  * return is reached with its operation not yet linearized, and memoize every (set of linearized
- * operations, register state) pair already explored so no configuration is searched twice.
+ * operations, object state) pair already explored so no configuration is searched twice. An
+ * operation may leave more than one state (an indeterminate transaction whose compares may go
+ * either way); the search tries each in turn.
  *
  * An indeterminate write (the client gave up: TIMEOUT or UNAVAILABLE) has a call but no return: it
  * may be linearized at any point after its invocation, or never. The search succeeds as soon as every
  * operation with a return is linearized.
  */
-import { isCheckable, isIndeterminate, partitionByKey, type Operation } from './history.js';
-import { stepRegister, VersionKnowledge, type RegisterState } from './register-model.js';
+import { isCheckable, isIndeterminate, keysOf, possibleWrites, type Operation } from './history.js';
+import { ObjectModel, type ObjectState } from './object-model.js';
+import { withoutUnobservableWrites } from './unobserved-writes.js';
 
-/** The verdict on one key. */
+/** The verdict on one object: one key, or the keys transactions tie together. */
 export interface KeyCheck {
+  /** The object's name: its key, or its keys joined by `+` (`{g1}a+{g1}b`). */
   key: string;
+  /** The object's keys, sorted. */
+  keys: string[];
   /** `unknown` when the search ran out of its step budget before deciding. */
   verdict: 'linearizable' | 'violation' | 'unknown';
-  /** Operations of this key the checker used (failed reads are dropped). */
+  /** Operations of this object the checker used (failed reads are dropped). */
   operations: number;
   /** For a violation: what could not be explained. */
   reason?: string;
@@ -33,37 +45,76 @@ export interface KeyCheck {
 
 /** The verdict on a whole history. */
 export interface HistoryCheck {
-  /** `violation` if any key is; else `unknown` if any key is; else `linearizable`. */
+  /** `violation` if any object is; else `unknown` if any object is; else `linearizable`. */
   verdict: KeyCheck['verdict'];
-  /** Operations used across all keys. */
+  /** Operations used across all objects (a transaction counts once). */
   operationsChecked: number;
-  /** Indeterminate writes among them. */
+  /** Indeterminate operations among them. */
   indeterminate: number;
+  /** One per object, by name. */
   keys: KeyCheck[];
 }
 
 /** Search limits. */
 export interface CheckOptions {
   /**
-   * Configurations one key's search may visit before giving up with `unknown`. Default 5,000,000:
-   * seconds of CPU; a chaos history needs far fewer unless it holds many indeterminate writes
-   * whose values some read observed.
+   * Configurations one object's search may visit before giving up with `unknown`. Default
+   * 5,000,000: seconds of CPU; a chaos history needs far fewer unless it holds many indeterminate
+   * writes whose values some read observed.
    */
   maxSteps?: number;
 }
 
 const DEFAULT_MAX_STEPS = 5_000_000;
 
-/** Checks every key of `history`. */
+/**
+ * Splits a history into objects: keys are joined when one operation (a transaction) names them
+ * together. Each object's operations keep their order; objects are named by their sorted keys.
+ */
+export function partitionByObject(history: readonly Operation[]): Map<string, { keys: string[]; operations: Operation[] }> {
+  const parent = new Map<string, string>();
+  const root = (key: string): string => {
+    let top = key;
+    for (let up = parent.get(top); up !== undefined && up !== top; up = parent.get(top)) top = up;
+    parent.set(key, top);
+    return top;
+  };
+  for (const operation of history) {
+    const keys = keysOf(operation);
+    for (const key of keys) if (!parent.has(key)) parent.set(key, key);
+    const first = root(keys[0] ?? operation.key);
+    for (const key of keys.slice(1)) {
+      const other = root(key);
+      if (other !== first) parent.set(other, first);
+    }
+  }
+  const keysOfRoot = new Map<string, string[]>();
+  for (const key of parent.keys()) {
+    const top = root(key);
+    keysOfRoot.set(top, [...(keysOfRoot.get(top) ?? []), key]);
+  }
+  const nameOfRoot = new Map<string, string>();
+  const objects = new Map<string, { keys: string[]; operations: Operation[] }>();
+  for (const [top, keys] of keysOfRoot) {
+    keys.sort();
+    const name = keys.join('+');
+    nameOfRoot.set(top, name);
+    objects.set(name, { keys, operations: [] });
+  }
+  for (const operation of history) objects.get(nameOfRoot.get(root(operation.key)) ?? '')?.operations.push(operation);
+  return objects;
+}
+
+/** Checks every object of `history`. */
 export function checkHistory(history: readonly Operation[], options: CheckOptions = {}): HistoryCheck {
   const keys: KeyCheck[] = [];
   let operationsChecked = 0;
   let indeterminate = 0;
-  for (const [key, operations] of [...partitionByKey(history)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const result = checkKey(key, operations, options);
+  for (const [name, object] of [...partitionByObject(history)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const result = checkKey(name, object.operations, options);
     keys.push(result);
     operationsChecked += result.operations;
-    indeterminate += operations.filter(isIndeterminate).length;
+    indeterminate += object.operations.filter(isIndeterminate).length;
   }
   const verdict = keys.some((key) => key.verdict === 'violation')
     ? 'violation'
@@ -73,58 +124,51 @@ export function checkHistory(history: readonly Operation[], options: CheckOption
   return { verdict, operationsChecked, indeterminate, keys };
 }
 
-/** Checks one key's operations (all on `key`). */
-export function checkKey(key: string, allOperations: readonly Operation[], options: CheckOptions = {}): KeyCheck {
+/**
+ * Checks `allOperations` as one object, named `name`, made of every key they touch: one key's
+ * operations, or an object's from {@link partitionByObject}.
+ */
+export function checkKey(name: string, allOperations: readonly Operation[], options: CheckOptions = {}): KeyCheck {
   const operations = allOperations.filter(isCheckable);
-  const base = { key, operations: operations.length };
-  const learned = VersionKnowledge.learn(operations);
-  if (learned.contradiction !== undefined) {
-    return { ...base, verdict: 'violation', reason: learned.contradiction.reason, operationIds: learned.contradiction.operationIds, steps: 0 };
+  const keys = [...new Set(allOperations.flatMap(keysOf))].sort();
+  const base = { key: name, keys, operations: operations.length };
+  const built = ObjectModel.build(keys, operations);
+  if ('contradiction' in built) {
+    return { ...base, verdict: 'violation', reason: built.contradiction.reason, operationIds: built.contradiction.operationIds, steps: 0 };
   }
-  const knowledge = learned.knowledge;
+  const model = built.model;
   const neverWritten = readOfUnwrittenValue(operations);
   if (neverWritten !== undefined) {
     return {
       ...base,
       verdict: 'violation',
-      reason: `a read returned "${neverWritten.value ?? ''}", a value no operation on this key wrote`,
+      reason: `a read returned "${neverWritten.value}", a value no operation on ${keys.length > 1 ? `key ${neverWritten.key}` : 'this key'} wrote`,
       operationIds: [neverWritten.id],
       steps: 0,
     };
   }
-  const searched = searchLinearization(withoutUnobservableWrites(operations, knowledge), knowledge, options.maxSteps ?? DEFAULT_MAX_STEPS);
+  const searched = searchLinearization(withoutUnobservableWrites(operations, model), model, options.maxSteps ?? DEFAULT_MAX_STEPS);
   return { ...base, ...searched };
 }
 
-function readOfUnwrittenValue(operations: readonly Operation[]): Operation & { value?: string | null } | undefined {
+/** The first read (a get, or a transaction's get) of a value no operation may have written on that key. */
+function readOfUnwrittenValue(operations: readonly Operation[]): { id: number; key: string; value: string } | undefined {
   const written = new Set<string>();
-  for (const operation of operations) if (operation.type === 'put' || operation.type === 'cas') written.add(operation.value);
-  return operations.find((operation) => operation.type === 'get' && typeof operation.value === 'string' && !written.has(operation.value));
-}
-
-/**
- * Drops indeterminate writes whose value nothing observed. Sound when every cas names versions the
- * history tied to values and no delete reports that it found the key: then the only operations
- * that could follow such a write in a linearization are other writes, which overwrite it, so
- * leaving it out explains the history equally well. Without this, every unobserved timed-out
- * write doubles the search space.
- */
-function withoutUnobservableWrites(operations: readonly Operation[], knowledge: VersionKnowledge): Operation[] {
-  const everyCasDetermined = operations.every(
-    (operation) =>
-      operation.type !== 'cas' ||
-      (knowledge.isKnown(operation.expectedVersion) &&
-        (operation.status !== 'conflict' || (operation.currentVersion !== undefined && knowledge.isKnown(operation.currentVersion)))),
-  );
-  // A delete that found the key observes that some write took effect without naming it.
-  const presenceObserved = operations.some((operation) => operation.type === 'delete' && operation.status === 'ok' && operation.existed === true);
-  if (!everyCasDetermined || presenceObserved) return [...operations];
-  const observed = knowledge.observedValues();
-  for (const operation of operations) if (operation.type === 'get' && typeof operation.value === 'string') observed.add(operation.value);
-  // A delete writes "absent", which any read of an absent key may have observed: always kept.
-  return operations.filter(
-    (operation) => !(isIndeterminate(operation) && (operation.type === 'put' || operation.type === 'cas') && !observed.has(operation.value)),
-  );
+  for (const operation of operations) {
+    for (const write of possibleWrites(operation)) if (write.value !== null) written.add(`${write.key}\u0000${write.value}`);
+  }
+  for (const operation of operations) {
+    const reads =
+      operation.type === 'get'
+        ? [{ key: operation.key, value: operation.value }]
+        : operation.type === 'txn'
+          ? (operation.results ?? []).flatMap((result) => (result.op === 'get' ? [{ key: result.key, value: result.value }] : []))
+          : [];
+    for (const read of reads) {
+      if (typeof read.value === 'string' && !written.has(`${read.key}\u0000${read.value}`)) return { id: operation.id, key: read.key, value: read.value };
+    }
+  }
+  return undefined;
 }
 
 /** One call or return event in the doubly linked list the search lifts entries out of. */
@@ -141,14 +185,25 @@ interface Entry {
 
 type SearchResult = Pick<KeyCheck, 'verdict' | 'reason' | 'operationIds' | 'steps'>;
 
-function searchLinearization(operations: readonly Operation[], knowledge: VersionKnowledge, maxSteps: number): SearchResult {
+/** A tentatively linearized operation: the state before it, the states it may leave, and which one the search took. */
+interface Frame {
+  entry: Entry;
+  state: ObjectState;
+  successors: ObjectState[];
+  taken: number;
+}
+
+function searchLinearization(operations: readonly Operation[], model: ObjectModel, maxSteps: number): SearchResult {
+  if (operations.length === 0) return { verdict: 'linearizable', steps: 0 };
   const head = buildEntries(operations);
   let remainingReturns = operations.filter((operation) => !isIndeterminate(operation)).length;
   const linearized = new Uint32Array(Math.ceil(operations.length / 32) + 1);
   const seen = new Set<string>();
-  const stack: { entry: Entry; state: RegisterState }[] = [];
-  let state: RegisterState = null;
+  const stack: Frame[] = [];
+  let state = model.initialState();
   let entry = head.next;
+  /** Set when backtracking to a call: try its states after the one taken before. */
+  let resume: Frame | undefined;
   let steps = 0;
   let deepest = 0;
   let blockedAt: Operation | undefined;
@@ -157,22 +212,26 @@ function searchLinearization(operations: readonly Operation[], knowledge: Versio
     if (entry === undefined) throw new Error('linearizability search ran off the end of the history');
     if (++steps > maxSteps) return { verdict: 'unknown', reason: `search stopped after ${maxSteps} steps`, steps };
     if (entry.isCall) {
-      const next = stepRegister(state, entry.operation, knowledge);
-      if (next !== undefined) {
+      const successors = resume?.entry === entry ? resume.successors : model.step(state, entry.operation);
+      const from = resume?.entry === entry ? resume.taken + 1 : 0;
+      resume = undefined;
+      let descended = false;
+      for (let taken = from; taken < successors.length && !descended; taken++) {
+        const next = successors[taken] as ObjectState;
         setBit(linearized, entry.index, true);
-        const configuration = `${linearized.join(',')}|${next === null ? '\u0000' : next}`;
-        if (!seen.has(configuration)) {
-          seen.add(configuration);
-          stack.push({ entry, state });
-          state = next;
-          lift(entry);
-          if (entry.match !== undefined) remainingReturns--;
-          entry = head.next;
+        const configuration = `${linearized.join(',')}|${model.encode(next)}`;
+        if (seen.has(configuration)) {
+          setBit(linearized, entry.index, false);
           continue;
         }
-        setBit(linearized, entry.index, false);
+        seen.add(configuration);
+        stack.push({ entry, state, successors, taken });
+        state = next;
+        lift(entry);
+        if (entry.match !== undefined) remainingReturns--;
+        descended = true;
       }
-      entry = entry.next;
+      entry = descended ? head.next : entry.next;
     } else {
       if (stack.length >= deepest) {
         deepest = stack.length;
@@ -192,7 +251,8 @@ function searchLinearization(operations: readonly Operation[], knowledge: Versio
       setBit(linearized, top.entry.index, false);
       unlift(top.entry);
       if (top.entry.match !== undefined) remainingReturns++;
-      entry = top.entry.next;
+      entry = top.entry;
+      resume = top;
     }
   }
   return { verdict: 'linearizable', steps };

@@ -6,6 +6,10 @@
  * Outcomes follow the client's contract (DESIGN.md §6): a write that failed with TIMEOUT or
  * UNAVAILABLE is `unknown` — it may or may not have taken effect, at any time after its invocation —
  * and a failed read is `failed`: it observed nothing, so the checker drops it.
+ *
+ * A transaction (issue 18) is one operation on several keys of one shard: its compares, both
+ * branches, and for a known outcome which branch ran and every result. Every other operation
+ * touches its one `key`; {@link keysOf} gives the keys of any operation.
  */
 
 /** Fields every operation has. */
@@ -14,6 +18,7 @@ interface OperationBase {
   id: number;
   /** The client (worker) that issued it: sequential per client. Negative for the final reads. */
   client: number;
+  /** The key; for a transaction the first key it names ({@link keysOf} gives them all). */
   key: string;
   /** Monotonic milliseconds since the run started, when the call was made. */
   invokedAtMs: number;
@@ -62,13 +67,95 @@ export interface DeleteOperation extends OperationBase {
   existed?: boolean;
 }
 
-/** One recorded operation. */
-export type Operation = GetOperation | PutOperation | CasOperation | DeleteOperation;
+/**
+ * One compare of a transaction, as the client sent it: the key holds exactly `value`; or its
+ * version is `version` (0: absent); or it exists (`exists: true`) or is absent (`exists: false`).
+ */
+export type TxnCompareRecord = { key: string; value: string } | { key: string; version: number } | { key: string; exists: boolean };
 
-/** The value an operation writes (null for a delete), or undefined for a read. */
+/** One operation of a transaction's branch. */
+export type TxnStep = { op: 'put'; key: string; value: string } | { op: 'delete'; key: string } | { op: 'get'; key: string };
+
+/**
+ * The result of one operation of the branch that ran, in branch order. A get sees the puts and
+ * deletes before it in the branch; `value` null (version 0) when the key was absent.
+ */
+export type TxnStepResult =
+  | { op: 'put'; key: string; version: number }
+  | { op: 'delete'; key: string; existed: boolean }
+  | { op: 'get'; key: string; value: string | null; version: number };
+
+/**
+ * A transaction: if every compare holds, `success` runs, else `failure`, atomically, as one Raft
+ * entry. Status `ok` records which branch ran and its results; `unknown` (TIMEOUT, UNAVAILABLE)
+ * means it may have run either branch the state allowed, at any time after its invocation, or not
+ * at all.
+ */
+export interface TxnOperation extends OperationBase {
+  type: 'txn';
+  compare: TxnCompareRecord[];
+  success: TxnStep[];
+  failure: TxnStep[];
+  status: 'ok' | 'unknown';
+  /** Whether the compares held and `success` ran (status `ok`). */
+  succeeded?: boolean;
+  /** The results of the branch that ran, in its order (status `ok`). */
+  results?: TxnStepResult[];
+}
+
+/** One recorded operation. */
+export type Operation = GetOperation | PutOperation | CasOperation | DeleteOperation | TxnOperation;
+
+/** The value a single-key operation writes (null for a delete), or undefined for a read or a transaction (see {@link possibleWrites}). */
 export function writtenValue(operation: Operation): string | null | undefined {
-  if (operation.type === 'get') return undefined;
+  if (operation.type === 'get' || operation.type === 'txn') return undefined;
   return operation.type === 'delete' ? null : operation.value;
+}
+
+/** Every key an operation touches, each once, in the order the operation names them. */
+export function keysOf(operation: Operation): string[] {
+  if (operation.type !== 'txn') return [operation.key];
+  const keys = new Set<string>();
+  for (const compare of operation.compare) keys.add(compare.key);
+  for (const step of [...operation.success, ...operation.failure]) keys.add(step.key);
+  return [...keys];
+}
+
+/** The branch a transaction ran, when its outcome is known. */
+export function branchRan(operation: TxnOperation): TxnStep[] | undefined {
+  if (operation.status !== 'ok' || operation.succeeded === undefined) return undefined;
+  return operation.succeeded ? operation.success : operation.failure;
+}
+
+/**
+ * The writes an operation may have made: `value` null for a delete. A transaction's come from the
+ * branch that ran, or from both branches when its outcome is unknown; a refused cas wrote nothing.
+ */
+export function possibleWrites(operation: Operation): { key: string; value: string | null }[] {
+  switch (operation.type) {
+    case 'get':
+      return [];
+    case 'put':
+      return [{ key: operation.key, value: operation.value }];
+    case 'cas':
+      return operation.status === 'conflict' ? [] : [{ key: operation.key, value: operation.value }];
+    case 'delete':
+      return [{ key: operation.key, value: null }];
+    case 'txn': {
+      const steps = branchRan(operation) ?? [...operation.success, ...operation.failure];
+      return steps.flatMap((step) => (step.op === 'get' ? [] : [{ key: step.key, value: step.op === 'put' ? step.value : null }]));
+    }
+  }
+}
+
+/**
+ * The writes an operation was acknowledged for: an `ok` put or cas, or the puts of an `ok`
+ * transaction's branch that ran (with the version each got).
+ */
+export function acknowledgedPuts(operation: Operation): { key: string; value: string }[] {
+  if ((operation.type === 'put' || operation.type === 'cas') && operation.status === 'ok') return [{ key: operation.key, value: operation.value }];
+  if (operation.type !== 'txn') return [];
+  return (branchRan(operation) ?? []).flatMap((step) => (step.op === 'put' ? [{ key: step.key, value: step.value }] : []));
 }
 
 /** True for an operation whose outcome is not known: it may or may not have taken effect. */
@@ -133,7 +220,8 @@ export type OperationFields =
   | Omit<GetOperation, keyof OperationBase | 'error'> & { error?: string }
   | Omit<PutOperation, keyof OperationBase | 'error'> & { error?: string }
   | Omit<CasOperation, keyof OperationBase | 'error'> & { error?: string }
-  | Omit<DeleteOperation, keyof OperationBase | 'error'> & { error?: string };
+  | Omit<DeleteOperation, keyof OperationBase | 'error'> & { error?: string }
+  | Omit<TxnOperation, keyof OperationBase | 'error'> & { error?: string };
 
 /** One JSON line per operation, in invocation order. */
 export function historyToJsonLines(operations: readonly Operation[]): string {
@@ -161,12 +249,17 @@ function isOperation(value: unknown): value is Operation {
     typeof record['key'] === 'string' &&
     typeof record['invokedAtMs'] === 'number' &&
     typeof record['completedAtMs'] === 'number' &&
-    (record['type'] === 'get' || record['type'] === 'put' || record['type'] === 'cas' || record['type'] === 'delete') &&
+    (record['type'] === 'get' || record['type'] === 'put' || record['type'] === 'cas' || record['type'] === 'delete' ||
+      (record['type'] === 'txn' && Array.isArray(record['compare']) && Array.isArray(record['success']) && Array.isArray(record['failure']))) &&
     typeof record['status'] === 'string'
   );
 }
 
-/** Groups operations by key (P-compositionality: each key is a register of its own). */
+/**
+ * Groups operations by their `key` field (a transaction goes under its first key). The checker
+ * groups by object instead (`partitionByObject` in checker.ts): keys a transaction ties together
+ * are checked as one.
+ */
 export function partitionByKey(operations: readonly Operation[]): Map<string, Operation[]> {
   const byKey = new Map<string, Operation[]>();
   for (const operation of operations) {
@@ -198,5 +291,29 @@ export function describeOperation(operation: Operation): string {
       if (operation.status === 'conflict') return `${call} conflict, found v${operation.currentVersion ?? '?'}`;
       return `${call} unknown (${operation.error ?? 'error'})`;
     }
+    case 'txn':
+      return `${who} ${describeTxn(operation)}`;
   }
+}
+
+/**
+ * `txn(a@v4, b exists) ? put a="c1.7", put b="c1.8" : get a, get b → succeeded: put v9, put v9`;
+ * `→ failed: get "c0.3" v4, get absent`; `→ unknown (TIMEOUT)`.
+ */
+function describeTxn(operation: TxnOperation): string {
+  const compares = operation.compare.map((compare) => {
+    if ('value' in compare) return `${compare.key}="${compare.value}"`;
+    if ('version' in compare) return `${compare.key}@v${compare.version}`;
+    return `${compare.key} ${compare.exists ? 'exists' : 'absent'}`;
+  });
+  const steps = (branch: readonly TxnStep[]): string =>
+    branch.length === 0 ? 'nothing' : branch.map((step) => (step.op === 'put' ? `put ${step.key}="${step.value}"` : `${step.op} ${step.key}`)).join(', ');
+  const call = `txn(${compares.join(', ')}) ? ${steps(operation.success)} : ${steps(operation.failure)}`;
+  if (operation.status !== 'ok' || operation.succeeded === undefined) return `${call} → unknown (${operation.error ?? 'error'})`;
+  const results = (operation.results ?? []).map((result) => {
+    if (result.op === 'put') return `put v${result.version}`;
+    if (result.op === 'delete') return `delete ${result.existed ? 'existed' : 'absent'}`;
+    return result.value === null ? 'get absent' : `get "${result.value}" v${result.version}`;
+  });
+  return `${call} → ${operation.succeeded ? 'succeeded' : 'failed'}${results.length === 0 ? '' : `: ${results.join(', ')}`}`;
 }

@@ -5,7 +5,7 @@
  * reads as absent although a write was acknowledged and no delete could explain it. Any lost write is
  * also a linearizability violation; this check names the writes.
  */
-import { precedes, writtenValue, type GetOperation, type Operation } from './history.js';
+import { acknowledgedPuts, keysOf, possibleWrites, precedes, type GetOperation, type Operation } from './history.js';
 
 /** The client id of the final reads, so they stand apart from the workers' operations. */
 export const FINAL_READ_CLIENT = -1;
@@ -13,39 +13,51 @@ export const FINAL_READ_CLIENT = -1;
 /** One acknowledged write missing from the final state. */
 export interface LostWrite {
   key: string;
-  /** The acknowledged write. */
+  /** The acknowledged write (a put, a cas, or a transaction that put the key). */
   operationId: number;
   value: string;
   /** What the final read found instead (null = absent). */
   finalValue: string | null;
 }
 
-/** The lost writes, and the keys whose final read is missing (the check could not run for them). */
+/**
+ * The lost writes, and the keys whose final read is missing (the check could not run for them).
+ * A transaction's acknowledged puts count like puts: each key it put must still hold its value or
+ * a later one.
+ */
 export function findLostWrites(history: readonly Operation[]): { lost: LostWrite[]; unreadKeys: string[] } {
   const finalReads = new Map<string, GetOperation>();
-  const keys = new Set<string>();
+  const onKey = new Map<string, Operation[]>();
   for (const operation of history) {
-    keys.add(operation.key);
+    for (const key of keysOf(operation)) {
+      const list = onKey.get(key);
+      if (list === undefined) onKey.set(key, [operation]);
+      else list.push(operation);
+    }
     if (operation.client === FINAL_READ_CLIENT && operation.type === 'get' && operation.status === 'ok') {
       finalReads.set(operation.key, operation);
     }
   }
   const lost: LostWrite[] = [];
   const unreadKeys: string[] = [];
-  for (const key of [...keys].sort()) {
+  for (const key of [...onKey.keys()].sort()) {
     const finalRead = finalReads.get(key);
     if (finalRead === undefined) {
       unreadKeys.push(key);
       continue;
     }
     const finalValue = finalRead.value ?? null;
-    const onKey = history.filter((operation) => operation.key === key);
-    const finalWriter = finalValue === null ? undefined : onKey.find((operation) => writtenValue(operation) === finalValue);
-    const deleted = onKey.some((operation) => operation.type === 'delete');
-    for (const operation of onKey) {
-      if ((operation.type !== 'put' && operation.type !== 'cas') || operation.status !== 'ok') continue;
-      const isLost = (finalValue === null && !deleted) || (finalWriter !== undefined && finalWriter !== operation && precedes(finalWriter, operation));
-      if (isLost) lost.push({ key, operationId: operation.id, value: operation.value, finalValue });
+    const operations = onKey.get(key) ?? [];
+    const writesKey = (operation: Operation, value: string | null): boolean =>
+      possibleWrites(operation).some((write) => write.key === key && write.value === value);
+    const finalWriter = finalValue === null ? undefined : operations.find((operation) => writesKey(operation, finalValue));
+    const deleted = operations.some((operation) => writesKey(operation, null));
+    for (const operation of operations) {
+      for (const put of acknowledgedPuts(operation)) {
+        if (put.key !== key) continue;
+        const isLost = (finalValue === null && !deleted) || (finalWriter !== undefined && finalWriter !== operation && precedes(finalWriter, operation));
+        if (isLost) lost.push({ key, operationId: operation.id, value: put.value, finalValue });
+      }
     }
   }
   return { lost, unreadKeys };

@@ -1,6 +1,7 @@
 /**
  * The sequential specification one key must meet: a register with get, put and compare-and-set on
- * versions. The state is the value last written (null = absent), named by its unique value.
+ * versions. The state is the value last written (null = absent), named by its unique value. (Keys
+ * that transactions tie together are one object of several such registers: object-model.ts.)
  *
  * A version is the Raft index of the write that produced the value, so the model cannot predict it;
  * it learns the value ↔ version pairs the history observed (reads return both, a successful cas
@@ -8,7 +9,7 @@
  * version the history never tied to a value can only belong to a value whose version was never
  * observed, so the model lets it match any such value (permissive, never a false alarm).
  */
-import type { Operation } from './history.js';
+import type { Operation, TxnOperation } from './history.js';
 
 /** The register's state: the current value, or null when the key is absent. */
 export type RegisterState = string | null;
@@ -20,6 +21,36 @@ export interface VersionContradiction {
   operationIds: number[];
 }
 
+/** A value some operation saw on a key, with the version it had. */
+export interface VersionObservation {
+  key: string;
+  value: string;
+  version: number;
+}
+
+/**
+ * The value ↔ version pairs an operation observed: a successful read of a present key, a
+ * successful cas, and a transaction's put results (the value it put, at the version it got) and
+ * get results.
+ */
+export function versionObservations(operation: Operation): VersionObservation[] {
+  if (operation.type === 'get' && operation.status === 'ok' && typeof operation.value === 'string' && operation.version !== undefined) {
+    return [{ key: operation.key, value: operation.value, version: operation.version }];
+  }
+  if (operation.type === 'cas' && operation.status === 'ok' && operation.version !== undefined) {
+    return [{ key: operation.key, value: operation.value, version: operation.version }];
+  }
+  if (operation.type !== 'txn' || operation.status !== 'ok' || operation.succeeded === undefined) return [];
+  const branch = operation.succeeded ? operation.success : operation.failure;
+  const observations: VersionObservation[] = [];
+  (operation.results ?? []).forEach((result, i) => {
+    const step = branch[i];
+    if (result.op === 'put' && step?.op === 'put') observations.push({ key: step.key, value: step.value, version: result.version });
+    if (result.op === 'get' && result.value !== null) observations.push({ key: result.key, value: result.value, version: result.version });
+  });
+  return observations;
+}
+
 /**
  * The value ↔ version pairs one key's history observed. Built once per key before the search.
  */
@@ -28,22 +59,18 @@ export class VersionKnowledge {
   private readonly valueOfVersion = new Map<number, string>();
   private readonly sourceOfValue = new Map<string, number>();
 
-  /** Learns from every successful read and cas; returns the first contradiction, if any. */
-  static learn(operations: readonly Operation[]): { knowledge: VersionKnowledge; contradiction?: VersionContradiction } {
+  /**
+   * Learns what `operations` observed about `key` (every successful read, cas, and transaction
+   * result on it); returns the first contradiction, if any.
+   */
+  static learn(operations: readonly Operation[], key: string): { knowledge: VersionKnowledge; contradiction?: VersionContradiction } {
     const knowledge = new VersionKnowledge();
     for (const operation of operations) {
-      let value: string | undefined;
-      let version: number | undefined;
-      if (operation.type === 'get' && operation.status === 'ok' && typeof operation.value === 'string') {
-        value = operation.value;
-        version = operation.version;
-      } else if (operation.type === 'cas' && operation.status === 'ok') {
-        value = operation.value;
-        version = operation.version;
+      for (const observation of versionObservations(operation)) {
+        if (observation.key !== key) continue;
+        const contradiction = knowledge.add(observation.value, observation.version, operation.id);
+        if (contradiction !== undefined) return { knowledge, contradiction };
       }
-      if (value === undefined || version === undefined) continue;
-      const contradiction = knowledge.add(value, version, operation.id);
-      if (contradiction !== undefined) return { knowledge, contradiction };
     }
     return { knowledge };
   }
@@ -116,7 +143,7 @@ export class VersionKnowledge {
  * result is impossible in `state`. An indeterminate write is applied as if it took effect (the
  * search decides whether it did).
  */
-export function stepRegister(state: RegisterState, operation: Operation, knowledge: VersionKnowledge): RegisterState | undefined {
+export function stepRegister(state: RegisterState, operation: Exclude<Operation, TxnOperation>, knowledge: VersionKnowledge): RegisterState | undefined {
   switch (operation.type) {
     case 'get':
       return (operation.value ?? null) === state ? state : undefined;

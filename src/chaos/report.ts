@@ -1,12 +1,13 @@
 /**
  * What a chaos run prints and writes: the verdict line (`linearizable: yes|NO`, ops checked, faults
- * injected, lost writes), a short summary, and with `--out DIR` the files `history.jsonl`,
+ * injected, lost writes), a short summary (with a `transactions:` line when the workload ran any), and with `--out DIR` the files `history.jsonl`,
  * `timeline.txt`, `report.txt`, and for a violation `violation.txt` — the smallest failing
  * sub-history found, rendered as a table and a time diagram.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeOperation, historyToJsonLines, isIndeterminate, type Operation } from './history.js';
+import { describeOperation, historyToJsonLines, isIndeterminate, possibleWrites, type Operation } from './history.js';
+import type { KeyCheck } from './checker.js';
 import type { ChaosResult, Violation } from './runner.js';
 
 /** True when the run passed every check: linearizable, nothing lost, every key read, cluster recovered. */
@@ -30,10 +31,13 @@ export function summaryLines(result: ChaosResult): string[] {
   const faults = Object.entries(result.faultCounts)
     .map(([kind, n]) => `${kind} ${n}`)
     .join(', ');
+  const transactions = count((op) => op.type === 'txn');
   const lines = [
     `seed: ${result.seed}`,
-    `operations: ${history.length} recorded (${count((op) => op.type === 'get')} get, ${count((op) => op.type === 'put')} put, ${count((op) => op.type === 'cas')} cas); ` +
-      `${count(isIndeterminate)} indeterminate writes, ${count((op) => op.type === 'get' && op.status === 'failed')} failed reads dropped`,
+    `operations: ${history.length} recorded (${count((op) => op.type === 'get')} get, ${count((op) => op.type === 'put')} put, ${count((op) => op.type === 'cas')} cas` +
+      `${transactions > 0 ? `, ${transactions} txn` : ''}); ` +
+      `${count((op) => isIndeterminate(op) && possibleWrites(op).length > 0)} indeterminate writes, ${count((op) => op.type === 'get' && op.status === 'failed')} failed reads dropped`,
+    ...(transactions > 0 ? [transactionLine(result)] : []),
     `faults: ${result.faultsInjected} injected${faults === '' ? '' : ` (${faults})`}; ${result.probes} stale-read probes`,
     `cluster: ${result.settleProblems.length === 0 ? 'recovered: every shard has a leader and K live replicas' : `NOT recovered: ${result.settleProblems.slice(0, 3).join('; ')}`}`,
   ];
@@ -42,10 +46,36 @@ export function summaryLines(result: ChaosResult): string[] {
     lines.push(`lost write: ${lost.key} = "${lost.value}" (op #${lost.operationId}) acknowledged, final value ${lost.finalValue === null ? 'absent' : `"${lost.finalValue}"`}`);
   }
   for (const key of result.check.keys.filter((check) => check.verdict !== 'linearizable')) {
-    lines.push(`key ${key.key}: ${key.verdict === 'violation' ? 'NOT linearizable' : 'undecided'}: ${key.reason ?? ''}`);
+    lines.push(`${objectName(key)}: ${key.verdict === 'violation' ? 'NOT linearizable' : 'undecided'}: ${key.reason ?? ''}`);
   }
   for (const note of result.notes) lines.push(`note: ${note}`);
   return lines;
+}
+
+/**
+ * `transactions: 412 (250 committed, 130 compares failed, 32 unknown) on 2 key groups checked as one object each`:
+ * committed means the compares held and the success branch ran.
+ */
+export function transactionLine(result: ChaosResult): string {
+  let committed = 0;
+  let compareFailed = 0;
+  let unknown = 0;
+  for (const operation of result.history) {
+    if (operation.type !== 'txn') continue;
+    if (operation.status !== 'ok' || operation.succeeded === undefined) unknown++;
+    else if (operation.succeeded) committed++;
+    else compareFailed++;
+  }
+  const groups = result.check.keys.filter((check) => check.keys.length > 1).length;
+  return (
+    `transactions: ${committed + compareFailed + unknown} (${committed} committed, ${compareFailed} compares failed, ${unknown} unknown)` +
+    ` on ${groups} key group${groups === 1 ? '' : 's'} checked as one object each`
+  );
+}
+
+/** `key k` or `keys {g0}a+{g0}b+{g0}c`. */
+function objectName(check: KeyCheck): string {
+  return `${check.keys.length > 1 ? 'keys' : 'key'} ${check.key}`;
 }
 
 /** Writes the run's files into `outDir` (created if needed). */
@@ -69,9 +99,9 @@ export function writeOutputs(outDir: string, result: ChaosResult): string[] {
 export function renderViolation(violation: Violation): string {
   const operations = [...violation.minimized].sort((a, b) => a.invokedAtMs - b.invokedAtMs);
   const lines = [
-    `key ${violation.check.key}: NOT linearizable`,
+    `${objectName(violation.check)}: NOT linearizable`,
     `why: ${violation.check.reason ?? 'no order of the operations explains them'}`,
-    `smallest failing sub-history found: ${operations.length} of ${violation.check.operations} operations on this key`,
+    `smallest failing sub-history found: ${operations.length} of ${violation.check.operations} operations on ${violation.check.keys.length > 1 ? 'these keys' : 'this key'}`,
     '',
   ];
   if (operations.length === 0) return lines.join('\n');

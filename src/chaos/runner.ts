@@ -1,15 +1,16 @@
 /**
  * One chaos run, start to verdict: start (or attach to) a cluster, run the workload while the nemesis
  * injects faults, heal, wait for the cluster to settle, read every key, then check the history for
- * linearizability per key, for lost acknowledged writes, and that the cluster recovered.
+ * linearizability per key (per key group for the transactions' keys), for lost acknowledged
+ * writes, and that the cluster recovered.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, loadHasher, SeededRandom } from '../common/index.js';
-import { checkHistory, type HistoryCheck, type KeyCheck } from './checker.js';
+import { checkHistory, partitionByObject, type HistoryCheck, type KeyCheck } from './checker.js';
 import { ClusterWatch } from './cluster-watch.js';
-import { HistoryRecorder, partitionByKey, type Operation } from './history.js';
+import { HistoryRecorder, type Operation } from './history.js';
 import { LocalCluster } from './local-cluster.js';
 import { findLostWrites, type LostWrite } from './lost-writes.js';
 import { minimizeViolation } from './minimize.js';
@@ -50,11 +51,30 @@ export interface ChaosOptions {
   settleTimeoutSeconds?: number;
   /** Deadline of one client call. Default 3 s. */
   operationTimeoutMs?: number;
+  /**
+   * Fraction of each worker's operations that are transactions on one key group (issue 18), 0…1.
+   * Default {@link DEFAULT_TRANSACTION_FRACTION}; 0 runs single-key operations only, as before
+   * transactions existed. More exercises atomicity harder but makes the groups' objects, which
+   * the checker searches as a whole, longer.
+   */
+  transactionFraction?: number;
+  /**
+   * Key groups the transactions run on: each is {@link GROUP_KEY_SUFFIXES}.length keys under one
+   * hash tag (`{ch…g0}a`, `{ch…g0}b`, `{ch…g0}c`), so one shard. Default one group per four keys of
+   * `keys`, at least one; ignored when `transactionFraction` is 0.
+   */
+  transactionGroups?: number;
   /** Progress lines for the operator (stderr). */
   progress?: (line: string) => void;
 }
 
-/** A violating key with the smallest failing sub-history found. */
+/** Transactions are this fraction of the workload unless {@link ChaosOptions.transactionFraction} says otherwise. */
+export const DEFAULT_TRANSACTION_FRACTION = 0.2;
+
+/** The keys of one transaction group, after its hash tag. */
+export const GROUP_KEY_SUFFIXES = ['a', 'b', 'c'] as const;
+
+/** A violating object (a key, or a key group) with the smallest failing sub-history found. */
 export interface Violation {
   check: KeyCheck;
   minimized: Operation[];
@@ -113,7 +133,11 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
   let nemesis: Nemesis | undefined;
   let settleProblems: string[];
   let unreadFinal: string[];
-  const keys = keyNames(options.keys, options.seed);
+  const runTag = keyTag(options.seed);
+  const keys = keyNames(options.keys, runTag);
+  const transactionFraction = options.transactionFraction ?? DEFAULT_TRANSACTION_FRACTION;
+  if (!(transactionFraction >= 0 && transactionFraction <= 1)) throw new RangeError(`transactionFraction must be within 0…1, got ${transactionFraction}`);
+  const groups = transactionFraction > 0 ? groupNames(options.transactionGroups ?? Math.max(1, Math.ceil(options.keys / 4)), runTag) : [];
   const partitions = partitionSupport(options);
   try {
     let managerAddress: string;
@@ -163,6 +187,8 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
         managerAddress,
         clients: options.clients,
         keys,
+        groups,
+        transactionFraction,
         operationTimeoutMs: options.operationTimeoutMs ?? 3000,
         maxThinkTimeMs: 20,
         random: random.fork(1),
@@ -195,7 +221,8 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
     const onAbort = (): void => stop.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => stop.abort(), options.durationSeconds * 1000);
-    timeline.add('phase', `workload started: ${options.clients} clients on ${keys.length} keys for ${options.durationSeconds} s, faults ${options.faults.join(',') || 'none'}`);
+    const transactions = groups.length === 0 ? '' : `, ${Math.round(transactionFraction * 100)}% transactions on ${groups.length} key groups`;
+    timeline.add('phase', `workload started: ${options.clients} clients on ${keys.length} keys${transactions} for ${options.durationSeconds} s, faults ${options.faults.join(',') || 'none'}`);
     progress(`running the workload for ${options.durationSeconds} s`);
     try {
       await Promise.all([workload.run(stop.signal), nemesis?.run(stop.signal)]);
@@ -231,11 +258,11 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
   const history = recorder.history();
   const check = checkHistory(history);
   const { lost, unreadKeys } = findLostWrites(history);
-  const byKey = partitionByKey(history);
+  const byObject = partitionByObject(history);
   const violations = check.keys
     .filter((key) => key.verdict === 'violation')
     .slice(0, MAX_MINIMIZED_KEYS)
-    .map((key) => ({ check: key, minimized: minimizeViolation(key.key, byKey.get(key.key) ?? []) }));
+    .map((key) => ({ check: key, minimized: minimizeViolation(key.key, byObject.get(key.key)?.operations ?? []) }));
   const faultCounts: Partial<Record<FaultKind, number>> = Object.fromEntries(nemesis?.injected ?? []);
   return {
     seed: options.seed,
@@ -263,8 +290,17 @@ function partitionSupport(options: ChaosOptions): { isolateNodes: boolean; unava
   return unavailable === undefined ? { isolateNodes: true } : { isolateNodes: false, unavailable };
 }
 
-/** `ch<tag>-<i>`: a fresh key set per run (tag from the seed and the clock), so an existing cluster's keys never mix in. */
-function keyNames(count: number, seed: number): string[] {
-  const tag = ((seed ^ Date.now()) >>> 0).toString(36).slice(-6);
+/** The run's tag, from the seed and the clock: a fresh key set per run, so an existing cluster's keys never mix in. */
+function keyTag(seed: number): string {
+  return ((seed ^ Date.now()) >>> 0).toString(36).slice(-6);
+}
+
+/** `ch<tag>-<i>`. */
+function keyNames(count: number, tag: string): string[] {
   return Array.from({ length: count }, (_, i) => `ch${tag}-${i}`);
+}
+
+/** `{ch<tag>g<j>}a`, `…b`, `…c`: one hash tag per group, so a group's keys share a shard (at most 15 bytes for up to 1,000 groups, within the 20-byte key limit). */
+function groupNames(count: number, tag: string): string[][] {
+  return Array.from({ length: count }, (_, j) => GROUP_KEY_SUFFIXES.map((suffix) => `{ch${tag}g${j}}${suffix}`));
 }

@@ -3,12 +3,21 @@
  * issue random get / put / cas on a small key set so keys are contended, and record each call in the
  * history. Every written value is unique (`c<client>.<seq>`), so a read names the write it saw.
  *
+ * A fraction of the calls are transactions (issue 18) on a group of keys under one hash tag: a
+ * read of the whole group; a transfer that puts new values to two or three keys if their versions
+ * are still the ones the worker last saw; a conditional put guarded by another key's value or
+ * absence; and a delete-and-put. Every transaction's failure branch reads the keys it compared, so
+ * a failed one names what it found (which keeps the checker's search small: unobserved-writes.ts),
+ * and a delete is preceded by a read of its key in the same branch. Single-key operations reach the
+ * group keys too, so both kinds interleave on them.
+ *
  * Outcomes map to the history as the client contract says (DESIGN.md §6): TIMEOUT or UNAVAILABLE on
  * a write is `unknown`; CONFLICT on a cas is a definite refusal carrying the version found; a read
  * that failed is recorded as `failed` and dropped by the checker.
  */
 import { KVClient, KVError } from '../client/index.js';
-import type { HistoryRecorder, Operation } from './history.js';
+import type { KVTxnOp } from '../client/index.js';
+import type { HistoryRecorder, Operation, TxnCompareRecord, TxnOperation, TxnStep, TxnStepResult } from './history.js';
 import { FINAL_READ_CLIENT } from './lost-writes.js';
 import type { SeededRandom } from '../common/index.js';
 import type { ClientCredentials } from '../cluster/index.js';
@@ -18,6 +27,10 @@ export interface WorkloadOptions {
   managerAddress: string;
   clients: number;
   keys: readonly string[];
+  /** Key groups for transactions: the keys of one group share a hash tag, so one shard. Empty: no transactions. */
+  groups: readonly (readonly string[])[];
+  /** Fraction of each worker's calls that are transactions on one group, 0…1. */
+  transactionFraction: number;
   /** Deadline of one call. Short enough that a worker stuck on a dead node moves on within a fault. */
   operationTimeoutMs: number;
   /** Each worker waits up to this long (uniformly) between calls, to keep the CPU load moderate. */
@@ -73,14 +86,16 @@ export class Workload {
   }
 
   /**
-   * Reads every key once more through a fresh client after the cluster healed, retrying failed reads
-   * until `deadlineMs`. These reads are in the history as client {@link FINAL_READ_CLIENT}.
+   * Reads every key (the groups' too) once more through a fresh client after the cluster healed,
+   * retrying failed reads until `deadlineMs`. These reads are in the history as client
+   * {@link FINAL_READ_CLIENT}.
    */
   async finalReads(deadlineMs: number): Promise<{ read: number; unread: string[] }> {
     const client = this.newClient();
     const unread: string[] = [];
+    const keys = this.allKeys();
     try {
-      for (const key of this.options.keys) {
+      for (const key of keys) {
         let done = false;
         while (!done && performance.now() < deadlineMs) {
           const operation = await this.get(FINAL_READ_CLIENT, client, key);
@@ -91,7 +106,7 @@ export class Workload {
     } finally {
       await client.finalize();
     }
-    return { read: this.options.keys.length - unread.length, unread };
+    return { read: keys.length - unread.length, unread };
   }
 
   /** Finalizes every client. */
@@ -100,16 +115,21 @@ export class Workload {
   }
 
   private async runWorker(index: number, client: KVClient, random: SeededRandom, signal: AbortSignal): Promise<void> {
-    const knownVersions = new Map<string, number>();
+    const known = new Map<string, Seen>();
+    const keys = this.allKeys();
+    const { groups, transactionFraction } = this.options;
     while (!signal.aborted) {
-      const key = random.pick(this.options.keys);
-      const roll = random.nextFloat();
-      let operation: Operation;
-      if (roll < 0.4) operation = await this.get(index, client, key);
-      else if (roll < 0.7) operation = await this.put(index, client, key);
-      else operation = await this.cas(index, client, key, knownVersions.get(key) ?? 0);
-      const seen = versionSeen(operation);
-      if (seen !== undefined) knownVersions.set(key, seen);
+      if (groups.length > 0 && random.nextFloat() < transactionFraction) {
+        await this.transaction(index, client, random.pick(groups), random, known);
+      } else {
+        const key = random.pick(keys);
+        const roll = random.nextFloat();
+        let operation: Operation;
+        if (roll < 0.4) operation = await this.get(index, client, key);
+        else if (roll < 0.7) operation = await this.put(index, client, key);
+        else operation = await this.cas(index, client, key, known.get(key)?.version ?? 0);
+        learn(known, operation);
+      }
       const thinkMs = random.between(0, this.options.maxThinkTimeMs);
       if (thinkMs > 0 && !signal.aborted) await new Promise((resolve) => setTimeout(resolve, thinkMs));
     }
@@ -156,6 +176,68 @@ export class Workload {
     }
   }
 
+  /**
+   * One transaction of a random shape on `group` (see the file comment); a transfer sometimes
+   * reads the group first, so its versions are fresh, and sometimes goes on what it last saw.
+   */
+  private async transaction(clientId: number, client: KVClient, group: readonly string[], random: SeededRandom, known: Map<string, Seen>): Promise<void> {
+    const roll = random.nextFloat();
+    const [x, y, z] = random.shuffle(group);
+    if (x === undefined || y === undefined) throw new Error('a transaction group needs at least two keys');
+    const readGroup = (): Promise<Operation> => this.txn(clientId, client, [], group.map((key) => ({ op: 'get', key })), []);
+    const readBack = (...keys: string[]): TxnStep[] => keys.map((key) => ({ op: 'get', key }));
+    const put = (key: string): TxnStep => ({ op: 'put', key, value: this.nextValue(clientId) });
+    // A version the worker knows without its value (a cas conflict's) may be one no read tied to a
+    // value; compares on those keep the checker from leaving out unobserved timed-out writes, so
+    // read the group first instead.
+    const readIfUnsure = async (keys: readonly string[], chance: number): Promise<void> => {
+      if (keys.some((key) => known.get(key)?.value === undefined) || random.nextFloat() < chance) learn(known, await readGroup());
+    };
+    let operation: Operation;
+    if (roll < 0.25) {
+      operation = await readGroup();
+    } else if (roll < 0.7) {
+      const moved = z !== undefined && random.nextFloat() < 1 / 3 ? [x, y, z] : [x, y];
+      await readIfUnsure(moved, 0.5);
+      const compare = moved.map((key): TxnCompareRecord => ({ key, version: known.get(key)?.version ?? 0 }));
+      operation = await this.txn(clientId, client, compare, moved.map(put), readBack(...moved));
+    } else if (roll < 0.9) {
+      await readIfUnsure([x], 0);
+      const seen = known.get(x)?.value;
+      const guard: TxnCompareRecord = typeof seen === 'string' ? { key: x, value: seen } : { key: x, exists: false };
+      operation = await this.txn(clientId, client, [guard], [put(y), { op: 'get', key: x }], readBack(x, y));
+    } else {
+      await readIfUnsure([x], 0);
+      const compare: TxnCompareRecord[] = [{ key: x, version: known.get(x)?.version ?? 0 }];
+      operation = await this.txn(clientId, client, compare, [{ op: 'get', key: y }, { op: 'delete', key: y }, put(x)], readBack(x, y));
+    }
+    learn(known, operation);
+  }
+
+  private async txn(clientId: number, client: KVClient, compare: TxnCompareRecord[], success: TxnStep[], failure: TxnStep[]): Promise<Operation> {
+    const firstKey = compare[0]?.key ?? success[0]?.key ?? failure[0]?.key;
+    if (firstKey === undefined) throw new Error('a transaction names no key');
+    const call = this.recorder.invoke(clientId, firstKey);
+    const fields = { type: 'txn' as const, compare, success, failure };
+    try {
+      const result = await client.txn(
+        { compare, success: success.map(clientOp), failure: failure.map(clientOp) },
+        { timeoutMs: this.options.operationTimeoutMs },
+      );
+      const results = result.results.map((step): TxnStepResult => {
+        if (step.op !== 'get') return step;
+        return { op: 'get', key: step.key, value: step.entry === null ? null : step.entry.value, version: step.entry === null ? 0 : step.entry.version };
+      });
+      return call.complete({ ...fields, status: 'ok', succeeded: result.succeeded, results });
+    } catch (error) {
+      return call.complete({ ...fields, status: 'unknown', error: errorCode(error) });
+    }
+  }
+
+  private allKeys(): string[] {
+    return [...this.options.keys, ...this.options.groups.flat()];
+  }
+
   private nextValue(clientId: number): string {
     return `c${clientId}.${this.sequence++}`;
   }
@@ -170,12 +252,45 @@ export class Workload {
   }
 }
 
-/** The version an operation observed, for the worker's next cas. */
-function versionSeen(operation: Operation): number | undefined {
-  if (operation.type === 'get' && operation.status === 'ok') return operation.version;
-  if (operation.type === 'cas' && operation.status === 'ok') return operation.version;
-  if (operation.type === 'cas' && operation.status === 'conflict') return operation.currentVersion;
-  return undefined;
+/** What a worker last saw of a key, for its next cas or compare: the version, and the value when it knows it. */
+interface Seen {
+  version: number;
+  value?: string | null;
+}
+
+/** Records what `operation` observed in `known`. */
+function learn(known: Map<string, Seen>, operation: Operation): void {
+  if (operation.type === 'get' && operation.status === 'ok' && operation.version !== undefined) {
+    known.set(operation.key, { version: operation.version, value: operation.value ?? null });
+  } else if (operation.type === 'cas' && operation.status === 'ok' && operation.version !== undefined) {
+    known.set(operation.key, { version: operation.version, value: operation.value });
+  } else if (operation.type === 'cas' && operation.status === 'conflict' && operation.currentVersion !== undefined) {
+    known.set(operation.key, { version: operation.currentVersion });
+  } else if (operation.type === 'txn') {
+    learnFromTxn(known, operation);
+  }
+}
+
+function learnFromTxn(known: Map<string, Seen>, operation: TxnOperation): void {
+  const branch = operation.succeeded === true ? operation.success : operation.failure;
+  (operation.results ?? []).forEach((result, i) => {
+    const step = branch[i];
+    if (result.op === 'get') known.set(result.key, { version: result.version, value: result.value });
+    else if (result.op === 'put' && step?.op === 'put') known.set(result.key, { version: result.version, value: step.value });
+    else if (result.op === 'delete') known.set(result.key, { version: 0, value: null });
+  });
+}
+
+/** A recorded branch step as the client takes it. */
+function clientOp(step: TxnStep): KVTxnOp {
+  switch (step.op) {
+    case 'put':
+      return { put: { key: step.key, value: step.value } };
+    case 'delete':
+      return { delete: { key: step.key } };
+    case 'get':
+      return { get: { key: step.key } };
+  }
 }
 
 /**

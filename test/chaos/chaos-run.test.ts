@@ -2,12 +2,14 @@
  * End-to-end chaos (issue 7): a seeded 30-second `kvstore chaos` run with kill, pause and leader
  * faults against its own 5-node cluster — with mutual TLS between every process and client
  * certificates (issue 17, `--tls`) — must report a linearizable history, no lost write and a
- * recovered cluster; and the unsafe test-only flag is refused without its environment variable.
+ * recovered cluster, with transactions on hash-tagged key groups among its operations (issue 18:
+ * on by default, checked as one operation on the keys each names); and the unsafe test-only flag
+ * is refused without its environment variable.
  * Longer runs are the documented command: `kvstore chaos --duration 60 --out DIR`.
  * SEED=n replays a fault schedule.
  */
 import { expect } from 'chai';
-import { historyFromJsonLines } from '../../src/chaos/index.js';
+import { historyFromJsonLines, keysOf } from '../../src/chaos/index.js';
 import { runCli } from '../support/cluster.js';
 import { ChaosProcess } from './chaos-process.js';
 
@@ -25,7 +27,7 @@ describe('kvstore chaos', function () {
     chaos = undefined;
   });
 
-  it(`survives 30 s of kill, pause and leader faults on a TLS cluster with a linearizable history (SEED=${SEED})`, async () => {
+  it(`survives 30 s of kill, pause and leader faults on a TLS cluster with a linearizable history, transactions included (SEED=${SEED})`, async () => {
     chaos = new ChaosProcess();
     const result = await chaos.run(['--tls', '--duration', '30', '--faults', 'kill,pause,leader', '--interval', '4', '--clients', '4', '--keys', '8', '--seed', String(SEED)], {
       timeoutMs: 280_000,
@@ -40,8 +42,21 @@ describe('kvstore chaos', function () {
     expect(faults).to.be.at.least(3);
     expect(verdict).to.include('lost writes: 0').and.include('recovered: yes');
 
+    const transactions = /^transactions: (\d+) \((\d+) committed, (\d+) compares failed, (\d+) unknown\) on (\d+) key groups?/m.exec(result.stdout);
+    expect(transactions, result.stdout).to.not.equal(null);
+    const [, total, committed, compareFailed, , groups] = (transactions ?? []).map(Number);
+    expect(total).to.be.greaterThan(20);
+    expect(committed).to.be.greaterThan(0);
+    expect(compareFailed).to.be.greaterThan(0); // workers race on the groups, so some compares must fail
+    expect(groups).to.equal(2); // one group per four keys
+    expect(chaos.file('report.txt')).to.include(transactions?.[0] ?? 'transactions:');
+
     const history = historyFromJsonLines(chaos.file('history.jsonl') ?? '');
     expect(history.length).to.be.at.least(opsChecked);
+    const txns = history.filter((operation) => operation.type === 'txn');
+    expect(txns.length).to.equal(total);
+    expect(txns.some((operation) => operation.type === 'txn' && operation.status === 'ok' && operation.succeeded === true && operation.success.filter((step) => step.op === 'put').length >= 2)).to.equal(true);
+    expect(new Set(txns.flatMap((operation) => keysOf(operation))).size).to.equal(6);
     const timeline = chaos.file('timeline.txt') ?? '';
     expect(timeline).to.match(/fault .*(kill -9|SIGSTOP)/);
     expect(timeline).to.include('settled after');

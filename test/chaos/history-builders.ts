@@ -2,7 +2,17 @@
  * Terse builders for hand-written histories: `put(client, [start, end], value)` and friends, all on
  * one key unless given, with ids in call order.
  */
-import type { CasOperation, DeleteOperation, GetOperation, Operation, PutOperation } from '../../src/chaos/index.js';
+import type {
+  CasOperation,
+  DeleteOperation,
+  GetOperation,
+  Operation,
+  PutOperation,
+  TxnCompareRecord,
+  TxnOperation,
+  TxnStep,
+  TxnStepResult,
+} from '../../src/chaos/index.js';
 
 let nextId = 0;
 
@@ -53,6 +63,44 @@ export function del(client: number, [start, end]: Span, existed: boolean, key = 
 export function delUnknown(client: number, [start, end]: Span, key = 'k'): DeleteOperation {
   return { id: nextId++, client, key, type: 'delete', status: 'unknown', error: 'TIMEOUT', invokedAtMs: start, completedAtMs: end };
 }
+
+/** What a transaction asks: compares, then the branch they pick. */
+export interface TxnSpec {
+  compare?: TxnCompareRecord[];
+  success?: TxnStep[];
+  failure?: TxnStep[];
+}
+
+/** A transaction that completed: which branch ran and its results, in branch order. */
+export function txn(client: number, [start, end]: Span, spec: TxnSpec, succeeded: boolean, results: TxnStepResult[]): TxnOperation {
+  return { ...txnBase(spec), id: nextId++, client, status: 'ok', succeeded, results, invokedAtMs: start, completedAtMs: end };
+}
+
+/** A transaction that timed out: it may have run the branch its compares picked, or not at all. */
+export function txnUnknown(client: number, [start, end]: Span, spec: TxnSpec): TxnOperation {
+  return { ...txnBase(spec), id: nextId++, client, status: 'unknown', error: 'TIMEOUT', invokedAtMs: start, completedAtMs: end };
+}
+
+function txnBase(spec: TxnSpec): Pick<TxnOperation, 'type' | 'key' | 'compare' | 'success' | 'failure'> {
+  const compare = spec.compare ?? [];
+  const success = spec.success ?? [];
+  const failure = spec.failure ?? [];
+  const key = compare[0]?.key ?? success[0]?.key ?? failure[0]?.key ?? 'k';
+  return { type: 'txn', key, compare, success, failure };
+}
+
+/** Branch steps and results, tersely: `step.put('a', 'x')`, `result.get('a', 'x', 4)`. */
+export const step = {
+  put: (key: string, value: string): TxnStep => ({ op: 'put', key, value }),
+  delete: (key: string): TxnStep => ({ op: 'delete', key }),
+  get: (key: string): TxnStep => ({ op: 'get', key }),
+};
+
+export const result = {
+  put: (key: string, version: number): TxnStepResult => ({ op: 'put', key, version }),
+  delete: (key: string, existed: boolean): TxnStepResult => ({ op: 'delete', key, existed }),
+  get: (key: string, value: string | null, version = 0): TxnStepResult => ({ op: 'get', key, value, version }),
+};
 
 /** Ids of operations, for assertions. */
 export function ids(operations: readonly Operation[]): number[] {

@@ -8,16 +8,18 @@ import {
   passed,
   renderViolation,
   settleProblems,
+  summaryLines,
   Timeline,
   verdictLine,
   type ChaosResult,
   type Operation,
 } from '../../src/chaos/index.js';
-import { NodeHealth, type GetClusterMapResponse, type NodeInfo, type ShardInfo } from '../../src/gen/kvstore/v1/manager.js';
-import { get, put, resetIds } from './history-builders.js';
+import { NodeHealth, NodeInfo, type GetClusterMapResponse, type ShardInfo } from '../../src/gen/kvstore/v1/manager.js';
+import { get, put, resetIds, result as stepResult, step, txn, txnUnknown } from './history-builders.js';
 
 function node(nodeId: string, health: NodeHealth): NodeInfo {
-  return { nodeId, address: '', health, replicaCount: 0, leaderCount: 0, keyCount: 0, opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0, peersUnreachable: [] };
+  // fromPartial: every other field at its default, whatever fields the map gains later.
+  return NodeInfo.fromPartial({ nodeId, health });
 }
 
 function shard(shardId: number, leaderNodeId: string, voters: string[], learners: string[] = []): ShardInfo {
@@ -82,5 +84,21 @@ describe('chaos report', () => {
     expect(rows[0]).to.include('c0 put "a" ok');
     expect(rows[2]).to.include('c2 get → "a" v1').and.include('4.0–50.0 ms');
     expect(text).to.include('smallest failing sub-history found: 3 of 3 operations');
+  });
+
+  it('counts transactions by outcome in the summary, and only when the run had some', () => {
+    const transfer = { compare: [{ key: '{g}a', version: 0 }, { key: '{g}b', version: 0 }], success: [step.put('{g}a', 'a1'), step.put('{g}b', 'b1')], failure: [step.get('{g}a'), step.get('{g}b')] };
+    const history = [
+      txn(0, [0, 1], transfer, true, [stepResult.put('{g}a', 3), stepResult.put('{g}b', 3)]),
+      txn(1, [2, 3], transfer, false, [stepResult.get('{g}a', 'a1', 3), stepResult.get('{g}b', 'b1', 3)]),
+      txnUnknown(2, [4, 5], transfer),
+      put(0, [6, 7], 'x', 'plain'),
+    ];
+    const lines = summaryLines(result(history));
+    expect(lines[1]).to.equal('operations: 4 recorded (0 get, 1 put, 0 cas, 3 txn); 1 indeterminate writes, 0 failed reads dropped');
+    expect(lines[2]).to.equal('transactions: 3 (1 committed, 1 compares failed, 1 unknown) on 1 key group checked as one object each');
+    const plain = summaryLines(result([put(0, [0, 1], 'a'), get(0, [2, 3], 'a', 4)]));
+    expect(plain[1]).to.equal('operations: 2 recorded (1 get, 1 put, 0 cas); 0 indeterminate writes, 0 failed reads dropped');
+    expect(plain.some((line) => line.startsWith('transactions:'))).to.equal(false);
   });
 });
