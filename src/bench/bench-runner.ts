@@ -7,14 +7,14 @@ import { mkdirSync } from 'node:fs';
 import { connectManager, type ClientCredentials } from '../cluster/index.js';
 import type { GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
 import { writeCharts, type ChartImporters } from './charts.js';
-import { percentilesOf } from './histogram.js';
+import { newLatencyHistogram, percentilesOf } from './histogram.js';
 import { compareNodeIds, keyDistribution } from './key-distribution.js';
 import { LocalCluster } from './local-cluster.js';
 import { clockTicksPerSecond, cpuMicrosBetween, hasProcStat, readCpuMicros } from './process-cpu.js';
 import { createProgress } from './progress.js';
 import { machineInfo, perOp, renderRunTable, writeResultsJson, type BenchResults, type BenchRun, type BenchSettings } from './results.js';
 import { runWorkerPool } from './worker-pool.js';
-import { benchKeys, checkWorkload, type WorkloadSettings } from './workload.js';
+import { benchKeys, checkWorkload, describeOperation, workloadOf, type WorkloadSettings } from './workload.js';
 
 /** How the bench reports as it goes. */
 export interface BenchOutput {
@@ -30,7 +30,7 @@ export async function runBench(
   /** For `--manager`: what the clients present. Not in the settings, which go into results.json. */
   credentials: ClientCredentials = {},
 ): Promise<BenchResults> {
-  const workload: WorkloadSettings = { keys: settings.keys, keyBytes: settings.keyBytes, valueBytes: settings.valueBytes, getPercent: settings.mix };
+  const workload = workloadOf(settings);
   checkWorkload(workload);
   if (outDir !== undefined) mkdirSync(outDir, { recursive: true });
   const results: BenchResults = { startedAt: new Date().toISOString(), settings, machine: machineInfo(), runs: [] };
@@ -115,17 +115,21 @@ async function measure(
   for (const node of [...map.nodes].sort((a, b) => compareNodeIds(a.nodeId, b.nodeId))) leadersPerNode[node.nodeId] = 0;
   for (const shard of map.shards) if (shard.leaderNodeId !== '') leadersPerNode[shard.leaderNodeId] = (leadersPerNode[shard.leaderNodeId] ?? 0) + 1;
   const elapsedSeconds = result.elapsedMs / 1000;
+  // With --mix txn the workers send their transactions in the write slot (worker-protocol.ts): name them here.
+  const txnMix = workload.mixName === 'txn';
   const run: BenchRun = {
     nodes: map.nodes.length,
     replicas: map.replicationFactor,
     shards: map.shardCount,
     ops: result.ops,
     gets: result.gets,
-    puts: result.puts,
+    puts: txnMix ? 0 : result.puts,
+    ...(txnMix ? { txns: result.puts } : {}),
     opsPerSec: elapsedSeconds > 0 ? Math.round(result.ops / elapsedSeconds) : 0,
     elapsedSeconds: Math.round(elapsedSeconds * 100) / 100,
     get: percentilesOf(result.get),
-    put: percentilesOf(result.put),
+    put: percentilesOf(txnMix ? newLatencyHistogram() : result.put),
+    ...(txnMix ? { txn: percentilesOf(result.put) } : {}),
     errors: result.errors,
     errorsByKind: result.errorsByKind,
     keysPerNode: distribution.keysPerNode,
@@ -143,7 +147,7 @@ async function measure(
   const nodeCpuMissing = cluster === undefined ? '--manager: not a cluster this bench started'
     : result.ops === 0 ? 'no successful ops'
       : !hasProcStat() ? 'no /proc on this platform' : 'a node exited during the run';
-  output.result(renderRunTable(run, nodeCpuMissing));
+  output.result(renderRunTable(run, nodeCpuMissing, workload.mixName === undefined ? undefined : describeOperation(workload)));
   return run;
 }
 

@@ -5,15 +5,26 @@
  */
 import type { Histogram } from 'hdr-histogram-js';
 import { newLatencyHistogram, recordMillis } from './histogram.js';
+import type { MixName } from './workload.js';
 import type { SeededRandom } from '../common/index.js';
 
-/** A store the load can drive: only get and put. */
+/** A store the load can drive: get and put, and for the named mixes a put with a TTL and a two-key transaction. */
 export interface LoadTarget {
   /** Reads a key; the result is ignored. */
   get(key: string): Promise<unknown>;
   /** Writes a key; resolves once the store acknowledged it. */
   put(key: string, value: Uint8Array): Promise<unknown>;
+  /** `--mix ttl`: writes a key that expires `ttlMs` after the put applies. */
+  putExpiring?(key: string, value: Uint8Array, ttlMs: number): Promise<unknown>;
+  /**
+   * `--mix txn`: one transaction — if `first` exists, put `value` to `first` and `second` (keys of
+   * one shard); resolves whether the compare held (and so whether anything was written).
+   */
+  writePair?(first: string, second: string, value: Uint8Array): Promise<boolean>;
 }
+
+/** The error kind counted when a `--mix txn` transaction's compare did not hold (nothing was written). */
+export const COMPARE_FAILED = 'COMPARE_FAILED';
 
 /** Live counts a caller may read while the load runs (for progress display). */
 export class LoadCounters {
@@ -29,8 +40,16 @@ export interface LoadPlan {
   keys: readonly string[];
   /** Requests in flight at once. */
   concurrency: number;
-  /** Percentage of gets; the rest are puts. */
+  /** Percentage of gets; the rest are puts. Unused with `txn`. */
   getPercent: number;
+  /**
+   * What one operation is (workload.ts): `get-put` (the default) a get or a put by `getPercent`;
+   * `ttl` the same, every put through `putExpiring` with `ttlMs`; `txn` one `writePair` on a pair
+   * of keys, where `keys` holds the pairs side by side (2n and 2n+1 share a hash tag).
+   */
+  mixName?: MixName;
+  /** With `ttl`: the TTL of every put, ms. */
+  ttlMs?: number;
   /** The value every put writes. */
   value: Uint8Array;
   /** Stop after this many operations (successful or failed). */
@@ -52,6 +71,8 @@ export interface LoadResult {
   /** Successful gets and puts. */
   gets: number;
   puts: number;
+  /** Successful transactions (`--mix txn`); absent where a pool only carries gets and puts. */
+  txns?: number;
   /** Failed operations, and how many of each kind (error `code`, else its name). */
   errors: number;
   errorsByKind: Record<string, number>;
@@ -60,14 +81,49 @@ export interface LoadResult {
   /** Latencies of successful gets and puts (µs). */
   get: Histogram;
   put: Histogram;
+  /** Latencies of successful transactions (µs); absent as `txns` is. */
+  txn?: Histogram;
+}
+
+/** What {@link runClosedLoop} measured: every kind of operation, transactions included. */
+export type ClosedLoopResult = LoadResult & Required<Pick<LoadResult, 'txns' | 'txn'>>;
+
+/** One operation chosen by the loop: a get, a put (`ttlMs` 0: none) or a two-key transaction. */
+export type LoadOperation =
+  | { kind: 'get'; key: string }
+  | { kind: 'put'; key: string; ttlMs: number }
+  | { kind: 'txn'; first: string; second: string };
+
+/**
+ * Picks the next operation from `random`: with `txn` one draw (the pair); otherwise two (the key,
+ * then get or put), as the get/put loop always drew, so a seed replays the same keys as before.
+ */
+export function chooseOperation(plan: Pick<LoadPlan, 'keys' | 'getPercent' | 'mixName' | 'ttlMs' | 'random'>): LoadOperation {
+  if (plan.mixName === 'txn') {
+    const pair = plan.random.nextInt(Math.floor(plan.keys.length / 2));
+    return { kind: 'txn', first: plan.keys[2 * pair] ?? '', second: plan.keys[2 * pair + 1] ?? '' };
+  }
+  const key = plan.keys[plan.random.nextInt(plan.keys.length)] ?? '';
+  if (plan.random.nextInt(100) < plan.getPercent) return { kind: 'get', key };
+  return { kind: 'put', key, ttlMs: plan.mixName === 'ttl' ? (plan.ttlMs ?? 0) : 0 };
 }
 
 /** Runs the closed loop to completion. Never rejects for a failed operation: failures are counted. */
-export async function runClosedLoop(target: LoadTarget, plan: LoadPlan): Promise<LoadResult> {
+export async function runClosedLoop(target: LoadTarget, plan: LoadPlan): Promise<ClosedLoopResult> {
   if (plan.ops === undefined && plan.durationMs === undefined) throw new Error('runClosedLoop needs ops or durationMs');
   if (plan.keys.length === 0) throw new Error('runClosedLoop needs at least one key');
+  if (plan.mixName === 'txn' && (target.writePair === undefined || plan.keys.length < 2)) throw new Error('--mix txn needs a target with writePair and at least one pair of keys');
+  if (plan.mixName === 'ttl' && (target.putExpiring === undefined || (plan.ttlMs ?? 0) <= 0)) throw new Error('--mix ttl needs a target with putExpiring and a TTL');
   const counters = plan.counters ?? new LoadCounters();
-  const result: LoadResult = { ops: 0, gets: 0, puts: 0, errors: 0, errorsByKind: {}, elapsedMs: 0, get: newLatencyHistogram(), put: newLatencyHistogram() };
+  const result: ClosedLoopResult = {
+    ops: 0, gets: 0, puts: 0, txns: 0, errors: 0, errorsByKind: {}, elapsedMs: 0,
+    get: newLatencyHistogram(), put: newLatencyHistogram(), txn: newLatencyHistogram(),
+  };
+  const countError = (kind: string): void => {
+    result.errorsByKind[kind] = (result.errorsByKind[kind] ?? 0) + 1;
+    result.errors += 1;
+    counters.errors += 1;
+  };
   const started = performance.now();
   const deadline = plan.durationMs === undefined ? Infinity : started + plan.durationMs;
   let issued = 0;
@@ -80,22 +136,31 @@ export async function runClosedLoop(target: LoadTarget, plan: LoadPlan): Promise
   const loop = async (): Promise<void> => {
     while (mayIssue()) {
       issued += 1;
-      const key = plan.keys[plan.random.nextInt(plan.keys.length)] ?? '';
-      const isGet = plan.random.nextInt(100) < plan.getPercent;
+      const operation = chooseOperation(plan);
       const t0 = performance.now();
       try {
-        if (isGet) await target.get(key);
-        else await target.put(key, plan.value);
-        recordMillis(isGet ? result.get : result.put, performance.now() - t0);
-        if (isGet) result.gets += 1;
-        else result.puts += 1;
+        if (operation.kind === 'get') {
+          await target.get(operation.key);
+          recordMillis(result.get, performance.now() - t0);
+          result.gets += 1;
+        } else if (operation.kind === 'put') {
+          if (operation.ttlMs > 0 && target.putExpiring !== undefined) await target.putExpiring(operation.key, plan.value, operation.ttlMs);
+          else await target.put(operation.key, plan.value);
+          recordMillis(result.put, performance.now() - t0);
+          result.puts += 1;
+        } else {
+          // A compare that did not hold wrote nothing: not the operation this mix measures.
+          if (target.writePair === undefined || !(await target.writePair(operation.first, operation.second, plan.value))) {
+            countError(COMPARE_FAILED);
+            continue;
+          }
+          recordMillis(result.txn, performance.now() - t0);
+          result.txns += 1;
+        }
         result.ops += 1;
         counters.ops += 1;
       } catch (error) {
-        const kind = errorKind(error);
-        result.errorsByKind[kind] = (result.errorsByKind[kind] ?? 0) + 1;
-        result.errors += 1;
-        counters.errors += 1;
+        countError(errorKind(error));
       }
     }
   };

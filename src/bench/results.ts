@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { LatencyPercentiles } from './histogram.js';
+import type { MixName } from './workload.js';
 
 /** The settings a bench ran with (`--…` flags after defaults). */
 export interface BenchSettings {
@@ -22,8 +23,17 @@ export interface BenchSettings {
   durationSeconds: number | null;
   /** `--warmup`: seconds of unrecorded load before each measurement (0: none). */
   warmupSeconds: number;
-  /** `--mix`: percentage of gets. */
+  /** `--mix`: percentage of gets (0 with `--mix txn`, 50 with `--mix ttl`). */
   mix: number;
+  /**
+   * Which operations: `get-put` (`--mix` was a percentage), `txn` (every op one two-key
+   * transaction) or `ttl` (gets and puts, every put with `ttlMs`). Older results lack it (`get-put`).
+   */
+  mixName?: MixName;
+  /** `--ttl` of `--mix ttl`, ms; null with other mixes. Older results lack it. */
+  ttlMs?: number | null;
+  /** What one operation (`ops`, `opsPerSec`) is, in words. Older results lack it. */
+  opDescription?: string;
   /** `--concurrency`: requests in flight in total. */
   concurrency: number;
   /** `--clients`: worker processes. */
@@ -56,10 +66,13 @@ export interface BenchRun {
   nodes: number;
   replicas: number;
   shards: number;
-  /** Successful operations in the measured phase. */
+  /** Successful operations in the measured phase (with `--mix txn`, transactions). */
   ops: number;
   gets: number;
   puts: number;
+  /** With `--mix txn` only: successful transactions (each wrote two keys), and their latencies. */
+  txns?: number;
+  txn?: LatencyPercentiles;
   /** Successful operations per second of the measured phase. */
   opsPerSec: number;
   /** Length of the measured phase, seconds. */
@@ -136,17 +149,18 @@ export function writeResultsJson(dir: string, results: BenchResults): string {
 /**
  * One run as text: throughput, latency percentiles, errors, CPU per operation, and the keys per node
  * (count and %). `nodeCpuMissing` says why the node CPU is null, when it is (e.g. `--manager`).
+ * `opDescription`, for the named mixes, says what one op is (a line under the first); a run with
+ * transactions shows their row instead of the get and put rows.
  */
-export function renderRunTable(run: BenchRun, nodeCpuMissing = 'not measured'): string {
+export function renderRunTable(run: BenchRun, nodeCpuMissing = 'not measured', opDescription?: string): string {
   const lines: string[] = [];
   lines.push(`nodes ${run.nodes}  replicas ${run.replicas}  shards ${run.shards}: ${run.opsPerSec.toLocaleString('en-US')} ops/s ` +
     `(${run.ops.toLocaleString('en-US')} ops in ${run.elapsedSeconds.toFixed(1)} s), errors ${run.errors}${formatErrorKinds(run.errorsByKind)}`);
+  if (opDescription !== undefined) lines.push(`  one op: ${opDescription}`);
+  const rows: [string, LatencyPercentiles][] = run.txn !== undefined ? [['txn', run.txn]] : [['get', run.get], ['put', run.put]];
   lines.push(...alignColumns([
     ['op', 'count', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
-    ...(['get', 'put'] as const).map((op) => {
-      const p = run[op];
-      return [op, String(p.count), fmt(p.p50), fmt(p.p90), fmt(p.p99), fmt(p.p999), fmt(p.max)];
-    }),
+    ...rows.map(([op, p]) => [op, String(p.count), fmt(p.p50), fmt(p.p90), fmt(p.p99), fmt(p.p999), fmt(p.max)]),
   ]).map((line) => `  ${line}`));
   const cpu = run.cpuMicrosPerOp;
   const micros = (value: number | null, missing: string): string => (value === null ? `n/a (${missing})` : `${value.toFixed(1)} µs`);

@@ -61,10 +61,15 @@ export interface WorkerProgressMessage {
   errors: number;
 }
 
-/** Worker → parent: the measured phase's results. */
-export interface WorkerResultMessage extends Omit<LoadResult, 'get' | 'put'> {
+/**
+ * Worker → parent: the measured phase's results. The pool (worker-pool.ts) sums two kinds of
+ * operation, gets and puts, and merges their two histograms; with `--mix txn` a run has no plain
+ * gets or puts, and its transactions travel in the write slot (`puts`, `putHistogram`): the
+ * runner (bench-runner.ts) reports them as `txns` and `txn`.
+ */
+export interface WorkerResultMessage extends Omit<LoadResult, 'get' | 'put' | 'txn' | 'txns'> {
   type: 'result';
-  /** hdr-histogram-js compressed base64, µs. */
+  /** hdr-histogram-js compressed base64, µs. `putHistogram`: the transactions' with `--mix txn`. */
   getHistogram: string;
   putHistogram: string;
   /**

@@ -1,7 +1,8 @@
 /**
  * A bench worker process, started by `kvstore bench` with child_process.fork (see worker-protocol.ts).
  * It owns one KVClient, preloads its slice of the keyspace, waits for `run`, drives the closed loop
- * (load-loop.ts) and sends its counts, its CPU time and its histograms back. It exits when done, or when the parent
+ * (load-loop.ts) with the workload's mix (gets and puts, puts with a TTL, or two-key transactions)
+ * and sends its counts, its CPU time and its histograms back. It exits when done, or when the parent
  * goes away (the IPC channel closes).
  */
 import { KVClient } from '../client/index.js';
@@ -27,15 +28,29 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
   const client = new KVClient({ manager: config.manager, ...(config.credentials ?? {}) });
   try {
     await client.init();
-    const target: LoadTarget = { get: (key) => client.getBytes(key), put: (key, value) => client.put(key, value) };
+    const { mixName = 'get-put', ttlMs } = config.workload;
+    const target: LoadTarget = {
+      get: (key) => client.getBytes(key),
+      put: (key, value) => client.put(key, value),
+      putExpiring: (key, value, ttl) => client.put(key, value, { ttlMs: ttl }),
+      writePair: async (first, second, value) => {
+        const outcome = await client.txn({ compare: [{ key: first, exists: true }], success: [{ put: { key: first, value } }, { put: { key: second, value } }] });
+        return outcome.succeeded;
+      },
+    };
     const keys = benchKeys(config.workload);
     const value = benchValue(config.workload.valueBytes);
+    // With --mix ttl the preload's puts carry the TTL too: every key of the run is in the TTL index.
+    const preloadTarget: LoadTarget = mixName === 'ttl' && ttlMs !== undefined ? { ...target, put: (key, data) => client.put(key, data, { ttlMs }) } : target;
     // Stopped (or the parent gone) during the preload: end here instead of writing the rest into a cluster no one measures.
-    const failed = await preloadKeys(target, keys.slice(config.preloadFrom, config.preloadTo), value, config.concurrency, 3, stop);
+    const failed = await preloadKeys(preloadTarget, keys.slice(config.preloadFrom, config.preloadTo), value, config.concurrency, 3, stop);
     if (stop.aborted) return;
     send({ type: 'loaded', failed });
     await started;
-    const loop = { keys, concurrency: config.concurrency, getPercent: config.workload.getPercent, value, signal: stop };
+    const loop = {
+      keys, concurrency: config.concurrency, getPercent: config.workload.getPercent, mixName, value, signal: stop,
+      ...(ttlMs === undefined ? {} : { ttlMs }),
+    };
     if (config.warmupMs !== undefined && config.warmupMs > 0) {
       // The same loop, unrecorded, with its own random stream: JIT compilation and connection
       // set-up happen here instead of in the measured phase.
@@ -56,16 +71,18 @@ async function runWorker(config: WorkerConfigMessage, started: Promise<void>, st
       });
       // Read before the histograms are encoded: that is reporting, not load.
       const cpu = process.cpuUsage(cpuStart);
+      // With --mix txn the transactions go in the write slot (see WorkerResultMessage): the run has no plain puts.
+      const writesAreTxns = mixName === 'txn';
       send({
         type: 'result',
         ops: result.ops,
         gets: result.gets,
-        puts: result.puts,
+        puts: writesAreTxns ? result.txns : result.puts,
         errors: result.errors,
         errorsByKind: result.errorsByKind,
         elapsedMs: result.elapsedMs,
         getHistogram: encodeHistogram(result.get),
-        putHistogram: encodeHistogram(result.put),
+        putHistogram: encodeHistogram(writesAreTxns ? result.txn : result.put),
         cpuMicros: cpu.user + cpu.system,
       });
     } finally {

@@ -7,9 +7,9 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { BenchSettings } from '../bench/results.js';
-import { checkWorkload, WorkloadError } from '../bench/workload.js';
+import { checkWorkload, DEFAULT_BENCH_TTL_MS, describeOperation, formatTtl, parseMix, workloadOf, WorkloadError } from '../bench/workload.js';
 import { exitCodeForLoadError } from './load-errors.js';
-import { BadInputError, checkAddress, EXIT, failWith, onStopSignals, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, failWith, onStopSignals, parseDuration, parseInteger, parseSeconds, reportError } from './client-util.js';
 import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurity, type ClientSecurityFlags } from './security-flags.js';
 
 /** Operations per run when neither `--ops` nor `--duration` is given. */
@@ -26,6 +26,7 @@ interface BenchFlags extends ClientSecurityFlags {
   duration?: string;
   warmup: string;
   mix: string;
+  ttl?: string;
   concurrency: string;
   clients: string;
   keys: string;
@@ -49,7 +50,10 @@ export function registerBenchCommand(program: Command): void {
     .option('--ops <n>', `operations per run (default ${DEFAULT_OPS} unless --duration)`)
     .option('--duration <seconds>', 'run each measurement this long instead of --ops')
     .option('--warmup <seconds>', 'run the workload this long before each measurement, unrecorded (JIT and connections warm up)', '0')
-    .option('--mix <pct>', 'percentage of gets; the rest are puts', '50')
+    .option('--mix <pct|txn|ttl>', 'percentage of gets, the rest puts; or txn: every op one transaction, if {gN}a exists put {gN}a and {gN}b ' +
+      '(keys in pairs under a hash tag, --keys even); or ttl: 50% gets and 50% puts, every put (the preload\'s too) with --ttl', '50')
+    .option('--ttl <duration>', `with --mix ttl: the TTL of every put (500ms, 30s, 10m; default ${formatTtl(DEFAULT_BENCH_TTL_MS)}, longer than a run ` +
+      'so no key expires; shorter ones make keys expire under load)')
     .option('--concurrency <c>', 'requests in flight in total; lower it to see latency under light load', '512')
     .option('--clients <p>', 'client worker processes sharing the load', '4')
     .option('--keys <n>', 'keyspace size; every key is written before the measurement', '10000')
@@ -97,6 +101,9 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
   const ops = flags.ops !== undefined ? parseInteger(flags.ops, '--ops', 1) : flags.duration === undefined ? DEFAULT_OPS : null;
   const clients = parseInteger(flags.clients, '--clients', 1, 64);
   const concurrency = parseInteger(flags.concurrency, '--concurrency', 1, 100_000);
+  const mix = asBadInput(() => parseMix(flags.mix));
+  if (flags.ttl !== undefined && mix.mixName !== 'ttl') throw new BadInputError(`--ttl is the TTL of --mix ttl's puts; with --mix ${flags.mix} drop it`);
+  const ttlMs = mix.mixName !== 'ttl' ? null : flags.ttl === undefined ? DEFAULT_BENCH_TTL_MS : parseDuration(flags.ttl, '--ttl');
   if (concurrency < clients) throw new BadInputError(`--concurrency ${concurrency} is below --clients ${clients}: every client needs at least one request in flight`);
   const settings: BenchSettings = {
     manager,
@@ -106,7 +113,9 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
     ops,
     durationSeconds: flags.duration === undefined ? null : parseSeconds(flags.duration, '--duration'),
     warmupSeconds: parseInteger(flags.warmup, '--warmup', 0, 3600),
-    mix: parseInteger(flags.mix, '--mix', 0, 100),
+    mix: mix.getPercent,
+    mixName: mix.mixName,
+    ttlMs,
     concurrency,
     clients,
     keys: parseInteger(flags.keys, '--keys', 1, 10_000_000),
@@ -116,13 +125,19 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
     leaseReads: manager === null ? flags.leaseReads : null,
     tls: manager === null ? flags.tls === true : flags.tlsCa !== undefined,
   };
+  const workload = workloadOf(settings);
+  asBadInput(() => checkWorkload(workload));
+  return { ...settings, opDescription: describeOperation(workload) };
+}
+
+/** Runs `check`, turning a {@link WorkloadError} into a {@link BadInputError} (exit 2, one line). */
+function asBadInput<T>(check: () => T): T {
   try {
-    checkWorkload({ keys: settings.keys, keyBytes: settings.keyBytes, valueBytes: settings.valueBytes, getPercent: settings.mix });
+    return check();
   } catch (error) {
     if (error instanceof WorkloadError) throw new BadInputError(error.message);
     throw error;
   }
-  return settings;
 }
 
 async function runBenchCommand(settings: BenchSettings, credentials: ClientSecurity, outDir: string | undefined): Promise<number> {

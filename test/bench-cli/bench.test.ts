@@ -1,7 +1,7 @@
 /**
  * `kvstore bench` with small numbers on local clusters (one per replication factor): it prints a
  * table per run, writes results.json with the documented fields, and the three charts as SVG and
- * PNG; every process it started is gone when it exits.
+ * PNG; every process it started is gone when it exits. `--mix txn` runs its transactions.
  */
 import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -96,6 +96,28 @@ describe('kvstore bench', function () {
     expect(JSON.stringify(results), 'no key material in results.json').to.not.match(/PRIVATE KEY|BEGIN CERTIFICATE/);
   });
 
+  it('--mix txn: every op one two-key transaction, named in the table and in results.json', async () => {
+    const out = join(privateTmp, 'out-txn');
+    const result = await runCli(
+      ['bench', '--mix', 'txn', '--nodes', '2', '--replicas', '2', '--shards', '4', '--ops', '300', '--keys', '100', '--clients', '2',
+        '--concurrency', '8', '--out', out],
+      { env: { ...process.env, TMPDIR: privateTmp }, timeoutMs: 200_000 },
+    );
+    const leaked = killProcessesUsing(privateTmp);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(leaked, 'processes still running after the bench exited').to.deep.equal([]);
+    expect(result.stdout).to.include('  one op: one transaction: if {gN}a exists, put {gN}a and {gN}b');
+    expect(result.stdout).to.match(/^ {2}txn +300 /m);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { settings: Record<string, unknown>; runs: Record<string, unknown>[] };
+    expect(results.settings).to.include({ mix: 0, mixName: 'txn', ttlMs: null });
+    expect(results.settings['opDescription']).to.match(/^one transaction/);
+    const run = results.runs[0] ?? {};
+    expect(run).to.include({ ops: 300, txns: 300, gets: 0, puts: 0, errors: 0 });
+    expect((run['txn'] as Record<string, number>)['count']).to.equal(300);
+    const keysPerNode = run['keysPerNode'] as Record<string, number>;
+    expect(Object.values(keysPerNode).reduce((sum, count) => sum + count, 0), 'the tagged keys, each on both replicas').to.equal(200);
+  });
+
   it('refuses bad flags with exit 2 and one line', async () => {
     const tooManyReplicas = await runCli(['bench', '--nodes', '3', '--replicas', '1,5']);
     expect(tooManyReplicas.code).to.equal(2);
@@ -115,6 +137,15 @@ describe('kvstore bench', function () {
     const badWarmup = await runCli(['bench', '--warmup', '-1']);
     expect(badWarmup.code).to.equal(2);
     expect(badWarmup.stderr).to.match(/--warmup/);
+    for (const [args, message] of [
+      [['--mix', 'most'], /--mix wants a percentage of gets \(a whole number in 0…100\) or a named workload \(txn, ttl\), got "most"/],
+      [['--mix', 'txn', '--key-bytes', '6'], /--key-bytes 6 is too short for --mix txn with 10000 keys/],
+    ] as const) {
+      const refused = await runCli(['bench', ...args]);
+      expect(refused.code, args.join(' ')).to.equal(2);
+      expect(refused.stderr.trim().split('\n'), args.join(' ')).to.have.length(1);
+      expect(refused.stderr, args.join(' ')).to.match(message);
+    }
     const longKeys = await runCli(['bench', '--key-bytes', '21']);
     expect(longKeys.code).to.equal(2);
     expect(longKeys.stderr).to.match(/--key-bytes 21/);

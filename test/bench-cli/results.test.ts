@@ -26,3 +26,21 @@ describe('bench/results: CPU per operation', () => {
     expect(remote).not.to.include('manager 0');
   });
 });
+
+describe('bench/results: the named mixes in the run table', () => {
+  it('a get/put run prints as before: no op line, get and put rows', () => {
+    const text = renderRunTable(run({ nodes: 1, manager: 1, clients: 1 }));
+    expect(text).to.not.include('one op:');
+    expect(text).to.match(/^ {2}get /m);
+    expect(text).to.match(/^ {2}put /m);
+    expect(text).to.not.match(/^ {2}txn /m);
+  });
+
+  it('a txn run says what one op is and shows the transactions\' row instead of gets and puts', () => {
+    const txnRun: BenchRun = { ...run({ nodes: 1, manager: 1, clients: 1 }), gets: 0, puts: 0, txns: 20, txn: { ...percentiles, count: 20 } };
+    const text = renderRunTable(txnRun, 'not measured', 'one transaction: if {gN}a exists, put {gN}a and {gN}b');
+    expect(text.split('\n')[1]).to.equal('  one op: one transaction: if {gN}a exists, put {gN}a and {gN}b');
+    expect(text).to.match(/^ {2}txn +20 +1\.00 +2\.00 +3\.00 +4\.00 +5\.00$/m);
+    expect(text).to.not.match(/^ {2}(get|put) /m);
+  });
+});
