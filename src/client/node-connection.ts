@@ -6,7 +6,7 @@
  * writes with the same session) and the next request opens a new stream.
  */
 import { status as GrpcStatus, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { MAX_BATCH_ITEMS, TXN_BATCH_SLOTS } from '../common/index.js';
+import { batchChunkLength } from '../common/index.js';
 import {
   KvServiceClient,
   type BatchRequest,
@@ -203,7 +203,7 @@ export class NodeConnection {
         return;
       }
       const stream = this.ensureStream();
-      const chunk = this.queue.splice(0, chunkLength(this.queue));
+      const chunk = this.queue.splice(0, batchChunkLength(this.queue, (item) => item.op?.$case === 'txn'));
       const items: BatchRequestItem[] = [];
       for (const item of chunk) {
         const entry = this.pending.get(item.requestId);
@@ -324,20 +324,3 @@ export class NodeConnection {
   }
 }
 
-/**
- * How many queued items the next BatchRequest takes: at most MAX_BATCH_ITEMS items' room, a
- * transaction taking TXN_BATCH_SLOTS (so a message stays within the node's byte limit), and at
- * least one item.
- */
-function chunkLength(queue: readonly BatchRequestItem[]): number {
-  let room = MAX_BATCH_ITEMS;
-  let length = 0;
-  for (const item of queue) {
-    const slots = item.op?.$case === 'txn' ? TXN_BATCH_SLOTS : 1;
-    if (slots > room && length > 0) break;
-    room -= slots;
-    length += 1;
-    if (room <= 0) break;
-  }
-  return length;
-}

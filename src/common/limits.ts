@@ -34,6 +34,24 @@ export const MAX_TXN_BYTES = 64 * 1024;
 export const TXN_BATCH_SLOTS = 64;
 
 /**
+ * How many of `items`, from index `from`, the next Batch message takes: at most MAX_BATCH_ITEMS items' room, a
+ * transaction (request or response: 64 gets answer up to 64 values) taking TXN_BATCH_SLOTS, and
+ * at least one item. Used by the client for requests and by the node for responses.
+ */
+export function batchChunkLength<T>(items: readonly T[], isTxn: (item: T) => boolean, from = 0): number {
+  let room = MAX_BATCH_ITEMS;
+  let length = 0;
+  for (let i = from; i < items.length; i++) {
+    const slots = isTxn(items[i] as T) ? TXN_BATCH_SLOTS : 1;
+    if (slots > room && length > 0) break;
+    room -= slots;
+    length += 1;
+    if (room <= 0) break;
+  }
+  return length;
+}
+
+/**
  * The longest TTL a key may have: 365 days, in ms. Expiry times are log time (ms since the
  * epoch), so any TTL up to this keeps them far inside what the encoders carry.
  */

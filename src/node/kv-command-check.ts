@@ -13,6 +13,7 @@
  * @internal
  */
 import { isUtf8 } from 'node:buffer';
+import { MAX_TTL_MS } from '../common/index.js';
 import { CommandOp, MAX_CLIENT_ID_BYTES, TxnCompareKind, TxnOpKind } from './kv-command.js';
 
 /** Bytes of the fixed header: op (1) and proposedAtMs (8). */
@@ -129,10 +130,16 @@ function skipValue(data: Uint8Array, offset: number): number {
   return offset + 2 + ((data[offset] as number) | ((data[offset + 1] as number) << 8));
 }
 
-/** Why the TTL at `offset` (8 bytes) is not one `encodeCommand` writes (1 to 2^53 − 1), or undefined. */
+/**
+ * Why the TTL at `offset` (8 bytes) is not one a leader proposes (1 ms to MAX_TTL_MS), or
+ * undefined. A larger one would put the key's expiry past what a snapshot can carry.
+ */
 function checkTtlAt(data: Uint8Array, offset: number): string | undefined {
   if (offset + 8 > data.length) return 'command truncated in its TTL';
   if (!safeU64(data, offset)) return 'TTL beyond 2^53';
-  for (let i = offset; i < offset + 8; i++) if (data[i] !== 0) return undefined;
-  return 'TTL of 0 (a put without one is written as a plain put)';
+  let ttlMs = 0;
+  for (let i = offset + 7; i >= offset; i--) ttlMs = ttlMs * 256 + (data[i] as number);
+  if (ttlMs === 0) return 'TTL of 0 (a put without one is written as a plain put)';
+  if (ttlMs > MAX_TTL_MS) return `TTL of ${ttlMs} ms (the limit is ${MAX_TTL_MS})`;
+  return undefined;
 }

@@ -29,6 +29,7 @@
  * ```
  * @internal
  */
+import { MAX_TTL_MS } from '../common/index.js';
 import { BinaryReader, BinaryWriter, CodecError } from './binary-codec.js';
 
 /** Operation tags in the first byte of a command. */
@@ -217,9 +218,9 @@ function decodeTxn(reader: BinaryReader): TxnSpec<string, Buffer> {
   return { compares, success, failure };
 }
 
-/** A TTL read from a command: 0 is written as a plain put, never as a TTL. */
+/** A TTL read from a command: 0 is written as a plain put, never as a TTL; none is above MAX_TTL_MS. */
 function nonZero(ttlMs: number, what: string): number {
-  if (ttlMs === 0) throw new CodecError(`${what} of 0`);
+  if (ttlMs === 0 || ttlMs > MAX_TTL_MS) throw new CodecError(`${what} of ${ttlMs} ms`);
   return ttlMs;
 }
 

@@ -13,7 +13,7 @@
  * @internal
  */
 import type { sendUnaryData, ServerDuplexStream, ServerUnaryCall } from '@grpc/grpc-js';
-import { MAX_BATCH_ITEMS } from '../common/index.js';
+import { batchChunkLength, MAX_BATCH_ITEMS, MAX_VALUE_BYTES } from '../common/index.js';
 import {
   type BatchRequest,
   type BatchRequestItem,
@@ -88,13 +88,13 @@ export function itemBytes(item: BatchRequestItem): number {
   }
 }
 
-/** What a transaction is charged: every key and value in it, and its session. */
+/** What a transaction is charged: every key and value in it, its session, and the largest value each get may answer. */
 function txnBytes(request: TxnRequest): number {
   let bytes = 0;
   for (const compare of request.compares) bytes += compare.key.length + (compare.target?.$case === 'value' ? compare.target.value.length : 0);
   for (const op of [...request.success, ...request.failure]) {
     const inner = op.op;
-    if (inner !== undefined) bytes += inner.value.key.length + (inner.$case === 'put' ? inner.value.value.length : 0);
+    if (inner !== undefined) bytes += inner.value.key.length + (inner.$case === 'put' ? inner.value.value.length : 0) + (inner.$case === 'get' ? MAX_VALUE_BYTES : 0);
   }
   return requestBytes(bytes, 0, sessionBytes(request.session));
 }
@@ -255,12 +255,13 @@ class BatchStream {
     const items = this.outbox;
     this.outbox = [];
     let writable = true;
-    if (items.length <= MAX_BATCH_ITEMS) {
-      writable = this.call.write({ items });
-    } else {
-      for (let start = 0; start < items.length; start += MAX_BATCH_ITEMS) {
-        if (!this.call.write({ items: items.slice(start, start + MAX_BATCH_ITEMS) })) writable = false;
-      }
+    // Messages of at most MAX_BATCH_ITEMS items' room, a transaction's answer taking TXN_BATCH_SLOTS
+    // (up to 64 values), so no message outgrows what the client receives.
+    for (let start = 0; start < items.length;) {
+      const length = batchChunkLength(items, (item) => item.result?.$case === 'txn', start);
+      const chunk = start === 0 && length === items.length ? items : items.slice(start, start + length);
+      if (!this.call.write({ items: chunk })) writable = false;
+      start += length;
     }
     if (!writable && !this.writeBlocked) {
       this.writeBlocked = true;

@@ -55,6 +55,8 @@ export interface KvServiceContext {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Expire entries one read may wait for before it fails retryable (each applies; a key rewritten due again is rare). */
+const MAX_EXPIRE_ROUNDS = 3;
 const NOT_FOUND: GetResponse = { found: false, value: EMPTY, version: 0, expiresAtMs: 0, expiresInMs: 0 };
 
 function getFailure(error: KvError): GetResponse {
@@ -79,7 +81,7 @@ export class KvRequestExecutor {
     this.runGet(request, done, this.runtime.monotonicMs(), false);
   }
 
-  private runGet(request: GetRequest, done: Done<GetResponse>, startMs: number, waited: boolean, expired = false): void {
+  private runGet(request: GetRequest, done: Done<GetResponse>, startMs: number, waited: boolean, expireRounds = 0): void {
     const answer = (response: GetResponse): void => {
       this.context.metrics.record('get', this.runtime.monotonicMs() - startMs, response.error?.code);
       done(response);
@@ -109,20 +111,33 @@ export class KvRequestExecutor {
         answer({ found: true, value: stored.value, version: stored.version, expiresAtMs: 0, expiresInMs: 0 });
         return;
       }
-      const logNowMs = replica.role === Role.Leader ? replica.logTimeNowMs() : 0;
+      if (replica.role !== Role.Leader) {
+        // Lost leadership since the read was confirmed: no log clock to judge the expiry by.
+        answer(getFailure(this.notLeader(replica)));
+        return;
+      }
+      const logNowMs = replica.logTimeNowMs();
       if (stored.expiresAtMs > logNowMs) {
         answer({ found: true, value: stored.value, version: stored.version, expiresAtMs: stored.expiresAtMs, expiresInMs: stored.expiresAtMs - logNowMs });
-      } else if (expired) {
-        answer(NOT_FOUND); // an expire entry applied after the key was due: it is gone
-      } else {
-        // Rule: a key is never read past its expiry, and its expiry is decided in the log: the
-        // leader's log clock says the key is due, so an expire entry (stamped at least that
-        // late) goes through the log first, and the read runs again after it applied. Once it
-        // applied, log time is past the expiry on every replica, so no leader ever reads the
-        // key again: it never comes back.
-        replica.proposeExpire(() => this.runGet(request, done, startMs, true, true));
-        this.context.host.mark(replica);
+        return;
       }
+      if (expireRounds >= MAX_EXPIRE_ROUNDS) {
+        answer(getFailure(kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} could not commit the expiry of this key yet; retry`)));
+        return;
+      }
+      // Rule: a key is never read past its expiry, and "not found" for an expired key comes only
+      // from the state machine, never from a clock: the leader's log clock says the key is due, so
+      // an expire entry (stamped at least that late, in this term) goes through the log first,
+      // and the read runs again, from the start, once it applied — the state machine no longer
+      // holds the key then, on any replica, so no leader can read it again. If the entry did not
+      // apply (refused during a leadership transfer, dropped, timed out), the read fails
+      // retryable instead: answering "not found" without it in the log would let a later leader,
+      // whose log clock starts lower, read the key again.
+      replica.proposeExpire((applied) => {
+        if (applied) this.runGet(request, done, startMs, true, expireRounds + 1);
+        else answer(getFailure(kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} could not commit the expiry of this key; retry`)));
+      });
+      this.context.host.mark(replica);
     });
     if (!answered) this.context.host.mark(replica);
   }

@@ -66,6 +66,9 @@ export interface DecodedSnapshot {
   sharedBytes: number;
 }
 
+/** Stale entries the expiry index may hold beyond its live ones before it is rebuilt. */
+const STALE_EXPIRY_SLACK = 1024;
+
 /** The KV state of one replica of one shard. */
 export class KvStateMachine {
   /** Index of the last entry applied (or covered by the restored snapshot). */
@@ -76,7 +79,9 @@ export class KvStateMachine {
   readonly members = new Map<number, string>();
   private readonly data = new Map<string, StoredValue>();
   /** The keys that expire, by expiry time (`expiry-index.ts`). */
-  private readonly expiries = new ExpiryIndex();
+  private expiries = new ExpiryIndex();
+  /** Keys held with an expiry: the live entries of {@link expiries} (the rest are stale). */
+  private expiringKeys = 0;
   /** Keys removed by expiry since this machine was created or restored (a metric). */
   expiredTotal = 0;
   private sessions = new SessionTable();
@@ -168,7 +173,7 @@ export class KvStateMachine {
         result = { kind: 'put', version: index };
         break;
       case CommandOp.Delete:
-        result = { kind: 'delete', existed: this.data.delete(command.key) };
+        result = { kind: 'delete', existed: this.remove(command.key) };
         break;
       case CommandOp.Cas: {
         const currentVersion = this.data.get(command.key)?.version ?? 0;
@@ -216,7 +221,7 @@ export class KvStateMachine {
           results.push({ kind: 'put', version: index });
           break;
         case TxnOpKind.Delete:
-          results.push({ kind: 'delete', existed: this.data.delete(op.key) });
+          results.push({ kind: 'delete', existed: this.remove(op.key) });
           break;
         case TxnOpKind.Get: {
           const stored = this.data.get(op.key);
@@ -254,8 +259,38 @@ export class KvStateMachine {
 
   /** Writes a key; a write without a TTL clears any expiry the key had (as Redis's SET does). */
   private store(key: string, value: Buffer, version: number, expiresAtMs: number): void {
-    this.data.set(key, { value, version, expiresAtMs });
-    if (expiresAtMs > 0) this.expiries.add(key, version, expiresAtMs);
+    if ((this.data.get(key)?.expiresAtMs ?? 0) > 0) this.expiringKeys -= 1;
+    // Past 2^53 the snapshot could not be read back; no client TTL comes near (MAX_TTL_MS).
+    const expiry = Math.min(expiresAtMs, Number.MAX_SAFE_INTEGER);
+    this.data.set(key, { value, version, expiresAtMs: expiry });
+    if (expiry > 0) {
+      this.expiringKeys += 1;
+      this.expiries.add(key, version, expiry);
+    }
+    this.compactExpiries();
+  }
+
+  /** Deletes a key; true when it existed. */
+  private remove(key: string): boolean {
+    const stored = this.data.get(key);
+    if (stored === undefined) return false;
+    if (stored.expiresAtMs > 0) this.expiringKeys -= 1;
+    this.data.delete(key);
+    this.compactExpiries();
+    return true;
+  }
+
+  /**
+   * Keeps the expiry index within twice the keys that expire (plus a constant): a key written or
+   * deleted again leaves a stale entry that only leaves the heap at its own expiry, so a key
+   * rewritten often with a long TTL would otherwise grow the heap without bound. The rebuild
+   * takes the live entries from the data, so it is the same on every replica.
+   */
+  private compactExpiries(): void {
+    if (this.expiries.size <= 2 * this.expiringKeys + STALE_EXPIRY_SLACK) return;
+    const fresh = new ExpiryIndex();
+    for (const [key, stored] of this.data) if (stored.expiresAtMs > 0) fresh.add(key, stored.version, stored.expiresAtMs);
+    this.expiries = fresh;
   }
 
   /** Removes every key whose expiry time is at or before log time `nowMs`. */
@@ -263,7 +298,7 @@ export class KvStateMachine {
     for (const due of this.expiries.takeDue(nowMs)) {
       const stored = this.data.get(due.key);
       if (stored === undefined || stored.version !== due.version) continue; // written or deleted since
-      this.data.delete(due.key);
+      this.remove(due.key);
       this.expiredTotal += 1;
     }
   }
@@ -348,6 +383,7 @@ export class KvStateMachine {
         if (stored === undefined || stored.expiresAtMs !== 0 || expiresAtMs === 0) throw new CodecError('KV snapshot expiry names no key, a key twice, or time 0');
         stored.expiresAtMs = expiresAtMs;
         machine.expiries.add(key, stored.version, expiresAtMs);
+        machine.expiringKeys += 1;
       }
     }
     if (reader.remaining !== 0) throw new CodecError(`KV snapshot has ${reader.remaining} trailing bytes`);

@@ -138,8 +138,8 @@ export class Replica {
   readonly promise: LeaderPromise;
 
   pendingTicks = 0;
-  /** True while an expire entry this leader proposed has not applied (or failed). */
-  private expireInFlight = false;
+  /** Callbacks of the expire entry this leader proposed and that has not applied (or failed); undefined when none is out. */
+  private expireWaiters: ((applied: boolean) => void)[] | undefined;
   /** True while this replica does not tick: its group sleeps (`quiescence.ts`). Any input but sleep clears it. */
   quiesced = false;
   /** Ticks since this replica last had anything to do but heartbeats (a leader quiesces after `QUIESCE_AFTER_TICKS`). */
@@ -273,19 +273,25 @@ export class Replica {
 
   /**
    * Proposes an expire entry: its log time removes every key whose expiry it reached, on every
-   * replica (`KvStateMachine.removeExpired`). `callback` runs once it applied or failed. Not
-   * counted against the admission bounds: at most one is in flight per replica unless a
-   * read waits on it (`kv-service.ts`), and the host asks for one only when keys are due.
+   * replica (`KvStateMachine.removeExpired`). `callback` runs once it applied (true) or failed
+   * (false). At most one is out per replica: a caller while one is out waits for that one — so
+   * not counted against the admission bounds. A read that waits on one proposed after it found
+   * its key due is answered after it: its stamp is at least the log time the read saw.
    */
-  proposeExpire(callback?: () => void): void {
+  proposeExpire(callback?: (applied: boolean) => void): void {
     if (this.removed || this.destroyed) {
-      callback?.();
+      callback?.(false);
       return;
     }
-    this.expireInFlight = true;
-    this.writes.queue({ op: CommandOp.Expire, key: EMPTY_KEY }, () => {
-      this.expireInFlight = false;
-      callback?.();
+    if (this.expireWaiters !== undefined) {
+      if (callback !== undefined) this.expireWaiters.push(callback);
+      return;
+    }
+    const waiters: ((applied: boolean) => void)[] = callback === undefined ? [] : [callback];
+    this.expireWaiters = waiters;
+    this.writes.queue({ op: CommandOp.Expire, key: EMPTY_KEY }, (outcome) => {
+      this.expireWaiters = undefined;
+      for (const waiter of waiters) waiter(outcome.ok);
     });
   }
 
@@ -296,7 +302,7 @@ export class Replica {
    * real time by at most about that much: a key outlives its TTL by at most that after a failover).
    */
   expiryTick(nowMs: number): boolean {
-    if (this.role !== Role.Leader || this.removed || this.destroyed || this.expireInFlight) return false;
+    if (this.role !== Role.Leader || this.removed || this.destroyed || this.expireWaiters !== undefined) return false;
     const next = this.machine.nextExpiryMs;
     if (next === undefined) return false;
     if (nowMs - this.writes.lastStampMs < EXPIRY_CLOCK_MS && next > this.writes.logTimeNow()) return false;

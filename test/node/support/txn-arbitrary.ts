@@ -1,5 +1,6 @@
 /** Transactions as a leader proposes them, for property tests of the codec and the checks. */
 import fc from 'fast-check';
+import { MAX_TTL_MS } from '../../../src/common/index.js';
 import { CommandOp, TxnCompareKind, TxnOpKind, type TxnCompare, type TxnOp, type TxnSpec, type WriteRequest } from '../../../src/node/kv-command.js';
 
 const key = fc.uint8Array({ minLength: 1, maxLength: 20 });
@@ -13,7 +14,7 @@ const compare: fc.Arbitrary<TxnCompare<Uint8Array, Uint8Array>> = fc.oneof(
 
 const op: fc.Arbitrary<TxnOp<Uint8Array, Uint8Array>> = fc.oneof(
   fc.record({ kind: fc.constant(TxnOpKind.Put as const), key, value }),
-  fc.record({ kind: fc.constant(TxnOpKind.Put as const), key, value, ttlMs: fc.integer({ min: 1, max: 2 ** 40 }) }),
+  fc.record({ kind: fc.constant(TxnOpKind.Put as const), key, value, ttlMs: fc.integer({ min: 1, max: MAX_TTL_MS }) }),
   fc.record({ kind: fc.constantFrom(TxnOpKind.Delete as const, TxnOpKind.Get as const), key }),
 );
 
