@@ -4,6 +4,7 @@
  * one line and exit 2; SIGINT/SIGTERM stop it cleanly (streams closed, WAL synced)
  * with exit 0.
  */
+import { registerDrainCommand } from './drain-command.js';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
@@ -55,15 +56,21 @@ function parseLogLevel(value: string): LogLevel {
   return value;
 }
 
-/** Registers `kvstore node` on the root program. */
+/**
+ * The options a node cannot start without. Not commander's `requiredOption`: commander checks a
+ * command's required options for its subcommands too, and `kvstore node drain ID` needs none.
+ */
+const REQUIRED_NODE_OPTIONS = [['--id <id>', 'id'], ['--port <port>', 'port'], ['--manager <host:port>', 'manager'], ['--data-dir <dir>', 'dataDir']] as const;
+
+/** Registers `kvstore node` (and `kvstore node drain`) on the root program. */
 export function registerNodeCommand(program: Command): void {
-  addServerSecurityOptions(program
+  const node = addServerSecurityOptions(program
     .command('node'))
-    .description('run one storage node')
-    .requiredOption('--id <id>', 'node id, unique in the cluster', parseNodeId)
-    .requiredOption('--port <port>', 'gRPC port for clients and peers', parsePort)
-    .requiredOption('--manager <host:port>', 'the manager to register with', parseHostPort)
-    .requiredOption('--data-dir <dir>', 'where the node keeps its WAL, snapshots and peer list')
+    .description('run one storage node (or: node drain ID)')
+    .option('--id <id>', 'node id, unique in the cluster (required)', parseNodeId)
+    .option('--port <port>', 'gRPC port for clients and peers (required)', parsePort)
+    .option('--manager <host:port>', 'the manager to register with (required)', parseHostPort)
+    .option('--data-dir <dir>', 'where the node keeps its WAL, snapshots and peer list (required)')
     .option('--advertise <host:port>', 'address peers and clients use (default HOST:PORT)', parseHostPort)
     .option('--host <host>', 'interface to listen on (default 127.0.0.1; with --advertise naming another host, every interface)')
     .addOption(new Option('--metrics-port <port>', 'HTTP port for /metrics, /healthz, /readyz (default PORT+1000)').argParser(parsePort))
@@ -71,9 +78,19 @@ export function registerNodeCommand(program: Command): void {
     .option('--metrics-per-shard', 'also export per-shard series on /metrics (term, commit, applied, leader, epoch and leader changes by {shard}); a node hosting thousands of replicas then serves thousands of lines per series')
     .option('--no-lease-reads', 'confirm every read batch with a ReadIndex round instead of answering under the leader\'s lease (slower; no read then depends on clocks)')
     .addOption(new Option('--unsafe-stale-reads', 'test only: serve reads without ReadIndex (needs KVSTORE_ALLOW_UNSAFE_TESTING=1)').hideHelp())
-    .action(async (flags: NodeFlags) => {
-      await runNode(flags);
+    .action(async (flags: Partial<NodeFlags>) => {
+      const missing = REQUIRED_NODE_OPTIONS.find(([, key]) => flags[key] === undefined);
+      if (missing !== undefined) {
+        // As commander words it for a required option.
+        process.stderr.write(`error: required option '${missing[0]}' not specified\n`);
+        process.exitCode = 1;
+        return;
+      }
+      await runNode(flags as NodeFlags);
     });
+  // Options after `drain` are drain's: `--manager` there is the manager to ask, not the node's.
+  node.enablePositionalOptions();
+  registerDrainCommand(node);
 }
 
 async function runNode(flags: NodeFlags): Promise<void> {

@@ -29,6 +29,9 @@ export function buildProgram(): Command {
   const program = new Command('kvstore')
     .description('A distributed, sharded, Raft-replicated key-value store')
     .version(packageVersion(), '-V, --version')
+    // Options belong to the command they follow (`kvstore node drain ID --manager M` is drain's
+    // --manager, not node's); the root has only --version and --help.
+    .enablePositionalOptions()
     .exitOverride();
   program.configureOutput({
     outputError: (message, write) => write(message.split('\n')[0] + '\n'),

@@ -17,6 +17,8 @@ export interface NodeStatusJson {
   p99LatencyMs: number;
   /** Peers this node cannot connect to, as its last heartbeat said (added field; empty when none). */
   peersUnreachable: string[];
+  /** True while `kvstore node drain` moves everything off it (added field). */
+  draining: boolean;
 }
 
 /** One shard in `status --json`. */
@@ -64,6 +66,7 @@ export function clusterStatusJson(manager: string, map: GetClusterMapResponse): 
       opsPerSecond: node.opsPerSecond,
       p99LatencyMs: node.p99LatencyMs,
       peersUnreachable: [...node.peersUnreachable],
+      draining: node.draining,
     })),
     shards: [...map.shards]
       .sort((a, b) => a.shardId - b.shardId)
@@ -87,7 +90,7 @@ export function renderStatusTable(status: ClusterStatusJson): string {
     ...table(
       ['NODE', 'ADDRESS', 'HEALTH', 'REPLICAS', 'LEADERS', 'KEYS', 'OPS/S', 'P99 MS'],
       status.nodes.map((node) => [
-        node.id, node.address, node.health, String(node.replicas), String(node.leaders), String(node.keys),
+        node.id, node.address, node.draining ? `${node.health} (draining)` : node.health, String(node.replicas), String(node.leaders), String(node.keys),
         // From the node's last heartbeat; a node that serves nothing (or is down) shows '-'.
         node.health === 'up' && node.opsPerSecond > 0 ? String(Math.round(node.opsPerSecond)) : '-',
         node.health === 'up' && node.p99LatencyMs > 0 ? node.p99LatencyMs.toFixed(1) : '-',

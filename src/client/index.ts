@@ -12,4 +12,4 @@ export type { KVErrorCode, KVErrorDetails } from './errors.js';
 export type { ClientLogger, LogFields } from './logger.js';
 export type { ClientTls } from '../security/channel-security.js';
 export { ChannelSecurity } from '../security/channel-security.js';
-export { ManagerConnection, ManagerUnreachableError } from './manager-connection.js';
+export { ManagerConnection, ManagerRefusedError, ManagerUnreachableError } from './manager-connection.js';

@@ -3,7 +3,7 @@
  * path, so a client needs it at init and when its cached map goes stale.
  */
 import { Metadata, status as GrpcStatus, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { ManagerServiceClient, type GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
+import { ManagerServiceClient, type DrainNodeResponse, type GetClusterMapResponse } from '../gen/kvstore/v1/manager.js';
 import { ChannelSecurity, grpcLastError, plaintextToTls, securityFailure, speaksTls } from '../security/channel-security.js';
 import { CHANNEL_OPTIONS } from './channel-options.js';
 
@@ -25,6 +25,14 @@ export class ManagerUnreachableError extends Error {
  * One channel to the manager, reused for every map fetch. `close()` cancels calls still in flight,
  * so nothing keeps the process alive after it.
  */
+/** The manager understood the request and refused it (NOT_FOUND, FAILED_PRECONDITION); `message` says why. */
+export class ManagerRefusedError extends Error {
+  constructor(message: string, readonly grpcCode: number) {
+    super(message);
+    this.name = 'ManagerRefusedError';
+  }
+}
+
 export class ManagerConnection {
   /** The manager's `host:port`. */
   readonly address: string;
@@ -45,23 +53,41 @@ export class ManagerConnection {
    * the timeout) when nothing listens at the address.
    */
   getClusterMap(timeoutMs: number, signal?: AbortSignal): Promise<GetClusterMapResponse> {
+    return this.unary((callback, options) => this.client.getClusterMap({}, new Metadata(), options, callback), timeoutMs, signal);
+  }
+
+  /**
+   * Starts draining a node (`cancel`: stops): resolves with what it still holds, rejects with
+   * {@link ManagerRefusedError} when the manager refuses (unknown node, too few nodes left).
+   */
+  drainNode(nodeId: string, cancel: boolean, timeoutMs: number): Promise<DrainNodeResponse> {
+    return this.unary((callback, options) => this.client.drainNode({ nodeId, cancel }, new Metadata(), options, callback), timeoutMs);
+  }
+
+  private unary<T>(
+    start: (callback: (error: ServiceError | null, response: T) => void, options: { deadline: Date }) => ClientUnaryCall,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new ManagerUnreachableError('manager connection is closed'));
     if (signal?.aborted === true) return Promise.reject(new ManagerUnreachableError('aborted'));
     return new Promise((resolve, reject) => {
       const onAbort = (): void => call.cancel();
-      const call = this.client.getClusterMap(
-        {},
-        new Metadata(),
-        { deadline: new Date(Date.now() + timeoutMs) },
-        (error: ServiceError | null, response: GetClusterMapResponse) => {
+      const call = start(
+        (error: ServiceError | null, response: T) => {
           this.inFlight.delete(call);
           signal?.removeEventListener('abort', onAbort);
           if (error === null) {
             resolve(response);
             return;
           }
+          if (error.code === GrpcStatus.NOT_FOUND || error.code === GrpcStatus.FAILED_PRECONDITION) {
+            reject(new ManagerRefusedError(error.details, error.code));
+            return;
+          }
           void this.explain(error, timeoutMs).then(reject);
         },
+        { deadline: new Date(Date.now() + timeoutMs) },
       );
       this.inFlight.add(call);
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -17,9 +17,9 @@ function isSettled(context: SchedulerContext, shard: ShardRecord): boolean {
   return voters.length === context.config.replicationFactor && voters.every((member) => context.isLive(member.nodeId));
 }
 
-/** Live nodes in id order. */
+/** Live nodes in id order, but not drained ones: balancing neither fills them nor counts them. */
 function liveNodeIds(context: SchedulerContext): string[] {
-  return [...context.nodes.keys()].filter((nodeId) => context.isLive(nodeId)).sort(compareIds);
+  return [...context.nodes.keys()].filter((nodeId) => context.isLive(nodeId) && !context.isDraining(nodeId)).sort(compareIds);
 }
 
 /**
@@ -156,7 +156,7 @@ export function balanceLeaders(context: SchedulerContext): void {
 
 /** The node reports this replica as an initialized follower: a sensible transfer target. */
 function isReadyFollower(context: SchedulerContext, shard: ShardRecord, nodeId: string, replicaId: number): boolean {
-  if (!context.isResponsive(nodeId)) return false;
+  if (!context.isResponsive(nodeId) || context.isDraining(nodeId)) return false;
   const status = context.nodes.get(nodeId)?.replicas.get(shard.shardId);
   return status !== undefined && status.replicaId === replicaId && !status.uninitialized
     && status.role === ReplicaRole.REPLICA_ROLE_FOLLOWER && status.term === shard.term;

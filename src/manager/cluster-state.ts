@@ -6,6 +6,7 @@
 import {
   NodeHealth, ReplicaRole, type HeartbeatRequest, type NodeInfo, type PlacementCommand, type ReplicaStatus, type ShardInfo,
 } from '../gen/kvstore/v1/manager.js';
+import { drainRefusal } from './drain.js';
 import { healthAfterSilence } from './health.js';
 import { placeInitialReplicas } from './placement.js';
 import { compareIds } from './repair.js';
@@ -267,7 +268,7 @@ export class ClusterState {
       nextReplicaId: this.nextReplicaId,
       nodes: [...this.runtime.entries()].map(([nodeId, runtime]) => ({
         nodeId, health: runtime.health, reported: runtime.reported, replicas: runtime.replicas,
-        silentMs: nowMs - runtime.lastSeenMs,
+        silentMs: nowMs - runtime.lastSeenMs, draining: this.nodes.get(nodeId)?.draining === true,
       })),
       shards: this.shards,
       tasks: this.tasks,
@@ -290,6 +291,27 @@ export class ClusterState {
       queue.set(key, command);
     }
     return output.events;
+  }
+
+  /**
+   * Starts draining `nodeId` (or stops, with `cancel`): see `drain.ts`. Returns why it was
+   * refused — `unknown` for a node never registered, else the reason — or undefined.
+   */
+  setDraining(nodeId: string, draining: boolean): { refused: 'unknown' | 'precondition'; message: string } | undefined {
+    const record = this.nodes.get(nodeId);
+    if (record === undefined) return { refused: 'unknown', message: `no node ${nodeId} is known to the manager` };
+    if (draining && record.draining !== true) {
+      const refusal = drainRefusal(nodeId, this.replicationFactor, [...this.nodes.values()].map((node) => ({
+        nodeId: node.nodeId, live: this.runtime.get(node.nodeId)?.health === 'up', draining: node.draining === true,
+      })));
+      if (refusal !== undefined) return { refused: 'precondition', message: refusal };
+    }
+    if ((record.draining === true) !== draining) {
+      if (draining) record.draining = true;
+      else delete record.draining;
+      this.dirty = true;
+    }
+    return undefined;
   }
 
   /** Removes and returns the commands waiting for `nodeId`, oldest first. */
@@ -324,6 +346,7 @@ export class ClusterState {
         p99LatencyMs: runtime?.health === 'up' ? runtime.p99LatencyMs : 0,
         metricsPort: node.metricsPort,
         peersUnreachable: runtime?.health === 'up' ? [...runtime.unreachablePeers] : [],
+        draining: node.draining === true,
       };
     });
   }

@@ -87,7 +87,7 @@ export class ManagerMetrics {
       name: 'kvstore_manager_moves_in_flight', help: 'Replica moves running, by reason (replace-down = re-replication)',
       labelNames: ['reason'], registers,
       collect() {
-        const counts: Record<MoveReason, number> = { 'replace-down': 0, 'add-missing': 0, rebalance: 0 };
+        const counts: Record<MoveReason, number> = { 'replace-down': 0, 'add-missing': 0, rebalance: 0, drain: 0 };
         for (const task of state.moveTasks()) counts[task.reason] += 1;
         for (const [reason, count] of Object.entries(counts)) this.set({ reason }, count);
       },

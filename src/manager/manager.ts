@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createSilentLogger, hostPort, type Logger, type MetricsServer, startMetricsServer } from '../common/index.js';
 import {
   ManagerServiceService,
-  type GetClusterMapResponse, type HeartbeatRequest, type HeartbeatResponse, type ManagerServiceServer,
+  type DrainNodeRequest, type DrainNodeResponse, type GetClusterMapResponse, type HeartbeatRequest, type HeartbeatResponse, type ManagerServiceServer,
   type RegisterRequest, type RegisterResponse,
 } from '../gen/kvstore/v1/manager.js';
 import { ServerSecurity, type TlsMaterial, type TokenFile } from '../security/index.js';
@@ -272,6 +272,21 @@ export class Manager {
       },
       getClusterMap: (_call: grpc.ServerUnaryCall<unknown, GetClusterMapResponse>, callback: grpc.sendUnaryData<GetClusterMapResponse>) => {
         this.respond(callback, () => this.clusterMap());
+      },
+      drainNode: (call: grpc.ServerUnaryCall<DrainNodeRequest, DrainNodeResponse>, callback: grpc.sendUnaryData<DrainNodeResponse>) => {
+        const { nodeId, cancel } = call.request;
+        const refusal = this.state.setDraining(nodeId, !cancel);
+        if (refusal !== undefined) {
+          this.log.warn('drain refused', { node: nodeId, reason: refusal.message });
+          callback({ code: refusal.refused === 'unknown' ? grpc.status.NOT_FOUND : grpc.status.FAILED_PRECONDITION, details: refusal.message });
+          return;
+        }
+        this.log.info(cancel ? 'drain cancelled' : 'drain started', { node: nodeId });
+        this.respond(callback, () => {
+          this.step();
+          const info = this.state.nodeInfos().find((node) => node.nodeId === nodeId);
+          return { replicaCount: info?.replicaCount ?? 0, leaderCount: info?.leaderCount ?? 0 };
+        });
       },
     };
   }

@@ -31,17 +31,19 @@ export function matchIndexOf(leader: LeaderView, replicaId: number): number {
 }
 
 /**
- * The voter to hand leadership to when the leader must go: live, not `excluding`,
- * furthest along the log (ties: lowest replica id).
+ * The voter to hand leadership to when the leader must go: live, not `excluding`, on a node
+ * not drained when there is one, furthest along the log (ties: lowest replica id).
  */
 export function pickTransferTarget(
   context: SchedulerContext, shard: ShardRecord, leader: LeaderView, excluding: number,
 ): number | null {
-  let best: { replicaId: number; match: number } | null = null;
+  let best: { replicaId: number; match: number; draining: boolean } | null = null;
   for (const member of votersOf(shard)) {
     if (member.replicaId === excluding || !context.isLive(member.nodeId)) continue;
     const match = matchIndexOf(leader, member.replicaId);
-    if (best === null || match > best.match) best = { replicaId: member.replicaId, match };
+    const draining = context.isDraining(member.nodeId);
+    const better = best === null || (best.draining && !draining) || (best.draining === draining && match > best.match);
+    if (better) best = { replicaId: member.replicaId, match, draining };
   }
   return best?.replicaId ?? null;
 }

@@ -107,8 +107,9 @@ export function leastLoadedTarget(context: SchedulerContext, shard: ShardRecord)
   return best?.nodeId ?? null;
 }
 
-/** True when `nodeId` may receive a new replica of `shard`: no member there, nothing reported there. */
+/** True when `nodeId` may receive a new replica of `shard`: not drained, no member there, nothing reported there. */
 export function canHost(context: SchedulerContext, shard: ShardRecord, nodeId: string): boolean {
+  if (context.isDraining(nodeId)) return false;
   if (shard.members.some((member) => member.nodeId === nodeId)) return false;
   return !context.nodes.get(nodeId)?.replicas.has(shard.shardId);
 }

@@ -55,6 +55,8 @@ export interface NodeView {
   replicas: ReadonlyMap<number, ReplicaStatus>;
   /** Time since the node's latest heartbeat (0 when unknown). */
   silentMs?: number;
+  /** True while the node is drained (`kvstore node drain`). */
+  draining?: boolean;
 }
 
 /**
@@ -165,6 +167,11 @@ export class SchedulerContext {
   leaderIsNew(shardId: number): boolean {
     const changedAtMs = this.leaderChangedAtMs.get(shardId);
     return changedAtMs !== undefined && this.nowMs - changedAtMs < LEADER_SETTLE_MS;
+  }
+
+  /** True while the node is drained: no new replica or leadership goes there, and its replicas move off. */
+  isDraining(nodeId: string): boolean {
+    return this.nodes.get(nodeId)?.draining === true;
   }
 
   /** True when the node is known to be down (or was never registered). */

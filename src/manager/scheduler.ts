@@ -5,12 +5,14 @@
  * timer, and delivers the commands in heartbeat responses.
  */
 import { balanceLeaders, rebalanceReplicas } from './balance.js';
+import { drainNodes } from './drain.js';
 import { advanceMoves, createBootstrapReplicas, destroyOrphans, repairShards } from './repair.js';
 import { SchedulerContext, type SchedulerInput, type SchedulerOutput } from './scheduler-context.js';
 
 /**
  * Decides one round. Order matters: running moves advance first, then shards missing
- * replicas get moves, then (only with no re-replication running) rebalancing, then
+ * replicas get moves, then moves off drained nodes, then (only with no re-replication or
+ * drain running) rebalancing, then
  * leader balancing, then orphan clean-up. Never acts on a shard without a known
  * leader; one move per shard, because Raft allows one pending conf change.
  */
@@ -19,6 +21,7 @@ export function schedule(input: SchedulerInput): SchedulerOutput {
   createBootstrapReplicas(context);
   advanceMoves(context);
   repairShards(context);
+  drainNodes(context);
   rebalanceReplicas(context);
   balanceLeaders(context);
   destroyOrphans(context);

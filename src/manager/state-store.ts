@@ -94,7 +94,10 @@ export function parsePersistedState(value: unknown, source = 'state'): Persisted
   if (root['version'] !== STATE_FORMAT_VERSION) fail(`version (expected ${STATE_FORMAT_VERSION})`);
   const nodes = list(root['nodes'], 'nodes').map((v): NodeRecord => {
     const n = object(v, 'node');
-    return { nodeId: text(n['nodeId'], 'node.nodeId'), address: text(n['address'], 'node.address'), metricsPort: integer(n['metricsPort'], 'node.metricsPort') };
+    const record: NodeRecord = { nodeId: text(n['nodeId'], 'node.nodeId'), address: text(n['address'], 'node.address'), metricsPort: integer(n['metricsPort'], 'node.metricsPort') };
+    // Absent in state files written before `node drain`.
+    if (n['draining'] !== undefined && flag(n['draining'], 'node.draining')) record.draining = true;
+    return record;
   });
   const shards = list(root['shards'], 'shards').map((v, index): ShardRecord => {
     const s = object(v, 'shard');
@@ -110,7 +113,7 @@ export function parsePersistedState(value: unknown, source = 'state'): Persisted
       firstLeaderNodeId: nullable(s['firstLeaderNodeId'], (x) => text(x, 'shard.firstLeaderNodeId')),
     };
   });
-  const reasons: readonly MoveReason[] = ['replace-down', 'add-missing', 'rebalance'];
+  const reasons: readonly MoveReason[] = ['replace-down', 'add-missing', 'rebalance', 'drain'];
   const phases: readonly MovePhase[] = ['create', 'add-learner', 'catch-up', 'promote', 'transfer-leader', 'remove'];
   const tasks = list(root['tasks'], 'tasks').map((v): MoveTask => {
     const t = object(v, 'task');

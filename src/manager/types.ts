@@ -14,6 +14,8 @@ export interface NodeRecord {
   address: string;
   /** Port of the node's HTTP metrics server, 0 when unknown. */
   metricsPort: number;
+  /** True while the node is drained: it takes no new replica or leadership, and its replicas move off. */
+  draining?: boolean;
 }
 
 /**
@@ -35,7 +37,7 @@ export interface ShardRecord {
 }
 
 /** Why a move was started. */
-export type MoveReason = 'replace-down' | 'add-missing' | 'rebalance';
+export type MoveReason = 'replace-down' | 'add-missing' | 'rebalance' | 'drain';
 
 /** The step a move is at; each step is one Raft conf change or node command. */
 export type MovePhase = 'create' | 'add-learner' | 'catch-up' | 'promote' | 'transfer-leader' | 'remove';

@@ -261,7 +261,7 @@ export class FakeManager {
         opsPerSecond: 0,
         p99LatencyMs: 0,
         metricsPort: 0,
-        peersUnreachable: [],
+        peersUnreachable: [], draining: false,
       })),
       shards: Array.from({ length: shardCount }, (_unused, shardId) => ({
         shardId,

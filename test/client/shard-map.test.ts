@@ -25,7 +25,7 @@ class HeldManager {
 function mapLedBy(leader: string): GetClusterMapResponse {
   const node = (nodeId: string) => ({
     nodeId, address: nodeId.toUpperCase(), health: NodeHealth.NODE_HEALTH_UP, replicaCount: 1, leaderCount: 0, keyCount: 0,
-    opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0, peersUnreachable: [],
+    opsPerSecond: 0, p99LatencyMs: 0, metricsPort: 0, peersUnreachable: [], draining: false,
   });
   return {
     shardCount: 1,

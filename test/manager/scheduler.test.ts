@@ -194,4 +194,35 @@ describe('manager/scheduler', () => {
     expect(cluster.received.some((r) => r.nodeId === 'n5' && kindOf(r.command) === 'createReplica')).to.equal(true);
     expect(cluster.received.some((r) => kindOf(r.command) === 'destroyReplica'), 'moved-away replicas are destroyed').to.equal(true);
   });
+
+  it('drain: every replica and leadership moves off the node, nothing new goes there, the rest stays balanced (issue 19)', () => {
+    const shardCount = 16;
+    const cluster = new FakeCluster({ shardCount, replicationFactor: 3, nodeIds: ['n1', 'n2', 'n3', 'n4'], bootstrapNodes: 4 });
+    cluster.runUntil(() => cluster.healthy() && cluster.state.movesInFlight === 0, 40);
+    expect(cluster.replicaCounts().get('n4') ?? 0, 'n4 holds replicas before').to.be.greaterThan(0);
+    expect(cluster.state.setDraining('n4', true)).to.equal(undefined);
+    const drained = (): boolean => cluster.healthy() && cluster.state.movesInFlight === 0
+      && (cluster.replicaCounts().get('n4') ?? 0) === 0 && (cluster.leaderCounts().get('n4') ?? 0) === 0;
+    cluster.runUntil(drained, 400);
+    cluster.run(20);
+    expect(cluster.replicaCounts().get('n4') ?? 0, 'stays empty: rebalancing does not refill it').to.equal(0);
+    expect(cluster.state.nodeInfos().find((node) => node.nodeId === 'n4')?.draining).to.equal(true);
+    for (const nodeId of ['n1', 'n2', 'n3']) expect(cluster.replicaCounts().get(nodeId)).to.equal(shardCount);
+    const moves = cluster.events.filter((event) => event.message === 'move: start' && event.fields['reason'] === 'drain');
+    expect(moves.length).to.equal(12);
+    // Cancelled, the node fills again.
+    expect(cluster.state.setDraining('n4', false)).to.equal(undefined);
+    cluster.runUntil(() => cluster.healthy() && cluster.state.movesInFlight === 0 && (cluster.replicaCounts().get('n4') ?? 0) >= 11, 400);
+  });
+
+  it('drain is refused when fewer than K other live nodes would remain, and for an unknown node', () => {
+    const cluster = new FakeCluster({ shardCount: 4, replicationFactor: 3, nodeIds: ['n1', 'n2', 'n3'] });
+    cluster.runUntil(() => cluster.healthy() && cluster.state.movesInFlight === 0, 40);
+    expect(cluster.state.setDraining('n3', true)).to.deep.equal({
+      refused: 'precondition',
+      message: 'draining n3 would leave shards under 3 live replicas: 2 other live nodes not draining (n1, n2), 3 needed; add a node first',
+    });
+    expect(cluster.state.setDraining('n9', true)?.refused).to.equal('unknown');
+    expect(cluster.state.nodeInfos().every((node) => !node.draining)).to.equal(true);
+  });
 });

@@ -148,6 +148,11 @@ export interface NodeInfo {
   metricsPort: number;
   /** Peers this node cannot connect to (refused, timed out, TLS refused), as it last reported. */
   peersUnreachable: string[];
+  /**
+   * True while the node is being drained (`kvstore node drain`): it gets no new replicas or
+   * leaderships, and every replica it holds is moved off.
+   */
+  draining: boolean;
 }
 
 /** ShardInfo is one shard in the cluster map. */
@@ -285,6 +290,22 @@ export interface HeartbeatResponse {
 export interface GetClusterMapRequest {
 }
 
+/**
+ * DrainNodeRequest starts (or, with cancel, stops) draining a node. Refused with
+ * FAILED_PRECONDITION when fewer than K live nodes would remain to hold every shard, and
+ * NOT_FOUND for a node the manager does not know.
+ */
+export interface DrainNodeRequest {
+  nodeId: string;
+  cancel: boolean;
+}
+
+export interface DrainNodeResponse {
+  /** Replicas and leaderships the node still holds. */
+  replicaCount: number;
+  leaderCount: number;
+}
+
 export interface GetClusterMapResponse {
   shardCount: number;
   replicationFactor: number;
@@ -413,6 +434,7 @@ function createBaseNodeInfo(): NodeInfo {
     p99LatencyMs: 0,
     metricsPort: 0,
     peersUnreachable: [],
+    draining: false,
   };
 }
 
@@ -447,6 +469,9 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     }
     for (const v of message.peersUnreachable) {
       writer.uint32(82).string(v!);
+    }
+    if (message.draining !== false) {
+      writer.uint32(88).bool(message.draining);
     }
     return writer;
   },
@@ -544,6 +569,14 @@ export const NodeInfo: MessageFns<NodeInfo> = {
             message.peersUnreachable.push(reader.string());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -600,6 +633,7 @@ export const NodeInfo: MessageFns<NodeInfo> = {
         : globalThis.Array.isArray(object?.peers_unreachable)
         ? object.peers_unreachable.map((e: any) => globalThis.String(e))
         : [],
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
     };
   },
 
@@ -635,6 +669,9 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     if (message.peersUnreachable?.length) {
       obj.peersUnreachable = message.peersUnreachable;
     }
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
     return obj;
   },
 
@@ -653,6 +690,7 @@ export const NodeInfo: MessageFns<NodeInfo> = {
     message.p99LatencyMs = object.p99LatencyMs ?? 0;
     message.metricsPort = object.metricsPort ?? 0;
     message.peersUnreachable = object.peersUnreachable?.map((e) => e) || [];
+    message.draining = object.draining ?? false;
     return message;
   },
 };
@@ -2555,6 +2593,188 @@ export const GetClusterMapRequest: MessageFns<GetClusterMapRequest> = {
   },
 };
 
+function createBaseDrainNodeRequest(): DrainNodeRequest {
+  return { nodeId: "", cancel: false };
+}
+
+export const DrainNodeRequest: MessageFns<DrainNodeRequest> = {
+  encode(message: DrainNodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    if (message.cancel !== false) {
+      writer.uint32(16).bool(message.cancel);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainNodeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainNodeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cancel = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainNodeRequest {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      cancel: isSet(object.cancel) ? globalThis.Boolean(object.cancel) : false,
+    };
+  },
+
+  toJSON(message: DrainNodeRequest): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.cancel !== false) {
+      obj.cancel = message.cancel;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DrainNodeRequest>): DrainNodeRequest {
+    return DrainNodeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DrainNodeRequest>): DrainNodeRequest {
+    const message = createBaseDrainNodeRequest();
+    message.nodeId = object.nodeId ?? "";
+    message.cancel = object.cancel ?? false;
+    return message;
+  },
+};
+
+function createBaseDrainNodeResponse(): DrainNodeResponse {
+  return { replicaCount: 0, leaderCount: 0 };
+}
+
+export const DrainNodeResponse: MessageFns<DrainNodeResponse> = {
+  encode(message: DrainNodeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replicaCount !== 0) {
+      writer.uint32(8).uint32(message.replicaCount);
+    }
+    if (message.leaderCount !== 0) {
+      writer.uint32(16).uint32(message.leaderCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainNodeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainNodeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.replicaCount = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.leaderCount = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DrainNodeResponse {
+    return {
+      replicaCount: isSet(object.replicaCount)
+        ? globalThis.Number(object.replicaCount)
+        : isSet(object.replica_count)
+        ? globalThis.Number(object.replica_count)
+        : 0,
+      leaderCount: isSet(object.leaderCount)
+        ? globalThis.Number(object.leaderCount)
+        : isSet(object.leader_count)
+        ? globalThis.Number(object.leader_count)
+        : 0,
+    };
+  },
+
+  toJSON(message: DrainNodeResponse): unknown {
+    const obj: any = {};
+    if (message.replicaCount !== 0) {
+      obj.replicaCount = Math.round(message.replicaCount);
+    }
+    if (message.leaderCount !== 0) {
+      obj.leaderCount = Math.round(message.leaderCount);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DrainNodeResponse>): DrainNodeResponse {
+    return DrainNodeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DrainNodeResponse>): DrainNodeResponse {
+    const message = createBaseDrainNodeResponse();
+    message.replicaCount = object.replicaCount ?? 0;
+    message.leaderCount = object.leaderCount ?? 0;
+    return message;
+  },
+};
+
 function createBaseGetClusterMapResponse(): GetClusterMapResponse {
   return { shardCount: 0, replicationFactor: 0, nodes: [], shards: [] };
 }
@@ -2711,12 +2931,22 @@ export const ManagerServiceService = {
       Buffer.from(GetClusterMapResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetClusterMapResponse => GetClusterMapResponse.decode(value),
   },
+  drainNode: {
+    path: "/kvstore.v1.ManagerService/DrainNode" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DrainNodeRequest): Buffer => Buffer.from(DrainNodeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DrainNodeRequest => DrainNodeRequest.decode(value),
+    responseSerialize: (value: DrainNodeResponse): Buffer => Buffer.from(DrainNodeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DrainNodeResponse => DrainNodeResponse.decode(value),
+  },
 } as const;
 
 export interface ManagerServiceServer extends UntypedServiceImplementation {
   register: handleUnaryCall<RegisterRequest, RegisterResponse>;
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
   getClusterMap: handleUnaryCall<GetClusterMapRequest, GetClusterMapResponse>;
+  drainNode: handleUnaryCall<DrainNodeRequest, DrainNodeResponse>;
 }
 
 export interface ManagerServiceClient extends Client {
@@ -2764,6 +2994,21 @@ export interface ManagerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetClusterMapResponse) => void,
+  ): ClientUnaryCall;
+  drainNode(
+    request: DrainNodeRequest,
+    callback: (error: ServiceError | null, response: DrainNodeResponse) => void,
+  ): ClientUnaryCall;
+  drainNode(
+    request: DrainNodeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DrainNodeResponse) => void,
+  ): ClientUnaryCall;
+  drainNode(
+    request: DrainNodeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DrainNodeResponse) => void,
   ): ClientUnaryCall;
 }
 
