@@ -6,6 +6,9 @@
  * is killed) retries the same change number, and if the cart already holds it, the ledger records
  * the change that is in the cart. So the ledgers stay exact under failures. Packing keeps a cart of
  * 64 shoppers well under the 1024-byte value limit.
+ * With `driver --checkout` (checkout.ts) every unit has an id, and a cart's `items` maps each name to
+ * the ids of its units instead of their count, and `orders` is the highest order number used:
+ * `{ "items": { "tea": [130, 67] }, "last": [...], "orders": 4 }`.
  * A ledger holds what one shopper changed: per cart, per item, units added minus units removed.
  */
 
@@ -18,6 +21,17 @@ export interface Cart {
   items: Record<string, number>;
   /** shopper index → its last change applied to this cart, packed as described above (absent = 0). */
   last: number[];
+  /**
+   * With `driver --checkout` only: item → the ids of its units (`items[name]` is their count). When
+   * present, the value stores these lists in place of the counts.
+   */
+  ids?: Record<string, number[]>;
+  /**
+   * With `driver --checkout` only: the highest order number a checkout of this cart has used. The
+   * transaction that creates an order also writes its cart, so every order key of the cart is at
+   * most this; a new run numbers its orders after it, clear of every earlier run's.
+   */
+  orders?: number;
 }
 
 /** Most shoppers a cart can track (keeps the value under the 1024-byte limit). */
@@ -39,14 +53,26 @@ export function emptyCartValue(): string {
   return encodeCart({ items: {}, last: [] });
 }
 
-/** Encodes a cart; zero counts are dropped so equal contents encode equally. */
+/** Encodes a cart; zero counts (empty id lists) are dropped so equal contents encode equally. */
 export function encodeCart(cart: Cart): string {
-  const items: Record<string, number> = {};
+  return JSON.stringify(cart.orders === undefined ? { items: encodeItems(cart), last: cart.last } : { items: encodeItems(cart), last: cart.last, orders: cart.orders });
+}
+
+/** A cart's `items` as stored: name → count, or name → unit ids when the cart has {@link Cart.ids}. */
+export function encodeItems(cart: Pick<Cart, 'items' | 'ids'>): Record<string, number | number[]> {
+  const items: Record<string, number | number[]> = {};
+  if (cart.ids !== undefined) {
+    for (const name of Object.keys(cart.ids).sort()) {
+      const ids = cart.ids[name] ?? [];
+      if (ids.length > 0) items[name] = ids;
+    }
+    return items;
+  }
   for (const name of Object.keys(cart.items).sort()) {
     const count = cart.items[name] ?? 0;
     if (count !== 0) items[name] = count;
   }
-  return JSON.stringify({ items, last: cart.last });
+  return items;
 }
 
 /** Decodes a cart value; null (absent) is an empty cart. Throws on a value that is not a cart. */
@@ -56,12 +82,31 @@ export function decodeCart(value: string | null): Cart {
   if (typeof parsed !== 'object' || parsed === null || !('items' in parsed) || !('last' in parsed)) {
     throw new Error('a cart value is not {"items":…,"last":…}');
   }
-  const items: Record<string, number> = {};
-  if (typeof parsed.items === 'object' && parsed.items !== null) {
-    for (const [name, count] of Object.entries(parsed.items)) if (typeof count === 'number') items[name] = count;
-  }
   const last = Array.isArray(parsed.last) ? parsed.last.map((n: unknown) => (typeof n === 'number' ? n : 0)) : [];
-  return { items, last };
+  const orders = 'orders' in parsed && typeof parsed.orders === 'number' ? { orders: parsed.orders } : {};
+  return { ...decodeItems(parsed.items), last, ...orders };
+}
+
+/**
+ * Decodes stored `items` (see {@link encodeItems}): counts, and the unit ids of names stored as id
+ * lists (`ids` is present when any name is).
+ */
+export function decodeItems(stored: unknown): Pick<Cart, 'items' | 'ids'> {
+  const items: Record<string, number> = {};
+  let ids: Record<string, number[]> | undefined;
+  if (typeof stored === 'object' && stored !== null) {
+    for (const [name, count] of Object.entries(stored)) {
+      if (typeof count === 'number') {
+        items[name] = count;
+      } else if (Array.isArray(count)) {
+        const unitIds = count.filter((id: unknown): id is number => typeof id === 'number');
+        items[name] = unitIds.length;
+        ids ??= {};
+        ids[name] = unitIds;
+      }
+    }
+  }
+  return ids === undefined ? { items } : { items, ids };
 }
 
 /** Shopper `shopper`'s last change in the cart and its sequence number, or null if it never changed it. */

@@ -6,11 +6,15 @@
  * the sum of the ledgers. A change whose write failed with an unknown outcome is retried under the
  * same change number, and the cart's `last` marker (cart.ts) says whether it landed, so the ledgers
  * stay exact while nodes are killed.
+ * With `checkoutPercent` (`--checkout`) shoppers only add items, and sometimes check a cart out into
+ * an order in one transaction; the end then also proves that every item added is in a cart or in
+ * exactly one order (checkout.ts).
  */
 import { KVClient, KVError } from '../client/index.js';
 import type { ClientCredentials } from '../cluster/index.js';
 import { deriveSeed, SeededRandom } from '../common/index.js';
 import { applyChange, CATALOGUE, cartKey, decodeCart, emptyCartValue, encodeCart, lastChangeOf, Ledger, unitsOff, type Cart, type CartChange } from './cart.js';
+import { CheckoutShopping, type CheckoutReport, type PendingChange } from './checkout.js';
 import { newLatencyHistogram, percentilesOf, recordMillis, type LatencyPercentiles } from './histogram.js';
 import { createProgress } from './progress.js';
 
@@ -29,6 +33,11 @@ export interface DriverOptions {
   durationMs?: number;
   /** Plain get + put instead of update(): demonstrates lost updates. */
   unsafe: boolean;
+  /**
+   * Checkout mode (not with `unsafe`): the share of actions (1…100) that check a non-empty cart out
+   * into an order, in one transaction; the others add an item. Absent: carts change as usual.
+   */
+  checkoutPercent?: number;
   seed: number;
   /** Show a progress bar (only meaningful on a TTY). */
   progress: boolean;
@@ -57,6 +66,8 @@ export interface DriverReport {
   lostUpdates: number;
   /** Item units by which those carts differ in total. */
   unitsOff: number;
+  /** Checkout mode only: the orders and the proof that no item was lost or duplicated. */
+  checkout?: CheckoutReport;
 }
 
 /** Delay between retries of a failed change (the client already retried within its deadline). */
@@ -68,11 +79,14 @@ export async function runDriver(options: DriverOptions): Promise<DriverReport> {
   const client = new KVClient({ manager: options.manager, ...(options.credentials ?? {}) });
   try {
     await client.init();
-    for (let cart = 0; cart < options.carts; cart++) await client.put(cartKey(cart), emptyCartValue());
+    if (options.checkoutPercent !== undefined && options.unsafe) throw new Error('checkout mode needs the safe loop, not unsafe');
+    const checkout = options.checkoutPercent === undefined ? undefined : new CheckoutShopping(options.checkoutPercent);
+    if (checkout !== undefined) await checkout.prepare(client, options.carts);
+    else for (let cart = 0; cart < options.carts; cart++) await client.put(cartKey(cart), emptyCartValue());
 
     const histogram = newLatencyHistogram();
     const ledgers = Array.from({ length: options.shoppers }, () => new Ledger());
-    const pending: { shopper: number; cart: number; opSeq: number }[] = [];
+    const pending: PendingChange[] = [];
     const totals = { ops: 0, conflictsRetried: 0, errorsRetried: 0 };
     let issued = 0;
     const started = performance.now();
@@ -93,13 +107,16 @@ export async function runDriver(options: DriverOptions): Promise<DriverReport> {
       for (let opSeq = 1; mayIssue(); opSeq++) {
         issued += 1;
         const cart = random.nextInt(options.carts);
+        const action = checkout?.newAction(cart, index, opSeq, random);
         const t0 = performance.now();
         for (;;) {
           try {
             const applied = options.unsafe
               ? await changeUnsafely(client, cart, index, opSeq, random)
-              : await changeSafely(client, cart, index, opSeq, random, totals);
-            ledger.record(cart, applied);
+              : checkout !== undefined && action !== undefined
+                ? await checkout.run(client, action, random, totals)
+                : await changeSafely(client, cart, index, opSeq, random, totals);
+            if (applied !== null) ledger.record(cart, applied);
             totals.ops += 1;
             recordMillis(histogram, performance.now() - t0);
             break;
@@ -122,22 +139,9 @@ export async function runDriver(options: DriverOptions): Promise<DriverReport> {
       progress.stop();
     }
     const elapsedSeconds = (performance.now() - started) / 1000;
-
-    // Changes still unsettled when the run stopped: the cart's marker says whether they landed.
-    for (const { shopper: index, cart, opSeq } of pending) {
-      const prior = lastChangeOf(decodeCart(await client.get(cartKey(cart))), index);
-      if (prior !== null && prior.opSeq === opSeq) ledgers[index]?.record(cart, prior.change);
-    }
-
-    const expected = new Map<number, Map<string, number>>();
-    for (const ledger of ledgers) ledger.addInto(expected);
-    let lostUpdates = 0;
-    let off = 0;
-    for (let cart = 0; cart < options.carts; cart++) {
-      const units = unitsOff(decodeCart(await client.get(cartKey(cart))), expected.get(cart));
-      if (units > 0) lostUpdates += 1;
-      off += units;
-    }
+    const verdict: { lostUpdates: number; unitsOff: number; report?: CheckoutReport } = checkout === undefined
+      ? await checkCarts(client, options.carts, pending, ledgers)
+      : await checkout.verify(client, options.carts, pending, ledgers);
     return {
       mode: options.unsafe ? 'unsafe' : 'safe',
       shoppers: options.shoppers,
@@ -149,12 +153,33 @@ export async function runDriver(options: DriverOptions): Promise<DriverReport> {
       conflictsRetried: totals.conflictsRetried,
       errorsRetried: totals.errorsRetried,
       settledAtEnd: pending.length,
-      lostUpdates,
-      unitsOff: off,
+      lostUpdates: verdict.lostUpdates,
+      unitsOff: verdict.unitsOff,
+      ...(verdict.report === undefined ? {} : { checkout: verdict.report }),
     };
   } finally {
     await client.finalize();
   }
+}
+
+/** Settles the changes still pending when the run stopped, then compares every cart with the ledgers. */
+async function checkCarts(client: KVClient, carts: number, pending: readonly PendingChange[], ledgers: readonly Ledger[]): Promise<{ lostUpdates: number; unitsOff: number }> {
+  // Changes still unsettled when the run stopped: the cart's marker says whether they landed.
+  for (const { shopper: index, cart, opSeq } of pending) {
+    const prior = lastChangeOf(decodeCart(await client.get(cartKey(cart))), index);
+    if (prior !== null && prior.opSeq === opSeq) ledgers[index]?.record(cart, prior.change);
+  }
+
+  const expected = new Map<number, Map<string, number>>();
+  for (const ledger of ledgers) ledger.addInto(expected);
+  let lostUpdates = 0;
+  let off = 0;
+  for (let cart = 0; cart < carts; cart++) {
+    const units = unitsOff(decodeCart(await client.get(cartKey(cart))), expected.get(cart));
+    if (units > 0) lostUpdates += 1;
+    off += units;
+  }
+  return { lostUpdates, unitsOff: off };
 }
 
 /**
@@ -205,22 +230,31 @@ async function changeUnsafely(client: KVClient, cart: number, shopper: number, o
   return decided.change;
 }
 
-/** The one-paragraph summary printed at the end (followed by the `lost updates: N` line). */
+/**
+ * The one-paragraph summary printed at the end (followed by the `lost updates: N` line, and in
+ * checkout mode by the lines of checkout-proof.ts `checkoutLines`).
+ */
 export function describeDriverReport(report: DriverReport): string {
-  const how = report.mode === 'safe'
-    ? 'Safe mode (update(): read, change, compare-and-set, retry on conflict)'
-    : 'Unsafe mode (plain get + put, no conflict detection)';
+  const how = report.checkout !== undefined
+    ? `Checkout mode (read the cart, then compare-and-set one more item, or in ${report.checkout.percent}% of actions one transaction ` +
+      'that turns the cart into an order and empties it; retry on conflict)'
+    : report.mode === 'safe'
+      ? 'Safe mode (update(): read, change, compare-and-set, retry on conflict)'
+      : 'Unsafe mode (plain get + put, no conflict detection)';
   const n = (value: number): string => value.toLocaleString('en-US');
-  const retries = report.mode === 'safe'
-    ? `${n(report.conflictsRetried)} conflicts were retried by update()`
-    : 'no conflicts were detected, because get + put cannot see them';
+  const retries = report.checkout !== undefined
+    ? `${n(report.conflictsRetried)} conflicts were retried`
+    : report.mode === 'safe'
+      ? `${n(report.conflictsRetried)} conflicts were retried by update()`
+      : 'no conflicts were detected, because get + put cannot see them';
   const errors = report.errorsRetried === 0 ? 'no call failed' : `${n(report.errorsRetried)} failed calls were retried`;
   const settled = report.settledAtEnd === 0 ? '' : `, ${n(report.settledAtEnd)} interrupted changes were settled by the final check`;
+  const checkedOut = report.checkout === undefined ? '' : ` (${n(report.checkout.checkouts)} of them checkouts)`;
   const verdict = report.lostUpdates === 0
-    ? `Every cart matches the shoppers' ledgers.`
+    ? report.checkout === undefined ? `Every cart matches the shoppers' ledgers.` : `Every cart, with its orders, matches the shoppers' ledgers.`
     : `${n(report.lostUpdates)} of ${n(report.carts)} carts differ from the shoppers' ledgers by ${n(report.unitsOff)} item units in total: ` +
       (report.mode === 'unsafe' ? 'concurrent shoppers overwrote each other (use update()).' : 'updates were lost.');
-  return `${how}: ${n(report.shoppers)} shoppers made ${n(report.ops)} cart changes on ${n(report.carts)} carts in ` +
+  return `${how}: ${n(report.shoppers)} shoppers made ${n(report.ops)} cart changes${checkedOut} on ${n(report.carts)} carts in ` +
     `${report.elapsedSeconds.toFixed(1)} s (${n(report.opsPerSec)} ops/s); latency per change p50 ${report.latency.p50.toFixed(1)} ms, ` +
     `p99 ${report.latency.p99.toFixed(1)} ms; ${retries}; ${errors}${settled}. ${verdict}`;
 }

@@ -2,12 +2,17 @@
  * `kvstore driver`: the shopping demo (issue 6). Shoppers read a cart, add or remove an item and write
  * it back — with update() (safe), or with `--unsafe` as plain get + put — then every cart is checked
  * against the shoppers' ledgers and `lost updates: N` is printed. Without `--manager` it runs against
- * its own local 3-node cluster and stops it after. Exit 0, or 1 when safe mode lost an update
- * (unsafe mode exits 0: losing updates is what it demonstrates); 2 bad input; 3 cluster unavailable.
+ * its own local 3-node cluster and stops it after. With `--checkout` (issue 18) shoppers add items and
+ * sometimes check a cart out into an order in one transaction, and the end proves every item added is
+ * in a cart or in exactly one order (`checkout: N orders, L lost, D duplicated`). Exit 0, or 1 when
+ * safe mode lost an update or the checkout proof failed (unsafe mode exits 0: losing updates is what it
+ * demonstrates); 2 bad input; 3 cluster unavailable.
  */
 import type { Command } from 'commander';
 import { MAX_SHOPPERS } from '../bench/cart.js';
+import { DEFAULT_CHECKOUT_PERCENT, MAX_CART_UNITS } from '../bench/checkout.js';
 import { LocalCluster } from '../bench/local-cluster.js';
+import { checkoutFailed, checkoutLines } from '../bench/checkout-proof.js';
 import type { DriverReport } from '../bench/shopping-driver.js';
 import { exitCodeForLoadError } from './load-errors.js';
 import { BadInputError, checkAddress, EXIT, onStopSignals, parseInteger, parseSeconds, reportError } from './client-util.js';
@@ -25,6 +30,8 @@ interface DriverFlags extends ClientSecurityFlags {
   duration?: string;
   ops?: string;
   unsafe?: boolean;
+  checkout?: boolean;
+  checkoutPercent?: string;
   seed: string;
 }
 
@@ -37,6 +44,8 @@ interface DriverSettings {
   ops: number | undefined;
   durationSeconds: number | undefined;
   unsafe: boolean;
+  /** With `--checkout`: the share of actions that check a cart out; undefined without it. */
+  checkoutPercent: number | undefined;
   seed: number;
 }
 
@@ -51,6 +60,10 @@ export function registerDriverCommand(program: Command): void {
     .option('--duration <seconds>', `how long to run (default ${DEFAULT_DURATION_SECONDS} s unless --ops)`)
     .option('--ops <n>', 'cart changes in total (instead of --duration)')
     .option('--unsafe', 'use plain get + put instead of update(): shows lost updates on hot carts')
+    .option('--checkout', 'shoppers add items and also check carts out: one transaction turns cart {uN}cart into order ' +
+      '{uN}order:M and empties the cart; at the end every item added must be in a cart or in exactly one order ' +
+      '("checkout: N orders, L lost, D duplicated"; exit 1 unless both are 0)')
+    .option('--checkout-percent <n>', `with --checkout: the share of actions (1…100) that check out the cart they pick, if it holds anything (default ${DEFAULT_CHECKOUT_PERCENT}; a cart of ${MAX_CART_UNITS} items is always checked out)`)
     .option('--seed <n>', 'seed of the shoppers\' choices', '1')
     .action(async (flags: DriverFlags) => {
       let settings: DriverSettings;
@@ -67,6 +80,8 @@ export function registerDriverCommand(program: Command): void {
 function parseDriverFlags(flags: DriverFlags): DriverSettings {
   if (flags.ops !== undefined && flags.duration !== undefined) throw new BadInputError('give --ops or --duration, not both');
   const ops = flags.ops === undefined ? undefined : parseInteger(flags.ops, '--ops', 1);
+  if (flags.checkoutPercent !== undefined && flags.checkout !== true) throw new BadInputError('--checkout-percent needs --checkout');
+  if (flags.checkout === true && flags.unsafe === true) throw new BadInputError('give --checkout or --unsafe, not both (checkout needs the safe loop)');
   return {
     manager: flags.manager === undefined ? undefined : checkAddress(flags.manager, '--manager'),
     credentials: flags.manager === undefined ? noCredentials(flags) : clientSecurityFromFlags(flags),
@@ -75,6 +90,7 @@ function parseDriverFlags(flags: DriverFlags): DriverSettings {
     ops,
     durationSeconds: flags.duration !== undefined ? parseSeconds(flags.duration, '--duration') : ops === undefined ? DEFAULT_DURATION_SECONDS : undefined,
     unsafe: flags.unsafe === true,
+    checkoutPercent: flags.checkout !== true ? undefined : flags.checkoutPercent === undefined ? DEFAULT_CHECKOUT_PERCENT : parseInteger(flags.checkoutPercent, '--checkout-percent', 1, 100),
     seed: parseInteger(flags.seed, '--seed', 0, 2 ** 32 - 1),
   };
 }
@@ -101,12 +117,18 @@ async function runDriverCommand(settings: DriverSettings): Promise<number> {
       ...(settings.ops === undefined ? {} : { ops: settings.ops }),
       ...(settings.durationSeconds === undefined ? {} : { durationMs: settings.durationSeconds * 1000 }),
       unsafe: settings.unsafe,
+      ...(settings.checkoutPercent === undefined ? {} : { checkoutPercent: settings.checkoutPercent }),
       seed: settings.seed,
       progress: process.stderr.isTTY,
       signal: interrupt.signal,
     });
     process.stdout.write(`${describeDriverReport(report)}\nlost updates: ${report.lostUpdates}\n`);
-    return report.lostUpdates > 0 && report.mode === 'safe' ? 1 : EXIT.ok;
+    if (report.checkout !== undefined) {
+      process.stdout.write(checkoutLines(report.checkout.proof).map((line) => `${line}\n`).join(''));
+      for (const example of report.checkout.proof.examples) process.stderr.write(`${example} (seed ${settings.seed})\n`);
+    }
+    const checkoutProblem = report.checkout !== undefined && checkoutFailed(report.checkout.proof);
+    return (report.lostUpdates > 0 && report.mode === 'safe') || checkoutProblem ? 1 : EXIT.ok;
   } catch (error) {
     return exitCodeForLoadError(error);
   } finally {
