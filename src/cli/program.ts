@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerBackupCommands } from './backup-command.js';
 import { registerBenchCommand } from './bench-command.js';
 import { registerCertsCommand } from './certs-command.js';
 import { registerChaosCommand } from './chaos-command.js';
@@ -45,5 +46,6 @@ export function buildProgram(): Command {
   registerBenchCommand(program);
   registerChaosCommand(program);
   registerCertsCommand(program);
+  registerBackupCommands(program);
   return program;
 }

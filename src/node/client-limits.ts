@@ -29,6 +29,7 @@ import {
   GetRequest,
   KvServiceService,
   PutRequest,
+  ReadShardRequest,
   TxnRequest,
 } from '../gen/kvstore/v1/kvstore.js';
 import type { AdmissionControl, RefusalReason } from './admission.js';
@@ -128,6 +129,10 @@ export const KV_SERVICE = {
     requestDeserialize: limited(KvServiceService.delete.path, MAX_REQUEST_BYTES, (bytes) => DeleteRequest.decode(bytes)),
   },
   cas: { ...KvServiceService.cas, requestDeserialize: limited(KvServiceService.cas.path, MAX_REQUEST_BYTES, (bytes) => CasRequest.decode(bytes)) },
+  readShard: {
+    ...KvServiceService.readShard,
+    requestDeserialize: limited(KvServiceService.readShard.path, MAX_REQUEST_BYTES, (bytes) => ReadShardRequest.decode(bytes)),
+  },
   txn: { ...KvServiceService.txn, requestDeserialize: limited(KvServiceService.txn.path, MAX_TXN_REQUEST_BYTES, (bytes) => TxnRequest.decode(bytes)) },
   batch: {
     ...KvServiceService.batch,

@@ -12,7 +12,7 @@
  * client back, and nothing is refused. The same happens while the client does not take answers.
  * @internal
  */
-import type { sendUnaryData, ServerDuplexStream, ServerUnaryCall } from '@grpc/grpc-js';
+import type { sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { batchChunkLength, MAX_BATCH_ITEMS, MAX_VALUE_BYTES } from '../common/index.js';
 import {
   type BatchRequest,
@@ -31,6 +31,8 @@ import {
   type PutRequest,
   type PutResponse,
   type Session,
+  type ReadShardRequest,
+  type ReadShardResponse,
   type TxnRequest,
   type TxnResponse,
 } from '../gen/kvstore/v1/kvstore.js';
@@ -41,12 +43,15 @@ import {
   type RefusalReason,
   requestBytes,
 } from './admission.js';
-import { errorItem, type KvRequestExecutor, kvError } from './kv-service.js';
+import { errorItem, type KvRequestExecutor, kvError, type ShardExport } from './kv-service.js';
 
 type Done<T> = (response: T) => void;
 
 /** What the handlers run requests with: a {@link KvRequestExecutor} (tests give a fake). */
-export type KvRequestRunner = Pick<KvRequestExecutor, 'get' | 'put' | 'delete' | 'cas' | 'txn' | 'item'>;
+export type KvRequestRunner = Pick<KvRequestExecutor, 'get' | 'put' | 'delete' | 'cas' | 'txn' | 'item' | 'readShard'>;
+
+/** Entries per ReadShardResponse: at most ~540 KB with the largest keys and values. */
+const READ_SHARD_CHUNK_ENTRIES = 512;
 
 /** The bounds a Batch stream reads under. */
 export interface StreamLimits {
@@ -142,10 +147,36 @@ export function kvGrpcService(executor: KvRequestRunner, options: KvGrpcServiceO
       (request: TxnRequest, done: Done<TxnResponse>) => executor.txn(request, done),
       (error): TxnResponse => ({ error, succeeded: false, results: [] }),
     ),
+    readShard: (call: ServerWritableStream<ReadShardRequest, ReadShardResponse>) => {
+      executor.readShard(call.request.shardId, (result) => void streamShard(call, result));
+    },
     batch: (call: ServerDuplexStream<BatchRequest, BatchResponse>) => {
       new BatchStream(call, executor, options).start();
     },
   };
+}
+
+/** Streams a shard's export in chunks, waiting for the client to drain each one it cannot take yet. */
+async function streamShard(call: ServerWritableStream<ReadShardRequest, ReadShardResponse>, result: ShardExport | { error: KvError }): Promise<void> {
+  const empty = { appliedIndex: 0, term: 0, keyCount: 0, entries: [], last: true };
+  if ('error' in result) {
+    call.write({ ...empty, error: result.error });
+    call.end();
+    return;
+  }
+  const { entries } = result;
+  let cancelled = false;
+  call.on('cancelled', () => { cancelled = true; });
+  for (let start = 0; start === 0 || start < entries.length; start += READ_SHARD_CHUNK_ENTRIES) {
+    if (cancelled) return;
+    const chunk = entries.slice(start, start + READ_SHARD_CHUNK_ENTRIES).map((entry) => ({
+      key: Buffer.from(entry.key, 'latin1'), value: entry.value, version: entry.version, expiresInMs: entry.expiresInMs,
+    }));
+    const last = start + READ_SHARD_CHUNK_ENTRIES >= entries.length;
+    const more = call.write({ appliedIndex: result.appliedIndex, term: result.term, keyCount: entries.length, entries: chunk, last });
+    if (!more && !last) await new Promise<void>((resolve) => call.once('drain', resolve));
+  }
+  call.end();
 }
 
 /** One Batch stream being served. */

@@ -55,6 +55,16 @@ export interface KvServiceContext {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** A shard's state at a backup's cut (`KvRequestExecutor.readShard`). */
+export interface ShardExport {
+  appliedIndex: number;
+  term: number;
+  entries: { key: string; value: Buffer; version: number; expiresInMs: number }[];
+}
+
+/** The key a backup's read is confirmed for: any key would do (its value is not used); this one is never a client's (keys are UTF-8). */
+const CUT_KEY = '\u00ff\u00fe';
+
 /** Expire entries one read may wait for before it fails retryable (each applies; a key rewritten due again is rare). */
 const MAX_EXPIRE_ROUNDS = 3;
 const NOT_FOUND: GetResponse = { found: false, value: EMPTY, version: 0, expiresAtMs: 0, expiresInMs: 0 };
@@ -138,6 +148,41 @@ export class KvRequestExecutor {
         else answer(getFailure(kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} could not commit the expiry of this key; retry`)));
       });
       this.context.host.mark(replica);
+    });
+    if (!answered) this.context.host.mark(replica);
+  }
+
+  /**
+   * A shard's whole state at one linearizable point, from its leader (a backup's cut): a read
+   * confirmed like any other (lease or ReadIndex, applied through the read index), and in its
+   * callback — the state machine at exactly that point, nothing applied in between — one
+   * synchronous copy of every key. Refused like a read elsewhere: WRONG_SHARD, NOT_LEADER.
+   */
+  readShard(shardId: number, done: (result: ShardExport | { error: KvError }) => void): void {
+    if (this.context.closing()) {
+      done({ error: kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, 'node is shutting down') });
+      return;
+    }
+    const replica = this.context.host.replica(shardId);
+    if (replica === undefined || replica.removed) {
+      done({ error: kvError(ErrorCode.ERROR_CODE_WRONG_SHARD, `this node holds no replica of shard ${shardId}`) });
+      return;
+    }
+    if (replica.role !== Role.Leader) {
+      done({ error: this.notLeader(replica) });
+      return;
+    }
+    const answered = replica.read(CUT_KEY, (outcome) => {
+      if (!outcome.ok) {
+        done({ error: this.failure(replica, outcome.reason, false) });
+        return;
+      }
+      if (replica.role !== Role.Leader) {
+        done({ error: this.notLeader(replica) });
+        return;
+      }
+      const machine = replica.machine;
+      done({ appliedIndex: machine.appliedIndex, term: replica.rawNode.term(), entries: machine.exportEntries(replica.logTimeNowMs()) });
     });
     if (!answered) this.context.host.mark(replica);
   }

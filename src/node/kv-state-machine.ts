@@ -128,6 +128,20 @@ export class KvStateMachine {
     return this.data.get(key);
   }
 
+  /**
+   * Every key held, with its value, version and the ms its TTL has left at log time `logNowMs`
+   * (0: none), leaving out keys due by then (a read would not return them). A copy taken in one
+   * synchronous pass: the state of one applied index (a backup's cut, `kv-service.ts`).
+   */
+  exportEntries(logNowMs: number): { key: string; value: Buffer; version: number; expiresInMs: number }[] {
+    const entries: { key: string; value: Buffer; version: number; expiresInMs: number }[] = [];
+    for (const [key, stored] of this.data) {
+      if (stored.expiresAtMs > 0 && stored.expiresAtMs <= logNowMs) continue;
+      entries.push({ key, value: stored.value, version: stored.version, expiresInMs: stored.expiresAtMs === 0 ? 0 : stored.expiresAtMs - logNowMs });
+    }
+    return entries;
+  }
+
   /** The earliest expiry time of a key held (log time), or undefined when no key expires. */
   get nextExpiryMs(): number | undefined {
     return this.expiries.earliest((key, version) => this.data.get(key)?.version === version);

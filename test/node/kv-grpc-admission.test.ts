@@ -40,6 +40,9 @@ class HeldExecutor implements KvRequestRunner {
   txn(): void {
     throw new Error('not used');
   }
+  readShard(): void {
+    throw new Error('not used');
+  }
   delete(): void {
     throw new Error('not used');
   }

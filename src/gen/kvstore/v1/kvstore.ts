@@ -12,8 +12,10 @@ import {
   Client,
   type ClientDuplexStream,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
   type handleBidiStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -301,6 +303,35 @@ export interface BatchRequest {
 
 export interface BatchResponse {
   items: BatchResponseItem[];
+}
+
+/**
+ * ReadShardRequest asks a shard's leader for every key it holds at one linearizable point
+ * (a backup's per-shard cut).
+ */
+export interface ReadShardRequest {
+  shardId: number;
+}
+
+export interface ShardEntry {
+  key: Buffer;
+  value: Buffer;
+  version: number;
+  /** For a key with a TTL: ms left at the cut by the leader's log clock; 0 = never expires. */
+  expiresInMs: number;
+}
+
+/**
+ * ReadShardResponse: the first message carries the cut (applied_index, term, key_count), every
+ * message some entries; `last` marks the final one. An error ends the stream in its one message.
+ */
+export interface ReadShardResponse {
+  error?: Error | undefined;
+  appliedIndex: number;
+  term: number;
+  keyCount: number;
+  entries: ShardEntry[];
+  last: boolean;
 }
 
 function createBaseError(): Error {
@@ -3031,6 +3062,357 @@ export const BatchResponse: MessageFns<BatchResponse> = {
   },
 };
 
+function createBaseReadShardRequest(): ReadShardRequest {
+  return { shardId: 0 };
+}
+
+export const ReadShardRequest: MessageFns<ReadShardRequest> = {
+  encode(message: ReadShardRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shardId !== 0) {
+      writer.uint32(8).uint32(message.shardId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadShardRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadShardRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.shardId = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadShardRequest {
+    return {
+      shardId: isSet(object.shardId)
+        ? globalThis.Number(object.shardId)
+        : isSet(object.shard_id)
+        ? globalThis.Number(object.shard_id)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReadShardRequest): unknown {
+    const obj: any = {};
+    if (message.shardId !== 0) {
+      obj.shardId = Math.round(message.shardId);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReadShardRequest>): ReadShardRequest {
+    return ReadShardRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReadShardRequest>): ReadShardRequest {
+    const message = createBaseReadShardRequest();
+    message.shardId = object.shardId ?? 0;
+    return message;
+  },
+};
+
+function createBaseShardEntry(): ShardEntry {
+  return { key: Buffer.alloc(0), value: Buffer.alloc(0), version: 0, expiresInMs: 0 };
+}
+
+export const ShardEntry: MessageFns<ShardEntry> = {
+  encode(message: ShardEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key.length !== 0) {
+      writer.uint32(10).bytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).uint64(message.version);
+    }
+    if (message.expiresInMs !== 0) {
+      writer.uint32(32).uint64(message.expiresInMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expiresInMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardEntry {
+    return {
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : Buffer.alloc(0),
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      expiresInMs: isSet(object.expiresInMs)
+        ? globalThis.Number(object.expiresInMs)
+        : isSet(object.expires_in_ms)
+        ? globalThis.Number(object.expires_in_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ShardEntry): unknown {
+    const obj: any = {};
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.expiresInMs !== 0) {
+      obj.expiresInMs = Math.round(message.expiresInMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ShardEntry>): ShardEntry {
+    return ShardEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ShardEntry>): ShardEntry {
+    const message = createBaseShardEntry();
+    message.key = object.key ?? Buffer.alloc(0);
+    message.value = object.value ?? Buffer.alloc(0);
+    message.version = object.version ?? 0;
+    message.expiresInMs = object.expiresInMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseReadShardResponse(): ReadShardResponse {
+  return { error: undefined, appliedIndex: 0, term: 0, keyCount: 0, entries: [], last: false };
+}
+
+export const ReadShardResponse: MessageFns<ReadShardResponse> = {
+  encode(message: ReadShardResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.error !== undefined) {
+      Error.encode(message.error, writer.uint32(10).fork()).join();
+    }
+    if (message.appliedIndex !== 0) {
+      writer.uint32(16).uint64(message.appliedIndex);
+    }
+    if (message.term !== 0) {
+      writer.uint32(24).uint64(message.term);
+    }
+    if (message.keyCount !== 0) {
+      writer.uint32(32).uint64(message.keyCount);
+    }
+    for (const v of message.entries) {
+      ShardEntry.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.last !== false) {
+      writer.uint32(48).bool(message.last);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadShardResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadShardResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.error = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.appliedIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.keyCount = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.entries.push(ShardEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.last = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadShardResponse {
+    return {
+      error: isSet(object.error) ? Error.fromJSON(object.error) : undefined,
+      appliedIndex: isSet(object.appliedIndex)
+        ? globalThis.Number(object.appliedIndex)
+        : isSet(object.applied_index)
+        ? globalThis.Number(object.applied_index)
+        : 0,
+      term: isSet(object.term) ? globalThis.Number(object.term) : 0,
+      keyCount: isSet(object.keyCount)
+        ? globalThis.Number(object.keyCount)
+        : isSet(object.key_count)
+        ? globalThis.Number(object.key_count)
+        : 0,
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => ShardEntry.fromJSON(e)) : [],
+      last: isSet(object.last) ? globalThis.Boolean(object.last) : false,
+    };
+  },
+
+  toJSON(message: ReadShardResponse): unknown {
+    const obj: any = {};
+    if (message.error !== undefined) {
+      obj.error = Error.toJSON(message.error);
+    }
+    if (message.appliedIndex !== 0) {
+      obj.appliedIndex = Math.round(message.appliedIndex);
+    }
+    if (message.term !== 0) {
+      obj.term = Math.round(message.term);
+    }
+    if (message.keyCount !== 0) {
+      obj.keyCount = Math.round(message.keyCount);
+    }
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => ShardEntry.toJSON(e));
+    }
+    if (message.last !== false) {
+      obj.last = message.last;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReadShardResponse>): ReadShardResponse {
+    return ReadShardResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReadShardResponse>): ReadShardResponse {
+    const message = createBaseReadShardResponse();
+    message.error = (object.error !== undefined && object.error !== null) ? Error.fromPartial(object.error) : undefined;
+    message.appliedIndex = object.appliedIndex ?? 0;
+    message.term = object.term ?? 0;
+    message.keyCount = object.keyCount ?? 0;
+    message.entries = object.entries?.map((e) => ShardEntry.fromPartial(e)) || [];
+    message.last = object.last ?? false;
+    return message;
+  },
+};
+
 /** KvService is served by every storage node. */
 export type KvServiceService = typeof KvServiceService;
 export const KvServiceService = {
@@ -3079,6 +3461,16 @@ export const KvServiceService = {
     responseSerialize: (value: TxnResponse): Buffer => Buffer.from(TxnResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TxnResponse => TxnResponse.decode(value),
   },
+  /** ReadShard streams a shard's whole state from its leader, cut at one linearizable point. */
+  readShard: {
+    path: "/kvstore.v1.KvService/ReadShard" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ReadShardRequest): Buffer => Buffer.from(ReadShardRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReadShardRequest => ReadShardRequest.decode(value),
+    responseSerialize: (value: ReadShardResponse): Buffer => Buffer.from(ReadShardResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReadShardResponse => ReadShardResponse.decode(value),
+  },
   /** Batch multiplexes a client's concurrent requests to this node on one stream. */
   batch: {
     path: "/kvstore.v1.KvService/Batch" as const,
@@ -3097,6 +3489,8 @@ export interface KvServiceServer extends UntypedServiceImplementation {
   delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
   cas: handleUnaryCall<CasRequest, CasResponse>;
   txn: handleUnaryCall<TxnRequest, TxnResponse>;
+  /** ReadShard streams a shard's whole state from its leader, cut at one linearizable point. */
+  readShard: handleServerStreamingCall<ReadShardRequest, ReadShardResponse>;
   /** Batch multiplexes a client's concurrent requests to this node on one stream. */
   batch: handleBidiStreamingCall<BatchRequest, BatchResponse>;
 }
@@ -3165,6 +3559,13 @@ export interface KvServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TxnResponse) => void,
   ): ClientUnaryCall;
+  /** ReadShard streams a shard's whole state from its leader, cut at one linearizable point. */
+  readShard(request: ReadShardRequest, options?: Partial<CallOptions>): ClientReadableStream<ReadShardResponse>;
+  readShard(
+    request: ReadShardRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ReadShardResponse>;
   /** Batch multiplexes a client's concurrent requests to this node on one stream. */
   batch(): ClientDuplexStream<BatchRequest, BatchResponse>;
   batch(options: Partial<CallOptions>): ClientDuplexStream<BatchRequest, BatchResponse>;
