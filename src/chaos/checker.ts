@@ -20,7 +20,18 @@
  * An indeterminate write (the client gave up: TIMEOUT or UNAVAILABLE) has a call but no return: it
  * may be linearized at any point after its invocation, or never. The search succeeds as soon as every
  * operation with a return is linearized.
+ *
+ * A key written with a TTL may expire (expiry.ts): an invisible step, taken by no client, that
+ * turns the key absent while that write's value is current, at or after its earliest expiry. In
+ * the search it is one more move at a configuration, enabled only when a key's current value came
+ * from a TTL write and the search's time — the first outstanding return, before which the next
+ * step must linearize — is at or past that write's earliest expiry. It is tried last, only when no
+ * operation can go next without it (so the linearization found expires a key only when something
+ * needed it gone), and it consumes no operation: the memo tells the two branches apart by the
+ * state (the key absent or not), and they merge again once the key is written. A read that finds
+ * the key absent too early, or finds the value again after it was gone, has no order.
  */
+import { findCameBack, readsOf } from './expiry.js';
 import { isCheckable, isIndeterminate, keysOf, possibleWrites, type Operation } from './history.js';
 import { ObjectModel, type ObjectState } from './object-model.js';
 import { withoutUnobservableWrites } from './unobserved-writes.js';
@@ -41,6 +52,13 @@ export interface KeyCheck {
   operationIds?: number[];
   /** Configurations the search visited. */
   steps: number;
+  /**
+   * Expiries of TTL writes the linearization found took and a later read observed (found the key
+   * absent before it was written again); 0 unless linearizable.
+   */
+  expirations: number;
+  /** Reads (gets, and transactions' gets) that found a key absent because it expired, in that linearization. */
+  expiredReads: number;
 }
 
 /** The verdict on a whole history. */
@@ -53,6 +71,10 @@ export interface HistoryCheck {
   indeterminate: number;
   /** One per object, by name. */
   keys: KeyCheck[];
+  /** Expiries observed, summed over the objects ({@link KeyCheck.expirations}). */
+  expirations: number;
+  /** Reads that found a key expired, summed over the objects ({@link KeyCheck.expiredReads}). */
+  expiredReads: number;
 }
 
 /** Search limits. */
@@ -121,7 +143,9 @@ export function checkHistory(history: readonly Operation[], options: CheckOption
     : keys.some((key) => key.verdict === 'unknown')
       ? 'unknown'
       : 'linearizable';
-  return { verdict, operationsChecked, indeterminate, keys };
+  const expirations = keys.reduce((sum, key) => sum + key.expirations, 0);
+  const expiredReads = keys.reduce((sum, key) => sum + key.expiredReads, 0);
+  return { verdict, operationsChecked, indeterminate, keys, expirations, expiredReads };
 }
 
 /**
@@ -131,7 +155,7 @@ export function checkHistory(history: readonly Operation[], options: CheckOption
 export function checkKey(name: string, allOperations: readonly Operation[], options: CheckOptions = {}): KeyCheck {
   const operations = allOperations.filter(isCheckable);
   const keys = [...new Set(allOperations.flatMap(keysOf))].sort();
-  const base = { key: name, keys, operations: operations.length };
+  const base = { key: name, keys, operations: operations.length, expirations: 0, expiredReads: 0 };
   const built = ObjectModel.build(keys, operations);
   if ('contradiction' in built) {
     return { ...base, verdict: 'violation', reason: built.contradiction.reason, operationIds: built.contradiction.operationIds, steps: 0 };
@@ -144,6 +168,19 @@ export function checkKey(name: string, allOperations: readonly Operation[], opti
       verdict: 'violation',
       reason: `a read returned "${neverWritten.value}", a value no operation on ${keys.length > 1 ? `key ${neverWritten.key}` : 'this key'} wrote`,
       operationIds: [neverWritten.id],
+      steps: 0,
+    };
+  }
+  const cameBack = findCameBack(operations);
+  if (cameBack !== undefined) {
+    return {
+      ...base,
+      verdict: 'violation',
+      reason:
+        `${keys.length > 1 ? `key ${cameBack.key}` : 'the key'} came back: "${cameBack.value}" was written (#${cameBack.writerId}), ` +
+        `read as absent (#${cameBack.absentReadId}) after the write certainly happened (#${cameBack.surelyWrittenById}), ` +
+        `then read again (#${cameBack.againReadId}) with no write of it in between`,
+      operationIds: [...new Set([cameBack.writerId, cameBack.surelyWrittenById, cameBack.absentReadId, cameBack.againReadId])],
       steps: 0,
     };
   }
@@ -183,9 +220,13 @@ interface Entry {
   next: Entry | undefined;
 }
 
-type SearchResult = Pick<KeyCheck, 'verdict' | 'reason' | 'operationIds' | 'steps'>;
+type SearchResult = Pick<KeyCheck, 'verdict' | 'reason' | 'operationIds' | 'steps'> & Partial<Pick<KeyCheck, 'expirations' | 'expiredReads'>>;
 
-/** A tentatively linearized operation: the state before it, the states it may leave, and which one the search took. */
+/**
+ * One move of the search: a tentatively linearized operation (`entry` its call), or an expiry
+ * taken at the first outstanding return (`entry` that return); the state before it, the states
+ * the move may leave, and which one the search took.
+ */
 interface Frame {
   entry: Entry;
   state: ObjectState;
@@ -202,60 +243,104 @@ function searchLinearization(operations: readonly Operation[], model: ObjectMode
   const stack: Frame[] = [];
   let state = model.initialState();
   let entry = head.next;
-  /** Set when backtracking to a call: try its states after the one taken before. */
+  /** Set when backtracking to a move: try its states after the one taken before. */
   let resume: Frame | undefined;
   let steps = 0;
+  /** Operations linearized on the current path (the stack also holds expiries). */
+  let ordered = 0;
   let deepest = 0;
   let blockedAt: Operation | undefined;
 
   while (remainingReturns > 0) {
     if (entry === undefined) throw new Error('linearizability search ran off the end of the history');
     if (++steps > maxSteps) return { verdict: 'unknown', reason: `search stopped after ${maxSteps} steps`, steps };
-    if (entry.isCall) {
-      const successors = resume?.entry === entry ? resume.successors : model.step(state, entry.operation);
-      const from = resume?.entry === entry ? resume.taken + 1 : 0;
-      resume = undefined;
-      let descended = false;
-      for (let taken = from; taken < successors.length && !descended; taken++) {
-        const next = successors[taken] as ObjectState;
-        setBit(linearized, entry.index, true);
-        const configuration = `${linearized.join(',')}|${model.encode(next)}`;
-        if (seen.has(configuration)) {
-          setBit(linearized, entry.index, false);
-          continue;
-        }
-        seen.add(configuration);
-        stack.push({ entry, state, successors, taken });
-        state = next;
+    const resuming = resume?.entry === entry ? resume : undefined;
+    resume = undefined;
+    // At a call, the states its operation may leave. At the first outstanding return (every call
+    // before it tried), the expiries due by then: the next step linearizes before that return.
+    const successors =
+      resuming?.successors ?? (entry.isCall ? model.step(state, entry.operation) : model.expirations(state, entry.operation.completedAtMs));
+    let descended = false;
+    for (let taken = resuming === undefined ? 0 : resuming.taken + 1; taken < successors.length && !descended; taken++) {
+      const next = successors[taken] as ObjectState;
+      if (entry.isCall) setBit(linearized, entry.index, true);
+      const configuration = `${linearized.join(',')}|${model.encode(next)}`;
+      if (seen.has(configuration)) {
+        if (entry.isCall) setBit(linearized, entry.index, false);
+        continue;
+      }
+      seen.add(configuration);
+      stack.push({ entry, state, successors, taken });
+      state = next;
+      if (entry.isCall) {
         lift(entry);
         if (entry.match !== undefined) remainingReturns--;
-        descended = true;
+        ordered++;
       }
-      entry = descended ? head.next : entry.next;
-    } else {
-      if (stack.length >= deepest) {
-        deepest = stack.length;
-        blockedAt = entry.operation;
-      }
-      const top = stack.pop();
-      if (top === undefined) {
-        const culprit = blockedAt ?? entry.operation;
-        return {
-          verdict: 'violation',
-          reason: `no order of the operations explains ${culprit.type} #${culprit.id} (at most ${deepest} of ${operations.length} could be ordered)`,
-          operationIds: [culprit.id],
-          steps,
-        };
-      }
-      state = top.state;
+      descended = true;
+    }
+    if (descended) {
+      entry = head.next;
+      continue;
+    }
+    if (entry.isCall) {
+      entry = entry.next;
+      continue;
+    }
+    // Blocked at a return whose operation cannot be linearized here: undo the last move.
+    if (ordered >= deepest) {
+      deepest = ordered;
+      blockedAt = entry.operation;
+    }
+    const top = stack.pop();
+    if (top === undefined) {
+      const culprit = blockedAt ?? entry.operation;
+      return {
+        verdict: 'violation',
+        reason: `no order of the operations explains ${culprit.type} #${culprit.id} (at most ${deepest} of ${operations.length} could be ordered)`,
+        operationIds: [culprit.id],
+        steps,
+      };
+    }
+    state = top.state;
+    if (top.entry.isCall) {
       setBit(linearized, top.entry.index, false);
       unlift(top.entry);
       if (top.entry.match !== undefined) remainingReturns++;
-      entry = top.entry;
-      resume = top;
+      ordered--;
     }
+    entry = top.entry;
+    resume = top;
   }
-  return { verdict: 'linearizable', steps };
+  return { verdict: 'linearizable', steps, ...expiriesObserved(stack, model) };
+}
+
+/**
+ * Counts, along the linearization found (the search's final stack), the expiries a later read
+ * observed — found the key absent before it was written again — and those reads.
+ */
+function expiriesObserved(stack: readonly Frame[], model: ObjectModel): Pick<KeyCheck, 'expirations' | 'expiredReads'> {
+  let expirations = 0;
+  let expiredReads = 0;
+  /** Per key: the expiry that made it absent, if no write came since, and whether a read saw it. */
+  const expired = new Map<string, { observed: boolean }>();
+  for (const frame of stack) {
+    const after = frame.successors[frame.taken] as ObjectState;
+    const changed = model.keys.filter((_, index) => frame.state[index] !== after[index]);
+    if (!frame.entry.isCall) {
+      for (const key of changed) expired.set(key, { observed: false });
+      continue;
+    }
+    for (const read of readsOf(frame.entry.operation)) {
+      const expiry = read.value === null ? expired.get(read.key) : undefined;
+      if (expiry === undefined) continue;
+      expiredReads++;
+      if (!expiry.observed) expirations++;
+      expiry.observed = true;
+    }
+    for (const key of changed) expired.delete(key);
+  }
+  return { expirations, expiredReads };
 }
 
 /**

@@ -10,6 +10,10 @@
  * A transaction (issue 18) is one operation on several keys of one shard: its compares, both
  * branches, and for a known outcome which branch ran and every result. Every other operation
  * touches its one `key`; {@link keysOf} gives the keys of any operation.
+ *
+ * A put, single or in a transaction, may carry `ttlMs` (issue 18): the key then expires that long
+ * after the put, in the shard's log time (docs/transactions-and-ttl.md); expiry.ts says what the
+ * checker may assume about when.
  */
 
 /** Fields every operation has. */
@@ -46,6 +50,8 @@ export interface PutOperation extends OperationBase {
   type: 'put';
   value: string;
   status: 'ok' | 'unknown';
+  /** The put's TTL: the key expires this long after the put (log time). Absent: it never expires. */
+  ttlMs?: number;
 }
 
 /** Compare-and-set: writes `value` only if the key's version is `expectedVersion` (0 = absent). */
@@ -73,8 +79,8 @@ export interface DeleteOperation extends OperationBase {
  */
 export type TxnCompareRecord = { key: string; value: string } | { key: string; version: number } | { key: string; exists: boolean };
 
-/** One operation of a transaction's branch. */
-export type TxnStep = { op: 'put'; key: string; value: string } | { op: 'delete'; key: string } | { op: 'get'; key: string };
+/** One operation of a transaction's branch; a put may carry a TTL, as a single put does. */
+export type TxnStep = { op: 'put'; key: string; value: string; ttlMs?: number } | { op: 'delete'; key: string } | { op: 'get'; key: string };
 
 /**
  * The result of one operation of the branch that ran, in branch order. A get sees the puts and
@@ -127,35 +133,52 @@ export function branchRan(operation: TxnOperation): TxnStep[] | undefined {
   return operation.succeeded ? operation.success : operation.failure;
 }
 
+/** A write an operation may have made: `value` null for a delete; `ttlMs` for a put with a TTL. */
+export interface PossibleWrite {
+  key: string;
+  value: string | null;
+  ttlMs?: number;
+}
+
 /**
- * The writes an operation may have made: `value` null for a delete. A transaction's come from the
- * branch that ran, or from both branches when its outcome is unknown; a refused cas wrote nothing.
+ * The writes an operation may have made. A transaction's come from the branch that ran, or from
+ * both branches when its outcome is unknown; a refused cas wrote nothing. A cas never has a TTL
+ * (it clears one, as a put without a TTL does).
  */
-export function possibleWrites(operation: Operation): { key: string; value: string | null }[] {
+export function possibleWrites(operation: Operation): PossibleWrite[] {
   switch (operation.type) {
     case 'get':
       return [];
     case 'put':
-      return [{ key: operation.key, value: operation.value }];
+      return [{ key: operation.key, value: operation.value, ...ttlOf(operation) }];
     case 'cas':
       return operation.status === 'conflict' ? [] : [{ key: operation.key, value: operation.value }];
     case 'delete':
       return [{ key: operation.key, value: null }];
     case 'txn': {
       const steps = branchRan(operation) ?? [...operation.success, ...operation.failure];
-      return steps.flatMap((step) => (step.op === 'get' ? [] : [{ key: step.key, value: step.op === 'put' ? step.value : null }]));
+      return steps.flatMap((step): PossibleWrite[] => {
+        if (step.op === 'get') return [];
+        return [step.op === 'put' ? { key: step.key, value: step.value, ...ttlOf(step) } : { key: step.key, value: null }];
+      });
     }
   }
 }
 
 /**
  * The writes an operation was acknowledged for: an `ok` put or cas, or the puts of an `ok`
- * transaction's branch that ran (with the version each got).
+ * transaction's branch that ran; each with its TTL, if it had one.
  */
-export function acknowledgedPuts(operation: Operation): { key: string; value: string }[] {
-  if ((operation.type === 'put' || operation.type === 'cas') && operation.status === 'ok') return [{ key: operation.key, value: operation.value }];
+export function acknowledgedPuts(operation: Operation): { key: string; value: string; ttlMs?: number }[] {
+  if (operation.type === 'put' && operation.status === 'ok') return [{ key: operation.key, value: operation.value, ...ttlOf(operation) }];
+  if (operation.type === 'cas' && operation.status === 'ok') return [{ key: operation.key, value: operation.value }];
   if (operation.type !== 'txn') return [];
-  return (branchRan(operation) ?? []).flatMap((step) => (step.op === 'put' ? [{ key: step.key, value: step.value }] : []));
+  return (branchRan(operation) ?? []).flatMap((step) => (step.op === 'put' ? [{ key: step.key, value: step.value, ...ttlOf(step) }] : []));
+}
+
+/** `{ ttlMs }` for a put with a TTL, else `{}`: spread into a write so an absent TTL stays absent. */
+function ttlOf(put: { ttlMs?: number }): { ttlMs?: number } {
+  return put.ttlMs === undefined ? {} : { ttlMs: put.ttlMs };
 }
 
 /** True for an operation whose outcome is not known: it may or may not have taken effect. */
@@ -282,7 +305,7 @@ export function describeOperation(operation: Operation): string {
         ? `${who} get → ${operation.value === null || operation.value === undefined ? 'absent' : `"${operation.value}" v${operation.version ?? '?'}`}`
         : `${who} get failed (${operation.error ?? 'error'})`;
     case 'put':
-      return `${who} put "${operation.value}" ${operation.status === 'ok' ? 'ok' : `unknown (${operation.error ?? 'error'})`}`;
+      return `${who} put "${operation.value}"${ttlText(operation)} ${operation.status === 'ok' ? 'ok' : `unknown (${operation.error ?? 'error'})`}`;
     case 'delete':
       return `${who} delete ${operation.status === 'ok' ? `ok (${operation.existed === true ? 'existed' : 'absent'})` : `unknown (${operation.error ?? 'error'})`}`;
     case 'cas': {
@@ -307,7 +330,7 @@ function describeTxn(operation: TxnOperation): string {
     return `${compare.key} ${compare.exists ? 'exists' : 'absent'}`;
   });
   const steps = (branch: readonly TxnStep[]): string =>
-    branch.length === 0 ? 'nothing' : branch.map((step) => (step.op === 'put' ? `put ${step.key}="${step.value}"` : `${step.op} ${step.key}`)).join(', ');
+    branch.length === 0 ? 'nothing' : branch.map((step) => (step.op === 'put' ? `put ${step.key}="${step.value}"${ttlText(step)}` : `${step.op} ${step.key}`)).join(', ');
   const call = `txn(${compares.join(', ')}) ? ${steps(operation.success)} : ${steps(operation.failure)}`;
   if (operation.status !== 'ok' || operation.succeeded === undefined) return `${call} → unknown (${operation.error ?? 'error'})`;
   const results = (operation.results ?? []).map((result) => {
@@ -316,4 +339,9 @@ function describeTxn(operation: TxnOperation): string {
     return result.value === null ? 'get absent' : `get "${result.value}" v${result.version}`;
   });
   return `${call} → ${operation.succeeded ? 'succeeded' : 'failed'}${results.length === 0 ? '' : `: ${results.join(', ')}`}`;
+}
+
+/** ` ttl 800ms` for a put with a TTL, else nothing. */
+function ttlText(put: { ttlMs?: number }): string {
+  return put.ttlMs === undefined ? '' : ` ttl ${put.ttlMs}ms`;
 }

@@ -1,7 +1,7 @@
 /**
  * Chaos testing (issue 7): `kvstore chaos` runs a workload against a cluster while a nemesis injects
  * faults, records the history, and checks it for linearizability per key — per object where
- * transactions tie keys together (issue 18) — and for lost writes. This
+ * transactions tie keys together (issue 18), with keys that expire — and for lost writes. This
  * is the folder's public surface; the CLI command and the tests use only what is exported here.
  */
 export type {
@@ -34,10 +34,12 @@ export { findLostWrites, FINAL_READ_CLIENT } from './lost-writes.js';
 export type { MinimizeOptions } from './minimize.js';
 export { minimizeViolation, isClosed, closeUnder } from './minimize.js';
 export type { ChaosOptions, ChaosResult, Violation } from './runner.js';
-export { runChaos, ChaosSetupError, DEFAULT_TRANSACTION_FRACTION, GROUP_KEY_SUFFIXES } from './runner.js';
+export { runChaos, ChaosSetupError, DEFAULT_TRANSACTION_FRACTION, DEFAULT_TTL_FRACTION, GROUP_KEY_SUFFIXES } from './runner.js';
+export { EXPIRY_RATE_BOUND, EXPIRY_CLOCK_SLACK_MS, earliestExpiryMs } from './expiry.js';
+export { MIN_TTL_MS, MAX_TTL_MS } from './workload.js';
 export type { FaultKind } from './nemesis.js';
 export { FAULT_KINDS } from './nemesis.js';
-export { passed, verdictLine, summaryLines, transactionLine, writeOutputs, renderViolation } from './report.js';
+export { passed, verdictLine, summaryLines, transactionLine, ttlLine, writeOutputs, renderViolation } from './report.js';
 export { LocalCluster } from './local-cluster.js';
 export type { LocalClusterOptions } from './local-cluster.js';
 export { settleProblems } from './cluster-watch.js';

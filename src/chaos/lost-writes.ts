@@ -2,9 +2,12 @@
  * The "no acknowledged write lost" check of a chaos run: after the cluster healed, one final read per
  * key shows the surviving value. An acknowledged write is lost when that value was written by an
  * operation that finished before the acknowledged write began (so it must be older), or when the key
- * reads as absent although a write was acknowledged and no delete could explain it. Any lost write is
- * also a linearizability violation; this check names the writes.
+ * reads as absent although a write was acknowledged and no delete could explain it — nor an expiry:
+ * a put with a TTL (issue 18) that did not finish before the acknowledged write began, and whose
+ * earliest expiry (expiry.ts) came before the final read returned, may have made the key absent.
+ * Any lost write is also a linearizability violation; this check names the writes.
  */
+import { earliestExpiryMs } from './expiry.js';
 import { acknowledgedPuts, keysOf, possibleWrites, precedes, type GetOperation, type Operation } from './history.js';
 
 /** The client id of the final reads, so they stand apart from the workers' operations. */
@@ -23,7 +26,7 @@ export interface LostWrite {
 /**
  * The lost writes, and the keys whose final read is missing (the check could not run for them).
  * A transaction's acknowledged puts count like puts: each key it put must still hold its value or
- * a later one.
+ * a later one — or be absent, when the put itself or a later one had a TTL that may have run out.
  */
 export function findLostWrites(history: readonly Operation[]): { lost: LostWrite[]; unreadKeys: string[] } {
   const finalReads = new Map<string, GetOperation>();
@@ -52,10 +55,18 @@ export function findLostWrites(history: readonly Operation[]): { lost: LostWrite
       possibleWrites(operation).some((write) => write.key === key && write.value === value);
     const finalWriter = finalValue === null ? undefined : operations.find((operation) => writesKey(operation, finalValue));
     const deleted = operations.some((operation) => writesKey(operation, null));
+    // The TTL writes of the key that may have expired before the final read returned.
+    const expirable = operations.filter((operation) =>
+      possibleWrites(operation).some(
+        (write) => write.key === key && write.ttlMs !== undefined && earliestExpiryMs(operation.invokedAtMs, write.ttlMs) <= finalRead.completedAtMs,
+      ),
+    );
     for (const operation of operations) {
       for (const put of acknowledgedPuts(operation)) {
         if (put.key !== key) continue;
-        const isLost = (finalValue === null && !deleted) || (finalWriter !== undefined && finalWriter !== operation && precedes(finalWriter, operation));
+        const expired = expirable.some((expirer) => !precedes(expirer, operation));
+        const isLost =
+          (finalValue === null && !deleted && !expired) || (finalWriter !== undefined && finalWriter !== operation && precedes(finalWriter, operation));
         if (isLost) lost.push({ key, operationId: operation.id, value: put.value, finalValue });
       }
     }

@@ -8,14 +8,16 @@
  * remaining operation, and every version a remaining cas or compare depends on is tied (by a
  * remaining read or cas result) to a value still written; and an operation that observes a key
  * without naming its value (a read of an absent key, a delete's "existed", a transaction's failed
- * or exists compare) stays only while the writes of that key that could change what it saw do. A
- * closed sub-history of a linearizable history is linearizable (drop the removed operations from
- * its linearization: each remaining read still follows its write with no write in between, each
- * cas and compare still sees the value its version names), so a failing closed sub-history is a
- * genuine witness, not an artefact of cutting.
+ * or exists compare) stays only while the writes of that key that could change what it saw do —
+ * for absence, every delete and every put with a TTL (its value may have expired). A closed
+ * sub-history of a linearizable history is linearizable (drop the removed operations, and the
+ * expiries of removed TTL puts, from its linearization: each remaining read still follows its
+ * write with no write in between, each cas and compare still sees the value its version names),
+ * so a failing closed sub-history is a genuine witness, not an artefact of cutting.
  */
 import { branchRan, isCheckable, possibleWrites, type Operation, type TxnOperation } from './history.js';
 import { checkKey } from './checker.js';
+import { mayRemove } from './expiry.js';
 import { versionObservations } from './register-model.js';
 
 /** Limits for {@link minimizeViolation}. */
@@ -87,7 +89,11 @@ export function isClosed(operations: readonly Operation[], whole: readonly Opera
   return closedMembers(operations, writeCounts(whole)).size === operations.length;
 }
 
-/** Per key, how many operations may write it and how many may delete it. */
+/**
+ * Per key, how many operations may write it and how many may make it absent: a delete, or a put
+ * with a TTL (its value may expire, issue 18), so absence stays explained only while every such
+ * write of the key stays.
+ */
 interface WriteCounts {
   writes: Map<string, number>;
   deletes: Map<string, number>;
@@ -98,7 +104,7 @@ function writeCounts(operations: readonly Operation[]): WriteCounts {
   for (const operation of operations) {
     const writes = possibleWrites(operation);
     for (const key of new Set(writes.map((write) => write.key))) counts.writes.set(key, (counts.writes.get(key) ?? 0) + 1);
-    for (const key of new Set(writes.filter((write) => write.value === null).map((write) => write.key))) {
+    for (const key of new Set(writes.filter(mayRemove).map((write) => write.key))) {
       counts.deletes.set(key, (counts.deletes.get(key) ?? 0) + 1);
     }
   }

@@ -11,7 +11,15 @@
  * when the version is tied to a value, permissively when it is not. All of one transaction's puts
  * get one version (its Raft index); the model does not use that, which only makes it more
  * permissive, never a false alarm.
+ *
+ * A key whose current value was written with a TTL may also expire (expiry.ts): {@link
+ * ObjectModel.expirations} gives the states where it has, once the search's time is past that
+ * write's earliest expiry. An expired key is simply absent, so the state — and the search's memo
+ * of it — records whether the expiry happened, and forgets it once the key is written again.
+ * The keys of one transaction's TTL puts expire in one log entry on the node; the model lets each
+ * expire on its own, which again only makes it more permissive.
  */
+import { earliestExpiries } from './expiry.js';
 import { isIndeterminate, type Operation, type TxnCompareRecord, type TxnOperation, type TxnStep, type TxnStepResult } from './history.js';
 import { stepRegister, VersionKnowledge, type RegisterState, type VersionContradiction } from './register-model.js';
 
@@ -31,11 +39,16 @@ export class ObjectModel {
     /** The object's keys, in state order. */
     readonly keys: readonly string[],
     private readonly knowledge: readonly VersionKnowledge[],
+    /** Per key (state order): each value written with a TTL and its earliest expiry time. */
+    private readonly expiries: readonly ReadonlyMap<string, number>[],
   ) {
     keys.forEach((key, index) => this.indexOfKey.set(key, index));
   }
 
-  /** Learns every key's value ↔ version pairs from `operations`; the first contradiction, if any, instead. */
+  /**
+   * Learns every key's value ↔ version pairs, and the earliest expiry of every value written with
+   * a TTL, from `operations`; the first contradiction, if any, instead.
+   */
   static build(keys: readonly string[], operations: readonly Operation[]): { model: ObjectModel } | { contradiction: VersionContradiction } {
     const knowledge: VersionKnowledge[] = [];
     for (const key of keys) {
@@ -43,7 +56,26 @@ export class ObjectModel {
       if (learned.contradiction !== undefined) return { contradiction: learned.contradiction };
       knowledge.push(learned.knowledge);
     }
-    return { model: new ObjectModel(keys, knowledge) };
+    const expiries = earliestExpiries(operations);
+    return { model: new ObjectModel(keys, knowledge, keys.map((key) => expiries.get(key) ?? new Map<string, number>())) };
+  }
+
+  /**
+   * The states reachable from `state` by one expiry at time `atMs` (history ms): for each key whose
+   * value was written with a TTL whose earliest expiry is at or before `atMs`, the state with that
+   * key absent. Only the write whose value is current can expire: one overwritten since cannot.
+   */
+  expirations(state: ObjectState, atMs: number): ObjectState[] {
+    const nexts: ObjectState[] = [];
+    state.forEach((value, index) => {
+      if (value === null) return;
+      const earliestMs = this.expiries[index]?.get(value);
+      if (earliestMs === undefined || earliestMs > atMs) return;
+      const next = [...state];
+      next[index] = null;
+      nexts.push(next);
+    });
+    return nexts;
   }
 
   /** Every key absent. */

@@ -1,6 +1,7 @@
 /**
  * What a chaos run prints and writes: the verdict line (`linearizable: yes|NO`, ops checked, faults
- * injected, lost writes), a short summary (with a `transactions:` line when the workload ran any), and with `--out DIR` the files `history.jsonl`,
+ * injected, lost writes), a short summary (with a `transactions:` line when the workload ran any,
+ * and a `ttl:` line when it put keys with a TTL), and with `--out DIR` the files `history.jsonl`,
  * `timeline.txt`, `report.txt`, and for a violation `violation.txt` — the smallest failing
  * sub-history found, rendered as a table and a time diagram.
  */
@@ -38,6 +39,7 @@ export function summaryLines(result: ChaosResult): string[] {
       `${transactions > 0 ? `, ${transactions} txn` : ''}); ` +
       `${count((op) => isIndeterminate(op) && possibleWrites(op).length > 0)} indeterminate writes, ${count((op) => op.type === 'get' && op.status === 'failed')} failed reads dropped`,
     ...(transactions > 0 ? [transactionLine(result)] : []),
+    ...(ttlPuts(history).total > 0 ? [ttlLine(result)] : []),
     `faults: ${result.faultsInjected} injected${faults === '' ? '' : ` (${faults})`}; ${result.probes} stale-read probes`,
     `cluster: ${result.settleProblems.length === 0 ? 'recovered: every shard has a leader and K live replicas' : `NOT recovered: ${result.settleProblems.slice(0, 3).join('; ')}`}`,
   ];
@@ -71,6 +73,33 @@ export function transactionLine(result: ChaosResult): string {
     `transactions: ${committed + compareFailed + unknown} (${committed} committed, ${compareFailed} compares failed, ${unknown} unknown)` +
     ` on ${groups} key group${groups === 1 ? '' : 's'} checked as one object each`
   );
+}
+
+/**
+ * `ttl: 312 puts with a TTL (41 in transactions); 88 reads found a key expired (57 expirations)`:
+ * the reads that found a key absent because a TTL write's value expired, and those expiries, in
+ * the linearization the checker found (it expires a key only when a read needs it gone); 0 when
+ * the history is not linearizable.
+ */
+export function ttlLine(result: ChaosResult): string {
+  const { total, inTransactions } = ttlPuts(result.history);
+  const { expiredReads, expirations } = result.check;
+  return (
+    `ttl: ${total} put${total === 1 ? '' : 's'} with a TTL (${inTransactions} in transactions); ` +
+    `${expiredReads} read${expiredReads === 1 ? '' : 's'} found a key expired (${expirations} expiration${expirations === 1 ? '' : 's'})`
+  );
+}
+
+/** Puts the workload issued with a TTL: single ones, and transaction puts (either branch). */
+function ttlPuts(history: readonly Operation[]): { total: number; inTransactions: number } {
+  let single = 0;
+  let inTransactions = 0;
+  for (const operation of history) {
+    if (operation.type === 'put' && operation.ttlMs !== undefined) single++;
+    if (operation.type !== 'txn') continue;
+    for (const step of [...operation.success, ...operation.failure]) if (step.op === 'put' && step.ttlMs !== undefined) inTransactions++;
+  }
+  return { total: single + inTransactions, inTransactions };
 }
 
 /** `key k` or `keys {g0}a+{g0}b+{g0}c`. */

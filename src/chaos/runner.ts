@@ -64,12 +64,22 @@ export interface ChaosOptions {
    * `keys`, at least one; ignored when `transactionFraction` is 0.
    */
   transactionGroups?: number;
+  /**
+   * Fraction of puts — single, and each put of a transaction — that carry a TTL of 200 ms to 3 s
+   * (issue 18), 0…1. Default {@link DEFAULT_TTL_FRACTION}; 0 puts no TTL at all, as before keys
+   * could expire. More makes keys expire (and reads find them gone) more often, but lets fewer
+   * acknowledged writes be checked for loss at the end: an expired one cannot be.
+   */
+  ttlFraction?: number;
   /** Progress lines for the operator (stderr). */
   progress?: (line: string) => void;
 }
 
 /** Transactions are this fraction of the workload unless {@link ChaosOptions.transactionFraction} says otherwise. */
 export const DEFAULT_TRANSACTION_FRACTION = 0.2;
+
+/** Puts carry a TTL this fraction of the time unless {@link ChaosOptions.ttlFraction} says otherwise. */
+export const DEFAULT_TTL_FRACTION = 0.1;
 
 /** The keys of one transaction group, after its hash tag. */
 export const GROUP_KEY_SUFFIXES = ['a', 'b', 'c'] as const;
@@ -137,6 +147,8 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
   const keys = keyNames(options.keys, runTag);
   const transactionFraction = options.transactionFraction ?? DEFAULT_TRANSACTION_FRACTION;
   if (!(transactionFraction >= 0 && transactionFraction <= 1)) throw new RangeError(`transactionFraction must be within 0…1, got ${transactionFraction}`);
+  const ttlFraction = options.ttlFraction ?? DEFAULT_TTL_FRACTION;
+  if (!(ttlFraction >= 0 && ttlFraction <= 1)) throw new RangeError(`ttlFraction must be within 0…1, got ${ttlFraction}`);
   const groups = transactionFraction > 0 ? groupNames(options.transactionGroups ?? Math.max(1, Math.ceil(options.keys / 4)), runTag) : [];
   const partitions = partitionSupport(options);
   try {
@@ -189,6 +201,7 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
         keys,
         groups,
         transactionFraction,
+        ttlFraction,
         operationTimeoutMs: options.operationTimeoutMs ?? 3000,
         maxThinkTimeMs: 20,
         random: random.fork(1),
@@ -222,7 +235,8 @@ export async function runChaos(options: ChaosOptions, signal?: AbortSignal): Pro
     signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => stop.abort(), options.durationSeconds * 1000);
     const transactions = groups.length === 0 ? '' : `, ${Math.round(transactionFraction * 100)}% transactions on ${groups.length} key groups`;
-    timeline.add('phase', `workload started: ${options.clients} clients on ${keys.length} keys${transactions} for ${options.durationSeconds} s, faults ${options.faults.join(',') || 'none'}`);
+    const ttls = ttlFraction === 0 ? '' : `, ${Math.round(ttlFraction * 100)}% of puts with a TTL`;
+    timeline.add('phase', `workload started: ${options.clients} clients on ${keys.length} keys${transactions}${ttls} for ${options.durationSeconds} s, faults ${options.faults.join(',') || 'none'}`);
     progress(`running the workload for ${options.durationSeconds} s`);
     try {
       await Promise.all([workload.run(stop.signal), nemesis?.run(stop.signal)]);

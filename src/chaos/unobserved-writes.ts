@@ -24,7 +24,12 @@
  *   which is harmless only when its failure branch writes nothing.
  *
  * A write that deletes is never dropped: "absent" is what every read of an absent key observes.
+ * Nor is a put with a TTL (issue 18): its value may expire, and then the key is absent — a
+ * delete in disguise. (A write without a TTL over a TTL value is still dropped safely: in L the
+ * key held u, which never expires, so nothing in the stretch saw it absent, and without W the
+ * earlier value simply stays, unexpired, as L' needs no expiry that L did not take.)
  */
+import { mayRemove } from './expiry.js';
 import { branchRan, isIndeterminate, possibleWrites, type Operation, type TxnOperation, type TxnStep } from './history.js';
 import type { ObjectModel } from './object-model.js';
 import { versionObservations } from './register-model.js';
@@ -108,10 +113,12 @@ function observedValues(operations: readonly Operation[]): Set<string> {
 }
 
 /**
- * A put, cas or transaction that writes no delete, no observed value and no key some operation
- * could tell by (a read-only transaction writes nothing at all).
+ * A put, cas or transaction that writes no delete, no put with a TTL, no observed value and no key
+ * some operation could tell by (a read-only transaction writes nothing at all).
  */
 function writesOnlyUnobserved(operation: Operation, observed: ReadonlySet<string>, telling: ReadonlySet<string>): boolean {
   if (operation.type === 'get' || operation.type === 'delete') return false;
-  return possibleWrites(operation).every((write) => write.value !== null && !telling.has(write.key) && !observed.has(`${write.key}\u0000${write.value}`));
+  return possibleWrites(operation).every(
+    (write) => !mayRemove(write) && !telling.has(write.key) && !observed.has(`${write.key}\u0000${write.value ?? ''}`),
+  );
 }

@@ -11,6 +11,12 @@
  * and a delete is preceded by a read of its key in the same branch. Single-key operations reach the
  * group keys too, so both kinds interleave on them.
  *
+ * A fraction of the puts, single and in transactions, carry a TTL (issue 18), log-uniform from
+ * {@link MIN_TTL_MS} to {@link MAX_TTL_MS}: keys are written several times a second, so the short
+ * ones often run out before the next write and a read finds the key expired, while the long ones
+ * are mostly overwritten first (which clears the TTL). Cas has no TTL. The stale-read probe's
+ * writes never have one.
+ *
  * Outcomes map to the history as the client contract says (DESIGN.md §6): TIMEOUT or UNAVAILABLE on
  * a write is `unknown`; CONFLICT on a cas is a definite refusal carrying the version found; a read
  * that failed is recorded as `failed` and dropped by the checker.
@@ -31,6 +37,8 @@ export interface WorkloadOptions {
   groups: readonly (readonly string[])[];
   /** Fraction of each worker's calls that are transactions on one group, 0…1. */
   transactionFraction: number;
+  /** Fraction of puts (single, and each put of a transaction) that carry a TTL, 0…1; 0 draws nothing, so the workload is as without TTLs. */
+  ttlFraction: number;
   /** Deadline of one call. Short enough that a worker stuck on a dead node moves on within a fault. */
   operationTimeoutMs: number;
   /** Each worker waits up to this long (uniformly) between calls, to keep the CPU load moderate. */
@@ -39,6 +47,11 @@ export interface WorkloadOptions {
   /** What the clients present (TLS, a token); none for a plaintext, open cluster. */
   credentials?: ClientCredentials;
 }
+
+/** The shortest TTL the workload gives: well above a call's latency, so the put's own client can read the key back. */
+export const MIN_TTL_MS = 200;
+/** The longest TTL the workload gives: a few seconds, longer than most keys go without a write. */
+export const MAX_TTL_MS = 3000;
 
 /** Client ids of the stale-read probe's reader and writer (workers are 0…C-1). */
 const PROBE_READER_CLIENT = 1000;
@@ -126,7 +139,7 @@ export class Workload {
         const roll = random.nextFloat();
         let operation: Operation;
         if (roll < 0.4) operation = await this.get(index, client, key);
-        else if (roll < 0.7) operation = await this.put(index, client, key);
+        else if (roll < 0.7) operation = await this.put(index, client, key, this.ttl(random));
         else operation = await this.cas(index, client, key, known.get(key)?.version ?? 0);
         learn(known, operation);
       }
@@ -145,15 +158,24 @@ export class Workload {
     }
   }
 
-  private async put(clientId: number, client: KVClient, key: string): Promise<Operation> {
+  /** A put, with a TTL when `ttlMs` is given. */
+  private async put(clientId: number, client: KVClient, key: string, ttlMs?: number): Promise<Operation> {
     const value = this.nextValue(clientId);
+    const ttl = ttlMs === undefined ? {} : { ttlMs };
     const call = this.recorder.invoke(clientId, key);
     try {
-      await client.put(key, value, { timeoutMs: this.options.operationTimeoutMs });
-      return call.complete({ type: 'put', value, status: 'ok' });
+      await client.put(key, value, { timeoutMs: this.options.operationTimeoutMs, ...ttl });
+      return call.complete({ type: 'put', value, status: 'ok', ...ttl });
     } catch (error) {
-      return call.complete({ type: 'put', value, status: 'unknown', error: errorCode(error) });
+      return call.complete({ type: 'put', value, status: 'unknown', error: errorCode(error), ...ttl });
     }
+  }
+
+  /** A TTL for the next put, {@link WorkloadOptions.ttlFraction} of the time; undefined otherwise. */
+  private ttl(random: SeededRandom): number | undefined {
+    const { ttlFraction } = this.options;
+    if (ttlFraction <= 0 || random.nextFloat() >= ttlFraction) return undefined;
+    return Math.round(MIN_TTL_MS * (MAX_TTL_MS / MIN_TTL_MS) ** random.nextFloat());
   }
 
   private async cas(clientId: number, client: KVClient, key: string, expectedVersion: number): Promise<Operation> {
@@ -186,7 +208,10 @@ export class Workload {
     if (x === undefined || y === undefined) throw new Error('a transaction group needs at least two keys');
     const readGroup = (): Promise<Operation> => this.txn(clientId, client, [], group.map((key) => ({ op: 'get', key })), []);
     const readBack = (...keys: string[]): TxnStep[] => keys.map((key) => ({ op: 'get', key }));
-    const put = (key: string): TxnStep => ({ op: 'put', key, value: this.nextValue(clientId) });
+    const put = (key: string): TxnStep => {
+      const ttlMs = this.ttl(random);
+      return { op: 'put', key, value: this.nextValue(clientId), ...(ttlMs === undefined ? {} : { ttlMs }) };
+    };
     // A version the worker knows without its value (a cas conflict's) may be one no read tied to a
     // value; compares on those keep the checker from leaving out unobserved timed-out writes, so
     // read the group first instead.
@@ -285,7 +310,7 @@ function learnFromTxn(known: Map<string, Seen>, operation: TxnOperation): void {
 function clientOp(step: TxnStep): KVTxnOp {
   switch (step.op) {
     case 'put':
-      return { put: { key: step.key, value: step.value } };
+      return { put: { key: step.key, value: step.value, ...(step.ttlMs === undefined ? {} : { ttlMs: step.ttlMs }) } };
     case 'delete':
       return { delete: { key: step.key } };
     case 'get':

@@ -1,6 +1,7 @@
 /**
  * `kvstore chaos [--manager ADDR] [--duration S] [--clients C] [--keys N]
- * [--faults kill,pause,leader,partition,restart] [--interval S] [--seed N] [--out DIR]` (issue 7):
+ * [--faults kill,pause,leader,partition,restart] [--interval S] [--seed N] [--txn-fraction F]
+ * [--ttl-fraction F] [--out DIR]` (issue 7; transactions and TTL puts, issue 18):
  * a bounded chaos run checked for linearizability, lost writes and recovery. Prints a summary and
  * the verdict line on stdout, progress on stderr. Exit 0 when every check passed, 1 on a violation
  * (or an undecided check, or a cluster that did not recover), 2 on bad input, 3 when the cluster
@@ -14,7 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import {
   ChaosSetupError,
+  DEFAULT_TRANSACTION_FRACTION,
+  DEFAULT_TTL_FRACTION,
   FAULT_KINDS,
+  MAX_TTL_MS,
+  MIN_TTL_MS,
   passed,
   runChaos,
   summaryLines,
@@ -40,6 +45,8 @@ interface ChaosFlags extends ClientSecurityFlags {
   out?: string;
   unsafeStaleReads?: boolean;
   tls?: boolean;
+  txnFraction?: string;
+  ttlFraction?: string;
 }
 
 /** Registers `chaos` on the root program. */
@@ -56,6 +63,8 @@ export function registerChaosCommand(program: Command): void {
     .option('--seed <n>', 'seed of the fault schedule and the workload (default: random, printed)')
     .option('--out <dir>', 'write history.jsonl, timeline.txt, report.txt (and violation.txt) here; the cluster data and logs go to DIR/cluster')
     .option('--tls', 'start the local cluster with mutual TLS (certificates made in its data dir); the clients present a client certificate')
+    .option('--txn-fraction <f>', 'fraction of the calls that are transactions on hash-tagged key groups, 0…1 (0: none)', String(DEFAULT_TRANSACTION_FRACTION))
+    .option('--ttl-fraction <f>', `fraction of the puts that carry a TTL of ${MIN_TTL_MS} ms–${MAX_TTL_MS / 1000} s, 0…1 (0: none)`, String(DEFAULT_TTL_FRACTION))
     .addHelpText(
       'after',
       '\nPrints a summary and the verdict line "linearizable: yes|NO  ops checked: N  faults injected: F  lost writes: L  recovered: yes|NO".\n' +
@@ -106,12 +115,21 @@ export function parseChaosFlags(flags: ChaosFlags): ChaosOptions {
     keys: parseInteger(flags.keys, '--keys', 1, 1000),
     faults: [...new Set(faults)] as FaultKind[],
     intervalSeconds: parseSeconds(flags.interval, '--interval'),
+    ...(flags.txnFraction === undefined ? {} : { transactionFraction: parseFraction(flags.txnFraction, '--txn-fraction') }),
+    ...(flags.ttlFraction === undefined ? {} : { ttlFraction: parseFraction(flags.ttlFraction, '--ttl-fraction') }),
     seed: flags.seed === undefined ? randomInt(2 ** 31) : parseInteger(flags.seed, '--seed', 0, 2 ** 32 - 1),
     ...(out === undefined ? {} : { clusterDir: join(out, 'cluster') }),
     mainScript: fileURLToPath(new URL('./main.js', import.meta.url)),
     ...(flags.unsafeStaleReads === true ? { unsafeStaleReads: true, env: { [ALLOW_UNSAFE_TESTING_ENV]: '1' } } : {}),
     progress: (line) => process.stderr.write(`chaos: ${line}\n`),
   };
+}
+
+/** A fraction flag: a decimal number from 0 to 1 (`0.25`, `1`, `.1`); throws {@link BadInputError} otherwise. */
+function parseFraction(text: string, flag: string): number {
+  const value = /^(\d+(\.\d*)?|\.\d+)$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!(value >= 0 && value <= 1)) throw new BadInputError(`${flag} wants a fraction from 0 to 1, got "${text}"`);
+  return value;
 }
 
 /** Runs, prints, writes `--out`; resolves to the exit code. Ctrl-C ends the workload early (a second one exits at once). */

@@ -5,32 +5,51 @@
  * linearization points, is always accepted; the same history with one read changed to a value
  * never written, or to a value written only after the read returned, or with a transaction's read
  * of both keys torn (one key shown as it was before the transaction that wrote both) is always
- * rejected. SEED=n replays a run.
+ * rejected. Puts and transfers may carry a TTL (issue 18): the reference removes the key at some
+ * time at or after the earliest expiry the checker assumes, while that write's value is current;
+ * a read changed to find the key absent before any TTL write could have expired, or the history
+ * followed by a read that finds a written key absent and one that finds that write's value again,
+ * is always rejected. SEED=n replays a run.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { checkHistory, type Operation, type TxnOperation, type TxnStepResult } from '../../src/chaos/index.js';
+import { checkHistory, earliestExpiryMs, possibleWrites, precedes, type GetOperation, type Operation, type TxnOperation, type TxnStepResult } from '../../src/chaos/index.js';
 
 const SEED = process.env['SEED'] === undefined ? Date.now() % 2 ** 31 : Number(process.env['SEED']);
 
 const KEYS = ['{g}a', '{g}b'] as const;
 
+/**
+ * A TTL: the key expires `lagMs` after the earliest expiry the checker assumes (but never before
+ * the put's linearization point), unless overwritten first.
+ */
+interface Ttl {
+  ttlMs: number;
+  lagMs: number;
+}
+
 type Step =
   | { kind: 'get' }
-  | { kind: 'put' }
+  | { kind: 'put'; ttl: Ttl | null }
   | { kind: 'cas'; stale: boolean }
-  | { kind: 'lostWrite' }
+  | { kind: 'lostWrite'; ttl: Ttl | null }
   | { kind: 'readBoth' }
-  | { kind: 'transfer'; stale: boolean }
+  | { kind: 'transfer'; stale: boolean; ttl: Ttl | null }
   | { kind: 'lostTransfer' };
+
+/** TTLs around the length of a history (tens of ms), so some keys expire and some reads come before the earliest expiry. */
+const ttlArbitrary: fc.Arbitrary<Ttl | null> = fc.oneof(
+  { arbitrary: fc.constant(null), weight: 2 },
+  { arbitrary: fc.record({ ttlMs: fc.integer({ min: 20, max: 150 }), lagMs: fc.integer({ min: 0, max: 40 }) }), weight: 1 },
+);
 
 const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
   fc.constant<Step>({ kind: 'get' }),
-  fc.constant<Step>({ kind: 'put' }),
+  ttlArbitrary.map<Step>((ttl) => ({ kind: 'put', ttl })),
   fc.boolean().map<Step>((stale) => ({ kind: 'cas', stale })),
-  fc.constant<Step>({ kind: 'lostWrite' }),
+  ttlArbitrary.map<Step>((ttl) => ({ kind: 'lostWrite', ttl })),
   fc.constant<Step>({ kind: 'readBoth' }),
-  fc.boolean().map<Step>((stale) => ({ kind: 'transfer', stale })),
+  fc.tuple(fc.boolean(), ttlArbitrary).map<Step>(([stale, ttl]) => ({ kind: 'transfer', stale, ttl })),
   fc.constant<Step>({ kind: 'lostTransfer' }),
 );
 
@@ -51,13 +70,15 @@ const timingArbitrary: fc.Arbitrary<Timing> = fc.record({
 interface Cell {
   value: string | null;
   version: number;
+  /** When the reference removes the key (its value came from a put with a TTL). */
+  expiresAtMs?: number;
 }
 
 /**
  * Runs the steps on a reference store of two keys (versions = one Raft-like index counter for the
  * shard) and gives each operation an interval around its linearization point. `lostWrite` and
  * `lostTransfer` steps are timed-out writes that never took effect; single-key steps pick their key
- * by `keyIndex`.
+ * by `keyIndex`. Before each step, keys whose TTL ran out by its linearization point are removed.
  */
 function sequentialHistory(steps: readonly { step: Step; timing: Timing; keyIndex: number }[]): Operation[] {
   const store = new Map<string, Cell>(KEYS.map((key) => [key, { value: null, version: 0 }]));
@@ -67,8 +88,12 @@ function sequentialHistory(steps: readonly { step: Step; timing: Timing; keyInde
   const history: Operation[] = [];
   steps.forEach(({ step, timing, keyIndex }, id) => {
     pointMs += timing.gapMs;
+    for (const name of KEYS) if ((cell(name).expiresAtMs ?? Infinity) <= pointMs) store.set(name, { value: null, version: 0 });
     const key = KEYS[keyIndex % KEYS.length] as string;
     const span = { id, client: id % 4, key, invokedAtMs: pointMs - timing.beforeMs, completedAtMs: pointMs + timing.afterMs };
+    const ttlFields = (ttl: Ttl | null): { ttlMs?: number } => (ttl === null ? {} : { ttlMs: ttl.ttlMs });
+    const expiry = (ttl: Ttl | null): { expiresAtMs?: number } =>
+      ttl === null ? {} : { expiresAtMs: Math.max(earliestExpiryMs(span.invokedAtMs, ttl.ttlMs) + ttl.lagMs, pointMs + 0.5) };
     const current = cell(key);
     const written = `v${id}`;
     switch (step.kind) {
@@ -77,8 +102,8 @@ function sequentialHistory(steps: readonly { step: Step; timing: Timing; keyInde
         return;
       case 'put':
         index += 1 + (id % 3);
-        store.set(key, { value: written, version: index });
-        history.push({ ...span, type: 'put', value: written, status: timing.indeterminate ? 'unknown' : 'ok' });
+        store.set(key, { value: written, version: index, ...expiry(step.ttl) });
+        history.push({ ...span, type: 'put', value: written, status: timing.indeterminate ? 'unknown' : 'ok', ...ttlFields(step.ttl) });
         return;
       case 'cas': {
         const expectedVersion = step.stale && current.version > 0 ? current.version - 1 : current.version;
@@ -96,7 +121,7 @@ function sequentialHistory(steps: readonly { step: Step; timing: Timing; keyInde
         return;
       }
       case 'lostWrite':
-        history.push({ ...span, type: 'put', value: written, status: 'unknown' });
+        history.push({ ...span, type: 'put', value: written, status: 'unknown', ...ttlFields(step.ttl) });
         return;
       case 'readBoth': {
         const results = KEYS.map((name): TxnStepResult => ({ op: 'get', key: name, value: cell(name).value, version: cell(name).version }));
@@ -112,7 +137,7 @@ function sequentialHistory(steps: readonly { step: Step; timing: Timing; keyInde
           key: KEYS[0],
           type: 'txn' as const,
           compare,
-          success: KEYS.map((name) => ({ op: 'put' as const, key: name, value: `${written}${name.slice(-1)}` })),
+          success: KEYS.map((name) => ({ op: 'put' as const, key: name, value: `${written}${name.slice(-1)}`, ...ttlFields(step.kind === 'transfer' ? step.ttl : null) })),
           failure: KEYS.map((name) => ({ op: 'get' as const, key: name })),
         };
         if (step.kind === 'lostTransfer') {
@@ -123,7 +148,7 @@ function sequentialHistory(steps: readonly { step: Step; timing: Timing; keyInde
         let results: TxnStepResult[];
         if (succeeded) {
           index += 1;
-          for (const name of KEYS) store.set(name, { value: `${written}${name.slice(-1)}`, version: index });
+          for (const name of KEYS) store.set(name, { value: `${written}${name.slice(-1)}`, version: index, ...expiry(step.ttl) });
           results = KEYS.map((name) => ({ op: 'put', key: name, version: index }));
         } else {
           results = KEYS.map((name) => ({ op: 'get', key: name, value: cell(name).value, version: cell(name).version }));
@@ -160,7 +185,9 @@ function tearableReads(history: readonly Operation[]): { read: TxnOperation; bef
       .flatMap((operation) => observedValues(operation, second.key))
       .filter((seen) => seen.version < second.version && seen.completedAtMs < writer.invokedAtMs)
       .sort((a, b) => b.version - a.version)[0];
-    if (earlier !== undefined) found.push({ read, before: { value: earlier.value, version: earlier.version } });
+    // Absent is no tear when a TTL write of the key may have expired after the transfer.
+    const mayExpire = history.some((operation) => possibleWrites(operation).some((write) => write.key === second.key && write.ttlMs !== undefined));
+    if (earlier !== undefined && !(earlier.value === null && mayExpire)) found.push({ read, before: { value: earlier.value, version: earlier.version } });
   }
   return found;
 }
@@ -173,6 +200,56 @@ function observedValues(operation: Operation, key: string): { value: string | nu
   return (operation.results ?? []).flatMap((result) =>
     result.op === 'get' && result.key === key ? [{ value: result.value, version: result.version, completedAtMs: operation.completedAtMs }] : [],
   );
+}
+
+/** The write that put `value` on `key` (values are unique). */
+function writerOf(history: readonly Operation[], key: string, value: string): Operation | undefined {
+  return history.find((operation) => possibleWrites(operation).some((write) => write.key === key && write.value === value));
+}
+
+/**
+ * Reads that found a value whose determinate write returned before they began, and that returned
+ * before every TTL write of the key that might be current then (any but those that returned before
+ * that write began) could have expired: finding the key absent instead has no explanation (the
+ * generator never deletes).
+ */
+function tooEarlyForAbsence(history: readonly Operation[]): GetOperation[] {
+  return history.filter((read): read is GetOperation => {
+    if (read.type !== 'get' || typeof read.value !== 'string') return false;
+    const writer = writerOf(history, read.key, read.value);
+    if (writer === undefined || !precedes(writer, read)) return false;
+    return history.every((other) =>
+      possibleWrites(other).every(
+        (write) => write.key !== read.key || write.ttlMs === undefined || precedes(other, writer) || earliestExpiryMs(other.invokedAtMs, write.ttlMs) > read.completedAtMs,
+      ),
+    );
+  });
+}
+
+/**
+ * The values whose determinate write returned, with their keys: once every operation has returned,
+ * a read that finds such a key absent and a later read that finds the value again have no
+ * explanation — the value "came back".
+ */
+function cameBackCandidates(history: readonly Operation[]): { key: string; value: string }[] {
+  return history.flatMap((write) =>
+    write.status === 'ok' ? possibleWrites(write).flatMap((put) => (put.value === null ? [] : [{ key: put.key, value: put.value }])) : [],
+  );
+}
+
+/** The version the history tied to `value` on `key`: a read of it, a cas that wrote it, a transfer's put of it. */
+function versionOf(history: readonly Operation[], key: string, value: string): number | undefined {
+  for (const operation of history) {
+    if (operation.type === 'get' && operation.key === key && operation.value === value) return operation.version;
+    if (operation.type === 'cas' && operation.key === key && operation.value === value && operation.status === 'ok') return operation.version;
+    if (operation.type !== 'txn' || operation.status !== 'ok') continue;
+    const seen = (operation.results ?? []).find((result) => result.op === 'get' && result.key === key && result.value === value);
+    if (seen?.op === 'get') return seen.version;
+    const index = operation.success.findIndex((write) => write.op === 'put' && write.key === key && write.value === value);
+    const result = operation.succeeded === true ? operation.results?.[index] : undefined;
+    if (index >= 0 && result?.op === 'put') return result.version;
+  }
+  return undefined;
 }
 
 describe('chaos checker: properties', function () {
@@ -237,6 +314,47 @@ describe('chaos checker: properties', function () {
           if (first === undefined || second?.op !== 'get') throw new Error('unreachable');
           const torn: TxnOperation = { ...read, results: [first, { ...second, value: before.value, version: before.version }] };
           expect(checkHistory(history.map((operation) => (operation === read ? torn : operation))).verdict).to.equal('violation');
+        },
+      ),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+
+  it(`rejects the same history with a read changed to find its key absent before any TTL could run out (SEED=${SEED})`, () => {
+    fc.assert(
+      fc.property(
+        historyArbitrary.filter((history) => tooEarlyForAbsence(history).length > 0),
+        fc.nat(),
+        (history, pick) => {
+          const reads = tooEarlyForAbsence(history);
+          const target = reads[pick % reads.length] as GetOperation;
+          const mutated = history.map((operation) => (operation === target ? { ...target, value: null, version: 0 } : operation));
+          expect(checkHistory(mutated).verdict).to.equal('violation');
+        },
+      ),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+
+  it(`rejects the same history followed by a read that finds a written key absent and one that finds its value again ("came back", SEED=${SEED})`, () => {
+    fc.assert(
+      fc.property(
+        historyArbitrary.filter((history) => cameBackCandidates(history).length > 0),
+        fc.nat(),
+        (history, pick) => {
+          const candidates = cameBackCandidates(history);
+          const { key, value } = candidates[pick % candidates.length] as (typeof candidates)[number];
+          const endMs = Math.max(...history.map((operation) => operation.completedAtMs));
+          const read = { key, client: 9, type: 'get' as const, status: 'ok' as const };
+          // The value's version as the history tied it, so the only contradiction is the order.
+          const mutated: Operation[] = [
+            ...history,
+            { ...read, id: history.length, invokedAtMs: endMs + 1, completedAtMs: endMs + 2, value: null, version: 0 },
+            { ...read, id: history.length + 1, invokedAtMs: endMs + 3, completedAtMs: endMs + 4, value, version: versionOf(history, key, value) ?? 888_888 },
+          ];
+          const check = checkHistory(mutated);
+          expect(check.verdict).to.equal('violation');
+          expect(check.keys.find((key) => key.verdict === 'violation')?.reason).to.match(/came back/);
         },
       ),
       { seed: SEED, numRuns: 300 },

@@ -34,6 +34,16 @@ export function put(client: number, [start, end]: Span, value: string, key = 'k'
   return { id: nextId++, client, key, type: 'put', value, status: 'ok', invokedAtMs: start, completedAtMs: end };
 }
 
+/** An acknowledged put with a TTL: the key expires `ttlMs` after it (issue 18). */
+export function putTtl(client: number, [start, end]: Span, value: string, ttlMs: number, key = 'k'): PutOperation {
+  return { ...put(client, [start, end], value, key), ttlMs };
+}
+
+/** A put with a TTL that timed out. */
+export function putTtlUnknown(client: number, [start, end]: Span, value: string, ttlMs: number, key = 'k'): PutOperation {
+  return { ...putUnknown(client, [start, end], value, key), ttlMs };
+}
+
 /** A put that timed out: it may or may not have applied. */
 export function putUnknown(client: number, [start, end]: Span, value: string, key = 'k'): PutOperation {
   return { id: nextId++, client, key, type: 'put', value, status: 'unknown', error: 'TIMEOUT', invokedAtMs: start, completedAtMs: end };
@@ -91,7 +101,7 @@ function txnBase(spec: TxnSpec): Pick<TxnOperation, 'type' | 'key' | 'compare' |
 
 /** Branch steps and results, tersely: `step.put('a', 'x')`, `result.get('a', 'x', 4)`. */
 export const step = {
-  put: (key: string, value: string): TxnStep => ({ op: 'put', key, value }),
+  put: (key: string, value: string, ttlMs?: number): TxnStep => ({ op: 'put', key, value, ...(ttlMs === undefined ? {} : { ttlMs }) }),
   delete: (key: string): TxnStep => ({ op: 'delete', key }),
   get: (key: string): TxnStep => ({ op: 'get', key }),
 };

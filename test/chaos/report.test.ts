@@ -10,12 +10,13 @@ import {
   settleProblems,
   summaryLines,
   Timeline,
+  ttlLine,
   verdictLine,
   type ChaosResult,
   type Operation,
 } from '../../src/chaos/index.js';
 import { NodeHealth, NodeInfo, type GetClusterMapResponse, type ShardInfo } from '../../src/gen/kvstore/v1/manager.js';
-import { get, put, resetIds, result as stepResult, step, txn, txnUnknown } from './history-builders.js';
+import { get, put, putTtl, resetIds, result as stepResult, step, txn, txnUnknown } from './history-builders.js';
 
 function node(nodeId: string, health: NodeHealth): NodeInfo {
   // fromPartial: every other field at its default, whatever fields the map gains later.
@@ -100,5 +101,19 @@ describe('chaos report', () => {
     const plain = summaryLines(result([put(0, [0, 1], 'a'), get(0, [2, 3], 'a', 4)]));
     expect(plain[1]).to.equal('operations: 2 recorded (1 get, 1 put, 0 cas); 0 indeterminate writes, 0 failed reads dropped');
     expect(plain.some((line) => line.startsWith('transactions:'))).to.equal(false);
+  });
+
+  it('counts TTL puts and the reads that found a key expired, and only when the run put some', () => {
+    const history = [
+      putTtl(0, [0, 10], 'v', 500, 'k'),
+      get(1, [20, 30], 'v', 3, 'k'),
+      get(1, [1000, 1010], null, 0, 'k'),
+      get(2, [1020, 1030], null, 0, 'k'),
+      txn(0, [1100, 1110], { success: [step.put('{g}a', 'a1', 300), step.put('{g}b', 'b1')] }, true, [stepResult.put('{g}a', 9), stepResult.put('{g}b', 9)]),
+    ];
+    const lines = summaryLines(result(history));
+    expect(lines).to.include('ttl: 2 puts with a TTL (1 in transactions); 2 reads found a key expired (1 expiration)');
+    expect(ttlLine(result(history.slice(0, 2)))).to.equal('ttl: 1 put with a TTL (0 in transactions); 0 reads found a key expired (0 expirations)');
+    expect(summaryLines(result([put(0, [0, 1], 'a')])).some((line) => line.startsWith('ttl:'))).to.equal(false);
   });
 });
