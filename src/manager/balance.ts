@@ -4,10 +4,10 @@
  */
 import { ReplicaRole } from '../gen/kvstore/v1/manager.js';
 import { transferLeader } from './commands.js';
-import { advanceMove } from './move-task.js';
+import { startMove } from './move-task.js';
 import { canHost, compareIds } from './repair.js';
-import { moveFields, quorumOf, votersOf, type SchedulerContext } from './scheduler-context.js';
-import type { MoveTask, ShardRecord } from './types.js';
+import { quorumOf, votersOf, type SchedulerContext } from './scheduler-context.js';
+import type { ShardRecord } from './types.js';
 
 /** A shard that may be rebalanced: known leader, no move, exactly K voters all live, no learners. */
 function isSettled(context: SchedulerContext, shard: ShardRecord): boolean {
@@ -39,20 +39,10 @@ export function rebalanceReplicas(context: SchedulerContext): void {
   while (inFlight < context.config.maxRebalanceMoves) {
     const move = chooseMove(context, nodeIds, countOf);
     if (move === null) return;
-    const task: MoveTask = {
-      shardId: move.shard.shardId,
-      reason: 'rebalance',
-      from: { replicaId: move.fromReplicaId, nodeId: move.fromNodeId },
-      to: { replicaId: context.allocateReplicaId(), nodeId: move.toNodeId },
-      phase: 'create',
-      startedAtMs: context.nowMs,
-    };
-    context.tasks.set(task.shardId, task);
-    context.event('info', 'move: start', task.shardId, moveFields(task));
+    startMove(context, move.shard, 'rebalance', { replicaId: move.fromReplicaId, nodeId: move.fromNodeId }, move.toNodeId);
     counts.set(move.fromNodeId, countOf(move.fromNodeId) - 1);
     counts.set(move.toNodeId, countOf(move.toNodeId) + 1);
     inFlight += 1;
-    if (advanceMove(context, move.shard, task) !== 'running') context.tasks.delete(task.shardId);
   }
 }
 

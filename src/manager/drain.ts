@@ -5,10 +5,9 @@
  * leadership (`pickTransferTarget`, leader balancing) meanwhile. The manager accepts a drain only
  * while at least K other live nodes remain (`drainRefusal`), so every shard keeps K live voters.
  */
-import { advanceMove } from './move-task.js';
+import { startMove } from './move-task.js';
 import { leastLoadedTarget } from './repair.js';
-import { moveFields, votersOf, type SchedulerContext } from './scheduler-context.js';
-import type { MoveTask } from './types.js';
+import { votersOf, type SchedulerContext } from './scheduler-context.js';
 
 /**
  * Starts moves off drained nodes (at most `maxRebalanceMoves` of them in flight), one per shard,
@@ -28,18 +27,8 @@ export function drainNodes(context: SchedulerContext): void {
     if (voters.length !== context.config.replicationFactor || !voters.every((member) => context.isLive(member.nodeId))) continue;
     const targetNodeId = leastLoadedTarget(context, shard);
     if (targetNodeId === null) continue;
-    const task: MoveTask = {
-      shardId: shard.shardId,
-      reason: 'drain',
-      from: { replicaId: source.replicaId, nodeId: source.nodeId },
-      to: { replicaId: context.allocateReplicaId(), nodeId: targetNodeId },
-      phase: 'create',
-      startedAtMs: context.nowMs,
-    };
-    context.tasks.set(shard.shardId, task);
-    context.event('info', 'move: start', shard.shardId, moveFields(task));
+    startMove(context, shard, 'drain', { replicaId: source.replicaId, nodeId: source.nodeId }, targetNodeId);
     inFlight += 1;
-    if (advanceMove(context, shard, task) !== 'running') context.tasks.delete(shard.shardId);
   }
 }
 

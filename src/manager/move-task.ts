@@ -9,7 +9,7 @@ import {
 import {
   findMember, moveFields, quorumOf, votersOf, type LeaderView, type SchedulerContext,
 } from './scheduler-context.js';
-import type { MoveTask, ShardRecord } from './types.js';
+import type { MoveReason, MoveTask, ReplicaRef, ShardRecord } from './types.js';
 
 /** What became of a move after one step. */
 export type MoveOutcome = 'running' | 'done' | 'aborted';
@@ -103,6 +103,26 @@ export function advanceMove(context: SchedulerContext, shard: ShardRecord, task:
   context.setPhase(task, 'remove');
   send(context, leader.nodeId, removeReplica(shardId, source.replicaId));
   return 'running';
+}
+
+/**
+ * Starts a move of `shard`: `from` (null: only add) to a new replica on `toNodeId`, records it and
+ * takes its first step at once. Returns whether it is running (false: it ended at once).
+ */
+export function startMove(context: SchedulerContext, shard: ShardRecord, reason: MoveReason, from: ReplicaRef | null, toNodeId: string): boolean {
+  const task: MoveTask = {
+    shardId: shard.shardId,
+    reason,
+    from,
+    to: { replicaId: context.allocateReplicaId(), nodeId: toNodeId },
+    phase: 'create',
+    startedAtMs: context.nowMs,
+  };
+  context.tasks.set(shard.shardId, task);
+  context.event('info', 'move: start', shard.shardId, moveFields(task));
+  if (advanceMove(context, shard, task) === 'running') return true;
+  context.tasks.delete(shard.shardId);
+  return false;
 }
 
 function send(context: SchedulerContext, nodeId: string, keyed: KeyedCommand): void {

@@ -3,9 +3,9 @@
  * down nodes, clean-up of stray learners, excess voters and orphaned replicas.
  */
 import { createReplica, destroyReplica, removeReplica, transferLeader } from './commands.js';
-import { advanceMove, canRemoveSafely, pickTransferTarget } from './move-task.js';
-import { hasMember, moveFields, votersOf, type SchedulerContext } from './scheduler-context.js';
-import type { MoveTask, ShardRecord } from './types.js';
+import { advanceMove, canRemoveSafely, pickTransferTarget, startMove } from './move-task.js';
+import { hasMember, votersOf, type SchedulerContext } from './scheduler-context.js';
+import type { ShardRecord } from './types.js';
 
 /**
  * Re-sends bootstrap CreateReplica (with the initial members) to any placed replica
@@ -77,18 +77,9 @@ export function repairShards(context: SchedulerContext): void {
     if (replaceMoves >= context.config.maxReplaceMoves) continue;
     const targetNodeId = leastLoadedTarget(context, shard);
     if (targetNodeId === null) continue;
-    const task: MoveTask = {
-      shardId: shard.shardId,
-      reason: downVoter === undefined ? 'add-missing' : 'replace-down',
-      from: downVoter === undefined ? null : { replicaId: downVoter.replicaId, nodeId: downVoter.nodeId },
-      to: { replicaId: context.allocateReplicaId(), nodeId: targetNodeId },
-      phase: 'create',
-      startedAtMs: context.nowMs,
-    };
-    context.tasks.set(shard.shardId, task);
-    context.event('info', 'move: start', shard.shardId, moveFields(task));
+    const from = downVoter === undefined ? null : { replicaId: downVoter.replicaId, nodeId: downVoter.nodeId };
+    startMove(context, shard, downVoter === undefined ? 'add-missing' : 'replace-down', from, targetNodeId);
     replaceMoves += 1;
-    if (advanceMove(context, shard, task) !== 'running') context.tasks.delete(shard.shardId);
   }
 }
 

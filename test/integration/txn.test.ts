@@ -5,33 +5,18 @@
  */
 import { expect } from 'chai';
 import { credentials } from '@grpc/grpc-js';
-import { KVClient } from '../../src/index.js';
 import { KvServiceClient, type TxnRequest, type TxnResponse } from '../../src/gen/kvstore/v1/kvstore.js';
-import { printTailOnFailure, TestCluster } from '../support/cluster.js';
+import { useTestCluster } from '../support/cluster.js';
 import { rejection } from '../support/rejection.js';
 
 describe('integration: transactions (issue 18)', function () {
   this.timeout(180_000);
-  let cluster: TestCluster | undefined;
-  let kv: KVClient;
-
-  before(async () => {
-    cluster = await TestCluster.start({ nodes: 3, replicas: 3, shards: 8 });
-    kv = cluster.client();
-    await kv.init();
-  });
-  afterEach(function () {
-    printTailOnFailure(this, cluster);
-  });
-  after(async () => {
-    await kv.finalize();
-    await cluster?.stopAll({ removeDir: true });
-  });
+  const suite = useTestCluster({ nodes: 3, replicas: 3, shards: 8 });
 
   it('runs the success branch when every compare holds and the failure branch otherwise', async () => {
-    await kv.put('{u1}cart', 'apple');
-    const cart = await kv.getEntry('{u1}cart');
-    const done = await kv.txn({
+    await suite.kv.put('{u1}cart', 'apple');
+    const cart = await suite.kv.getEntry('{u1}cart');
+    const done = await suite.kv.txn({
       compare: [{ key: '{u1}cart', version: cart?.version ?? -1 }, { key: '{u1}order:1', exists: false }, { key: '{u1}cart', value: 'apple' }],
       success: [{ put: { key: '{u1}order:1', value: 'apple' } }, { delete: { key: '{u1}cart' } }, { get: { key: '{u1}order:1' } }],
       failure: [{ get: { key: '{u1}cart' } }],
@@ -42,26 +27,26 @@ describe('integration: transactions (issue 18)', function () {
     expect(removed).to.deep.equal({ op: 'delete', key: '{u1}cart', existed: true });
     expect(read?.op === 'get' && read.entry?.value).to.equal('apple');
     expect(read?.op === 'get' && put?.op === 'put' && read.entry?.version === put.version).to.equal(true);
-    expect(await kv.get('{u1}cart')).to.equal(null);
+    expect(await suite.kv.get('{u1}cart')).to.equal(null);
 
-    const again = await kv.txn({
+    const again = await suite.kv.txn({
       compare: [{ key: '{u1}order:1', exists: false }],
       success: [{ put: { key: '{u1}order:1', value: 'twice' } }],
       failure: [{ get: { key: '{u1}order:1' } }, { get: { key: '{u1}cart' } }],
     });
     expect(again.succeeded).to.equal(false);
     expect(again.results.map((r) => (r.op === 'get' ? r.entry?.value ?? null : r.op))).to.deep.equal(['apple', null]);
-    expect(await kv.get('{u1}order:1')).to.equal('apple');
+    expect(await suite.kv.get('{u1}order:1')).to.equal('apple');
   });
 
   it('is atomic: concurrent transfers between two tagged keys keep their sum', async () => {
-    await kv.putMany([['{acct}a', '100'], ['{acct}b', '100']]);
+    await suite.kv.putMany([['{acct}a', '100'], ['{acct}b', '100']]);
     const transfer = async (from: string, to: string): Promise<void> => {
       for (;;) {
-        const read = await kv.txn({ success: [{ get: { key: from } }, { get: { key: to } }] });
+        const read = await suite.kv.txn({ success: [{ get: { key: from } }, { get: { key: to } }] });
         const [a, b] = read.results.map((r) => (r.op === 'get' ? r.entry : null));
         if (a == null || b == null) throw new Error('accounts missing');
-        const moved = await kv.txn({
+        const moved = await suite.kv.txn({
           compare: [{ key: from, version: a.version }, { key: to, version: b.version }],
           success: [{ put: { key: from, value: String(Number(a.value) - 1) } }, { put: { key: to, value: String(Number(b.value) + 1) } }],
         });
@@ -71,14 +56,14 @@ describe('integration: transactions (issue 18)', function () {
     await Promise.all(Array.from({ length: 6 }, (_unused, i) => (async () => {
       for (let n = 0; n < 10; n++) await (i % 2 === 0 ? transfer('{acct}a', '{acct}b') : transfer('{acct}b', '{acct}a'));
     })()));
-    const [a, b] = await kv.getMany(['{acct}a', '{acct}b']);
+    const [a, b] = await suite.kv.getMany(['{acct}a', '{acct}b']);
     const value = (r: typeof a): number => Number(r?.ok === true ? r.entry?.value : NaN);
     expect(value(a) + value(b)).to.equal(200);
     expect(value(a)).to.equal(100); // 30 each way
   });
 
   it('applies a replayed (clientId, seq) once and answers it with the first result', async () => {
-    const status = await cluster!.status();
+    const status = await suite.cluster.status();
     const request: TxnRequest = {
       compares: [{ key: Buffer.from('{s}n'), target: { $case: 'exists', value: false } }],
       success: [{ op: { $case: 'put', value: { key: Buffer.from('{s}n'), value: Buffer.from('1'), ttlMs: 0 } } }],
@@ -107,44 +92,44 @@ describe('integration: transactions (issue 18)', function () {
     expect(first?.succeeded, 'some node led the shard').to.equal(true);
     const replay = await send(leader);
     expect(replay).to.deep.equal(first);
-    const third = await kv.txn({ compare: [{ key: '{s}n', exists: false }], success: [], failure: [{ get: { key: '{s}n' } }] });
+    const third = await suite.kv.txn({ compare: [{ key: '{s}n', exists: false }], success: [], failure: [{ get: { key: '{s}n' } }] });
     expect(third.succeeded, 'the key exists: the put applied').to.equal(false);
   });
 
   it('refuses keys of two shards and broken limits with INVALID_ARGUMENT, changing nothing', async () => {
-    const shards = (await cluster!.status()).shardCount;
+    const shards = (await suite.cluster.status()).shardCount;
     expect(shards).to.equal(8);
-    const spanning = await rejection(kv.txn({ success: [{ put: { key: 'plain-a', value: 'x' } }, { put: { key: 'plain-b', value: 'x' } }, { put: { key: 'plain-c', value: 'x' } }, { put: { key: 'plain-d', value: 'x' } }] }));
+    const spanning = await rejection(suite.kv.txn({ success: [{ put: { key: 'plain-a', value: 'x' } }, { put: { key: 'plain-b', value: 'x' } }, { put: { key: 'plain-c', value: 'x' } }, { put: { key: 'plain-d', value: 'x' } }] }));
     expect(spanning.code).to.equal('INVALID_ARGUMENT');
     expect(spanning.message).to.match(/spans shards \d+ \(key "plain-a"\) and \d+ .*hash tag/);
-    expect((await kv.getMany(['plain-a', 'plain-b'])).map((r) => r.ok && r.entry)).to.deep.equal([null, null]);
-    const tooMany = await rejection(kv.txn({ success: Array.from({ length: 65 }, (_unused, i) => ({ put: { key: `{t}${i}`, value: 'x' } })) }));
+    expect((await suite.kv.getMany(['plain-a', 'plain-b'])).map((r) => r.ok && r.entry)).to.deep.equal([null, null]);
+    const tooMany = await rejection(suite.kv.txn({ success: Array.from({ length: 65 }, (_unused, i) => ({ put: { key: `{t}${i}`, value: 'x' } })) }));
     expect(tooMany.message).to.equal('transaction has 65 success operations: the limit is 64');
-    expect((await rejection(kv.txn({ success: [{ put: { key: '{t', value: 'x' } }] }))).message).to.match(/unbalanced brace/);
-    expect((await rejection(kv.txn({ compare: [{ key: '{t}a', version: 1, exists: true }] }))).message)
+    expect((await rejection(suite.kv.txn({ success: [{ put: { key: '{t', value: 'x' } }] }))).message).to.match(/unbalanced brace/);
+    expect((await rejection(suite.kv.txn({ compare: [{ key: '{t}a', version: 1, exists: true }] }))).message)
       .to.equal('compare 1 needs exactly one of value, version or exists, got version and exists');
-    expect(await kv.get('{t}0')).to.equal(null);
+    expect(await suite.kv.get('{t}0')).to.equal(null);
   });
 
   it('kvstore txn: a document on stdin or --file, JSON out, exit 0 / 4 / 2', async () => {
     const doc = { compare: [{ key: '{c}k', exists: false }], success: [{ put: { key: '{c}k', value: 'v1' } }, { get: { key: '{c}k' } }], failure: [{ get: { key: '{c}k' } }] };
-    const first = await cluster!.cli(['txn'], { input: JSON.stringify(doc) });
+    const first = await suite.cluster.cli(['txn'], { input: JSON.stringify(doc) });
     expect(first.code, first.stderr).to.equal(0);
     const parsed = JSON.parse(first.stdout) as { succeeded: boolean; results: Record<string, { key: string; value?: string; version: number }>[] };
     expect(parsed.succeeded).to.equal(true);
     expect(parsed.results[1]?.get).to.deep.include({ key: '{c}k', value: 'v1' });
-    const second = await cluster!.cli(['txn'], { input: JSON.stringify(doc) });
+    const second = await suite.cluster.cli(['txn'], { input: JSON.stringify(doc) });
     expect(second.code).to.equal(4);
     expect(JSON.parse(second.stdout)).to.deep.include({ succeeded: false });
-    const spanning = await cluster!.cli(['txn'], { input: JSON.stringify({ success: [{ put: { key: 'x1', value: '1' } }, { put: { key: 'x2', value: '1' } }, { put: { key: 'x3', value: '1' } }, { put: { key: 'x4', value: '1' } }] }) });
+    const spanning = await suite.cluster.cli(['txn'], { input: JSON.stringify({ success: [{ put: { key: 'x1', value: '1' } }, { put: { key: 'x2', value: '1' } }, { put: { key: 'x3', value: '1' } }, { put: { key: 'x4', value: '1' } }] }) });
     expect(spanning.code).to.equal(2);
     expect(spanning.stderr).to.match(/spans shards/);
-    const typo = await cluster!.cli(['txn'], { input: '{"compares":[]}' });
+    const typo = await suite.cluster.cli(['txn'], { input: '{"compares":[]}' });
     expect(typo.code).to.equal(2);
     expect(typo.stderr).to.contain('unknown field "compares"');
-    const notJson = await cluster!.cli(['txn'], { input: '{' });
+    const notJson = await suite.cluster.cli(['txn'], { input: '{' });
     expect(notJson.code).to.equal(2);
-    const missing = await cluster!.cli(['txn', '--file', '/nonexistent/txn.json']);
+    const missing = await suite.cluster.cli(['txn', '--file', '/nonexistent/txn.json']);
     expect(missing.code).to.equal(2);
     expect(missing.stderr).to.contain('ENOENT');
   });

@@ -320,3 +320,39 @@ export class TestCluster {
 export function printTailOnFailure(context: Mocha.Context, cluster: TestCluster | undefined): void {
   if (cluster !== undefined && context.currentTest?.state === 'failed') process.stderr.write(cluster.tail());
 }
+
+/** A suite's cluster and its initialized client, started once for the suite (see {@link useTestCluster}). */
+export interface SuiteCluster {
+  readonly cluster: TestCluster;
+  readonly kv: KVClient;
+}
+
+/**
+ * Starts a cluster and an initialized client before the suite's tests, prints the log's tail
+ * after a failed test, and finalizes the client and stops every process (data dir removed)
+ * after the suite. Call it in a `describe` body; read the fields inside tests.
+ */
+export function useTestCluster(options: TestClusterOptions): SuiteCluster {
+  let cluster: TestCluster | undefined;
+  let kv: KVClient | undefined;
+  before(async () => {
+    cluster = await TestCluster.start(options);
+    kv = cluster.client();
+    await kv.init();
+  });
+  afterEach(function () {
+    printTailOnFailure(this, cluster);
+  });
+  after(async () => {
+    await kv?.finalize();
+    await cluster?.stopAll({ removeDir: true });
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the suite cluster is not started (use its fields inside tests)');
+    return value;
+  };
+  return {
+    get cluster() { return started(cluster); },
+    get kv() { return started(kv); },
+  };
+}

@@ -8,6 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, createSilentLogger, loadHasher, shardForKey } from '../../../src/common/index.js';
 import {
+  CasRequest,
+  DeleteRequest,
+  GetRequest,
+  PutRequest,
   type BatchRequest,
   type BatchResponse,
   type Error as KvError,
@@ -15,6 +19,8 @@ import {
   KvServiceClient,
 } from '../../../src/gen/kvstore/v1/kvstore.js';
 import { StorageNode, type StorageNodeOptions } from '../../../src/node/index.js';
+
+const REQUEST_TYPES = { get: GetRequest, put: PutRequest, delete: DeleteRequest, cas: CasRequest } as const;
 import { Role } from '../../../src/raft/index.js';
 import { waitFor } from '../../support/wait-for.js';
 
@@ -115,7 +121,9 @@ export class NodeCluster {
     for (;;) {
       const response = await new Promise<Res | undefined>((resolve) => {
         const client = this.client(address) as unknown as Record<string, (r: Req, cb: (e: unknown, res: Res) => void) => void>;
-        client[method]?.call(this.client(address), request, (error, res) => resolve(error === null ? res : undefined));
+        // Fields a test leaves out take their defaults (as on the wire), e.g. a put's ttl_ms.
+        const full = REQUEST_TYPES[method].fromPartial(request as object) as Req;
+        client[method]?.call(this.client(address), full, (error, res) => resolve(error === null ? res : undefined));
       });
       const error = response?.error;
       if (response !== undefined && error === undefined) return response;
