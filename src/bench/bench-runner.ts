@@ -14,7 +14,7 @@ import { clockTicksPerSecond, cpuMicrosBetween, hasProcStat, readCpuMicros } fro
 import { createProgress } from './progress.js';
 import { machineInfo, perOp, renderRunTable, writeResultsJson, type BenchResults, type BenchRun, type BenchSettings } from './results.js';
 import { runWorkerPool } from './worker-pool.js';
-import { benchKeys, checkWorkload, describeOperation, workloadOf, type WorkloadSettings } from './workload.js';
+import { benchKeys, checkWorkload, describeOperation, formatTtl, workloadOf, type WorkloadSettings } from './workload.js';
 
 /** How the bench reports as it goes. */
 export interface BenchOutput {
@@ -32,6 +32,10 @@ export async function runBench(
 ): Promise<BenchResults> {
   const workload = workloadOf(settings);
   checkWorkload(workload);
+  const timedMs = settings.durationSeconds === null ? null : (settings.warmupSeconds + settings.durationSeconds) * 1000;
+  if (workload.ttlMs !== undefined && timedMs !== null && workload.ttlMs <= timedMs) {
+    output.note(`--ttl ${formatTtl(workload.ttlMs)} is within the warm-up and run (${String(timedMs / 1000)} s): keys not rewritten in time expire under load`);
+  }
   if (outDir !== undefined) mkdirSync(outDir, { recursive: true });
   const results: BenchResults = { startedAt: new Date().toISOString(), settings, machine: machineInfo(), runs: [] };
 

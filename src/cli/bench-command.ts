@@ -52,8 +52,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--warmup <seconds>', 'run the workload this long before each measurement, unrecorded (JIT and connections warm up)', '0')
     .option('--mix <pct|txn|ttl>', 'percentage of gets, the rest puts; or txn: every op one transaction, if {gN}a exists put {gN}a and {gN}b ' +
       '(keys in pairs under a hash tag, --keys even); or ttl: 50% gets and 50% puts, every put (the preload\'s too) with --ttl', '50')
-    .option('--ttl <duration>', `with --mix ttl: the TTL of every put (500ms, 30s, 10m; default ${formatTtl(DEFAULT_BENCH_TTL_MS)}, longer than a run ` +
-      'so no key expires; shorter ones make keys expire under load)')
+    .option('--ttl <duration>', `with --mix ttl: the TTL of every put (500ms, 30s, 10m; default ${formatTtl(DEFAULT_BENCH_TTL_MS)}, longer than ` +
+      'a usual run, so no key expires; a TTL shorter than the preload, warm-up and run makes keys expire under load)')
     .option('--concurrency <c>', 'requests in flight in total; lower it to see latency under light load', '512')
     .option('--clients <p>', 'client worker processes sharing the load', '4')
     .option('--keys <n>', 'keyspace size; every key is written before the measurement', '10000')

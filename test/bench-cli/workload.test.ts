@@ -89,9 +89,9 @@ describe('cli/bench-command: --mix and --ttl into the settings', () => {
     expect(settings).to.include({ mix: 30, mixName: 'get-put', ttlMs: null, opDescription: 'a get or a put (30% gets)' });
   });
 
-  it('txn and ttl: the mix name, its percentage of gets, the TTL (30 s unless --ttl) and what one op is', () => {
+  it('txn and ttl: the mix name, its percentage of gets, the TTL (10 minutes unless --ttl) and what one op is', () => {
     expect(parseBenchFlags(flags({ mix: 'txn' }), notGiven)).to.include({ mix: 0, mixName: 'txn', ttlMs: null });
-    expect(parseBenchFlags(flags({ mix: 'ttl' }), notGiven)).to.include({ mix: 50, mixName: 'ttl', ttlMs: 30_000 });
+    expect(parseBenchFlags(flags({ mix: 'ttl' }), notGiven)).to.include({ mix: 50, mixName: 'ttl', ttlMs: 600_000, opDescription: 'a get or a put (50% gets), every put with a TTL of 10m' });
     const short = parseBenchFlags(flags({ mix: 'ttl', ttl: '500ms' }), notGiven);
     expect(short).to.include({ ttlMs: 500, opDescription: 'a get or a put (50% gets), every put with a TTL of 500ms' });
   });
