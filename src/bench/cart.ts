@@ -9,8 +9,13 @@
  * With `driver --checkout` (checkout.ts) every unit has an id, and a cart's `items` maps each name to
  * the ids of its units instead of their count, and `orders` is the highest order number used:
  * `{ "items": { "tea": [130, 67] }, "last": [...], "orders": 4 }`.
- * A ledger holds what one shopper changed: per cart, per item, units added minus units removed.
+ * With `driver --cart-ttl` (cart-expiry.ts) a cart also says which of its lives it is, `"life": 17`:
+ * a cart that expired and is filled again is a new life, with no items and no markers.
+ * An order (`driver --checkout`, key `{uN}order:M`) is `{ "items": { "tea": [130, 67] } }`.
+ * A ledger holds what one shopper changed: per cart, per life, per item, units added minus units removed.
  */
+
+import { MAX_KEY_BYTES } from '../common/index.js';
 
 /** The items a shopper picks from. */
 export const CATALOGUE = ['apple', 'bread', 'milk', 'eggs', 'tea', 'rice', 'soap', 'jam', 'salt', 'oats', 'figs', 'corn'] as const;
@@ -32,6 +37,12 @@ export interface Cart {
    * most this; a new run numbers its orders after it, clear of every earlier run's.
    */
   orders?: number;
+  /**
+   * With `driver --cart-ttl` only: which life of the cart this is, a number unique in the run. The
+   * write that creates a cart where there was none gives it a new life; every other write keeps it.
+   * A life ends only when the cart expires, so items and markers are accounted per life.
+   */
+  life?: number;
 }
 
 /** Most shoppers a cart can track (keeps the value under the 1024-byte limit). */
@@ -53,9 +64,51 @@ export function emptyCartValue(): string {
   return encodeCart({ items: {}, last: [] });
 }
 
+/** The key of cart `cart` in checkout mode: hash-tagged, so its orders share its shard. */
+export function checkoutCartKey(cart: number): string {
+  return `{u${cart}}cart`;
+}
+
+/**
+ * The key that keeps cart `cart`'s highest order number with `driver --cart-ttl`, where the cart's
+ * own `orders` expires with it. It never expires.
+ */
+export function orderCounterKey(cart: number): string {
+  return `{u${cart}}orders`;
+}
+
+/** The key of order `orderNumber` (≥ 1) of cart `cart`. Throws when it would exceed the key limit. */
+export function orderKey(cart: number, orderNumber: number): string {
+  const key = `{u${cart}}order:${orderNumber}`;
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new Error(`cart ${cart} ran out of order numbers: ${key} is over the ${MAX_KEY_BYTES}-byte key limit`);
+  return key;
+}
+
+/** An order's value: the items of the cart it came from, with their unit ids. */
+export function encodeOrder(cart: Cart): string {
+  return JSON.stringify({ items: encodeItems({ items: cart.items, ids: cart.ids ?? {} }) });
+}
+
+/** Decodes an order value. Throws on a value that is not an order. */
+export function decodeOrder(value: string): Pick<Cart, 'items' | 'ids'> {
+  const parsed: unknown = JSON.parse(value);
+  if (typeof parsed !== 'object' || parsed === null || !('items' in parsed)) throw new Error('an order value is not {"items":…}');
+  return decodeItems(parsed.items);
+}
+
+/** The ids of every unit in a cart or order. */
+export function idsIn(contents: Pick<Cart, 'ids'>): number[] {
+  return Object.values(contents.ids ?? {}).flat();
+}
+
 /** Encodes a cart; zero counts (empty id lists) are dropped so equal contents encode equally. */
 export function encodeCart(cart: Cart): string {
-  return JSON.stringify(cart.orders === undefined ? { items: encodeItems(cart), last: cart.last } : { items: encodeItems(cart), last: cart.last, orders: cart.orders });
+  return JSON.stringify({
+    items: encodeItems(cart),
+    last: cart.last,
+    ...(cart.orders === undefined ? {} : { orders: cart.orders }),
+    ...(cart.life === undefined ? {} : { life: cart.life }),
+  });
 }
 
 /** A cart's `items` as stored: name → count, or name → unit ids when the cart has {@link Cart.ids}. */
@@ -84,7 +137,8 @@ export function decodeCart(value: string | null): Cart {
   }
   const last = Array.isArray(parsed.last) ? parsed.last.map((n: unknown) => (typeof n === 'number' ? n : 0)) : [];
   const orders = 'orders' in parsed && typeof parsed.orders === 'number' ? { orders: parsed.orders } : {};
-  return { ...decodeItems(parsed.items), last, ...orders };
+  const life = 'life' in parsed && typeof parsed.life === 'number' ? { life: parsed.life } : {};
+  return { ...decodeItems(parsed.items), last, ...orders, ...life };
 }
 
 /**
@@ -129,31 +183,73 @@ export function applyChange(cart: Cart, change: CartChange, shopper: number, opS
   return { items, last };
 }
 
-/** What one shopper changed: cart index → item → net units. */
-export class Ledger {
-  private readonly carts = new Map<number, Map<string, number>>();
+/** A change that landed, and the life of the cart it landed in (0 without `--cart-ttl`). */
+export interface AppliedChange {
+  change: CartChange;
+  life: number;
+}
 
-  /** Records a change that is known to be in the cart. */
-  record(cart: number, change: CartChange): void {
-    let items = this.carts.get(cart);
+/** The life a cart value belongs to: its `life`, or 0 for a cart without one (no `--cart-ttl`). */
+export function lifeOf(cart: Cart): number {
+  return cart.life ?? 0;
+}
+
+/** Units per item: cart index → life → item → net units. */
+export type CartTotals = Map<number, Map<number, Map<string, number>>>;
+
+/** What one shopper changed: cart index → life → item → net units. */
+export class Ledger {
+  private readonly carts: CartTotals = new Map();
+
+  /** Records a change that is known to be in life `life` of the cart (0 without `--cart-ttl`). */
+  record(cart: number, change: CartChange, life = 0): void {
+    let lives = this.carts.get(cart);
+    if (lives === undefined) {
+      lives = new Map();
+      this.carts.set(cart, lives);
+    }
+    let items = lives.get(life);
     if (items === undefined) {
       items = new Map();
-      this.carts.set(cart, items);
+      lives.set(life, items);
     }
     items.set(change.item, (items.get(change.item) ?? 0) + change.delta);
   }
 
-  /** Adds this ledger into `totals` (cart → item → units). */
-  addInto(totals: Map<number, Map<string, number>>): void {
-    for (const [cart, items] of this.carts) {
-      let total = totals.get(cart);
-      if (total === undefined) {
-        total = new Map();
-        totals.set(cart, total);
+  /** Adds this ledger into `totals`. */
+  addInto(totals: CartTotals): void {
+    for (const [cart, lives] of this.carts) {
+      let totalLives = totals.get(cart);
+      if (totalLives === undefined) {
+        totalLives = new Map();
+        totals.set(cart, totalLives);
       }
-      for (const [item, units] of items) total.set(item, (total.get(item) ?? 0) + units);
+      for (const [life, items] of lives) {
+        let total = totalLives.get(life);
+        if (total === undefined) {
+          total = new Map();
+          totalLives.set(life, total);
+        }
+        for (const [item, units] of items) total.set(item, (total.get(item) ?? 0) + units);
+      }
     }
   }
+}
+
+/** The sum of every ledger: what each cart (each life of it) should hold. */
+export function totalsOf(ledgers: readonly Ledger[]): CartTotals {
+  const totals: CartTotals = new Map();
+  for (const ledger of ledgers) ledger.addInto(totals);
+  return totals;
+}
+
+/** Item → units over every life of a cart (what a cart plus its orders should hold, if none expired). */
+export function allLivesOf(totals: CartTotals, cart: number): Map<string, number> {
+  const sum = new Map<string, number>();
+  for (const items of totals.get(cart)?.values() ?? []) {
+    for (const [item, units] of items) sum.set(item, (sum.get(item) ?? 0) + units);
+  }
+  return sum;
 }
 
 /** Units by which a cart's contents differ from what the ledgers expect (0 = it matches). */

@@ -1,7 +1,9 @@
 /**
  * The proof `kvstore driver --checkout` ends with: every item a shopper added is either still in a
- * cart or in exactly one order — nothing lost, nothing counted twice. Items have ids (checkout.ts);
- * this file only counts them, so it can be tested on fabricated carts and orders.
+ * cart or in exactly one order — nothing lost, nothing counted twice. With `--cart-ttl` an item may
+ * also have gone with its cart when the cart expired (cart-expiry.ts), but only when the TTL allowed
+ * it to expire: an item whose cart vanished earlier is lost. Items have ids (checkout.ts); this file
+ * only counts them, so it can be tested on fabricated carts and orders.
  */
 import { MAX_SHOPPERS } from './cart.js';
 
@@ -20,8 +22,16 @@ export interface CheckoutEvidence {
   orders: readonly Holding[];
   /** Ids of adds known to have landed: each must be found exactly once. */
   acknowledged: ReadonlySet<number>;
-  /** Ids of adds whose outcome is unknown (the run stopped while they were retried): found at most once. */
+  /**
+   * Ids of adds whose outcome is unknown (the run stopped while they were retried, or the cart they
+   * were sent to expired before the retry could tell): found at most once.
+   */
   uncertain: ReadonlySet<number>;
+  /**
+   * With `--cart-ttl` only: the acknowledged ids added to a cart life that later expired as the TTL
+   * allows (not one that vanished early). Found once, or nowhere — then it expired with its cart.
+   */
+  expiredCarts?: ReadonlySet<number>;
 }
 
 /** What the proof found. The run passes when `lost`, `duplicated` and `unexpected` are all 0. */
@@ -36,6 +46,8 @@ export interface CheckoutProof {
   duplicated: number;
   /** Items found that no shopper added (neither acknowledged nor uncertain). */
   unexpected: number;
+  /** With `--cart-ttl` only: acknowledged items found nowhere because their cart expired. */
+  expiredWithCart?: number;
   /** A few of the problems, each naming the item and where it was (or was not) found. */
   examples: string[];
 }
@@ -70,8 +82,13 @@ export function proveCheckout(evidence: CheckoutEvidence): CheckoutProof {
     if (list.length < EXAMPLES_PER_KIND) list.push(text);
   };
   let lost = 0;
+  let expiredWithCart = 0;
   for (const id of [...evidence.acknowledged].sort((a, b) => a - b)) {
     if (placesOf.has(id)) continue;
+    if (evidence.expiredCarts?.has(id) === true) {
+      expiredWithCart += 1;
+      continue;
+    }
     lost += 1;
     note(lostExamples, `lost: ${describeItemId(id)} was added and is in no cart and no order`);
   }
@@ -93,6 +110,7 @@ export function proveCheckout(evidence: CheckoutEvidence): CheckoutProof {
     lost,
     duplicated,
     unexpected,
+    ...(evidence.expiredCarts === undefined ? {} : { expiredWithCart }),
     examples: [...lostExamples, ...duplicatedExamples, ...unexpectedExamples],
   };
 }
@@ -104,10 +122,12 @@ export function checkoutFailed(proof: CheckoutProof): boolean {
 
 /**
  * The lines the driver prints: `checkout: N orders, L lost, D duplicated` (DESIGN.md §6; scripts
- * parse it), and `checkout: U unexpected items` only when there are some.
+ * parse it) — with `--cart-ttl` followed on the same line by `, X expired with their cart` — and
+ * `checkout: U unexpected items` only when there are some.
  */
 export function checkoutLines(proof: CheckoutProof): string[] {
-  const lines = [`checkout: ${proof.orders} orders, ${proof.lost} lost, ${proof.duplicated} duplicated`];
+  const expired = proof.expiredWithCart === undefined ? '' : `, ${proof.expiredWithCart} expired with their cart`;
+  const lines = [`checkout: ${proof.orders} orders, ${proof.lost} lost, ${proof.duplicated} duplicated${expired}`];
   if (proof.unexpected > 0) lines.push(`checkout: ${proof.unexpected} unexpected items`);
   return lines;
 }

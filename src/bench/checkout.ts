@@ -18,10 +18,23 @@
  * writes that order, and the final check reads every number taken. The counter starts after the
  * cart's `orders` (cart.ts), the highest number any earlier run used, so old orders are never
  * mistaken for this run's. Two drivers must not run on one cluster at once (as without --checkout).
+ *
+ * With `--cart-ttl` (cart-expiry.ts) every cart write is a transaction: the same version compare, and
+ * a put carrying the TTL (a compare-and-set would clear it); orders never expire. A cart read absent
+ * has expired: the next add writes it anew as a new life, whose `orders` starts at the highest order
+ * number this run took, and whose markers are empty. So an add whose outcome was unknown and whose
+ * cart expired before its retry could look can never be settled: it is *uncertain* (found at most
+ * once), and the action ends rather than add the same unit to the new life. Because an expired cart
+ * forgets its `orders`, the checkout transaction also writes it to `{uN}orders`, which never
+ * expires, and a new run starts after the higher of the two.
  */
 import { KVError, MAX_MANY_KEYS, type KVClient, type KVEntry } from '../client/index.js';
-import { MAX_KEY_BYTES, MAX_VALUE_BYTES, type SeededRandom } from '../common/index.js';
-import { applyChange, CATALOGUE, decodeCart, decodeItems, encodeCart, encodeItems, lastChangeOf, Ledger, unitsOff, type Cart, type CartChange } from './cart.js';
+import { MAX_VALUE_BYTES, type SeededRandom } from '../common/index.js';
+import {
+  allLivesOf, applyChange, CATALOGUE, checkoutCartKey, decodeCart, decodeOrder, encodeCart, encodeOrder, idsIn, lastChangeOf, lifeOf, orderCounterKey, orderKey,
+  totalsOf, unitsOff, type AppliedChange, type Cart, type CartChange, type Ledger,
+} from './cart.js';
+import type { CartLives } from './cart-expiry.js';
 import { itemId, proveCheckout, type CheckoutProof, type Holding } from './checkout-proof.js';
 
 /** The calls checkout mode makes: a {@link KVClient}, or in tests a store that injects faults. */
@@ -42,35 +55,6 @@ const MAX_CONFLICT_BACKOFF_MS = 50;
 const SETTLE_ATTEMPTS = 10;
 const SETTLE_RETRY_MS = 200;
 
-/** The key of cart `cart` in checkout mode: hash-tagged, so its orders share its shard. */
-export function checkoutCartKey(cart: number): string {
-  return `{u${cart}}cart`;
-}
-
-/** The key of order `orderNumber` (≥ 1) of cart `cart`. Throws when it would exceed the key limit. */
-export function orderKey(cart: number, orderNumber: number): string {
-  const key = `{u${cart}}order:${orderNumber}`;
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new Error(`cart ${cart} ran out of order numbers: ${key} is over the ${MAX_KEY_BYTES}-byte key limit`);
-  return key;
-}
-
-/** An order's value: the items of the cart it came from, with their unit ids. */
-export function encodeOrder(cart: Cart): string {
-  return JSON.stringify({ items: encodeItems({ items: cart.items, ids: cart.ids ?? {} }) });
-}
-
-/** Decodes an order value. Throws on a value that is not an order. */
-export function decodeOrder(value: string): Pick<Cart, 'items' | 'ids'> {
-  const parsed: unknown = JSON.parse(value);
-  if (typeof parsed !== 'object' || parsed === null || !('items' in parsed)) throw new Error('an order value is not {"items":…}');
-  return decodeItems(parsed.items);
-}
-
-/** The ids of every unit in a cart or order. */
-export function idsIn(contents: Pick<Cart, 'ids'>): number[] {
-  return Object.values(contents.ids ?? {}).flat();
-}
-
 /** One action of a shopper in checkout mode, kept across its retries. */
 export interface CheckoutAction {
   cart: number;
@@ -82,6 +66,13 @@ export interface CheckoutAction {
   orderNumber?: number;
   /** A checkout transaction was sent, and may have applied: later rounds look for the order first. */
   checkoutSent: boolean;
+  /** When the action began (`performance.now()`): no attempt of it was sent earlier. */
+  startedMs: number;
+  /**
+   * The adds of this action whose outcome is not known yet: the life and version each compared.
+   * A later round that reads another life cannot tell whether one landed (with `--cart-ttl`).
+   */
+  unknownAdds: { life: number; version: number }[];
 }
 
 /** A change still unsettled when the run stopped. */
@@ -108,7 +99,15 @@ export interface CheckoutVerdict {
   report: CheckoutReport;
 }
 
-type RoundOutcome = CartChange | 'checked out' | 'conflict';
+/** How a round ended; 'unknown': an add may have landed in a cart that expired since (the action ends). */
+type RoundOutcome = AppliedChange | 'checked out' | 'conflict' | 'unknown';
+
+/** Where an acknowledged item was added. */
+interface Acknowledged {
+  cart: number;
+  life: number;
+  item: string;
+}
 
 /** A cart and its orders as read at one moment. */
 interface CartSnapshot {
@@ -122,27 +121,34 @@ export class CheckoutShopping {
   private readonly ordersTaken = new Map<number, number>();
   /** cart → the highest order number earlier runs used: this run's orders come after it. */
   private readonly ordersBefore = new Map<number, number>();
-  /** Ids of every add known to have landed. */
-  private readonly acknowledged = new Set<number>();
+  /** Ids of every add known to have landed, and where. */
+  private readonly acknowledged = new Map<number, Acknowledged>();
+  /** Ids of adds that may have landed in a cart that expired before anyone could tell. */
+  private readonly uncertain = new Set<number>();
   private checkouts = 0;
 
-  /** @param percent the share of actions (1…100) that check the cart out when it holds anything. */
-  constructor(private readonly percent: number) {}
+  /**
+   * @param percent the share of actions (1…100) that check the cart out when it holds anything.
+   * @param lives with `--cart-ttl`: the carts' TTL and lives; every cart write carries the TTL.
+   */
+  constructor(private readonly percent: number, private readonly lives?: CartLives) {}
 
   /**
-   * Empties every cart for a new run, keeping its `orders` number so this run's orders come after
-   * every earlier run's. Compare-and-set: a late write of an earlier run cannot slip in between.
+   * Empties every cart for a new run, keeping its `orders` number (or `{uN}orders`, when higher: the
+   * cart may have expired) so this run's orders come after every earlier run's. Compare-and-set: a
+   * late write of an earlier run cannot slip in between.
    */
   async prepare(client: CheckoutClient, cartCount: number): Promise<void> {
     for (let cart = 0; cart < cartCount; cart++) {
       const key = checkoutCartKey(cart);
       for (let attempt = 1; ; attempt++) {
         const entry = await client.getEntry(key);
-        const before = entry === null ? 0 : (decodeCart(entry.value).orders ?? 0);
+        const counter = await client.getEntry(orderCounterKey(cart));
+        const before = Math.max(entry === null ? 0 : (decodeCart(entry.value).orders ?? 0), counter === null ? 0 : Number(counter.value) || 0);
         try {
-          await client.cas(key, entry?.version ?? 0, encodeCart({ items: {}, ids: {}, last: [], orders: before }));
-        } catch (error) {
           // Retrying is safe whatever the failed attempt did: it wrote this same empty cart, keeping `orders`.
+          if (!(await this.writeEmptyCart(client, cart, entry?.version ?? 0, before))) throw new KVError('CONFLICT', `${key} changed while it was emptied`);
+        } catch (error) {
           const retryable = error instanceof KVError && (error.code === 'CONFLICT' || error.retryable);
           if (!retryable || attempt >= SETTLE_ATTEMPTS) throw error;
           continue;
@@ -154,25 +160,59 @@ export class CheckoutShopping {
     }
   }
 
+  /**
+   * Writes cart `cart` empty, keeping `orders`, if its version is `version`; false when it is not.
+   * With a TTL, a new life, and `{uN}orders` too.
+   */
+  private async writeEmptyCart(client: CheckoutClient, cart: number, version: number, orders: number): Promise<boolean> {
+    const key = checkoutCartKey(cart);
+    if (this.lives === undefined) {
+      try {
+        await client.cas(key, version, encodeCart({ items: {}, ids: {}, last: [], orders }));
+        return true;
+      } catch (error) {
+        if (error instanceof KVError && error.code === 'CONFLICT') return false;
+        throw error;
+      }
+    }
+    const life = this.lives.newLife();
+    const sentAtMs = performance.now();
+    const result = await client.txn({
+      compare: [{ key, version }],
+      success: [
+        { put: { key, value: encodeCart({ items: {}, ids: {}, last: [], orders, life }), ttlMs: this.lives.ttlMs } },
+        { put: { key: orderCounterKey(cart), value: String(orders) } },
+      ],
+    });
+    if (result.succeeded) this.lives.wrote(cart, life, sentAtMs, performance.now());
+    return result.succeeded;
+  }
+
   /** A new action of shopper `shopper` on cart `cart`, as its change number `opSeq`. */
   newAction(cart: number, shopper: number, opSeq: number, random: SeededRandom): CheckoutAction {
-    return { cart, shopper, opSeq, wantsCheckout: random.nextInt(100) < this.percent, checkoutSent: false };
+    return { cart, shopper, opSeq, wantsCheckout: random.nextInt(100) < this.percent, checkoutSent: false, startedMs: performance.now(), unknownAdds: [] };
   }
 
   /**
-   * Runs `action` until it adds a unit (resolves to the change, which the caller records in its
-   * ledger) or checks the cart out (resolves to null). Rejects as the client does; calling it again
-   * with the same action continues it safely, whatever the failed attempt did.
+   * Runs `action` until it adds a unit (resolves to the change and the cart life it landed in, which
+   * the caller records in its ledger), checks the cart out (resolves to null), or finds that an add
+   * it sent earlier may have landed in a cart that expired since (null; the item is uncertain).
+   * Rejects as the client does; calling it again with the same action continues it safely, whatever
+   * the failed attempt did.
    */
-  async run(client: CheckoutClient, action: CheckoutAction, random: SeededRandom, totals: { conflictsRetried: number }): Promise<CartChange | null> {
+  async run(client: CheckoutClient, action: CheckoutAction, random: SeededRandom, totals: { conflictsRetried: number }): Promise<AppliedChange | null> {
     for (let round = 0; ; round++) {
       const outcome = await this.round(client, action, random);
       if (outcome === 'checked out') {
         this.checkouts += 1;
         return null;
       }
+      if (outcome === 'unknown') {
+        this.uncertain.add(itemId(action.shopper, action.opSeq));
+        return null;
+      }
       if (outcome !== 'conflict') {
-        this.acknowledged.add(itemId(action.shopper, action.opSeq));
+        this.acknowledged.set(itemId(action.shopper, action.opSeq), { cart: action.cart, life: outcome.life, item: outcome.change.item });
         return outcome;
       }
       totals.conflictsRetried += 1;
@@ -185,22 +225,25 @@ export class CheckoutShopping {
   /**
    * Reads every cart and every order number taken, settles the changes still pending with the carts'
    * markers, checks the carts plus their orders against the ledgers, and proves no item was lost or
-   * duplicated. Call it once the shoppers have stopped.
+   * duplicated. With `--cart-ttl`, items acknowledged in a cart life that expired as the TTL allows
+   * may be found nowhere (they expired with their cart), and a cart with a life that vanished early
+   * counts as a lost update. Call it once the shoppers have stopped.
    */
   async verify(client: CheckoutClient, cartCount: number, pending: readonly PendingChange[], ledgers: readonly Ledger[]): Promise<CheckoutVerdict> {
     const snapshots = await this.readSnapshots(client, cartCount);
-    const uncertain = new Set<number>();
+    const uncertain = new Set(this.uncertain);
     for (const { shopper, cart, opSeq } of pending) {
-      const prior = lastChangeOf(snapshots.get(cart)?.cart ?? decodeCart(null), shopper);
+      const final = snapshots.get(cart)?.cart ?? decodeCart(null);
+      const prior = lastChangeOf(final, shopper);
       if (prior !== null && prior.opSeq === opSeq) {
-        ledgers[shopper]?.record(cart, prior.change);
-        this.acknowledged.add(itemId(shopper, opSeq));
+        ledgers[shopper]?.record(cart, prior.change, lifeOf(final));
+        this.acknowledged.set(itemId(shopper, opSeq), { cart, life: lifeOf(final), item: prior.change.item });
       } else {
         uncertain.add(itemId(shopper, opSeq));
       }
     }
-    const expected = new Map<number, Map<string, number>>();
-    for (const ledger of ledgers) ledger.addInto(expected);
+    const totals = totalsOf(ledgers);
+    const adjustments = this.lives === undefined ? undefined : this.expiryAdjustments(snapshots, uncertain);
     let lostUpdates = 0;
     let off = 0;
     const carts: Holding[] = [];
@@ -213,49 +256,142 @@ export class CheckoutShopping {
         orders.push({ place: order.key, ids: idsIn(order.contents) });
       }
       carts.push({ place: checkoutCartKey(cart), ids: idsIn(snapshot.cart) });
-      const units = unitsOff({ items: held, last: [] }, expected.get(cart));
-      if (units > 0) lostUpdates += 1;
+      const expected = allLivesOf(totals, cart);
+      for (const [item, units] of adjustments?.get(cart) ?? []) expected.set(item, (expected.get(item) ?? 0) + units);
+      const units = unitsOff({ items: held, last: [] }, expected);
+      if (units > 0 || this.lives?.vanishedEarlyIn(cart) === true) lostUpdates += 1;
       off += units;
     }
-    const proof = proveCheckout({ carts, orders, acknowledged: this.acknowledged, uncertain });
+    const expiredCarts = this.lives === undefined ? undefined : this.idsInExpiredLives();
+    const proof = proveCheckout({ carts, orders, acknowledged: new Set(this.acknowledged.keys()), uncertain, ...(expiredCarts === undefined ? {} : { expiredCarts }) });
     return { lostUpdates, unitsOff: off, report: { percent: this.percent, checkouts: this.checkouts, proof } };
+  }
+
+  /** Acknowledged ids added to a cart life that expired as the TTL allows. */
+  private idsInExpiredLives(): Set<number> {
+    const ids = new Set<number>();
+    for (const [id, where] of this.acknowledged) if (this.lives?.endOf(where.cart, where.life) === 'expired') ids.add(id);
+    return ids;
+  }
+
+  /**
+   * With `--cart-ttl`, what the ledgers expect of a cart plus its orders changes: cart → item → units
+   * to add. Minus each acknowledged item that expired with its cart (found nowhere, its life expired);
+   * plus each uncertain item found (it did land, though no ledger has it).
+   */
+  private expiryAdjustments(snapshots: ReadonlyMap<number, CartSnapshot>, uncertain: ReadonlySet<number>): Map<number, Map<string, number>> {
+    const adjustments = new Map<number, Map<string, number>>();
+    const adjust = (cart: number, item: string, units: number): void => {
+      const items = adjustments.get(cart) ?? new Map<string, number>();
+      items.set(item, (items.get(item) ?? 0) + units);
+      adjustments.set(cart, items);
+    };
+    const found = new Set<number>();
+    for (const [cart, snapshot] of snapshots) {
+      for (const contents of [snapshot.cart, ...snapshot.orders.map((order) => order.contents)]) {
+        for (const [item, ids] of Object.entries(contents.ids ?? {})) {
+          for (const id of ids) {
+            if (uncertain.has(id) && !found.has(id)) adjust(cart, item, 1);
+            found.add(id);
+          }
+        }
+      }
+    }
+    for (const [id, where] of this.acknowledged) {
+      if (!found.has(id) && this.lives?.endOf(where.cart, where.life) === 'expired') adjust(where.cart, where.item, -1);
+    }
+    return adjustments;
   }
 
   private async round(client: CheckoutClient, action: CheckoutAction, random: SeededRandom): Promise<RoundOutcome> {
     const key = checkoutCartKey(action.cart);
+    const sentAtMs = performance.now();
     const entry = await client.getEntry(key);
+    const answeredAtMs = performance.now();
+    if (entry === null && this.lives === undefined) throw new Error(`${key} is missing (the driver creates every cart and never deletes one)`);
+    // Absent: the cart expired, and the next write starts a new life.
+    const cart = entry === null ? this.newLifeCart(action.cart) : decodeCart(entry.value);
+    this.lives?.read(action.cart, entry === null ? null : lifeOf(cart), sentAtMs, answeredAtMs);
     // Read the order AFTER the cart: if an earlier attempt applies later still, it needed the cart at
     // the version just read, so the compare below fails and its failure branch finds the order.
     if (action.checkoutSent && action.orderNumber !== undefined && (await client.getEntry(orderKey(action.cart, action.orderNumber))) !== null) {
       return 'checked out';
     }
-    if (entry === null) throw new Error(`${key} is missing (the driver creates every cart and never deletes one)`);
-    const cart = decodeCart(entry.value);
-    const prior = lastChangeOf(cart, action.shopper);
-    if (prior !== null && prior.opSeq >= action.opSeq) return prior.change; // an earlier attempt landed
+    const prior = entry === null ? null : lastChangeOf(cart, action.shopper);
+    if (prior !== null && prior.opSeq >= action.opSeq) {
+      // An earlier attempt landed in this life: sent after the action began, seen by this read.
+      this.lives?.wrote(action.cart, lifeOf(cart), action.startedMs, answeredAtMs);
+      return { change: prior.change, life: lifeOf(cart) };
+    }
+    // An add sent to another life (or to a cart that now is gone) may have landed there before it
+    // expired: its markers went with it, so nothing can tell. Adding the unit again could duplicate it.
+    const version = entry?.version ?? 0;
+    // One sent to this life at another version never lands: it landed before (the marker would say) or never.
+    action.unknownAdds = action.unknownAdds.filter((sent) => entry === null || sent.life !== lifeOf(cart) || sent.version === version);
+    if (action.unknownAdds.some((sent) => sent.version !== 0 ? sent.life !== (entry === null ? null : lifeOf(cart)) : entry !== null && sent.life !== lifeOf(cart))) {
+      return 'unknown';
+    }
     const units = Object.values(cart.items).reduce((sum, count) => sum + count, 0);
     if (units === 0 || (!action.wantsCheckout && units < MAX_CART_UNITS)) {
       const change: CartChange = { item: CATALOGUE[random.nextInt(CATALOGUE.length)] ?? 'apple', delta: 1 };
       const value = encodeCart(withUnit(cart, change, action.shopper, action.opSeq));
-      if (Buffer.byteLength(value) <= MAX_VALUE_BYTES) return addUnit(client, key, entry, value, change);
+      if (Buffer.byteLength(value) <= MAX_VALUE_BYTES) return this.addUnit(client, action, { key, version, life: lifeOf(cart) }, value, change);
       if (units === 0) throw new Error(`${key}: an empty cart has no room for one item (${Buffer.byteLength(value)} bytes)`);
     }
+    if (entry === null) throw new Error(`${key}: an absent cart holds no item to check out`);
     return this.checkOut(client, action, key, entry, cart);
+  }
+
+  /** An empty cart of a new life: what an add writes where the cart expired. */
+  private newLifeCart(cart: number): Cart {
+    return { items: {}, ids: {}, last: [], orders: this.ordersTaken.get(cart) ?? 0, life: this.lives?.newLife() ?? 0 };
+  }
+
+  /** Writes the cart with its new unit if nobody wrote it since it was read (and it did not expire). */
+  private async addUnit(client: CheckoutClient, action: CheckoutAction, target: { key: string; version: number; life: number }, value: string, change: CartChange): Promise<RoundOutcome> {
+    const sent = { life: target.life, version: target.version };
+    action.unknownAdds.push(sent); // until the answer says what became of it
+    const sentAtMs = performance.now();
+    let landed: boolean;
+    if (this.lives === undefined) {
+      try {
+        await client.cas(target.key, target.version, value);
+        landed = true;
+      } catch (error) {
+        if (!(error instanceof KVError && error.code === 'CONFLICT')) throw error;
+        landed = false;
+      }
+    } else {
+      const result = await client.txn({ compare: [{ key: target.key, version: target.version }], success: [{ put: { key: target.key, value, ttlMs: this.lives.ttlMs } }] });
+      landed = result.succeeded;
+    }
+    action.unknownAdds.splice(action.unknownAdds.indexOf(sent), 1);
+    if (!landed) return 'conflict';
+    this.lives?.wrote(action.cart, target.life, sentAtMs, performance.now());
+    return { change, life: target.life };
   }
 
   private async checkOut(client: CheckoutClient, action: CheckoutAction, key: string, entry: KVEntry, cart: Cart): Promise<RoundOutcome> {
     action.orderNumber ??= this.takeOrderNumber(action.cart);
     const order = orderKey(action.cart, action.orderNumber);
+    const orders = Math.max(cart.orders ?? 0, action.orderNumber);
+    const emptied = encodeCart({ items: {}, ids: {}, last: cart.last, orders, ...(cart.life === undefined ? {} : { life: cart.life }) });
     action.checkoutSent = true;
+    const sentAtMs = performance.now();
     const result = await client.txn({
       compare: [{ key, version: entry.version }, { key: order, version: 0 }],
       success: [
         { put: { key: order, value: encodeOrder(cart) } },
-        { put: { key, value: encodeCart({ items: {}, ids: {}, last: cart.last, orders: Math.max(cart.orders ?? 0, action.orderNumber) }) } },
+        this.lives === undefined ? { put: { key, value: emptied } } : { put: { key, value: emptied, ttlMs: this.lives.ttlMs } },
+        // An expired cart forgets `orders`: keep it where it does not expire (orders are never reused).
+        ...(this.lives === undefined ? [] : [{ put: { key: orderCounterKey(action.cart), value: String(orders) } }]),
       ],
       failure: [{ get: { key: order } }],
     });
-    if (result.succeeded) return 'checked out';
+    if (result.succeeded) {
+      this.lives?.wrote(action.cart, lifeOf(cart), sentAtMs, performance.now());
+      return 'checked out';
+    }
     const found = result.results[0];
     return found?.op === 'get' && found.entry !== null ? 'checked out' : 'conflict';
   }
@@ -284,10 +420,9 @@ export class CheckoutShopping {
     for (let attempt = 1; unsettled.length > 0; attempt++) {
       if (attempt > SETTLE_ATTEMPTS) throw new Error(`${unsettled.length} carts kept changing while the final check read them`);
       if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS));
-      const cartKeys = unsettled.map(checkoutCartKey);
-      const before = await readEntries(client, cartKeys);
+      const before = await this.readCarts(client, unsettled);
       const orders = await readEntries(client, unsettled.flatMap((cart) => this.orderKeysOf(cart)));
-      const after = await readEntries(client, cartKeys);
+      const after = await this.readCarts(client, unsettled);
       const moved: number[] = [];
       for (const cart of unsettled) {
         const key = checkoutCartKey(cart);
@@ -309,6 +444,18 @@ export class CheckoutShopping {
     }
     return snapshots;
   }
+
+  /** Reads carts `carts`; with `--cart-ttl` each read is evidence of which lives ended. */
+  private async readCarts(client: CheckoutClient, carts: readonly number[]): Promise<Map<string, KVEntry | null>> {
+    const sentAtMs = performance.now();
+    const entries = await readEntries(client, carts.map(checkoutCartKey));
+    const answeredAtMs = performance.now();
+    for (const cart of carts) {
+      const entry = entries.get(checkoutCartKey(cart)) ?? null;
+      this.lives?.read(cart, entry === null ? null : lifeOf(decodeCart(entry.value)), sentAtMs, answeredAtMs);
+    }
+    return entries;
+  }
 }
 
 /** The cart with one more unit of `change.item`, whose id is {@link itemId}(shopper, opSeq). */
@@ -316,17 +463,6 @@ function withUnit(cart: Cart, change: CartChange, shopper: number, opSeq: number
   const ids = { ...(cart.ids ?? {}) };
   ids[change.item] = [...(ids[change.item] ?? []), itemId(shopper, opSeq)];
   return { ...cart, ...applyChange(cart, change, shopper, opSeq), ids };
-}
-
-/** Writes the cart with its new unit if nobody wrote it since it was read. */
-async function addUnit(client: CheckoutClient, key: string, entry: KVEntry, value: string, change: CartChange): Promise<RoundOutcome> {
-  try {
-    await client.cas(key, entry.version, value);
-    return change;
-  } catch (error) {
-    if (error instanceof KVError && error.code === 'CONFLICT') return 'conflict';
-    throw error;
-  }
 }
 
 /** Reads `keys` (any number) in batches; keys that fail are read again, a few times, before giving up. */

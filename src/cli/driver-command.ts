@@ -4,9 +4,12 @@
  * against the shoppers' ledgers and `lost updates: N` is printed. Without `--manager` it runs against
  * its own local 3-node cluster and stops it after. With `--checkout` (issue 18) shoppers add items and
  * sometimes check a cart out into an order in one transaction, and the end proves every item added is
- * in a cart or in exactly one order (`checkout: N orders, L lost, D duplicated`). Exit 0, or 1 when
- * safe mode lost an update or the checkout proof failed (unsafe mode exits 0: losing updates is what it
- * demonstrates); 2 bad input; 3 cluster unavailable.
+ * in a cart or in exactly one order (`checkout: N orders, L lost, D duplicated`). With `--cart-ttl`
+ * (issue 18) every cart write carries that TTL, a quarter of the carts is left alone at a time so some
+ * expire, and the checks account for them (`expired carts: E`; `…, X expired with their cart`). Exit 0,
+ * or 1 when safe mode lost an update, a cart vanished before its TTL allowed, or the checkout proof
+ * failed (unsafe mode exits 0: losing updates is what it demonstrates); 2 bad input; 3 cluster
+ * unavailable.
  */
 import type { Command } from 'commander';
 import { MAX_SHOPPERS } from '../bench/cart.js';
@@ -14,8 +17,9 @@ import { DEFAULT_CHECKOUT_PERCENT, MAX_CART_UNITS } from '../bench/checkout.js';
 import { LocalCluster } from '../bench/local-cluster.js';
 import { checkoutFailed, checkoutLines } from '../bench/checkout-proof.js';
 import type { DriverReport } from '../bench/shopping-driver.js';
+import { MAX_TTL_MS } from '../common/index.js';
 import { exitCodeForLoadError } from './load-errors.js';
-import { BadInputError, checkAddress, EXIT, onStopSignals, parseInteger, parseSeconds, reportError } from './client-util.js';
+import { BadInputError, checkAddress, EXIT, onStopSignals, parseDuration, parseInteger, parseSeconds, reportError } from './client-util.js';
 import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurity, type ClientSecurityFlags } from './security-flags.js';
 
 /** The local cluster the driver starts without `--manager`: small, so it is up in seconds. */
@@ -32,6 +36,7 @@ interface DriverFlags extends ClientSecurityFlags {
   unsafe?: boolean;
   checkout?: boolean;
   checkoutPercent?: string;
+  cartTtl?: string;
   seed: string;
 }
 
@@ -46,6 +51,8 @@ interface DriverSettings {
   unsafe: boolean;
   /** With `--checkout`: the share of actions that check a cart out; undefined without it. */
   checkoutPercent: number | undefined;
+  /** With `--cart-ttl`: every cart write's TTL in ms; undefined without it. */
+  cartTtlMs: number | undefined;
   seed: number;
 }
 
@@ -64,6 +71,11 @@ export function registerDriverCommand(program: Command): void {
       '{uN}order:M and empties the cart; at the end every item added must be in a cart or in exactly one order ' +
       '("checkout: N orders, L lost, D duplicated"; exit 1 unless both are 0)')
     .option('--checkout-percent <n>', `with --checkout: the share of actions (1…100) that check out the cart they pick, if it holds anything (default ${DEFAULT_CHECKOUT_PERCENT}; a cart of ${MAX_CART_UNITS} items is always checked out)`)
+    .option('--cart-ttl <duration>', 'every cart write carries this TTL (500ms, 30s, 10m …), so a cart nobody touches for that ' +
+      'long disappears; a quarter of the carts is left alone at a time (for twice the TTL, at least the TTL + 1 s) so some do. ' +
+      'A cart\'s items go with it only if it could have expired (its last write sent ≥ 0.99 × TTL before it was read absent); ' +
+      'otherwise they are lost. Prints "expired carts: E", and with --checkout ", X expired with their cart" on the checkout line; ' +
+      'orders never expire')
     .option('--seed <n>', 'seed of the shoppers\' choices', '1')
     .action(async (flags: DriverFlags) => {
       let settings: DriverSettings;
@@ -91,6 +103,7 @@ function parseDriverFlags(flags: DriverFlags): DriverSettings {
     durationSeconds: flags.duration !== undefined ? parseSeconds(flags.duration, '--duration') : ops === undefined ? DEFAULT_DURATION_SECONDS : undefined,
     unsafe: flags.unsafe === true,
     checkoutPercent: flags.checkout !== true ? undefined : flags.checkoutPercent === undefined ? DEFAULT_CHECKOUT_PERCENT : parseInteger(flags.checkoutPercent, '--checkout-percent', 1, 100),
+    cartTtlMs: flags.cartTtl === undefined ? undefined : parseCartTtl(flags.cartTtl),
     seed: parseInteger(flags.seed, '--seed', 0, 2 ** 32 - 1),
   };
 }
@@ -118,23 +131,37 @@ async function runDriverCommand(settings: DriverSettings): Promise<number> {
       ...(settings.durationSeconds === undefined ? {} : { durationMs: settings.durationSeconds * 1000 }),
       unsafe: settings.unsafe,
       ...(settings.checkoutPercent === undefined ? {} : { checkoutPercent: settings.checkoutPercent }),
+      ...(settings.cartTtlMs === undefined ? {} : { cartTtlMs: settings.cartTtlMs }),
       seed: settings.seed,
       progress: process.stderr.isTTY,
       signal: interrupt.signal,
     });
     process.stdout.write(`${describeDriverReport(report)}\nlost updates: ${report.lostUpdates}\n`);
+    if (report.expiry !== undefined) {
+      process.stdout.write(`expired carts: ${report.expiry.expiredCarts}\n`);
+      if (report.expiry.vanishedEarly > 0) process.stdout.write(`vanished carts: ${report.expiry.vanishedEarly} (gone before their TTL allowed them to expire)\n`);
+      for (const example of report.expiry.examples) process.stderr.write(`${example} (seed ${settings.seed})\n`);
+    }
     if (report.checkout !== undefined) {
       process.stdout.write(checkoutLines(report.checkout.proof).map((line) => `${line}\n`).join(''));
       for (const example of report.checkout.proof.examples) process.stderr.write(`${example} (seed ${settings.seed})\n`);
     }
     const checkoutProblem = report.checkout !== undefined && checkoutFailed(report.checkout.proof);
-    return (report.lostUpdates > 0 && report.mode === 'safe') || checkoutProblem ? 1 : EXIT.ok;
+    const vanished = report.expiry !== undefined && report.expiry.vanishedEarly > 0;
+    return ((report.lostUpdates > 0 || vanished) && report.mode === 'safe') || checkoutProblem ? 1 : EXIT.ok;
   } catch (error) {
     return exitCodeForLoadError(error);
   } finally {
     stopListening();
     await cluster?.stop();
   }
+}
+
+/** `--cart-ttl`: a duration the store accepts as a TTL (1 ms to 365 days). */
+function parseCartTtl(text: string): number {
+  const ttlMs = parseDuration(text, '--cart-ttl');
+  if (ttlMs > MAX_TTL_MS) throw new BadInputError(`--cart-ttl wants at most 365 days, got "${text}"`);
+  return ttlMs;
 }
 
 /** The local cluster the driver starts is plaintext: security flags there are a mistake. */

@@ -2,13 +2,14 @@
  * The proof `kvstore driver --checkout` ends with (src/bench/checkout-proof.ts), on fabricated carts
  * and orders: it passes a clean history, and catches a lost item, a duplicated one (in a cart and an
  * order, in two orders, twice in one cart) and an item nobody added; items whose add had an unknown
- * outcome may be found once or not at all. Also the checkout-mode cart and order values: unit ids
- * round-trip, and a cart without ids still encodes as before. Randomised cases print their seed;
- * `SEED=n` replays one.
+ * outcome may be found once or not at all. With `--cart-ttl`: an item whose cart expired (as the
+ * TTL allows) is not lost but counted as expired with its cart; one whose cart vanished before the
+ * TTL allowed is lost. Also the checkout-mode cart and order values: unit ids round-trip, and a cart
+ * without ids still encodes as before. Randomised cases print their seed; `SEED=n` replays one.
  */
 import { expect } from 'chai';
-import { decodeCart, emptyCartValue, encodeCart, type Cart } from '../../src/bench/cart.js';
-import { checkoutCartKey, decodeOrder, encodeOrder, idsIn, orderKey } from '../../src/bench/checkout.js';
+import { checkoutCartKey, decodeCart, decodeOrder, emptyCartValue, encodeCart, encodeOrder, idsIn, orderCounterKey, orderKey, type Cart } from '../../src/bench/cart.js';
+import { CartLives } from '../../src/bench/cart-expiry.js';
 import { checkoutFailed, checkoutLines, describeItemId, itemId, proveCheckout, type Holding } from '../../src/bench/checkout-proof.js';
 import { SeededRandom } from '../../src/common/index.js';
 
@@ -105,6 +106,55 @@ describe('driver --checkout: the proof', () => {
     expect(checkoutLines(proof)).to.deep.equal(['checkout: 0 orders, 0 lost, 0 duplicated', 'checkout: 1 unexpected items']);
   });
 
+  describe('with --cart-ttl', () => {
+    it('an item found nowhere whose cart expired is not lost: it expired with its cart', () => {
+      const [inCart, inOrder, expired] = [itemId(0, 1), itemId(1, 1), itemId(2, 1)];
+      const proof = proveCheckout({
+        carts: [{ place: '{u0}cart', ids: [inCart] }],
+        orders: [{ place: '{u0}order:1', ids: [inOrder] }],
+        acknowledged: new Set([inCart, inOrder, expired]),
+        uncertain: new Set(),
+        expiredCarts: new Set([inOrder, expired]), // inOrder was checked out before its cart expired
+      });
+      expect(proof).to.include({ orders: 1, itemsFound: 2, lost: 0, duplicated: 0, unexpected: 0, expiredWithCart: 1 });
+      expect(proof.examples).to.deep.equal([]);
+      expect(checkoutFailed(proof)).to.equal(false);
+      expect(checkoutLines(proof)).to.deep.equal(['checkout: 1 orders, 0 lost, 0 duplicated, 1 expired with their cart']);
+    });
+
+    it('an item whose cart vanished before its TTL allowed is lost; the lives decide which is which', () => {
+      // Two carts, each written at 0 ms with a TTL of 1 s: {u0}cart is read absent at 1000 ms (it may
+      // have expired), {u1}cart at 300 ms (it may not).
+      const lives = new CartLives(1000, checkoutCartKey);
+      lives.wrote(0, 1, 0, 5);
+      lives.wrote(1, 2, 0, 5);
+      lives.read(0, null, 10, 1000);
+      lives.read(1, null, 10, 300);
+      const added = [{ id: itemId(0, 1), cart: 0, life: 1 }, { id: itemId(1, 1), cart: 1, life: 2 }];
+      const expiredCarts = new Set(added.filter(({ cart, life }) => lives.endOf(cart, life) === 'expired').map(({ id }) => id));
+      expect([...expiredCarts]).to.deep.equal([itemId(0, 1)]);
+      const proof = proveCheckout({ carts: [{ place: '{u0}cart', ids: [] }, { place: '{u1}cart', ids: [] }], orders: [], acknowledged: new Set(added.map(({ id }) => id)), uncertain: new Set(), expiredCarts });
+      expect(proof).to.include({ lost: 1, duplicated: 0, expiredWithCart: 1 });
+      expect(proof.examples).to.deep.equal([`lost: ${describeItemId(itemId(1, 1))} was added and is in no cart and no order`]);
+      expect(checkoutFailed(proof)).to.equal(true);
+      expect(checkoutLines(proof)).to.deep.equal(['checkout: 0 orders, 1 lost, 0 duplicated, 1 expired with their cart']);
+      expect(lives.examples()).to.deep.equal(['vanished early: {u1}cart (life 2) was read absent 300 ms after a write to it was sent; with a TTL of 1000 ms it cannot expire before 989 ms']);
+    });
+
+    it('an item of a cart that expired is still duplicated when found twice', () => {
+      const id = itemId(4, 2);
+      const proof = proveCheckout({ carts: [], orders: [{ place: '{u0}order:1', ids: [id] }, { place: '{u0}order:2', ids: [id] }], acknowledged: new Set([id]), uncertain: new Set(), expiredCarts: new Set([id]) });
+      expect(proof).to.include({ lost: 0, duplicated: 1, expiredWithCart: 0 });
+      expect(checkoutFailed(proof)).to.equal(true);
+    });
+
+    it('a clean run with no expired cart prints 0 expired on the same line', () => {
+      const run = cleanRun(random);
+      const proof = proveCheckout({ ...run, uncertain: new Set(), expiredCarts: new Set() });
+      expect(checkoutLines(proof)).to.deep.equal(['checkout: 5 orders, 0 lost, 0 duplicated, 0 expired with their cart']);
+    });
+  });
+
   it('item ids are unique per shopper and change, and name both', () => {
     const seen = new Set<number>();
     for (let shopper = 0; shopper < 64; shopper++) for (let opSeq = 1; opSeq <= 50; opSeq++) seen.add(itemId(shopper, opSeq));
@@ -136,9 +186,18 @@ describe('driver --checkout: carts and orders', () => {
     expect(emptyCartValue()).to.equal('{"items":{},"last":[]}');
   });
 
+  it('with --cart-ttl a cart carries its life, after its other fields', () => {
+    const value = encodeCart({ items: {}, ids: { tea: [67] }, last: [], orders: 3, life: 17 });
+    expect(value).to.equal('{"items":{"tea":[67]},"last":[],"orders":3,"life":17}');
+    expect(decodeCart(value)).to.deep.equal({ items: { tea: 1 }, ids: { tea: [67] }, last: [], orders: 3, life: 17 });
+    expect(encodeCart({ items: { tea: 1 }, last: [], life: 2 })).to.equal('{"items":{"tea":1},"last":[],"life":2}');
+  });
+
   it('cart and order keys share a hash tag and stay within the 20-byte key limit', () => {
     expect(checkoutCartKey(42)).to.equal('{u42}cart');
     expect(orderKey(42, 7)).to.equal('{u42}order:7');
+    expect(orderCounterKey(42)).to.equal('{u42}orders');
+    expect(Buffer.byteLength(orderCounterKey(999_999))).to.be.at.most(20);
     expect(Buffer.byteLength(orderKey(999_999, 99_999))).to.equal(20);
     expect(() => orderKey(999_999, 100_000)).to.throw(/ran out of order numbers/);
   });

@@ -4,7 +4,9 @@
  * mode (plain get + put) on 2 hot carts with 8 shoppers loses updates, and the test says so plainly if
  * it ever fails to. `--checkout` (issue 18): shoppers check carts out into orders in one transaction
  * and the driver proves every item added is in a cart or in exactly one order, on hot carts and while
- * the node leading a cart's shard is killed and restarted.
+ * the node leading a cart's shard is killed and restarted. `--cart-ttl 1s`: every cart write carries a
+ * TTL and a quarter of the carts is left alone at a time, so some expire; the checks account for them
+ * (`expired carts: E`), with and without --checkout.
  */
 import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -108,6 +110,26 @@ describe('kvstore driver', function () {
     expect(checkoutOrders(result.stdout), result.stdout).to.be.greaterThan(0);
   });
 
+  it('--cart-ttl 1s: abandoned carts expire, and every cart\'s last life matches the ledgers', async () => {
+    const result = await runCli(['driver', '--manager', cluster?.managerAddress ?? '', '--cart-ttl', '1s', '--shoppers', '4', '--carts', '8', '--duration', '5', '--seed', SEED], { timeoutMs: 60_000 });
+    expect(result.code, `${result.stdout}\n${result.stderr}`).to.equal(0);
+    expect(lostUpdates(result.stdout), result.stdout).to.equal(0);
+    expect(expiredCarts(result.stdout), result.stdout).to.be.greaterThan(0);
+    expect(result.stdout).to.match(/Safe mode \(read, change, then a transaction that compares the version and puts the cart with its TTL; .* Carts expire 1 s after their last write, .* a cart expired \d+ times, taking -?\d+ item units with it\. Every cart matches/s);
+    expect(result.stdout, 'no cart vanished before its TTL allowed').to.not.match(/^vanished carts:/m);
+    expect(result.stdout, 'no checkout line without --checkout').to.not.match(/^checkout:/m);
+  });
+
+  it('--checkout --cart-ttl 1s: every item is in a cart, in exactly one order, or expired with its cart', async () => {
+    const result = await runCli(['driver', '--manager', cluster?.managerAddress ?? '', '--checkout', '--checkout-percent', '20', '--cart-ttl', '1s', '--shoppers', '4', '--carts', '8', '--duration', '5', '--seed', SEED], { timeoutMs: 60_000 });
+    expect(result.code, `${result.stdout}\n${result.stderr}`).to.equal(0);
+    expect(lostUpdates(result.stdout), result.stdout).to.equal(0);
+    expect(expiredCarts(result.stdout), result.stdout).to.be.greaterThan(0);
+    expect(checkoutOrders(result.stdout), result.stdout).to.be.greaterThan(0);
+    expect(result.stdout, 'the checkout line counts the items that expired with their cart').to.match(/^checkout: \d+ orders, 0 lost, 0 duplicated, \d+ expired with their cart$/m);
+    expect(result.stdout).to.not.match(/^vanished carts:/m);
+  });
+
   it('refuses bad flags with exit 2 and one line', async () => {
     const both = await runCli(['driver', '--ops', '10', '--duration', '5']);
     expect(both.code).to.equal(2);
@@ -119,6 +141,9 @@ describe('kvstore driver', function () {
       [['--checkout-percent', '20'], /--checkout-percent needs --checkout/],
       [['--checkout', '--unsafe'], /--checkout or --unsafe/],
       [['--checkout', '--checkout-percent', '0'], /--checkout-percent/],
+      [['--cart-ttl', '0'], /--cart-ttl wants a duration/],
+      [['--cart-ttl', 'soon'], /--cart-ttl wants a duration/],
+      [['--cart-ttl', '400d'], /--cart-ttl wants at most 365 days/],
     ] as const) {
       const refused = await runCli(['driver', ...args]);
       expect(refused.code, args.join(' ')).to.equal(2);
@@ -129,12 +154,19 @@ describe('kvstore driver', function () {
 });
 
 /**
- * The N of `checkout: N orders, 0 lost, 0 duplicated`; fails the test when the line is missing or
- * reports a lost or duplicated item.
+ * The N of `checkout: N orders, 0 lost, 0 duplicated` (with `--cart-ttl` followed by `, X expired
+ * with their cart`); fails the test when the line is missing or reports a lost or duplicated item.
  */
 function checkoutOrders(stdout: string): number {
-  const match = /^checkout: (\d+) orders, (\d+) lost, (\d+) duplicated$/m.exec(stdout);
+  const match = /^checkout: (\d+) orders, (\d+) lost, (\d+) duplicated(?:, \d+ expired with their cart)?$/m.exec(stdout);
   if (match === null) expect.fail(`no "checkout: N orders, L lost, D duplicated" line in: ${stdout}`);
   expect(`${match[2]} lost, ${match[3]} duplicated`, stdout).to.equal('0 lost, 0 duplicated');
+  return Number(match[1]);
+}
+
+/** The E of `expired carts: E`; fails the test when the line is missing. */
+function expiredCarts(stdout: string): number {
+  const match = /^expired carts: (\d+)$/m.exec(stdout);
+  if (match === null) expect.fail(`no "expired carts: E" line in: ${stdout}`);
   return Number(match[1]);
 }
