@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setInterval, clearInterval } from 'node:timers';
 import { KVClient } from '../dist/src/index.js';
 
 const KEYS = Number(process.argv[2] ?? 50_000);
