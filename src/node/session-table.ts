@@ -52,6 +52,7 @@
  */
 import { type BinaryReader, type BinaryWriter, CodecError } from './binary-codec.js';
 import { type CommandFingerprint, CommandOp, describeMismatch, TxnOpKind } from './kv-command.js';
+import { ResultRing, ResultTag } from './result-ring.js';
 
 /**
  * How long (log time) after it applied a write's result is kept for retries. Default
@@ -133,17 +134,6 @@ export type SessionRefusal =
 /** What a write with a session came to: applied (or answered from the table), or refused. */
 export type WriteResult = AppliedResult | SessionRefusal;
 
-/** One remembered result. */
-interface RememberedResult {
-  session: ClientSession;
-  seq: number;
-  /** Log time it applied at. */
-  appliedAtMs: number;
-  /** What the write asked for; undefined for results read from a format-1 snapshot, which had none. */
-  fingerprint: CommandFingerprint | undefined;
-  result: AppliedResult;
-}
-
 /** One client's session on this shard. */
 export interface ClientSession {
   readonly clientId: string;
@@ -151,7 +141,8 @@ export interface ClientSession {
   lastActiveMs: number;
   /** Every seq at or below may have applied and been forgotten; 0 when none. */
   forgottenMaxSeq: number;
-  readonly results: Map<number, RememberedResult>;
+  /** Its remembered results: seq → position in the table's {@link ResultRing}. */
+  readonly results: Map<number, number>;
 }
 
 /** A write {@link SessionTable.admit} let apply: hand it back to {@link SessionTable.record} with its result. */
@@ -169,9 +160,8 @@ export type Admission = AdmittedWrite | { kind: 'answer'; result: WriteResult };
 export class SessionTable {
   /** By last activity, least recent first (every touch moves a session to the end). */
   private readonly sessions = new Map<string, ClientSession>();
-  /** Remembered results in apply order, oldest first, from {@link resultsHead} on. */
-  private results: RememberedResult[] = [];
-  private resultsHead = 0;
+  /** Remembered results in apply order, oldest first. */
+  private readonly results = new ResultRing<ClientSession>();
   /** The session last in {@link sessions}, if known: touching it again moves nothing. */
   private mostRecent: ClientSession | undefined;
 
@@ -182,7 +172,7 @@ export class SessionTable {
 
   /** Number of remembered results. */
   get resultCount(): number {
-    return this.results.length - this.resultsHead;
+    return this.results.size;
   }
 
   /**
@@ -199,10 +189,11 @@ export class SessionTable {
       return { kind: 'apply', session, seq, fingerprint };
     }
     this.touch(session, nowMs);
-    const remembered = session.results.get(seq);
-    if (remembered !== undefined) {
-      const mismatch = remembered.fingerprint === undefined ? undefined : describeMismatch(remembered.fingerprint, fingerprint);
-      return { kind: 'answer', result: mismatch === undefined ? remembered.result : { kind: 'session-mismatch', seq, mismatch } };
+    const position = session.results.get(seq);
+    if (position !== undefined) {
+      const recorded = this.results.fingerprintAt(position);
+      const mismatch = recorded === undefined ? undefined : describeMismatch(recorded, fingerprint);
+      return { kind: 'answer', result: mismatch === undefined ? this.results.resultAt(position) : { kind: 'session-mismatch', seq, mismatch } };
     }
     if (seq <= session.forgottenMaxSeq) return { kind: 'answer', result: { kind: 'session-expired', seq } };
     return { kind: 'apply', session, seq, fingerprint };
@@ -211,17 +202,14 @@ export class SessionTable {
   /** Remembers the result of a write {@link admit} let apply, at log time `nowMs`. */
   record(write: AdmittedWrite, result: AppliedResult, nowMs: number): void {
     const { session, seq, fingerprint } = write;
-    const remembered: RememberedResult = { session, seq, appliedAtMs: nowMs, fingerprint, result };
-    session.results.set(seq, remembered);
-    this.results.push(remembered);
+    session.results.set(seq, this.results.push(session, seq, nowMs, fingerprint, result));
     while (this.resultCount > MAX_RESULTS_PER_SHARD) this.forgetOldestResult();
   }
 
   /** Forgets results past retention and sessions idle past {@link SESSION_IDLE_MS} at log time `nowMs`. */
   expire(nowMs: number): void {
-    for (let oldest = this.oldestResult(); oldest !== undefined && nowMs - oldest.appliedAtMs >= RESULT_RETENTION_MS; oldest = this.oldestResult()) {
-      this.forgetOldestResult();
-    }
+    const results = this.results;
+    while (results.size > 0 && nowMs - results.appliedAtMs(results.headPosition) >= RESULT_RETENTION_MS) this.forgetOldestResult();
     for (let idlest = this.idlestSession(); idlest !== undefined && nowMs - idlest.lastActiveMs >= SESSION_IDLE_MS; idlest = this.idlestSession()) {
       this.forgetSession(idlest);
     }
@@ -255,10 +243,6 @@ export class SessionTable {
     return this.sessions.values().next().value;
   }
 
-  private oldestResult(): RememberedResult | undefined {
-    return this.results[this.resultsHead];
-  }
-
   /**
    * Drops a session past the retry horizon. Its results are gone already: each is younger
    * than the session's last command, and RESULT_RETENTION_MS ≤ SESSION_RETRY_HORIZON_MS.
@@ -272,15 +256,13 @@ export class SessionTable {
   }
 
   private forgetOldestResult(): void {
-    const oldest = this.oldestResult();
-    if (oldest === undefined) return;
-    this.resultsHead += 1;
-    if (this.resultsHead >= 4096 && this.resultsHead * 2 >= this.results.length) {
-      this.results = this.results.slice(this.resultsHead);
-      this.resultsHead = 0;
-    }
-    oldest.session.results.delete(oldest.seq);
-    if (oldest.seq > oldest.session.forgottenMaxSeq) oldest.session.forgottenMaxSeq = oldest.seq;
+    const results = this.results;
+    if (results.size === 0) return;
+    const session = results.sessionAt(results.headPosition);
+    const seq = results.seqAt(results.headPosition);
+    results.dropOldest();
+    session.results.delete(seq);
+    if (seq > session.forgottenMaxSeq) session.forgottenMaxSeq = seq;
   }
 
   /**
@@ -301,14 +283,13 @@ export class SessionTable {
       places.set(session, places.size);
       writer.bytes8(Buffer.from(session.clientId, 'utf8')).u64(session.lastActiveMs).u64(session.forgottenMaxSeq);
     }
-    writer.u32(this.resultCount);
-    for (let i = this.resultsHead; i < this.results.length; i++) {
-      const remembered = this.results[i] as RememberedResult;
-      writer.u32(places.get(remembered.session) ?? 0).u64(remembered.seq).u64(remembered.appliedAtMs);
-      const fingerprint = remembered.fingerprint;
-      if (fingerprint === undefined) writer.u8(0).u32(0).u32(0).u64(0);
-      else writer.u8(fingerprint.op).u32(fingerprint.keyHash).u32(fingerprint.valueHash).u64(fingerprint.expectedVersion);
-      encodeResult(writer, remembered.result);
+    const results = this.results;
+    writer.u32(results.size);
+    for (let position = results.headPosition; position < results.endPosition; position++) {
+      writer.u32(places.get(results.sessionAt(position)) ?? 0).u64(results.seqAt(position)).u64(results.appliedAtMs(position));
+      const [op, keyHash, valueHash, expectedVersion] = results.fingerprintFields(position);
+      writer.u8(op).u32(keyHash).u32(valueHash).u64(expectedVersion);
+      encodeResult(writer, results.resultAt(position));
     }
   }
 
@@ -347,9 +328,7 @@ export class SessionTable {
         default:
           throw new CodecError(`unknown command op ${String(op)} in a session fingerprint`);
       }
-      const remembered: RememberedResult = { session, seq, appliedAtMs, fingerprint, result: decodeResult(reader) };
-      session.results.set(seq, remembered);
-      table.results.push(remembered);
+      session.results.set(seq, table.results.push(session, seq, appliedAtMs, fingerprint, decodeResult(reader)));
     }
     return table;
   }
@@ -367,7 +346,7 @@ export class SessionTable {
     reader.u64(); // the format-1 sweep time
     const count = reader.u32();
     const sessions: ClientSession[] = [];
-    const results: RememberedResult[] = [];
+    const results: { session: ClientSession; seq: number; appliedAtMs: number; result: AppliedResult }[] = [];
     for (let i = 0; i < count; i++) {
       const clientId = reader.bytes8().toString('utf8');
       const session: ClientSession = { clientId, lastActiveMs: reader.u64(), forgottenMaxSeq: reader.u64(), results: new Map() };
@@ -383,29 +362,19 @@ export class SessionTable {
           session.forgottenMaxSeq = Math.max(session.forgottenMaxSeq, seq);
           continue;
         }
-        results.push({ session, seq, appliedAtMs, fingerprint: undefined, result: decodeTaggedResult(tag, reader) });
+        results.push({ session, seq, appliedAtMs, result: decodeTaggedResult(tag, reader) });
       }
     }
     const table = new SessionTable();
     sessions.sort((a, b) => a.lastActiveMs - b.lastActiveMs); // Array.prototype.sort is stable
     for (const session of sessions) table.sessions.set(session.clientId, session);
     results.sort((a, b) => a.appliedAtMs - b.appliedAtMs);
-    for (const remembered of results) {
-      remembered.session.results.set(remembered.seq, remembered);
-      table.results.push(remembered);
+    for (const { session, seq, appliedAtMs, result } of results) {
+      session.results.set(seq, table.results.push(session, seq, appliedAtMs, undefined, result));
     }
     while (table.resultCount > MAX_RESULTS_PER_SHARD) table.forgetOldestResult();
     return table;
   }
-}
-
-const enum ResultTag {
-  Put = 1,
-  Delete = 2,
-  CasOk = 3,
-  CasConflict = 4,
-  /** Written by snapshot format 3 on: u64 succeeded (0/1), u8 count, per operation u8 kind and u64. */
-  Txn = 6,
 }
 
 /** Format 1's tag for a remembered "session expired" (never recorded by it, but decodable). */
