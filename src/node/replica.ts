@@ -56,8 +56,16 @@ export interface ReplicaOptions {
   raft: Omit<RaftConfig, 'id' | 'storage' | 'applied'>;
   /** Take a snapshot and compact the log every this many applied entries. */
   snapshotIntervalEntries: number;
+  /**
+   * Also take one once the entries applied since the last snapshot hold this many bytes, or
+   * as many as that snapshot, whichever is more: the log in memory stays small, and a snapshot
+   * never writes more than about what the log wrote since the last. Default: no byte bound.
+   */
+  snapshotLogBytes?: number;
   /** Entries kept behind a snapshot for slow followers, so they catch up without one. */
   retainedEntries: number;
+  /** At most about this many bytes of them (by the average entry since the last snapshot). Default: no byte bound. */
+  retainedBytes?: number;
   /** Clocks for leases, promises and deadlines. Default: this process's. */
   runtime?: NodeRuntime;
   /** Receives leader changes, dropped proposals, snapshots and applied entries. */
@@ -163,7 +171,13 @@ export class Replica {
   private readonly logger: Logger;
   private readonly runtime: NodeRuntime;
   private readonly snapshotIntervalEntries: number;
+  private readonly snapshotLogBytes: number;
   private readonly retainedEntries: number;
+  private readonly retainedBytes: number;
+  /** Bytes of entry data applied since the last snapshot (taken or installed). */
+  private bytesSinceSnapshot = 0;
+  /** Size of the last snapshot's data: a state this big is not snapshotted for less log than that. */
+  private snapshotBytes: number;
   private readonly events: ReplicaEvents | undefined;
   private readonly leaderKnown: (() => void) | undefined;
   private readonly leaseMs: number;
@@ -177,6 +191,8 @@ export class Replica {
     this.runtime = options.runtime ?? systemRuntime;
     this.snapshotIntervalEntries = options.snapshotIntervalEntries;
     this.retainedEntries = options.retainedEntries;
+    this.snapshotLogBytes = options.snapshotLogBytes ?? Number.POSITIVE_INFINITY;
+    this.retainedBytes = options.retainedBytes ?? Number.POSITIVE_INFINITY;
     this.events = options.events;
     this.leaderKnown = options.leaderKnown;
     this.leaseMs = options.leaseMs ?? 0;
@@ -184,6 +200,7 @@ export class Replica {
     this.promise = new LeaderPromise(options.voteGuardMs ?? 0, this.runtime.monotonicMs(), options.recovered === true);
     const snapshot = options.storage.snapshot();
     this.snapshotIndex = snapshot.ok ? snapshot.value.metadata.index : 0;
+    this.snapshotBytes = snapshot.ok ? snapshot.value.data.length : 0;
     const initial = options.storage.initialState();
     this.confState = initial.confState;
     this.term = initial.hardState.term;
@@ -606,6 +623,8 @@ export class Replica {
     assertInvariant(sameMembers(counted.voters, confState.voters) && sameMembers(counted.learners, confState.learners),
       'the core counts another membership than the installed snapshot', { shard: this.shardId, replica: this.replicaId, index, core: counted, snapshot: confState });
     this.snapshotIndex = index;
+    this.snapshotBytes = data.length;
+    this.bytesSinceSnapshot = 0;
     this.writes.dropCoveredBy(index);
     this.events?.snapshotInstalled(this.shardId);
     this.logger.info('snapshot installed', { index, epoch: this.machine.epoch, keys: this.machine.keyCount });
@@ -613,6 +632,7 @@ export class Replica {
 
   private applyEntry(entry: Entry): void {
     if (entry.index <= this.machine.appliedIndex) return;
+    this.bytesSinceSnapshot += entry.data.length;
     const pending = this.writes.take(entry.index);
     let outcome: WriteOutcome = { ok: false, reason: 'DROPPED' };
     if (entry.type === EntryType.ConfChange) {
@@ -664,20 +684,34 @@ export class Replica {
     }
   }
 
-  /** Snapshots every `snapshotIntervalEntries`, or now when one is wanted; returns true if it wrote one. */
+  /**
+   * Snapshots every `snapshotIntervalEntries`, or once the entries applied since the last hold
+   * `snapshotLogBytes` (or the last snapshot's size, if more), or now when one is wanted;
+   * returns true if it wrote one. Then compacts the log, keeping at most `retainedEntries`
+   * (and about `retainedBytes`) behind the snapshot. The log lives in memory until compacted:
+   * the byte bound keeps a node with many busy groups of large values from holding gigabytes
+   * of it (and the garbage collector from walking it).
+   */
   private maybeSnapshot(): boolean {
     if (this.removed) return false;
     const applied = this.machine.appliedIndex;
     if (applied <= this.snapshotIndex) return false;
-    if (!this.snapshotWanted && applied - this.snapshotIndex < this.snapshotIntervalEntries) return false;
+    const entriesSince = applied - this.snapshotIndex;
+    const due = entriesSince >= this.snapshotIntervalEntries
+      || this.bytesSinceSnapshot >= Math.max(this.snapshotLogBytes, this.snapshotBytes);
+    if (!this.snapshotWanted && !due) return false;
     const wanted = this.snapshotWanted;
     this.snapshotWanted = false;
-    this.storage.createSnapshot(applied, this.confState, this.machine.encodeSnapshot());
+    const averageEntryBytes = Math.max(1, this.bytesSinceSnapshot / entriesSince);
+    const retained = Math.min(this.retainedEntries, Math.floor(this.retainedBytes / averageEntryBytes));
+    const snapshot = this.storage.createSnapshot(applied, this.confState, this.machine.encodeSnapshot());
     this.snapshotIndex = applied;
-    const keepFrom = Math.max(this.storage.firstIndex(), applied + 1 - this.retainedEntries);
+    this.snapshotBytes = snapshot.data.length;
+    this.bytesSinceSnapshot = 0;
+    const keepFrom = Math.max(this.storage.firstIndex(), applied + 1 - retained);
     if (keepFrom > this.storage.firstIndex()) this.storage.compact(keepFrom);
     this.events?.snapshotCreated(this.shardId);
-    this.logger.debug('snapshot taken', { index: applied, wanted });
+    this.logger.debug('snapshot taken', { index: applied, wanted, bytes: snapshot.data.length, retained: applied + 1 - keepFrom });
     return true;
   }
 

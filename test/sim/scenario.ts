@@ -15,6 +15,10 @@ export interface Scenario {
   leaseReads: boolean;
   snapshotIntervalEntries: number;
   retainedEntries: number;
+  /** Snapshot once this many bytes of entries applied since the last (`RaftHostOptions.snapshotLogBytes`); default the node's. */
+  snapshotLogBytes?: number;
+  /** Keep at most about this many bytes of entries behind a snapshot; default the node's. */
+  retainedBytes?: number;
   network: NetworkFaults;
   /** Per-node clock rates (local ms per global ms) and wall-clock offsets (ms). */
   clockRates: number[];
@@ -122,6 +126,12 @@ export function scenarioFor(seed: number): Scenario {
   const snapshotSendSlots = pick([undefined, 1]);
   if (snapshotSendSlots !== undefined) scenario.snapshotSendSlots = snapshotSendSlots;
   scenario.lullRate = pick([0, 0.02, 0.05]);
+  // The byte bounds of the in-memory log (a node's default, 2 MiB and 1 MiB, never fires on
+  // the simulator's small values): small enough here to snapshot before the entry count does.
+  const snapshotLogBytes = pick([undefined, 1024, 8192]);
+  if (snapshotLogBytes !== undefined) scenario.snapshotLogBytes = snapshotLogBytes;
+  const retainedBytes = pick([undefined, 256, 4096]);
+  if (retainedBytes !== undefined) scenario.retainedBytes = retainedBytes;
   return scenario;
 }
 
@@ -131,7 +141,10 @@ export function describeScenario(scenario: Scenario): string {
   const n = scenario.network;
   return (
     `${scenario.nodes} nodes, K=${scenario.replicationFactor}, ${scenario.shards} shard(s), lease reads ${scenario.leaseReads ? 'on' : 'off'}, ` +
-    `snapshot every ${scenario.snapshotIntervalEntries}; faults/100ms kill ${f.kill} power ${f.powerLoss} pause ${f.pause} ` +
+    `snapshot every ${scenario.snapshotIntervalEntries}` +
+    (scenario.snapshotLogBytes === undefined ? '' : ` or ${scenario.snapshotLogBytes} bytes`) +
+    (scenario.retainedBytes === undefined ? '' : `, ${scenario.retainedEntries} entries (${scenario.retainedBytes} bytes) kept`) +
+    `; faults/100ms kill ${f.kill} power ${f.powerLoss} pause ${f.pause} ` +
     `partition ${f.partition} one-way ${f.oneWayCut} slow-link ${f.slowLink} reset ${f.streamReset} flaky-leader ${f.flakyLeaderLink} slow-disk ${f.slowDisk}; network loss ${n.lossRate} dup ${n.duplicateRate} ` +
     `reorder ${String(n.reorder)} snapshot-corruption ${n.snapshotCorruptionRate}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +
     `${scenario.clients} clients and ${scenario.readers} readers on ${scenario.keys} keys for ${scenario.chaosMs} ms; ` +

@@ -60,6 +60,8 @@ export class SimCluster {
       shardCount: scenario.shards,
       snapshotIntervalEntries: scenario.snapshotIntervalEntries,
       retainedEntries: scenario.retainedEntries,
+      ...(scenario.snapshotLogBytes === undefined ? {} : { snapshotLogBytes: scenario.snapshotLogBytes }),
+      ...(scenario.retainedBytes === undefined ? {} : { retainedBytes: scenario.retainedBytes }),
       leaseReads: scenario.leaseReads,
       ...(scenario.wal === undefined ? {} : { wal: scenario.wal }),
       ...(scenario.snapshotSendSlots === undefined ? {} : { snapshotSendSlots: scenario.snapshotSendSlots }),

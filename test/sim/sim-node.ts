@@ -39,6 +39,8 @@ export interface SimNodeSettings {
   heartbeatTick: number;
   snapshotIntervalEntries: number;
   retainedEntries: number;
+  snapshotLogBytes?: number;
+  retainedBytes?: number;
   leaseReads: boolean;
   /** WAL segment size and purge threshold; production defaults when absent. */
   wal?: { segmentBytes: number; purgeBytes: number };
@@ -126,6 +128,8 @@ export class SimNode {
       heartbeatTick: settings.heartbeatTick,
       snapshotIntervalEntries: settings.snapshotIntervalEntries,
       retainedEntries: settings.retainedEntries,
+      ...(settings.snapshotLogBytes === undefined ? {} : { snapshotLogBytes: settings.snapshotLogBytes }),
+      ...(settings.retainedBytes === undefined ? {} : { retainedBytes: settings.retainedBytes }),
       leaseReads: settings.leaseReads,
       ...(settings.snapshotSendSlots === undefined ? {} : { maxConcurrentSnapshotSends: settings.snapshotSendSlots }),
       events: this.events(),

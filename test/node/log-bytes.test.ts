@@ -1,0 +1,110 @@
+/**
+ * The in-memory log's byte bound (`Replica.maybeSnapshot`): a group snapshots once the entries
+ * applied since its last snapshot hold `snapshotLogBytes` (or that snapshot's size, if more),
+ * and keeps about `retainedBytes` of entries behind it.
+ */
+import { expect } from 'chai';
+import { createSilentLogger } from '../../src/common/index.js';
+import { CommandOp } from '../../src/node/kv-command.js';
+import { KvStateMachine } from '../../src/node/kv-state-machine.js';
+import { Replica } from '../../src/node/replica.js';
+import { MemoryStorage, SeededRandom } from '../../src/raft/index.js';
+
+interface Bounds {
+  snapshotLogBytes?: number;
+  retainedBytes?: number;
+}
+
+/** A one-voter group that elected itself, with its storage. */
+function leader(bounds: Bounds): { replica: Replica; storage: MemoryStorage } {
+  const storage = new MemoryStorage({ confState: { voters: [1], learners: [] } });
+  const replica = new Replica({
+    shardId: 0,
+    replicaId: 1,
+    storage,
+    machine: KvStateMachine.bootstrap([{ replicaId: 1, nodeId: 'n1' }]),
+    logger: createSilentLogger(),
+    snapshotIntervalEntries: 10_000,
+    retainedEntries: 1_000,
+    ...bounds,
+    raft: { electionTick: 10, heartbeatTick: 2, preVote: true, checkQuorum: true, random: new SeededRandom(1) },
+  });
+  replica.control({ kind: 'campaign' });
+  while (turn(replica)) {
+    // elected; its empty entry durable and applied
+  }
+  return { replica, storage };
+}
+
+/** One turn as the host runs it, the sync done at once; false when there was nothing to do. */
+function turn(replica: Replica): boolean {
+  replica.step();
+  const ready = replica.collectReady();
+  if (ready === undefined) return false;
+  replica.applyDurable(ready);
+  replica.handleReady(ready, { route: () => undefined });
+  return true;
+}
+
+/** Puts `count` values of `valueBytes` under distinct keys, each applied before the next. */
+function put(replica: Replica, count: number, valueBytes: number, firstKey = 0): void {
+  for (let i = 0; i < count; i++) {
+    let applied = false;
+    replica.write({ op: CommandOp.Put, key: Buffer.from(`key-${firstKey + i}`), value: Buffer.alloc(valueBytes, 1) }, () => {
+      applied = true;
+    });
+    while (turn(replica)) {
+      // proposed, durable, committed, applied
+    }
+    expect(applied, `put ${i} applied`).to.equal(true);
+  }
+}
+
+describe('node/replica: the log in memory is bounded by bytes too', () => {
+  it('snapshots once the entries applied since the last hold snapshotLogBytes, and keeps about retainedBytes behind it', () => {
+    const { replica, storage } = leader({ snapshotLogBytes: 64 * 1024, retainedBytes: 8 * 1024 });
+    put(replica, 40, 1024); // ~40 KiB of entries: under the bound
+    const none = storage.snapshot();
+    expect(none.ok ? none.value.metadata.index : -1, 'no snapshot yet').to.equal(0);
+    expect(storage.firstIndex()).to.equal(1);
+    put(replica, 40, 1024, 40); // past 64 KiB
+    const snapshot = storage.snapshot();
+    expect(snapshot.ok).to.equal(true);
+    const index = snapshot.ok ? snapshot.value.metadata.index : 0;
+    expect(index, 'a snapshot was taken').to.be.greaterThan(60);
+    const kept = index + 1 - storage.firstIndex();
+    // Entries are ~1.06 KiB each: 8 KiB keeps 7 of them, not the 1,000 the entry count allows.
+    expect(kept).to.be.within(6, 8);
+  });
+
+  it('does not snapshot a state larger than the bound for less log than its own size', () => {
+    const bound = 16 * 1024;
+    const { replica, storage } = leader({ snapshotLogBytes: bound });
+    const taken: { index: number; bytes: number }[] = [];
+    for (let i = 0; i < 120; i++) {
+      put(replica, 1, 1024, i); // distinct keys: the state grows by ~1 KiB a put
+      const snapshot = storage.snapshot();
+      if (snapshot.ok && snapshot.value.metadata.index > (taken.at(-1)?.index ?? 0)) {
+        taken.push({ index: snapshot.value.metadata.index, bytes: snapshot.value.data.length });
+      }
+    }
+    expect(taken.length, 'snapshots taken').to.be.at.least(3);
+    let previous = { index: 2, bytes: 0 }; // the election's empty entry is index 2
+    for (const next of taken) {
+      // Each put's entry holds its 1 KiB value plus ~40 bytes of key, session and header.
+      const logBytes = (next.index - previous.index) * 1024;
+      const needed = Math.max(bound, previous.bytes);
+      expect(logBytes, `snapshot at ${next.index} after one of ${previous.bytes} bytes`).to.be.within(needed - 1100, needed + 1100);
+      previous = next;
+    }
+    expect(taken.at(-1)?.bytes ?? 0, 'the state outgrew the bound').to.be.greaterThan(2 * bound);
+  });
+
+  it('without byte bounds only the entry count snapshots (as the simulator\'s scenarios without them do)', () => {
+    const { replica, storage } = leader({});
+    put(replica, 100, 4096);
+    const snapshot = storage.snapshot();
+    expect(snapshot.ok ? snapshot.value.metadata.index : -1).to.equal(0);
+    expect(storage.firstIndex()).to.equal(1);
+  });
+});
