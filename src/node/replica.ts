@@ -688,7 +688,7 @@ export class Replica {
    * Snapshots every `snapshotIntervalEntries`, or once the entries applied since the last hold
    * `snapshotLogBytes` (or the last snapshot's size, if more), or now when one is wanted;
    * returns true if it wrote one. Then compacts the log, keeping at most `retainedEntries`
-   * (and about `retainedBytes`) behind the snapshot. The log lives in memory until compacted:
+   * (and `retainedBytes`) behind the snapshot. The log lives in memory until compacted:
    * the byte bound keeps a node with many busy groups of large values from holding gigabytes
    * of it (and the garbage collector from walking it).
    */
@@ -702,17 +702,36 @@ export class Replica {
     if (!this.snapshotWanted && !due) return false;
     const wanted = this.snapshotWanted;
     this.snapshotWanted = false;
-    const averageEntryBytes = Math.max(1, this.bytesSinceSnapshot / entriesSince);
-    const retained = Math.min(this.retainedEntries, Math.floor(this.retainedBytes / averageEntryBytes));
     const snapshot = this.storage.createSnapshot(applied, this.confState, this.machine.encodeSnapshot());
     this.snapshotIndex = applied;
     this.snapshotBytes = snapshot.data.length;
     this.bytesSinceSnapshot = 0;
-    const keepFrom = Math.max(this.storage.firstIndex(), applied + 1 - retained);
+    const keepFrom = this.retainFrom(applied);
     if (keepFrom > this.storage.firstIndex()) this.storage.compact(keepFrom);
     this.events?.snapshotCreated(this.shardId);
     this.logger.debug('snapshot taken', { index: applied, wanted, bytes: snapshot.data.length, retained: applied + 1 - keepFrom });
     return true;
+  }
+
+  /**
+   * The first entry to keep behind a snapshot at `applied`: at most `retainedEntries`, and of
+   * those the newest whose data fits in `retainedBytes` (counted entry by entry: one large
+   * transaction among small puts must not keep megabytes). A follower further behind gets a
+   * snapshot instead, which is all a short log costs.
+   */
+  private retainFrom(applied: number): number {
+    const first = Math.max(this.storage.firstIndex(), applied + 1 - this.retainedEntries);
+    if (this.retainedBytes === Number.POSITIVE_INFINITY || first > applied) return first;
+    const kept = this.storage.entries(first, applied + 1, Number.POSITIVE_INFINITY);
+    if (!kept.ok) return first;
+    let bytes = 0;
+    let from = applied + 1;
+    for (let i = kept.value.length - 1; i >= 0; i--) {
+      bytes += kept.value[i]?.data.length ?? 0;
+      if (bytes > this.retainedBytes) break;
+      from -= 1;
+    }
+    return from;
   }
 
   /** Asks for a snapshot at the next turn: the WAL's oldest segments wait for this group's (`wal-purge.ts`). */

@@ -77,6 +77,19 @@ describe('node/replica: the log in memory is bounded by bytes too', () => {
     expect(kept).to.be.within(6, 8);
   });
 
+  it('counts the bytes of the entries it keeps, not an average: large entries after many small ones keep only what fits', () => {
+    const retainedBytes = 8 * 1024;
+    const { replica, storage } = leader({ snapshotLogBytes: 64 * 1024, retainedBytes });
+    put(replica, 300, 8); // ~15 KiB of small entries
+    put(replica, 60, 1024, 300); // then large ones, past 64 KiB in all
+    const snapshot = storage.snapshot();
+    const index = snapshot.ok ? snapshot.value.metadata.index : 0;
+    expect(index, 'a snapshot was taken').to.be.greaterThan(300);
+    const kept = storage.entries(storage.firstIndex(), index + 1, Number.POSITIVE_INFINITY);
+    const keptBytes = kept.ok ? kept.value.reduce((sum, entry) => sum + entry.data.length, 0) : -1;
+    expect(keptBytes).to.be.within(retainedBytes - 1100, retainedBytes);
+  });
+
   it('does not snapshot a state larger than the bound for less log than its own size', () => {
     const bound = 16 * 1024;
     const { replica, storage } = leader({ snapshotLogBytes: bound });
