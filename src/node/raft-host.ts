@@ -38,6 +38,7 @@ import { leaseTimings } from './replica-reads.js';
 import type { ReplicaStorageProvider } from './replica-storage.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
 import { TurnLoop } from './turn-loop.js';
+import { SnapshotBudget, SNAPSHOTS_PER_TURN } from './snapshot-budget.js';
 
 /** See {@link RaftHostOptions.snapshotLogBytes}. */
 export const DEFAULT_SNAPSHOT_LOG_BYTES = 2 * 1024 * 1024;
@@ -110,6 +111,8 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   private readonly options: RaftHostOptions;
   private readonly runtime: NodeRuntime;
   private readonly turns: TurnLoop;
+  /** Snapshots per turn, shared by every replica (`snapshot-budget.ts`). */
+  private readonly snapshotBudget = new SnapshotBudget(SNAPSHOTS_PER_TURN);
   private readonly failover: FastFailover;
   /**
    * Peer nodes whose stream failed and that sent nothing since: a follower whose leader is
@@ -166,6 +169,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       router: this,
       events: options.events,
       onFatal: (error) => this.fail(error),
+      snapshotBudget: this.snapshotBudget,
     });
     this.failover = new FastFailover(this, this.runtime, { tickIntervalMs: this.tickIntervalMs });
     // One election timeout: long enough for the fast failover's election (~0.4 s after a kill),
@@ -234,6 +238,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       snapshotLogBytes: this.options.snapshotLogBytes ?? DEFAULT_SNAPSHOT_LOG_BYTES,
       retainedEntries: this.options.retainedEntries ?? 2_000,
       retainedBytes: this.options.retainedBytes ?? DEFAULT_RETAINED_BYTES,
+      snapshotBudget: this.snapshotBudget,
       ...(this.options.events === undefined ? {} : { events: this.options.events }),
       ...(this.options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
       runtime: this.runtime,

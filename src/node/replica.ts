@@ -39,6 +39,7 @@ import { WritePath } from './replica-writes.js';
 import { nodeIdFromContext } from './conf-change-context.js';
 import { type FailureReason, type ReadCallback, type WriteCallback, type WriteOutcome } from './replica-requests.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
+import type { SnapshotBudget } from './snapshot-budget.js';
 
 /** Sends a replica's outgoing messages (implemented by the host over the transport). */
 export interface MessageRouter {
@@ -64,8 +65,10 @@ export interface ReplicaOptions {
   snapshotLogBytes?: number;
   /** Entries kept behind a snapshot for slow followers, so they catch up without one. */
   retainedEntries: number;
-  /** At most about this many bytes of them (by the average entry since the last snapshot). Default: no byte bound. */
+  /** At most this many bytes of them. Default: no byte bound. */
   retainedBytes?: number;
+  /** Shared by a node's replicas: how many snapshots the current turn may still take (`snapshot-budget.ts`). Default: no limit. */
+  snapshotBudget?: SnapshotBudget;
   /** Clocks for leases, promises and deadlines. Default: this process's. */
   runtime?: NodeRuntime;
   /** Receives leader changes, dropped proposals, snapshots and applied entries. */
@@ -168,12 +171,15 @@ export class Replica {
   private snapshotIndex: number;
   /** Take a snapshot at the next chance (a new member joined, or the WAL needs this group's old entries gone). */
   private snapshotWanted = false;
+  /** A new member joined: its snapshot is taken in this very Ready, whatever the turn's budget (see applyConfChange). */
+  private snapshotForMember = false;
   private readonly logger: Logger;
   private readonly runtime: NodeRuntime;
   private readonly snapshotIntervalEntries: number;
   private readonly snapshotLogBytes: number;
   private readonly retainedEntries: number;
   private readonly retainedBytes: number;
+  private readonly snapshotBudget: SnapshotBudget | undefined;
   /** Bytes of entry data applied since the last snapshot (taken or installed). */
   private bytesSinceSnapshot = 0;
   /** Size of the last snapshot's data: a state this big is not snapshotted for less log than that. */
@@ -193,6 +199,7 @@ export class Replica {
     this.retainedEntries = options.retainedEntries;
     this.snapshotLogBytes = options.snapshotLogBytes ?? Number.POSITIVE_INFINITY;
     this.retainedBytes = options.retainedBytes ?? Number.POSITIVE_INFINITY;
+    this.snapshotBudget = options.snapshotBudget;
     this.events = options.events;
     this.leaderKnown = options.leaderKnown;
     this.leaseMs = options.leaseMs ?? 0;
@@ -668,7 +675,10 @@ export class Replica {
       // bootstrap members' node ids are in no log entry), so the group's latest snapshot
       // must not be the empty bootstrap one. The log is compacted as usual: other followers
       // keep catching up from entries.
-      if (!wasMember) this.snapshotWanted = true;
+      if (!wasMember) {
+        this.snapshotWanted = true;
+        this.snapshotForMember = true;
+      }
     }
     this.logger.info('membership change applied', {
       change: ConfChangeType[change.type],
@@ -700,8 +710,12 @@ export class Replica {
     const due = entriesSince >= this.snapshotIntervalEntries
       || this.bytesSinceSnapshot >= Math.max(this.snapshotLogBytes, this.snapshotBytes);
     if (!this.snapshotWanted && !due) return false;
+    // Past this turn's budget: the bound is checked again at the next Ready, and a wanted
+    // snapshot stays wanted (see snapshot-budget.ts).
+    if (!this.snapshotForMember && this.snapshotBudget?.take() === false) return false;
     const wanted = this.snapshotWanted;
     this.snapshotWanted = false;
+    this.snapshotForMember = false;
     const snapshot = this.storage.createSnapshot(applied, this.confState, this.machine.encodeSnapshot());
     this.snapshotIndex = applied;
     this.snapshotBytes = snapshot.data.length;

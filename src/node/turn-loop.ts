@@ -47,6 +47,7 @@ import { assertInvariant, type Message, MessageType, type Ready } from '../raft/
 import type { RaftHostEvents } from './node-metrics.js';
 import type { MessageRouter, Replica } from './replica.js';
 import type { NodeRuntime } from './runtime.js';
+import type { SnapshotBudget } from './snapshot-budget.js';
 
 /** What the loop drives. */
 export interface TurnLoopOptions {
@@ -60,6 +61,8 @@ export interface TurnLoopOptions {
   events: RaftHostEvents | undefined;
   /** Called once when a turn or a sync fails: the node cannot go on. */
   onFatal(error: unknown): void;
+  /** Refilled at each turn and each sync's completion, where replicas snapshot (`snapshot-budget.ts`). */
+  snapshotBudget?: SnapshotBudget;
 }
 
 /** Runs turns over the marked replicas. */
@@ -155,6 +158,7 @@ export class TurnLoop {
       syncing: this.syncing.size,
     });
     this.stats.turns += 1;
+    this.options.snapshotBudget?.refill();
     const batch = [...this.marked];
     this.marked.clear();
     const waiting: [Replica, Ready, boolean][] = [];
@@ -199,6 +203,7 @@ export class TurnLoop {
     const syncStartMs = runtime.monotonicMs();
     const synced = this.options.sync().then(() => {
       this.options.events?.walSynced((runtime.monotonicMs() - syncStartMs) / 1000);
+      this.options.snapshotBudget?.refill();
       for (const [replica, ready, messagesSent] of waiting) {
         this.syncing.delete(replica);
         if (!router.isHosted(replica)) continue; // destroyed meanwhile

@@ -8,12 +8,20 @@ import { createSilentLogger } from '../../src/common/index.js';
 import { CommandOp } from '../../src/node/kv-command.js';
 import { KvStateMachine } from '../../src/node/kv-state-machine.js';
 import { Replica } from '../../src/node/replica.js';
-import { MemoryStorage, SeededRandom } from '../../src/raft/index.js';
+import { SnapshotBudget } from '../../src/node/snapshot-budget.js';
+import { confChangeFor } from '../../src/node/conf-change-context.js';
+import { ConfChangeType, MemoryStorage, SeededRandom } from '../../src/raft/index.js';
 
 interface Bounds {
   snapshotLogBytes?: number;
   retainedBytes?: number;
+  snapshotBudget?: SnapshotBudget;
 }
+
+const snapshotIndex = (storage: MemoryStorage): number => {
+  const snapshot = storage.snapshot();
+  return snapshot.ok ? snapshot.value.metadata.index : -1;
+};
 
 /** A one-voter group that elected itself, with its storage. */
 function leader(bounds: Bounds): { replica: Replica; storage: MemoryStorage } {
@@ -119,5 +127,28 @@ describe('node/replica: the log in memory is bounded by bytes too', () => {
     const snapshot = storage.snapshot();
     expect(snapshot.ok ? snapshot.value.metadata.index : -1).to.equal(0);
     expect(storage.firstIndex()).to.equal(1);
+  });
+
+  it('takes no more snapshots in a turn than the node\'s budget, except the one a new member needs', () => {
+    const budget = new SnapshotBudget(1);
+    const { replica, storage } = leader({ snapshotLogBytes: 16 * 1024, snapshotBudget: budget });
+    // The test's turns never refill the budget, as a turn past it would not.
+    put(replica, 20, 1024);
+    const first = snapshotIndex(storage);
+    expect(first, 'the budget\'s one snapshot').to.be.within(14, 18);
+    put(replica, 40, 1024, 20);
+    expect(snapshotIndex(storage), 'due again, but the budget is spent').to.equal(first);
+    budget.refill();
+    put(replica, 1, 1024, 60);
+    const second = snapshotIndex(storage);
+    expect(second, 'taken at the next Ready once refilled').to.be.greaterThan(first + 30);
+    // A learner joins with the budget spent: the snapshot it needs is taken anyway, in the
+    // Ready that applies the change (it must hold the whole membership).
+    replica.control({ kind: 'conf-change', change: confChangeFor(ConfChangeType.AddLearner, 2, 'n2') });
+    while (turn(replica)) {
+      // proposed, durable, committed, applied
+    }
+    expect(replica.confState.learners).to.deep.equal([2]);
+    expect(snapshotIndex(storage), 'the new member\'s snapshot').to.be.greaterThan(second);
   });
 });
