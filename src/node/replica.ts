@@ -173,6 +173,8 @@ export class Replica {
   private snapshotWanted = false;
   /** A new member joined: its snapshot is taken in this very Ready, whatever the turn's budget (see applyConfChange). */
   private snapshotForMember = false;
+  /** The last snapshot this replica was due was put off by the turn's budget: it wants a turn soon. */
+  private snapshotDeferred = false;
   private readonly logger: Logger;
   private readonly runtime: NodeRuntime;
   private readonly snapshotIntervalEntries: number;
@@ -703,6 +705,7 @@ export class Replica {
    * of it (and the garbage collector from walking it).
    */
   private maybeSnapshot(): boolean {
+    this.snapshotDeferred = false;
     if (this.removed) return false;
     const applied = this.machine.appliedIndex;
     if (applied <= this.snapshotIndex) return false;
@@ -712,7 +715,10 @@ export class Replica {
     if (!this.snapshotWanted && !due) return false;
     // Past this turn's budget: the bound is checked again at the next Ready, and a wanted
     // snapshot stays wanted (see snapshot-budget.ts).
-    if (!this.snapshotForMember && this.snapshotBudget?.take() === false) return false;
+    if (!this.snapshotForMember && this.snapshotBudget?.take() === false) {
+      this.snapshotDeferred = true;
+      return false;
+    }
     const wanted = this.snapshotWanted;
     this.snapshotWanted = false;
     this.snapshotForMember = false;
@@ -759,6 +765,11 @@ export class Replica {
    */
   snapshotIfWanted(): boolean {
     return this.snapshotWanted && this.maybeSnapshot();
+  }
+
+  /** True when a snapshot this replica was due waits for a turn with room in the budget (`snapshot-budget.ts`). */
+  get snapshotDue(): boolean {
+    return this.snapshotDeferred && !this.removed;
   }
 
   // ---- deadlines and shutdown --------------------------------------------------------------------

@@ -169,6 +169,8 @@ export class TurnLoop {
       const ready = replica.collectReady();
       if (ready === undefined) {
         if (replica.snapshotIfWanted()) wroteWithoutReady = true;
+        // Put off by this turn's snapshot budget: the next turn (an idle replica has no Ready to bring it back).
+        else if (replica.snapshotDue) this.marked.add(replica);
         continue;
       }
       if (!replica.needsSync(ready)) {

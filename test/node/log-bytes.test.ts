@@ -11,6 +11,9 @@ import { Replica } from '../../src/node/replica.js';
 import { SnapshotBudget } from '../../src/node/snapshot-budget.js';
 import { confChangeFor } from '../../src/node/conf-change-context.js';
 import { ConfChangeType, MemoryStorage, SeededRandom } from '../../src/raft/index.js';
+import { systemRuntime } from '../../src/node/runtime.js';
+import { TurnLoop } from '../../src/node/turn-loop.js';
+import { settle } from './support/turn-fixtures.js';
 
 interface Bounds {
   snapshotLogBytes?: number;
@@ -150,5 +153,35 @@ describe('node/replica: the log in memory is bounded by bytes too', () => {
     }
     expect(replica.confState.learners).to.deep.equal([2]);
     expect(snapshotIndex(storage), 'the new member\'s snapshot').to.be.greaterThan(second);
+  });
+
+  it('gives an idle replica whose wanted snapshot the budget put off the next turn (it has no Ready to bring it back)', async () => {
+    const budget = new SnapshotBudget(1);
+    const groups = [leader({ snapshotBudget: budget }), leader({ snapshotBudget: budget }), leader({ snapshotBudget: budget })];
+    for (const { replica } of groups) put(replica, 3, 100);
+    let fatal: unknown;
+    const loop = new TurnLoop({
+      runtime: systemRuntime,
+      sync: () => Promise.resolve(),
+      flush: () => undefined,
+      router: { route: () => undefined, isHosted: () => true },
+      events: undefined,
+      onFatal: (error) => {
+        fatal = error;
+      },
+      snapshotBudget: budget,
+    });
+    // As the WAL purge does: every idle replica asked at once, and marked.
+    for (const { replica } of groups) {
+      replica.requestSnapshot();
+      loop.mark(replica);
+    }
+    await settle(20);
+    expect(fatal).to.equal(undefined);
+    expect(loop.stats.turns, 'one turn per snapshot').to.be.at.least(3);
+    for (const [i, { replica, storage }] of groups.entries()) {
+      expect(snapshotIndex(storage), `group ${i} snapshotted`).to.be.greaterThan(0);
+      expect(replica.snapshotDue).to.equal(false);
+    }
   });
 });
