@@ -716,6 +716,9 @@ export class Replica {
     // Past this turn's budget: the bound is checked again at the next Ready, and a wanted
     // snapshot stays wanted (see snapshot-budget.ts).
     if (!this.snapshotForMember && this.snapshotBudget?.take() === false) {
+      // Put off: wanted now, so a turn without a Ready takes it (snapshotIfWanted), and the
+      // host gives this replica the next turn (snapshotDue).
+      this.snapshotWanted = true;
       this.snapshotDeferred = true;
       return false;
     }

@@ -177,7 +177,7 @@ export class TurnLoop {
         // Nothing to make durable (a commit-index-only hard state rides along with the
         // next sync): heartbeat and read-index answers, applying entries synced earlier.
         replica.handleReady(ready, router);
-        if (replica.hasWork()) this.marked.add(replica);
+        if (replica.hasWork() || replica.snapshotDue) this.marked.add(replica);
         continue;
       }
       const sendEarly = replica.maySendBeforeSync(ready);
@@ -210,7 +210,7 @@ export class TurnLoop {
         this.syncing.delete(replica);
         if (!router.isHosted(replica)) continue; // destroyed meanwhile
         replica.handleReady(ready, messagesSent ? undefined : router);
-        if (replica.hasWork()) this.marked.add(replica);
+        if (replica.hasWork() || replica.snapshotDue) this.marked.add(replica);
       }
       // With a turn to come (it starts as soon as this callback returns), its flush carries
       // these acks together with its own messages: one SendRequest per peer instead of two.

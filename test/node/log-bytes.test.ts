@@ -184,4 +184,29 @@ describe('node/replica: the log in memory is bounded by bytes too', () => {
       expect(replica.snapshotDue).to.equal(false);
     }
   });
+
+  it('takes a due snapshot the budget put off at the next turn, even once the group is idle, and then stops', async () => {
+    const budget = new SnapshotBudget(1);
+    const a = leader({ snapshotLogBytes: 4096, snapshotBudget: budget });
+    const b = leader({ snapshotLogBytes: 4096, snapshotBudget: budget });
+    put(a.replica, 5, 1024); // due: takes the budget's one snapshot
+    expect(snapshotIndex(a.storage)).to.be.greaterThan(0);
+    put(b.replica, 5, 1024); // due too, with the budget spent: put off, and b goes idle
+    expect(snapshotIndex(b.storage)).to.equal(0);
+    expect(b.replica.snapshotDue).to.equal(true);
+    const loop = new TurnLoop({
+      runtime: systemRuntime,
+      sync: () => Promise.resolve(),
+      flush: () => undefined,
+      router: { route: () => undefined, isHosted: () => true },
+      events: undefined,
+      onFatal: () => undefined,
+      snapshotBudget: budget,
+    });
+    loop.mark(b.replica); // a tick
+    await settle(20);
+    expect(snapshotIndex(b.storage), 'taken at the next turn').to.be.greaterThan(0);
+    expect(b.replica.snapshotDue).to.equal(false);
+    expect(loop.stats.turns, 'and no turn after it: an idle replica is not marked again and again').to.be.at.most(2);
+  });
 });
