@@ -634,6 +634,10 @@ export class Replica {
     this.snapshotIndex = index;
     this.snapshotBytes = data.length;
     this.bytesSinceSnapshot = 0;
+    // The installed snapshot is this replica's latest (its marker is in the WAL too): one put
+    // off or asked for by the purge is no longer needed. A new member's is taken regardless.
+    if (!this.snapshotForMember) this.snapshotWanted = false;
+    this.snapshotDeferred = false;
     this.writes.dropCoveredBy(index);
     this.events?.snapshotInstalled(this.shardId);
     this.logger.info('snapshot installed', { index, epoch: this.machine.epoch, keys: this.machine.keyCount });

@@ -5,15 +5,17 @@
  * the oldest segment at once, and groups loaded alike reach their byte or entry bound in the
  * same few turns. 66 of them in one turn stalled a node's event loop for 270–580 ms (its
  * `nodejs_eventloop_lag_max_seconds`), which every request in flight waited out. A replica
- * past its budget snapshots at a later Ready or turn: its bound is checked again at each one,
- * and the purge asks again every second. Taking a snapshot later is always safe; it only
- * keeps the log (in memory and in the WAL) a little longer.
+ * past its budget wants its snapshot from then on and is given the next turn
+ * (`Replica.snapshotDue`, `TurnLoop`), where the budget is full again. Taking a snapshot later
+ * is always safe; it only keeps the log (in memory and in the WAL) a little longer.
  * @internal
  */
 export class SnapshotBudget {
   private left: number;
 
   constructor(readonly perTurn: number) {
+    // With none, replicas put off would be given turn after turn and never snapshot.
+    if (!Number.isInteger(perTurn) || perTurn < 1) throw new RangeError(`snapshots per turn must be an integer of at least 1, got ${perTurn}`);
     this.left = perTurn;
   }
 

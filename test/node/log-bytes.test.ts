@@ -209,4 +209,9 @@ describe('node/replica: the log in memory is bounded by bytes too', () => {
     expect(b.replica.snapshotDue).to.equal(false);
     expect(loop.stats.turns, 'and no turn after it: an idle replica is not marked again and again').to.be.at.most(2);
   });
+
+  it('refuses a budget of no snapshots per turn, which would give put-off replicas turn after turn', () => {
+    expect(() => new SnapshotBudget(0)).to.throw(RangeError, /at least 1, got 0/);
+    expect(() => new SnapshotBudget(1.5)).to.throw(RangeError);
+  });
 });
