@@ -325,6 +325,15 @@ export class KvRequestExecutor {
     if (leaderNodeId === undefined) {
       return { ...kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId} has no known leader`), epoch: replica.machine.epoch };
     }
+    if (leaderNodeId !== this.context.host.nodeId && this.context.host.leaderUnusable(replica)) {
+      // Its node was reported dead and has not been heard from since (a request held for the
+      // new leader that did not come in time): pointing the client there only costs it a failed
+      // connection. It retries as after any UNAVAILABLE.
+      return {
+        ...kvError(ErrorCode.ERROR_CODE_UNAVAILABLE, `shard ${replica.shardId}'s leader on ${leaderNodeId} is unreachable and no new leader is known yet`),
+        epoch: replica.machine.epoch,
+      };
+    }
     const leaderAddress = leaderNodeId === this.context.host.nodeId ? this.context.address : this.context.peers.get(leaderNodeId) ?? '';
     return {
       code: ErrorCode.ERROR_CODE_NOT_LEADER,
