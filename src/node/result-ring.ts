@@ -28,6 +28,20 @@ export enum ResultTag {
 
 const MIN_CAPACITY = 16;
 
+/** A result other than a transaction's, from its tag and its one number (also how snapshots hold it). */
+export function plainResult(tag: Exclude<ResultTag, ResultTag.Txn>, value: number): AppliedResult {
+  switch (tag) {
+    case ResultTag.Put:
+      return { kind: 'put', version: value };
+    case ResultTag.Delete:
+      return { kind: 'delete', existed: value === 1 };
+    case ResultTag.CasOk:
+      return { kind: 'cas', ok: true, version: value };
+    case ResultTag.CasConflict:
+      return { kind: 'cas', ok: false, currentVersion: value };
+  }
+}
+
 /** A result ring; `S` is the session type (kept by reference). */
 export class ResultRing<S> {
   private capacity = MIN_CAPACITY;
@@ -142,21 +156,11 @@ export class ResultRing<S> {
   resultAt(position: number): AppliedResult {
     const slot = this.slotOf(position);
     const value = this.values[slot] ?? 0;
-    switch (this.tags[slot] as ResultTag) {
-      case ResultTag.Put:
-        return { kind: 'put', version: value };
-      case ResultTag.Delete:
-        return { kind: 'delete', existed: value === 1 };
-      case ResultTag.CasOk:
-        return { kind: 'cas', ok: true, version: value };
-      case ResultTag.CasConflict:
-        return { kind: 'cas', ok: false, currentVersion: value };
-      case ResultTag.Txn: {
-        const txn = this.txns.get(position);
-        if (txn === undefined) throw new Error(`session table: no transaction result at position ${position}`);
-        return txn;
-      }
-    }
+    const tag = this.tags[slot] as ResultTag;
+    if (tag !== ResultTag.Txn) return plainResult(tag, value);
+    const txn = this.txns.get(position);
+    if (txn === undefined) throw new Error(`session table: no transaction result at position ${position}`);
+    return txn;
   }
 
   private slotOf(position: number): number {

@@ -52,7 +52,7 @@
  */
 import { type BinaryReader, type BinaryWriter, CodecError } from './binary-codec.js';
 import { type CommandFingerprint, CommandOp, describeMismatch, TxnOpKind } from './kv-command.js';
-import { ResultRing, ResultTag } from './result-ring.js';
+import { plainResult, ResultRing, ResultTag } from './result-ring.js';
 
 /**
  * How long (log time) after it applied a write's result is kept for retries. Default
@@ -436,13 +436,10 @@ function decodeTaggedResult(tag: number, reader: BinaryReader): AppliedResult {
   const value = reader.u64();
   switch (tag as ResultTag) {
     case ResultTag.Put:
-      return { kind: 'put', version: value };
     case ResultTag.Delete:
-      return { kind: 'delete', existed: value === 1 };
     case ResultTag.CasOk:
-      return { kind: 'cas', ok: true, version: value };
     case ResultTag.CasConflict:
-      return { kind: 'cas', ok: false, currentVersion: value };
+      return plainResult(tag, value);
     case ResultTag.Txn:
       return { kind: 'txn', succeeded: value === 1, results: decodeTxnResults(reader) };
     default:
