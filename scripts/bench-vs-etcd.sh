@@ -7,26 +7,14 @@
 #   scripts/bench-vs-etcd.sh [--duration 15] [--concurrency 64] [--keys 10000] [--key-bytes 16] [--value-bytes 1024] [--mix 50] [--runs 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 duration=15 concurrency=64 keys=10000 key_bytes=16 value_bytes=1024 mix=50 runs=3 base_port=${BASE_PORT:-23000}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) duration=$2; shift 2;; --concurrency) concurrency=$2; shift 2;;
-    --keys) keys=$2; shift 2;; --key-bytes) key_bytes=$2; shift 2;; --value-bytes) value_bytes=$2; shift 2;;
-    --mix) mix=$2; shift 2;; --runs) runs=$2; shift 2;;
-    *) echo "unknown flag $1" >&2; exit 2;;
-  esac
-done
+parse_flags duration concurrency keys key_bytes value_bytes mix runs -- "$@"
 command -v etcd >/dev/null || { echo "etcd not found: apt-get install etcd-server" >&2; exit 3; }
 [ -f dist/src/cli/main.js ] || npm run build >/dev/null
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+start_work
 
 load() { node dist/test/bench/kv-vs-etcd.js --target "$1" --endpoints "$2" --duration "$duration" \
   --concurrency "$concurrency" --keys "$keys" --key-bytes "$key_bytes" --value-bytes "$value_bytes" --mix "$mix" --seed "$3"; }

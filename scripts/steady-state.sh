@@ -10,24 +10,13 @@
 #   BASE_PORT=24000 TMPDIR=/dev/shm scripts/steady-state.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 duration=90 concurrency=64 value_bytes=1024 keys=10000 mix=50 port=${BASE_PORT:-24000}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) duration=$2; shift 2;; --concurrency) concurrency=$2; shift 2;;
-    --value-bytes) value_bytes=$2; shift 2;; --keys) keys=$2; shift 2;; --mix) mix=$2; shift 2;;
-    *) echo "unknown flag $1" >&2; exit 2;;
-  esac
-done
+parse_flags duration concurrency value_bytes keys mix -- "$@"
 [ -f dist/src/cli/main.js ] || npm run build >/dev/null
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+start_work
 
 node dist/src/cli/main.js cluster --nodes 3 --replicas 3 --port "$port" --data-dir "$work/kv" >"$work/kv.out" 2>"$work/kv.log" &
 cluster=$!

@@ -57,6 +57,26 @@ function turn(replica: Replica): boolean {
   return true;
 }
 
+/**
+ * A turn loop as the node runs it (its syncs done at once, every replica hosted, nothing sent),
+ * sharing `budget` with the groups it turns; `fatal()` is what it stopped on, if anything.
+ */
+function turnLoop(budget: SnapshotBudget): { loop: TurnLoop; fatal: () => unknown } {
+  let fatal: unknown;
+  const loop = new TurnLoop({
+    runtime: systemRuntime,
+    sync: () => Promise.resolve(),
+    flush: () => undefined,
+    router: { route: () => undefined, isHosted: () => true },
+    events: undefined,
+    onFatal: (error) => {
+      fatal = error;
+    },
+    snapshotBudget: budget,
+  });
+  return { loop, fatal: () => fatal };
+}
+
 /** Puts `count` values of `valueBytes` under distinct keys, each applied before the next. */
 function put(replica: Replica, count: number, valueBytes: number, firstKey = 0): void {
   for (let i = 0; i < count; i++) {
@@ -159,25 +179,14 @@ describe('node/replica: the log in memory is bounded by bytes too', () => {
     const budget = new SnapshotBudget(1);
     const groups = [leader({ snapshotBudget: budget }), leader({ snapshotBudget: budget }), leader({ snapshotBudget: budget })];
     for (const { replica } of groups) put(replica, 3, 100);
-    let fatal: unknown;
-    const loop = new TurnLoop({
-      runtime: systemRuntime,
-      sync: () => Promise.resolve(),
-      flush: () => undefined,
-      router: { route: () => undefined, isHosted: () => true },
-      events: undefined,
-      onFatal: (error) => {
-        fatal = error;
-      },
-      snapshotBudget: budget,
-    });
+    const { loop, fatal } = turnLoop(budget);
     // As the WAL purge does: every idle replica asked at once, and marked.
     for (const { replica } of groups) {
       replica.requestSnapshot();
       loop.mark(replica);
     }
     await settle(20);
-    expect(fatal).to.equal(undefined);
+    expect(fatal()).to.equal(undefined);
     expect(loop.stats.turns, 'one turn per snapshot').to.be.at.least(3);
     for (const [i, { replica, storage }] of groups.entries()) {
       expect(snapshotIndex(storage), `group ${i} snapshotted`).to.be.greaterThan(0);
@@ -194,15 +203,7 @@ describe('node/replica: the log in memory is bounded by bytes too', () => {
     put(b.replica, 5, 1024); // due too, with the budget spent: put off, and b goes idle
     expect(snapshotIndex(b.storage)).to.equal(0);
     expect(b.replica.snapshotDue).to.equal(true);
-    const loop = new TurnLoop({
-      runtime: systemRuntime,
-      sync: () => Promise.resolve(),
-      flush: () => undefined,
-      router: { route: () => undefined, isHosted: () => true },
-      events: undefined,
-      onFatal: () => undefined,
-      snapshotBudget: budget,
-    });
+    const { loop } = turnLoop(budget);
     loop.mark(b.replica); // a tick
     await settle(20);
     expect(snapshotIndex(b.storage), 'taken at the next turn').to.be.greaterThan(0);
