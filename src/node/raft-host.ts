@@ -38,7 +38,7 @@ import { leaseTimings } from './replica-reads.js';
 import type { ReplicaStorageProvider } from './replica-storage.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
 import { TurnLoop } from './turn-loop.js';
-import { SnapshotBudget, SNAPSHOTS_PER_TURN } from './snapshot-budget.js';
+import { SnapshotBudget, SNAPSHOTS_PER_TURN, snapshotSpread } from './snapshot-budget.js';
 
 /** See {@link RaftHostOptions.snapshotLogBytes}. */
 export const DEFAULT_SNAPSHOT_LOG_BYTES = 2 * 1024 * 1024;
@@ -236,6 +236,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
       logger,
       snapshotIntervalEntries: this.options.snapshotIntervalEntries ?? 10_000,
       snapshotLogBytes: this.options.snapshotLogBytes ?? DEFAULT_SNAPSHOT_LOG_BYTES,
+      snapshotSpread: snapshotSpread(shardId),
       retainedEntries: this.options.retainedEntries ?? 2_000,
       retainedBytes: this.options.retainedBytes ?? DEFAULT_RETAINED_BYTES,
       snapshotBudget: this.snapshotBudget,

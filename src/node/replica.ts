@@ -63,6 +63,11 @@ export interface ReplicaOptions {
    * never writes more than about what the log wrote since the last. Default: no byte bound.
    */
   snapshotLogBytes?: number;
+  /**
+   * This replica's multiple of both snapshot bounds (`snapshotSpread` in snapshot-budget.ts), so
+   * a node's groups loaded alike do not all reach theirs in the same second. Default 1.
+   */
+  snapshotSpread?: number;
   /** Entries kept behind a snapshot for slow followers, so they catch up without one. */
   retainedEntries: number;
   /** At most this many bytes of them. Default: no byte bound. */
@@ -179,6 +184,7 @@ export class Replica {
   private readonly runtime: NodeRuntime;
   private readonly snapshotIntervalEntries: number;
   private readonly snapshotLogBytes: number;
+  private readonly snapshotSpread: number;
   private readonly retainedEntries: number;
   private readonly retainedBytes: number;
   private readonly snapshotBudget: SnapshotBudget | undefined;
@@ -200,6 +206,7 @@ export class Replica {
     this.snapshotIntervalEntries = options.snapshotIntervalEntries;
     this.retainedEntries = options.retainedEntries;
     this.snapshotLogBytes = options.snapshotLogBytes ?? Number.POSITIVE_INFINITY;
+    this.snapshotSpread = options.snapshotSpread ?? 1;
     this.retainedBytes = options.retainedBytes ?? Number.POSITIVE_INFINITY;
     this.snapshotBudget = options.snapshotBudget;
     this.events = options.events;
@@ -702,7 +709,8 @@ export class Replica {
 
   /**
    * Snapshots every `snapshotIntervalEntries`, or once the entries applied since the last hold
-   * `snapshotLogBytes` (or the last snapshot's size, if more), or now when one is wanted;
+   * `snapshotLogBytes` (or the last snapshot's size, if more), both times `snapshotSpread`, or
+   * now when one is wanted;
    * returns true if it wrote one. Then compacts the log, keeping at most `retainedEntries`
    * (and `retainedBytes`) behind the snapshot. The log lives in memory until compacted:
    * the byte bound keeps a node with many busy groups of large values from holding gigabytes
@@ -714,8 +722,8 @@ export class Replica {
     const applied = this.machine.appliedIndex;
     if (applied <= this.snapshotIndex) return false;
     const entriesSince = applied - this.snapshotIndex;
-    const due = entriesSince >= this.snapshotIntervalEntries
-      || this.bytesSinceSnapshot >= Math.max(this.snapshotLogBytes, this.snapshotBytes);
+    const due = entriesSince >= this.snapshotIntervalEntries * this.snapshotSpread
+      || this.bytesSinceSnapshot >= Math.max(this.snapshotLogBytes, this.snapshotBytes) * this.snapshotSpread;
     if (!this.snapshotWanted && !due) return false;
     // Past this turn's budget: the bound is checked again at the next Ready, and a wanted
     // snapshot stays wanted (see snapshot-budget.ts).

@@ -8,7 +8,7 @@ import { createSilentLogger } from '../../src/common/index.js';
 import { CommandOp } from '../../src/node/kv-command.js';
 import { KvStateMachine } from '../../src/node/kv-state-machine.js';
 import { Replica } from '../../src/node/replica.js';
-import { SnapshotBudget } from '../../src/node/snapshot-budget.js';
+import { SnapshotBudget, snapshotSpread } from '../../src/node/snapshot-budget.js';
 import { confChangeFor } from '../../src/node/conf-change-context.js';
 import { ConfChangeType, MemoryStorage, SeededRandom } from '../../src/raft/index.js';
 import { systemRuntime } from '../../src/node/runtime.js';
@@ -17,6 +17,7 @@ import { settle } from './support/turn-fixtures.js';
 
 interface Bounds {
   snapshotLogBytes?: number;
+  snapshotSpread?: number;
   retainedBytes?: number;
   snapshotBudget?: SnapshotBudget;
 }
@@ -209,6 +210,38 @@ describe('node/replica: the log in memory is bounded by bytes too', () => {
     expect(snapshotIndex(b.storage), 'taken at the next turn').to.be.greaterThan(0);
     expect(b.replica.snapshotDue).to.equal(false);
     expect(loop.stats.turns, 'and no turn after it: an idle replica is not marked again and again').to.be.at.most(2);
+  });
+
+  it('scales its bounds by the replica\'s spread: a group at 1.25× snapshots a quarter later than one at 1×', () => {
+    const bound = 32 * 1024;
+    const plain = leader({ snapshotLogBytes: bound });
+    const spread = leader({ snapshotLogBytes: bound, snapshotSpread: 1.25 });
+    const firstSnapshotAfter = (group: { replica: Replica; storage: MemoryStorage }): number => {
+      for (let i = 0; i < 100; i++) {
+        put(group.replica, 1, 1024, i);
+        if (snapshotIndex(group.storage) > 0) return i + 1;
+      }
+      return -1;
+    };
+    const plainPuts = firstSnapshotAfter(plain);
+    const spreadPuts = firstSnapshotAfter(spread);
+    // Each put's entry is its 1 KiB value plus ~40 bytes of key, session and header.
+    expect(plainPuts).to.be.within(29, 32);
+    expect(spreadPuts).to.be.within(37, 40);
+  });
+
+  it('spreads the shards of a node over [0.75, 1.25) of the bounds, the mean unchanged', () => {
+    const spreads = Array.from({ length: 64 }, (_, shard) => snapshotSpread(shard));
+    for (const spread of spreads) expect(spread).to.be.at.least(0.75).and.below(1.25);
+    const mean = spreads.reduce((sum, spread) => sum + spread, 0) / spreads.length;
+    expect(mean).to.be.closeTo(1, 0.01);
+    // Evenly: no two of 64 shards closer than 1/200 of the range, no gap wider than 1/20 of it.
+    const sorted = [...spreads].sort((a, b) => a - b);
+    for (let i = 1; i < sorted.length; i++) {
+      const gap = (sorted[i] ?? 0) - (sorted[i - 1] ?? 0);
+      expect(gap, `gap ${i}`).to.be.within(0.5 / 200, 0.5 / 20);
+    }
+    expect(snapshotSpread(7), 'the same for every replica of a shard').to.equal(snapshotSpread(7));
   });
 
   it('refuses a budget of no snapshots per turn, which would give put-off replicas turn after turn', () => {
