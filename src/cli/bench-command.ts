@@ -16,6 +16,20 @@ import { addClientSecurityOptions, clientSecurityFromFlags, type ClientSecurity,
 const DEFAULT_OPS = 20_000;
 /** The shard count of local clusters is the smallest multiple of `--nodes` at or above this. */
 const MIN_DEFAULT_SHARDS = 64;
+/**
+ * Without `--clients`: one worker process per this many requests in flight. A worker drives 128
+ * requests at ~20–30 µs of CPU per operation (docs/benchmarks.md); with fewer, each batch it
+ * sends carries fewer of them and its fixed costs per message weigh more: at 64 in flight four
+ * workers of 16 took 54 µs per operation, one worker of 64 took 28.
+ */
+const REQUESTS_PER_CLIENT_PROCESS = 128;
+/** …and at most this many, the default before: 512 in flight (the default) still gets 4. */
+const MAX_DEFAULT_CLIENT_PROCESSES = 4;
+
+/** The worker processes for `concurrency` requests in flight when `--clients` is not given. */
+export function defaultClientProcesses(concurrency: number): number {
+  return Math.min(MAX_DEFAULT_CLIENT_PROCESSES, Math.max(1, Math.ceil(concurrency / REQUESTS_PER_CLIENT_PROCESS)));
+}
 
 interface BenchFlags extends ClientSecurityFlags {
   manager?: string;
@@ -28,7 +42,7 @@ interface BenchFlags extends ClientSecurityFlags {
   mix: string;
   ttl?: string;
   concurrency: string;
-  clients: string;
+  clients?: string;
   keys: string;
   keyBytes: string;
   valueBytes: string;
@@ -55,7 +69,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--ttl <duration>', `with --mix ttl: the TTL of every put (500ms, 30s, 10m; default ${formatTtl(DEFAULT_BENCH_TTL_MS)}, longer than ` +
       'a usual run, so no key expires; a TTL shorter than the preload, warm-up and run makes keys expire under load)')
     .option('--concurrency <c>', 'requests in flight in total; lower it to see latency under light load', '512')
-    .option('--clients <p>', 'client worker processes sharing the load', '4')
+    .option('--clients <p>', `client worker processes sharing the load (default: one per ${REQUESTS_PER_CLIENT_PROCESS} requests in flight, ` +
+      `at most ${MAX_DEFAULT_CLIENT_PROCESSES})`)
     .option('--keys <n>', 'keyspace size; every key is written before the measurement', '10000')
     .option('--key-bytes <b>', 'bytes per key (≤ 20)', '16')
     .option('--value-bytes <b>', 'bytes per value (≤ 1024)', '128')
@@ -99,8 +114,8 @@ export function parseBenchFlags(flags: BenchFlags, given: (name: string) => bool
   }
   const shards = flags.shards !== undefined ? parseInteger(flags.shards, '--shards', 1, 1_000_000) : nodes * Math.ceil(MIN_DEFAULT_SHARDS / nodes);
   const ops = flags.ops !== undefined ? parseInteger(flags.ops, '--ops', 1) : flags.duration === undefined ? DEFAULT_OPS : null;
-  const clients = parseInteger(flags.clients, '--clients', 1, 64);
   const concurrency = parseInteger(flags.concurrency, '--concurrency', 1, 100_000);
+  const clients = flags.clients === undefined ? defaultClientProcesses(concurrency) : parseInteger(flags.clients, '--clients', 1, 64);
   const mix = asBadInput(() => parseMix(flags.mix));
   if (flags.ttl !== undefined && mix.mixName !== 'ttl') throw new BadInputError(`--ttl is the TTL of --mix ttl's puts; with --mix ${flags.mix} drop it`);
   const ttlMs = mix.mixName !== 'ttl' ? null : flags.ttl === undefined ? DEFAULT_BENCH_TTL_MS : parseDuration(flags.ttl, '--ttl');

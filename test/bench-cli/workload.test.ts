@@ -9,8 +9,8 @@ import { BadInputError } from '../../src/cli/client-util.js';
 import { parseBenchFlags } from '../../src/cli/bench-command.js';
 import { hashedPart } from '../../src/common/index.js';
 
-const DEFAULT_FLAGS = {
-  warmup: '0', mix: '50', concurrency: '512', clients: '4', keys: '10000', keyBytes: '16', valueBytes: '128', seed: '1', leaseReads: true,
+const DEFAULT_FLAGS: { clients?: string } & Record<'warmup' | 'mix' | 'concurrency' | 'keys' | 'keyBytes' | 'valueBytes' | 'seed', string> & { leaseReads: boolean } = {
+  warmup: '0', mix: '50', concurrency: '512', keys: '10000', keyBytes: '16', valueBytes: '128', seed: '1', leaseReads: true,
 };
 
 function flags(overrides: Partial<typeof DEFAULT_FLAGS> & { ttl?: string }): Parameters<typeof parseBenchFlags>[0] {
@@ -94,6 +94,14 @@ describe('cli/bench-command: --mix and --ttl into the settings', () => {
     expect(parseBenchFlags(flags({ mix: 'ttl' }), notGiven)).to.include({ mix: 50, mixName: 'ttl', ttlMs: 600_000, opDescription: 'a get or a put (50% gets), every put with a TTL of 10m' });
     const short = parseBenchFlags(flags({ mix: 'ttl', ttl: '500ms' }), notGiven);
     expect(short).to.include({ ttlMs: 500, opDescription: 'a get or a put (50% gets), every put with a TTL of 500ms' });
+  });
+
+  it('without --clients, one worker process per 128 requests in flight, at most 4; --clients overrides it', () => {
+    const workers = (concurrency: string, clients?: string): number =>
+      parseBenchFlags(flags({ concurrency, ...(clients === undefined ? {} : { clients }) }), notGiven).clients;
+    expect([1, 64, 128, 129, 256, 384, 512, 4096].map((c) => workers(String(c)))).to.deep.equal([1, 1, 1, 2, 2, 3, 4, 4]);
+    expect(workers('64', '4')).to.equal(4);
+    expect(() => workers('2', '4')).to.throw(BadInputError, /--concurrency 2 is below --clients 4/);
   });
 
   it('refuses bad combinations with BadInputError (exit 2)', () => {
