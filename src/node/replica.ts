@@ -39,6 +39,7 @@ import { WritePath } from './replica-writes.js';
 import { nodeIdFromContext } from './conf-change-context.js';
 import { type FailureReason, type ReadCallback, type WriteCallback, type WriteOutcome } from './replica-requests.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
+import { ReplicaSnapshots } from './replica-snapshots.js';
 import type { SnapshotBudget } from './snapshot-budget.js';
 
 /** Sends a replica's outgoing messages (implemented by the host over the transport). */
@@ -173,25 +174,10 @@ export class Replica {
   private readonly reads: ReadPath;
   /** Bounds the writes and reads waiting here (queued, proposed, or waiting for a read round). */
   private readonly admission: ReplicaAdmission;
-  private snapshotIndex: number;
-  /** Take a snapshot at the next chance (a new member joined, or the WAL needs this group's old entries gone). */
-  private snapshotWanted = false;
-  /** A new member joined: its snapshot is taken in this very Ready, whatever the turn's budget (see applyConfChange). */
-  private snapshotForMember = false;
-  /** The last snapshot this replica was due was put off by the turn's budget: it wants a turn soon. */
-  private snapshotDeferred = false;
+  /** When this replica snapshots and how much log it keeps (`replica-snapshots.ts`). */
+  private readonly snapshots: ReplicaSnapshots;
   private readonly logger: Logger;
   private readonly runtime: NodeRuntime;
-  private readonly snapshotIntervalEntries: number;
-  private readonly snapshotLogBytes: number;
-  private readonly snapshotSpread: number;
-  private readonly retainedEntries: number;
-  private readonly retainedBytes: number;
-  private readonly snapshotBudget: SnapshotBudget | undefined;
-  /** Bytes of entry data applied since the last snapshot (taken or installed). */
-  private bytesSinceSnapshot = 0;
-  /** Size of the last snapshot's data: a state this big is not snapshotted for less log than that. */
-  private snapshotBytes: number;
   private readonly events: ReplicaEvents | undefined;
   private readonly leaderKnown: (() => void) | undefined;
   private readonly leaseMs: number;
@@ -203,20 +189,19 @@ export class Replica {
     this.machine = options.machine;
     this.logger = options.logger;
     this.runtime = options.runtime ?? systemRuntime;
-    this.snapshotIntervalEntries = options.snapshotIntervalEntries;
-    this.retainedEntries = options.retainedEntries;
-    this.snapshotLogBytes = options.snapshotLogBytes ?? Number.POSITIVE_INFINITY;
-    this.snapshotSpread = options.snapshotSpread ?? 1;
-    this.retainedBytes = options.retainedBytes ?? Number.POSITIVE_INFINITY;
-    this.snapshotBudget = options.snapshotBudget;
+    this.snapshots = new ReplicaSnapshots(options.storage, {
+      intervalEntries: options.snapshotIntervalEntries,
+      logBytes: options.snapshotLogBytes ?? Number.POSITIVE_INFINITY,
+      spread: options.snapshotSpread ?? 1,
+      retainedEntries: options.retainedEntries,
+      retainedBytes: options.retainedBytes ?? Number.POSITIVE_INFINITY,
+      budget: options.snapshotBudget,
+    });
     this.events = options.events;
     this.leaderKnown = options.leaderKnown;
     this.leaseMs = options.leaseMs ?? 0;
     this.admission = options.admission ?? new ReplicaAdmission();
     this.promise = new LeaderPromise(options.voteGuardMs ?? 0, this.runtime.monotonicMs(), options.recovered === true);
-    const snapshot = options.storage.snapshot();
-    this.snapshotIndex = snapshot.ok ? snapshot.value.metadata.index : 0;
-    this.snapshotBytes = snapshot.ok ? snapshot.value.data.length : 0;
     const initial = options.storage.initialState();
     this.confState = initial.confState;
     this.term = initial.hardState.term;
@@ -638,13 +623,7 @@ export class Replica {
     const counted = this.rawNode.confState();
     assertInvariant(sameMembers(counted.voters, confState.voters) && sameMembers(counted.learners, confState.learners),
       'the core counts another membership than the installed snapshot', { shard: this.shardId, replica: this.replicaId, index, core: counted, snapshot: confState });
-    this.snapshotIndex = index;
-    this.snapshotBytes = data.length;
-    this.bytesSinceSnapshot = 0;
-    // The installed snapshot is this replica's latest (its marker is in the WAL too): one put
-    // off or asked for by the purge is no longer needed. A new member's is taken regardless.
-    if (!this.snapshotForMember) this.snapshotWanted = false;
-    this.snapshotDeferred = false;
+    this.snapshots.installed(index, data.length);
     this.writes.dropCoveredBy(index);
     this.events?.snapshotInstalled(this.shardId);
     this.logger.info('snapshot installed', { index, epoch: this.machine.epoch, keys: this.machine.keyCount });
@@ -652,7 +631,7 @@ export class Replica {
 
   private applyEntry(entry: Entry): void {
     if (entry.index <= this.machine.appliedIndex) return;
-    this.bytesSinceSnapshot += entry.data.length;
+    this.snapshots.applied(entry.data.length);
     const pending = this.writes.take(entry.index);
     let outcome: WriteOutcome = { ok: false, reason: 'DROPPED' };
     if (entry.type === EntryType.ConfChange) {
@@ -688,10 +667,7 @@ export class Replica {
       // bootstrap members' node ids are in no log entry), so the group's latest snapshot
       // must not be the empty bootstrap one. The log is compacted as usual: other followers
       // keep catching up from entries.
-      if (!wasMember) {
-        this.snapshotWanted = true;
-        this.snapshotForMember = true;
-      }
+      if (!wasMember) this.snapshots.memberJoined();
     }
     this.logger.info('membership change applied', {
       change: ConfChangeType[change.type],
@@ -710,68 +686,24 @@ export class Replica {
   /**
    * Snapshots every `snapshotIntervalEntries`, or once the entries applied since the last hold
    * `snapshotLogBytes` (or the last snapshot's size, if more), both times `snapshotSpread`, or
-   * now when one is wanted;
-   * returns true if it wrote one. Then compacts the log, keeping at most `retainedEntries`
-   * (and `retainedBytes`) behind the snapshot. The log lives in memory until compacted:
-   * the byte bound keeps a node with many busy groups of large values from holding gigabytes
-   * of it (and the garbage collector from walking it).
+   * now when one is wanted, within the turn's budget; then compacts the log, keeping at most
+   * `retainedEntries` (and `retainedBytes`) behind the snapshot (`replica-snapshots.ts`).
+   * Returns true if it wrote one. The log lives in memory until compacted: the byte bound keeps
+   * a node with many busy groups of large values from holding gigabytes of it (and the garbage
+   * collector from walking it).
    */
   private maybeSnapshot(): boolean {
-    this.snapshotDeferred = false;
     if (this.removed) return false;
-    const applied = this.machine.appliedIndex;
-    if (applied <= this.snapshotIndex) return false;
-    const entriesSince = applied - this.snapshotIndex;
-    const due = entriesSince >= this.snapshotIntervalEntries * this.snapshotSpread
-      || this.bytesSinceSnapshot >= Math.max(this.snapshotLogBytes, this.snapshotBytes) * this.snapshotSpread;
-    if (!this.snapshotWanted && !due) return false;
-    // Past this turn's budget: the bound is checked again at the next Ready, and a wanted
-    // snapshot stays wanted (see snapshot-budget.ts).
-    if (!this.snapshotForMember && this.snapshotBudget?.take() === false) {
-      // Put off: wanted now, so a turn without a Ready takes it (snapshotIfWanted), and the
-      // host gives this replica the next turn (snapshotDue).
-      this.snapshotWanted = true;
-      this.snapshotDeferred = true;
-      return false;
-    }
-    const wanted = this.snapshotWanted;
-    this.snapshotWanted = false;
-    this.snapshotForMember = false;
-    const snapshot = this.storage.createSnapshot(applied, this.confState, this.machine.encodeSnapshot());
-    this.snapshotIndex = applied;
-    this.snapshotBytes = snapshot.data.length;
-    this.bytesSinceSnapshot = 0;
-    const keepFrom = this.retainFrom(applied);
-    if (keepFrom > this.storage.firstIndex()) this.storage.compact(keepFrom);
+    const taken = this.snapshots.maybeTake(this.machine.appliedIndex, this.confState, () => this.machine.encodeSnapshot());
+    if (taken === undefined) return false;
     this.events?.snapshotCreated(this.shardId);
-    this.logger.debug('snapshot taken', { index: applied, wanted, bytes: snapshot.data.length, retained: applied + 1 - keepFrom });
+    this.logger.debug('snapshot taken', taken);
     return true;
-  }
-
-  /**
-   * The first entry to keep behind a snapshot at `applied`: at most `retainedEntries`, and of
-   * those the newest whose data fits in `retainedBytes` (counted entry by entry: one large
-   * transaction among small puts must not keep megabytes). A follower further behind gets a
-   * snapshot instead, which is all a short log costs.
-   */
-  private retainFrom(applied: number): number {
-    const first = Math.max(this.storage.firstIndex(), applied + 1 - this.retainedEntries);
-    if (this.retainedBytes === Number.POSITIVE_INFINITY || first > applied) return first;
-    const kept = this.storage.entries(first, applied + 1, Number.POSITIVE_INFINITY);
-    if (!kept.ok) return first;
-    let bytes = 0;
-    let from = applied + 1;
-    for (let i = kept.value.length - 1; i >= 0; i--) {
-      bytes += kept.value[i]?.data.length ?? 0;
-      if (bytes > this.retainedBytes) break;
-      from -= 1;
-    }
-    return from;
   }
 
   /** Asks for a snapshot at the next turn: the WAL's oldest segments wait for this group's (`wal-purge.ts`). */
   requestSnapshot(): void {
-    this.snapshotWanted = true;
+    this.snapshots.request();
   }
 
   /**
@@ -779,12 +711,12 @@ export class Replica {
    * marker goes into the WAL with the turn's sync). Returns true if it wrote one.
    */
   snapshotIfWanted(): boolean {
-    return this.snapshotWanted && this.maybeSnapshot();
+    return this.snapshots.wanted && this.maybeSnapshot();
   }
 
   /** True when a snapshot this replica was due waits for a turn with room in the budget (`snapshot-budget.ts`). */
   get snapshotDue(): boolean {
-    return this.snapshotDeferred && !this.removed;
+    return this.snapshots.putOff && !this.removed;
   }
 
   // ---- deadlines and shutdown --------------------------------------------------------------------
