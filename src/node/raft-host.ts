@@ -38,7 +38,7 @@ import { leaseTimings } from './replica-reads.js';
 import type { ReplicaStorageProvider } from './replica-storage.js';
 import { type NodeRuntime, systemRuntime } from './runtime.js';
 import { TurnLoop } from './turn-loop.js';
-import { SnapshotBudget, SNAPSHOTS_PER_TURN, snapshotSpread } from './snapshot-budget.js';
+import { SNAPSHOT_BYTES_PER_TURN, SnapshotBudget, snapshotSpread } from './snapshot-budget.js';
 
 /** See {@link RaftHostOptions.snapshotLogBytes}. */
 export const DEFAULT_SNAPSHOT_LOG_BYTES = 2 * 1024 * 1024;
@@ -70,6 +70,11 @@ export interface RaftHostOptions {
   retainedEntries?: number;
   /** At most about this many bytes of them. Default 1 MiB. */
   retainedBytes?: number;
+  /**
+   * Snapshot bytes encoded per turn, at least one snapshot (`snapshot-budget.ts`). Default 256 KiB;
+   * the simulator, whose states are tiny, also runs with 1 (one snapshot a turn) and 1 KiB.
+   */
+  snapshotBytesPerTurn?: number;
   /** Snapshot streams sent at once (`RaftTransport`); default 2. The simulator also runs with 1. */
   maxConcurrentSnapshotSends?: number;
   /** Called once when the host cannot go on (WAL I/O failure, broken invariant). */
@@ -112,7 +117,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   private readonly runtime: NodeRuntime;
   private readonly turns: TurnLoop;
   /** Snapshots per turn, shared by every replica (`snapshot-budget.ts`). */
-  private readonly snapshotBudget = new SnapshotBudget(SNAPSHOTS_PER_TURN);
+  private readonly snapshotBudget: SnapshotBudget;
   private readonly failover: FastFailover;
   /**
    * Peer nodes whose stream failed and that sent nothing since: a follower whose leader is
@@ -149,6 +154,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     this.runtime = options.runtime ?? systemRuntime;
     this.electionTick = options.electionTick ?? 10;
     this.tickIntervalMs = options.tickIntervalMs ?? 50;
+    this.snapshotBudget = new SnapshotBudget(options.snapshotBytesPerTurn ?? SNAPSHOT_BYTES_PER_TURN);
     this.heartbeatMs = (options.heartbeatTick ?? 2) * this.tickIntervalMs;
     ({ leaseMs: this.leaseMs, voteGuardMs: this.voteGuardMs } = leaseTimings(this.electionTick * this.tickIntervalMs, options.leaseReads !== false));
     // A peer is silent after an election timeout without a batch; live ones send one every heartbeat period at least.

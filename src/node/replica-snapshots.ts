@@ -120,7 +120,7 @@ export class ReplicaSnapshots {
     const { intervalEntries, logBytes, spread, budget } = this.bounds;
     const due = applied - this.index >= intervalEntries * spread || this.bytesSince >= Math.max(logBytes, this.bytes) * spread;
     if (this.want === SnapshotWant.None && !due) return undefined;
-    if (this.want !== SnapshotWant.ForMember && budget?.take() === false) {
+    if (this.want !== SnapshotWant.ForMember && budget?.hasRoom() === false) {
       // Past this turn's budget: a turn without a Ready takes it (the replica's snapshotIfWanted),
       // and the host gives this replica the next turn.
       this.want = SnapshotWant.PutOff;
@@ -129,6 +129,7 @@ export class ReplicaSnapshots {
     const wanted = this.want !== SnapshotWant.None;
     this.want = SnapshotWant.None;
     const snapshot = this.storage.createSnapshot(applied, confState, encode());
+    budget?.spend(snapshot.data.length);
     this.index = applied;
     this.bytes = snapshot.data.length;
     this.bytesSince = 0;

@@ -244,7 +244,7 @@ describe('node/replica: the log in memory is bounded by bytes too', () => {
     expect(snapshotSpread(7), 'the same for every replica of a shard').to.equal(snapshotSpread(7));
   });
 
-  it('refuses a budget of no snapshots per turn, which would give put-off replicas turn after turn', () => {
+  it('refuses a budget of no snapshot bytes per turn, which would give put-off replicas turn after turn', () => {
     expect(() => new SnapshotBudget(0)).to.throw(RangeError, /at least 1, got 0/);
     expect(() => new SnapshotBudget(1.5)).to.throw(RangeError);
   });

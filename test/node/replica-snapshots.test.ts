@@ -57,7 +57,7 @@ describe('node/replica-snapshots: when a replica snapshots', () => {
   it('puts off past the budget, wanted from then on; the next try with room takes it', () => {
     const budget = new SnapshotBudget(1);
     const { snapshots } = schedule({ intervalEntries: 10, budget });
-    expect(budget.take()).to.equal(true); // another replica spent this turn's
+    budget.spend(1); // another replica spent this turn's
     expect(snapshots.maybeTake(20, CONF, STATE)).to.equal(undefined);
     expect(snapshots.putOff).to.equal(true);
     expect(snapshots.wanted).to.equal(true);
@@ -70,7 +70,7 @@ describe('node/replica-snapshots: when a replica snapshots', () => {
   it('takes a new member\'s whatever the budget, and neither a purge request nor an installed snapshot cancels it', () => {
     const budget = new SnapshotBudget(1);
     const { snapshots } = schedule({ budget });
-    budget.take();
+    budget.spend(1);
     snapshots.memberJoined();
     snapshots.request();
     expect(snapshots.state, 'a request does not downgrade it').to.equal(SnapshotWant.ForMember);
@@ -81,10 +81,23 @@ describe('node/replica-snapshots: when a replica snapshots', () => {
     expect(snapshots.state).to.equal(SnapshotWant.None);
   });
 
+  it('counts the budget in bytes: small snapshots share a turn, and one past the budget is the last', () => {
+    const budget = new SnapshotBudget(25);
+    const groups = [0, 1, 2, 3].map(() => schedule({ intervalEntries: 10, budget }).snapshots);
+    const taken = groups.map((group) => group.maybeTake(20, CONF, STATE) !== undefined);
+    // 10 bytes each: the first three fit under 25 bytes (the third ends past it), the fourth waits.
+    expect(taken).to.deep.equal([true, true, true, false]);
+    expect(groups[3]?.putOff).to.equal(true);
+    budget.refill();
+    const large = schedule({ intervalEntries: 10, budget }).snapshots;
+    expect(large.maybeTake(20, CONF, () => new Uint8Array(1_000)), 'one at least, however large').to.not.equal(undefined);
+    expect(groups[3]?.maybeTake(20, CONF, STATE), 'and nothing after it this turn').to.equal(undefined);
+  });
+
   it('ends a wanted or put-off one when a snapshot is installed', () => {
     const budget = new SnapshotBudget(1);
     const { snapshots } = schedule({ budget, intervalEntries: 10 });
-    budget.take();
+    budget.spend(1);
     snapshots.maybeTake(20, CONF, STATE);
     expect(snapshots.putOff).to.equal(true);
     snapshots.installed(40, 10);

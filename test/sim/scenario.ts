@@ -19,6 +19,8 @@ export interface Scenario {
   snapshotLogBytes?: number;
   /** Keep at most about this many bytes of entries behind a snapshot; default the node's. */
   retainedBytes?: number;
+  /** Snapshot bytes a node encodes per turn (`RaftHostOptions.snapshotBytesPerTurn`); default the node's. */
+  snapshotBytesPerTurn?: number;
   network: NetworkFaults;
   /** Per-node clock rates (local ms per global ms) and wall-clock offsets (ms). */
   clockRates: number[];
@@ -132,6 +134,10 @@ export function scenarioFor(seed: number): Scenario {
   if (snapshotLogBytes !== undefined) scenario.snapshotLogBytes = snapshotLogBytes;
   const retainedBytes = pick([undefined, 256, 4096]);
   if (retainedBytes !== undefined) scenario.retainedBytes = retainedBytes;
+  // The node's default budget (256 KiB a turn) never puts off the simulator's tiny snapshots:
+  // one a turn, or about a kilobyte, puts off every other one (drawn last: older seeds keep the rest).
+  const snapshotBytesPerTurn = pick([undefined, 1, 1024]);
+  if (snapshotBytesPerTurn !== undefined) scenario.snapshotBytesPerTurn = snapshotBytesPerTurn;
   return scenario;
 }
 
@@ -144,6 +150,7 @@ export function describeScenario(scenario: Scenario): string {
     `snapshot every ${scenario.snapshotIntervalEntries}` +
     (scenario.snapshotLogBytes === undefined ? '' : ` or ${scenario.snapshotLogBytes} bytes`) +
     (scenario.retainedBytes === undefined ? '' : `, ${scenario.retainedEntries} entries (${scenario.retainedBytes} bytes) kept`) +
+    (scenario.snapshotBytesPerTurn === undefined ? '' : `, ${scenario.snapshotBytesPerTurn} snapshot bytes a turn`) +
     `; faults/100ms kill ${f.kill} power ${f.powerLoss} pause ${f.pause} ` +
     `partition ${f.partition} one-way ${f.oneWayCut} slow-link ${f.slowLink} reset ${f.streamReset} flaky-leader ${f.flakyLeaderLink} slow-disk ${f.slowDisk}; network loss ${n.lossRate} dup ${n.duplicateRate} ` +
     `reorder ${String(n.reorder)} snapshot-corruption ${n.snapshotCorruptionRate}; moves ${scenario.manager.moveRate} transfers ${scenario.manager.transferRate}; ` +

@@ -62,6 +62,7 @@ export class SimCluster {
       retainedEntries: scenario.retainedEntries,
       ...(scenario.snapshotLogBytes === undefined ? {} : { snapshotLogBytes: scenario.snapshotLogBytes }),
       ...(scenario.retainedBytes === undefined ? {} : { retainedBytes: scenario.retainedBytes }),
+      ...(scenario.snapshotBytesPerTurn === undefined ? {} : { snapshotBytesPerTurn: scenario.snapshotBytesPerTurn }),
       leaseReads: scenario.leaseReads,
       ...(scenario.wal === undefined ? {} : { wal: scenario.wal }),
       ...(scenario.snapshotSendSlots === undefined ? {} : { snapshotSendSlots: scenario.snapshotSendSlots }),

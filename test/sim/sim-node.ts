@@ -41,6 +41,7 @@ export interface SimNodeSettings {
   retainedEntries: number;
   snapshotLogBytes?: number;
   retainedBytes?: number;
+  snapshotBytesPerTurn?: number;
   leaseReads: boolean;
   /** WAL segment size and purge threshold; production defaults when absent. */
   wal?: { segmentBytes: number; purgeBytes: number };
@@ -130,6 +131,7 @@ export class SimNode {
       retainedEntries: settings.retainedEntries,
       ...(settings.snapshotLogBytes === undefined ? {} : { snapshotLogBytes: settings.snapshotLogBytes }),
       ...(settings.retainedBytes === undefined ? {} : { retainedBytes: settings.retainedBytes }),
+      ...(settings.snapshotBytesPerTurn === undefined ? {} : { snapshotBytesPerTurn: settings.snapshotBytesPerTurn }),
       leaseReads: settings.leaseReads,
       ...(settings.snapshotSendSlots === undefined ? {} : { maxConcurrentSnapshotSends: settings.snapshotSendSlots }),
       events: this.events(),

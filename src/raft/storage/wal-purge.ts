@@ -8,7 +8,8 @@
  * their markers are durable, garbage collection deletes the segments.
  *
  * The bound that follows: the WAL holds at most the purge threshold, plus the segment
- * being written, plus what is written while the asked groups snapshot (a few turns) —
+ * being written, plus what is written while the asked groups snapshot (a host that
+ * spreads snapshots over turns takes as many turns as it needs for them) —
  * whatever the mix of hot and cold groups and however much is written. Live data is in
  * the snapshot files.
  * @internal
