@@ -71,7 +71,7 @@ export interface RaftHostOptions {
   /** At most about this many bytes of them. Default 1 MiB. */
   retainedBytes?: number;
   /**
-   * Snapshot bytes encoded per turn, at least one snapshot (`snapshot-budget.ts`). Default 256 KiB;
+   * Snapshot bytes encoded per turn, at least one snapshot (`snapshot-budget.ts`). Default 128 KiB;
    * the simulator, whose states are tiny, also runs with 1 (one snapshot a turn) and 1 KiB.
    */
   snapshotBytesPerTurn?: number;

@@ -40,14 +40,15 @@ export class SnapshotBudget {
 }
 
 /**
- * Snapshot bytes a node encodes per turn: 256 KiB, so about one snapshot of a busy shard of the
- * bench (~230 KB of 1 KiB values and session results), and dozens of small ones. A loaded node runs
- * hundreds of turns a second, so even the WAL purge's 66 wanted snapshots are all taken within a
- * fraction of a second, while each turn (and each sync's completion) adds about one encoding to
- * the wait of the requests in it. With 4 snapshots a turn, a node under the bench-vs-etcd load
- * (64 in flight, 1 KiB values) ran turns of 30–115 ms, most of it 4 encodings.
+ * Snapshot bytes a node encodes per turn: 128 KiB, so one snapshot of a busy shard of the bench
+ * (~230 KB of 1 KiB values and session results; the first is always taken) and dozens of small
+ * ones. A loaded node runs hundreds of turns a second, so even the WAL purge's 66 wanted
+ * snapshots are all taken within a fraction of a second, while each turn (and each sync's
+ * completion) adds about one encoding to the wait of the requests in it. With 4 snapshots a
+ * turn, a node under the bench-vs-etcd load (64 in flight, 1 KiB values) ran turns of 30–115 ms,
+ * most of it 4 encodings; with one, its turns with a snapshot took at most 28 ms.
  */
-export const SNAPSHOT_BYTES_PER_TURN = 256 * 1024;
+export const SNAPSHOT_BYTES_PER_TURN = 128 * 1024;
 
 /** The golden ratio's fractional part: consecutive shard ids land far apart in [0, 1). */
 const GOLDEN_FRACTION = 0.6180339887498949;

@@ -134,7 +134,7 @@ export function scenarioFor(seed: number): Scenario {
   if (snapshotLogBytes !== undefined) scenario.snapshotLogBytes = snapshotLogBytes;
   const retainedBytes = pick([undefined, 256, 4096]);
   if (retainedBytes !== undefined) scenario.retainedBytes = retainedBytes;
-  // The node's default budget (256 KiB a turn) never puts off the simulator's tiny snapshots:
+  // The node's default budget (128 KiB a turn) never puts off the simulator's tiny snapshots:
   // one a turn, or about a kilobyte, puts off every other one (drawn last: older seeds keep the rest).
   const snapshotBytesPerTurn = pick([undefined, 1, 1024]);
   if (snapshotBytesPerTurn !== undefined) scenario.snapshotBytesPerTurn = snapshotBytesPerTurn;
