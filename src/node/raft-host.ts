@@ -116,7 +116,7 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   private readonly options: RaftHostOptions;
   private readonly runtime: NodeRuntime;
   private readonly turns: TurnLoop;
-  /** Snapshots per turn, shared by every replica (`snapshot-budget.ts`). */
+  /** Snapshot bytes per turn, shared by every replica (`snapshot-budget.ts`). */
   private readonly snapshotBudget: SnapshotBudget;
   private readonly failover: FastFailover;
   /**

@@ -73,7 +73,7 @@ export interface ReplicaOptions {
   retainedEntries: number;
   /** At most this many bytes of them. Default: no byte bound. */
   retainedBytes?: number;
-  /** Shared by a node's replicas: how many snapshots the current turn may still take (`snapshot-budget.ts`). Default: no limit. */
+  /** Shared by a node's replicas: how many snapshot bytes the current turn may still encode (`snapshot-budget.ts`). Default: no limit. */
   snapshotBudget?: SnapshotBudget;
   /** Clocks for leases, promises and deadlines. Default: this process's. */
   runtime?: NodeRuntime;
