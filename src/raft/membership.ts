@@ -34,7 +34,8 @@ export function restore(raft: Raft, snapshot: Snapshot): boolean {
 /**
  * Applies a committed membership change (the caller calls this when it
  * applies the entry). A leader that removed or demoted itself hands off to
- * its most up-to-date voter with TimeoutNow and steps down.
+ * its most up-to-date voter with TimeoutNow and steps down; a (pre-)candidate
+ * that did ends its campaign.
  */
 export function applyConfChange(raft: Raft, change: ConfChange): ConfState {
   if (!applyConfChangeToTracker(raft.tracker, change, raft.log.lastIndex() + 1)) {
@@ -49,12 +50,21 @@ export function applyConfChange(raft: Raft, change: ConfChange): ConfState {
     voters: raft.tracker.voters,
     learners: raft.tracker.learners,
   });
-  if (raft.role !== Role.Leader) return raft.tracker.confState();
   if (self === undefined || self.isLearner) {
-    handOffLeadership(raft);
-    raft.becomeFollower(raft.term, NONE);
+    if (raft.role === Role.Leader) {
+      handOffLeadership(raft);
+      raft.becomeFollower(raft.term, NONE);
+    } else if (raft.role === Role.PreCandidate || raft.role === Role.Candidate) {
+      // Its campaign ends here. A (pre-)candidate learns commits too (from a refused vote,
+      // `learnCommitHint`), so it may apply its own removal mid-campaign; the grants still to
+      // come are counted against the new configuration, whose majority it could win without
+      // being in it — a leader no one may replace, as its node answers no request for a
+      // group it left (found by the whole-node simulator, seed 18005310).
+      raft.becomeFollower(raft.term, NONE);
+    }
     return raft.tracker.confState();
   }
+  if (raft.role !== Role.Leader) return raft.tracker.confState();
   if (!raft.maybeCommit()) {
     // Probe new members at once rather than after the next heartbeat.
     for (const id of raft.tracker.members) if (id !== raft.id) maybeSendAppend(raft, id, false);

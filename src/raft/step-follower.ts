@@ -3,6 +3,7 @@
  * `stepCandidate`): the receiving side of AppendEntries, heartbeats and
  * InstallSnapshot, vote counting, and forwarding to the leader.
  */
+import { assertInvariant } from './errors.js';
 import { restore } from './membership.js';
 import { newMessage } from './message.js';
 import type { Raft } from './raft.js';
@@ -70,6 +71,9 @@ export function stepCandidate(raft: Raft, message: Message): void {
     case responseType: {
       const result = raft.poll(message.from, !message.reject);
       if (result === VoteResult.Won) {
+        // Rule: only a voter of its own configuration leads (`promotable`); it was one when
+        // the campaign began, and `applyConfChange` ends a campaign whose replica left.
+        assertInvariant(raft.promotable(), 'a replica that may not campaign won an election', { replica: raft.id, term: raft.term });
         if (raft.role === Role.PreCandidate) raft.campaign('election');
         else raft.becomeLeader();
       } else if (result === VoteResult.Lost) {

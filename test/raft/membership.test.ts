@@ -8,10 +8,14 @@ import {
   EntryType,
   MemoryStorage,
   MessageType,
+  RawNode,
   Role,
+  SeededRandom,
   decodeConfChange,
   encodeConfChange,
+  newMessage,
   type ConfChange,
+  type Message,
 } from '../../src/raft/index.js';
 import { TestNetwork } from './simulation/test-network.js';
 import { utf8 } from './simulation/replica.js';
@@ -196,6 +200,42 @@ describe('raft membership changes', () => {
     expect(net.get(1).node.propose(utf8('later')).ok).to.equal(true);
     net.stabilize();
     expect(net.get(1).texts).to.include('later');
+  });
+
+  it('a pre-candidate that applies its own removal mid-campaign ends it, and never leads the group it left', () => {
+    // Found by the whole-node simulator (seed 18005310). Replica 4 holds "remove 4" but not
+    // that it committed, and pre-campaigns in the old configuration [1, 2, 3, 4]. Voter 1
+    // refuses, and its refusal carries the commit index: 4 learns the removal committed and
+    // applies it. 2 and 3 grant, a majority of the new configuration [1, 2, 3]. Before the
+    // fix 4 went on to a real election, won it the same way and led a group it had left.
+    const removal = encodeConfChange(change(ConfChangeType.RemoveReplica, 4));
+    const storage = new MemoryStorage({ confState: { voters: [1, 2, 3, 4], learners: [] } });
+    storage.append([
+      { term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array(0) },
+      { term: 1, index: 2, type: EntryType.ConfChange, data: removal },
+    ]);
+    storage.setHardState({ term: 1, vote: 1, commit: 1 });
+    const node = new RawNode({ id: 4, storage, applied: 1, preVote: true, random: new SeededRandom(4) });
+    // A grant carries the pre-vote's term (2), a refusal the voter's own (1).
+    const vote = (from: number, reject: boolean, commit = 0): Message => ({
+      ...newMessage(MessageType.PreVoteResponse, 4, from, reject ? 1 : 2), reject, commit, logTerm: commit === 0 ? 0 : 1,
+    });
+    node.campaign();
+    expect(node.status().role).to.equal(Role.PreCandidate);
+    const sent = node.ready();
+    expect(sent.messages.filter((m) => m.type === MessageType.PreVote).map((m) => m.to)).to.deep.equal([1, 2, 3]);
+    node.advance(sent);
+    node.step(vote(1, true, 2)); // refused, with the commit index
+    const learned = node.ready();
+    expect(learned.committedEntries.map((e) => e.index), 'the removal committed').to.deep.equal([2]);
+    expect(node.applyConfChange(decodeConfChange(removal)).voters).to.deep.equal([1, 2, 3]);
+    node.advance(learned);
+    expect(node.status().role, 'its campaign ended with its removal').to.equal(Role.Follower);
+    node.step(vote(2, false));
+    node.step(vote(3, false));
+    expect(node.status().role).to.equal(Role.Follower);
+    const after = node.hasReady() ? node.ready() : undefined;
+    expect((after?.messages ?? []).filter((m) => m.type === MessageType.Vote), 'no election follows').to.deep.equal([]);
   });
 
   it('a demoted voter (AddLearner on a voter) no longer counts; removing the last voter is refused', () => {

@@ -14,8 +14,11 @@ const seedCount = Number(process.env['SIM_SEEDS'] ?? 1000);
  * Seeds of long runs that once failed, replayed every time: 1,030,103 — a new leader proposed a
  * retried write before applying its predecessor's entries and stamped it with its wall clock, an
  * hour ahead, so the session aged out and the retry applied twice (`Replica.termStartIndex`).
+ * 18,005,310 — a pre-candidate learned from a refused vote that its own removal committed,
+ * applied it, and went on to win the election in the new configuration: a leader of a group it
+ * had left, which its node served no request for (`applyConfChange` now ends the campaign).
  */
-const FOUND_SEEDS = [1_030_103];
+const FOUND_SEEDS = [1_030_103, 18_005_310];
 
 describe('whole-node simulation (real RaftHost, replicas, WAL on simulated disk, network and clocks)', function () {
   this.timeout(900_000);
