@@ -382,7 +382,8 @@ export class Raft {
     this.campaign(kind);
   }
 
-  private hasUnappliedConfChanges(): boolean {
+  /** A committed membership change is not applied yet: campaigning now could count the wrong configuration. */
+  hasUnappliedConfChanges(): boolean {
     if (this.log.applied >= this.log.committed) return false;
     const entries = this.log.slice(this.log.applied + 1, this.log.committed + 1, Number.POSITIVE_INFINITY);
     if (!entries.ok) return false;

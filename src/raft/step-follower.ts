@@ -74,8 +74,16 @@ export function stepCandidate(raft: Raft, message: Message): void {
         // Rule: only a voter of its own configuration leads (`promotable`); it was one when
         // the campaign began, and `applyConfChange` ends a campaign whose replica left.
         assertInvariant(raft.promotable(), 'a replica that may not campaign won an election', { replica: raft.id, term: raft.term });
-        if (raft.role === Role.PreCandidate) raft.campaign('election');
-        else raft.becomeLeader();
+        if (raft.role === Role.PreCandidate) {
+          // As `hup` refuses to start one: a commit learned mid-campaign (from a refused vote)
+          // may hold a membership change, maybe this replica's own removal, that is not applied
+          // yet. A real election now would make voters spend their vote of the new term on a
+          // replica about to leave. It campaigns again on its next election timeout.
+          if (raft.hasUnappliedConfChanges()) raft.becomeFollower(raft.term, NONE);
+          else raft.campaign('election');
+        } else {
+          raft.becomeLeader();
+        }
       } else if (result === VoteResult.Lost) {
         raft.becomeFollower(raft.term, NONE);
       }

@@ -238,6 +238,30 @@ describe('raft membership changes', () => {
     expect((after?.messages ?? []).filter((m) => m.type === MessageType.Vote), 'no election follows').to.deep.equal([]);
   });
 
+  it('a pre-candidate that learns of a committed, unapplied membership change before its grants arrive holds no election', () => {
+    // The same replica, but the grants arrive in the same turn as the refusal, before its node
+    // applies the removal: it won the pre-vote in the old configuration. A real election now
+    // would spend the voters' vote of term 2 on a replica about to leave (reviewer's scenario).
+    const removal = encodeConfChange(change(ConfChangeType.RemoveReplica, 4));
+    const storage = new MemoryStorage({ confState: { voters: [1, 2, 3, 4], learners: [] } });
+    storage.append([
+      { term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array(0) },
+      { term: 1, index: 2, type: EntryType.ConfChange, data: removal },
+    ]);
+    storage.setHardState({ term: 1, vote: 1, commit: 1 });
+    const node = new RawNode({ id: 4, storage, applied: 1, preVote: true, random: new SeededRandom(4) });
+    node.campaign();
+    node.advance(node.ready());
+    node.step({ ...newMessage(MessageType.PreVoteResponse, 4, 1, 1), reject: true, commit: 2, logTerm: 1 });
+    node.step(newMessage(MessageType.PreVoteResponse, 4, 2, 2));
+    node.step(newMessage(MessageType.PreVoteResponse, 4, 3, 2));
+    expect(node.status().role).to.equal(Role.Follower);
+    expect(node.status().term, 'no election: the term did not move').to.equal(1);
+    const ready = node.ready();
+    expect(ready.messages.filter((m) => m.type === MessageType.Vote)).to.deep.equal([]);
+    expect(ready.committedEntries.map((e) => e.index), 'the removal is still to apply').to.deep.equal([2]);
+  });
+
   it('a demoted voter (AddLearner on a voter) no longer counts; removing the last voter is refused', () => {
     const net = new TestNetwork([1, 2]);
     net.elect(1);
