@@ -26,6 +26,26 @@ const change = (type: ConfChangeType, replicaId: number): ConfChange => ({
   context: utf8(JSON.stringify({ nodeId: `n${replicaId}` })),
 });
 
+/**
+ * Replica 4 of [1, 2, 3, 4] at term 1, holding "remove 4" at index 2 without knowing it
+ * committed (commit 1, applied 1), with PreVote: ready to pre-campaign in the old configuration.
+ */
+function replicaHoldingItsRemoval(): { node: RawNode; removal: Uint8Array } {
+  const removal = encodeConfChange(change(ConfChangeType.RemoveReplica, 4));
+  const storage = new MemoryStorage({ confState: { voters: [1, 2, 3, 4], learners: [] } });
+  storage.append([
+    { term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array(0) },
+    { term: 1, index: 2, type: EntryType.ConfChange, data: removal },
+  ]);
+  storage.setHardState({ term: 1, vote: 1, commit: 1 });
+  return { node: new RawNode({ id: 4, storage, applied: 1, preVote: true, random: new SeededRandom(4) }), removal };
+}
+
+/** An answer to replica 4's pre-vote: a grant carries the pre-vote's term (2), a refusal the voter's own (1) and its commit index. */
+function preVoteAnswer(from: number, reject: boolean, commit = 0): Message {
+  return { ...newMessage(MessageType.PreVoteResponse, 4, from, reject ? 1 : 2), reject, commit, logTerm: commit === 0 ? 0 : 1 };
+}
+
 describe('raft membership changes', () => {
   for (const piggyback of [false, true]) {
     it(`a removed follower learns its removal committed without waiting for a tick${piggyback ? ' (piggyback)' : ''}`, () => {
@@ -208,31 +228,20 @@ describe('raft membership changes', () => {
     // refuses, and its refusal carries the commit index: 4 learns the removal committed and
     // applies it. 2 and 3 grant, a majority of the new configuration [1, 2, 3]. Before the
     // fix 4 went on to a real election, won it the same way and led a group it had left.
-    const removal = encodeConfChange(change(ConfChangeType.RemoveReplica, 4));
-    const storage = new MemoryStorage({ confState: { voters: [1, 2, 3, 4], learners: [] } });
-    storage.append([
-      { term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array(0) },
-      { term: 1, index: 2, type: EntryType.ConfChange, data: removal },
-    ]);
-    storage.setHardState({ term: 1, vote: 1, commit: 1 });
-    const node = new RawNode({ id: 4, storage, applied: 1, preVote: true, random: new SeededRandom(4) });
-    // A grant carries the pre-vote's term (2), a refusal the voter's own (1).
-    const vote = (from: number, reject: boolean, commit = 0): Message => ({
-      ...newMessage(MessageType.PreVoteResponse, 4, from, reject ? 1 : 2), reject, commit, logTerm: commit === 0 ? 0 : 1,
-    });
+    const { node, removal } = replicaHoldingItsRemoval();
     node.campaign();
     expect(node.status().role).to.equal(Role.PreCandidate);
     const sent = node.ready();
     expect(sent.messages.filter((m) => m.type === MessageType.PreVote).map((m) => m.to)).to.deep.equal([1, 2, 3]);
     node.advance(sent);
-    node.step(vote(1, true, 2)); // refused, with the commit index
+    node.step(preVoteAnswer(1, true, 2)); // refused, with the commit index
     const learned = node.ready();
     expect(learned.committedEntries.map((e) => e.index), 'the removal committed').to.deep.equal([2]);
     expect(node.applyConfChange(decodeConfChange(removal)).voters).to.deep.equal([1, 2, 3]);
     node.advance(learned);
     expect(node.status().role, 'its campaign ended with its removal').to.equal(Role.Follower);
-    node.step(vote(2, false));
-    node.step(vote(3, false));
+    node.step(preVoteAnswer(2, false));
+    node.step(preVoteAnswer(3, false));
     expect(node.status().role).to.equal(Role.Follower);
     const after = node.hasReady() ? node.ready() : undefined;
     expect((after?.messages ?? []).filter((m) => m.type === MessageType.Vote), 'no election follows').to.deep.equal([]);
@@ -242,19 +251,12 @@ describe('raft membership changes', () => {
     // The same replica, but the grants arrive in the same turn as the refusal, before its node
     // applies the removal: it won the pre-vote in the old configuration. A real election now
     // would spend the voters' vote of term 2 on a replica about to leave (reviewer's scenario).
-    const removal = encodeConfChange(change(ConfChangeType.RemoveReplica, 4));
-    const storage = new MemoryStorage({ confState: { voters: [1, 2, 3, 4], learners: [] } });
-    storage.append([
-      { term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array(0) },
-      { term: 1, index: 2, type: EntryType.ConfChange, data: removal },
-    ]);
-    storage.setHardState({ term: 1, vote: 1, commit: 1 });
-    const node = new RawNode({ id: 4, storage, applied: 1, preVote: true, random: new SeededRandom(4) });
+    const { node } = replicaHoldingItsRemoval();
     node.campaign();
     node.advance(node.ready());
-    node.step({ ...newMessage(MessageType.PreVoteResponse, 4, 1, 1), reject: true, commit: 2, logTerm: 1 });
-    node.step(newMessage(MessageType.PreVoteResponse, 4, 2, 2));
-    node.step(newMessage(MessageType.PreVoteResponse, 4, 3, 2));
+    node.step(preVoteAnswer(1, true, 2));
+    node.step(preVoteAnswer(2, false));
+    node.step(preVoteAnswer(3, false));
     expect(node.status().role).to.equal(Role.Follower);
     expect(node.status().term, 'no election: the term did not move').to.equal(1);
     const ready = node.ready();
