@@ -37,10 +37,11 @@ export interface GroupLog {
  * Obtain it from `Wal.openGroup(groupId)`; after a restart the same call
  * returns the recovered hard state, snapshot and entries.
  *
- * Contract (Ready, src/raft/types.ts): after `setHardState`, `append`,
- * `applySnapshot` or `createSnapshot`, the change is visible to reads at once
- * but is durable only once a later `wal.sync()` resolves. The host MUST await
- * that sync BEFORE sending the Ready's messages.
+ * Contract (Ready, src/raft/types.ts): after `setHardState`, `append` or
+ * `applySnapshot`, the change is visible to reads at once but is durable only
+ * once a later `wal.sync()` resolves. The host MUST await that sync BEFORE
+ * sending the Ready's messages. `createSnapshot` is visible at once and durable
+ * a little later (below): nothing any message claims depends on it.
  */
 export class DurableStorage implements WritableStorage {
   private readonly memory: MemoryStorage;
@@ -116,9 +117,12 @@ export class DurableStorage implements WritableStorage {
   }
 
   /**
-   * Records the application's snapshot at `index`; persisted (data file, then
-   * marker) by the next `wal.sync()`. Once that sync resolves, WAL segments
-   * holding only entries ≤ `index` of this group may be deleted.
+   * Records the application's snapshot at `index`. Its data file is written in
+   * the background and its marker appended once the file is durable, then synced
+   * (`wal.syncAll()` waits for both): no `wal.sync()` waits for the file. Until the
+   * marker is durable a restart recovers the previous snapshot and the entries
+   * after it; once it is, WAL segments holding only entries ≤ `index` of this
+   * group may be deleted.
    */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
     this.log.checkWritable();

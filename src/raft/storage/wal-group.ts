@@ -31,6 +31,12 @@ export interface RecoveredLog {
   snapshotData: Uint8Array;
 }
 
+/** A snapshot file being written ahead of its marker. */
+export interface SnapshotWrite {
+  readonly marker: SnapshotMarker;
+  readonly file: string;
+}
+
 /** One incarnation of a group, as far as the WAL knows it. */
 export class WalGroup {
   readonly groupId: number;
@@ -52,6 +58,12 @@ export class WalGroup {
   opened = false;
   /** Present between recovery and `openGroup`. */
   recovered: RecoveredLog | undefined;
+  /**
+   * The group's latest snapshot of its own (`createSnapshot`) while its file is being written:
+   * its marker joins the WAL once the file is durable (`Wal`, "snapshot files ahead of their
+   * markers"). Undefined when none is, or once a newer marker or a tombstone replaced it.
+   */
+  writing: SnapshotWrite | undefined;
 
   constructor(groupId: number, marker: SnapshotMarker = emptyMarker()) {
     this.groupId = groupId;

@@ -29,7 +29,8 @@ export function groupsPinning(segments: readonly SegmentInfo[], currentBytes: nu
   for (let i = 0; i < segments.length - 1 && total > purgeBytes; i++) {
     const segment = segments[i] as SegmentInfo;
     for (const [group, maxIndex] of segment.maxIndexByGroup) {
-      if (group.durableSnapshotIndex < maxIndex) pinning.add(group);
+      // A group whose snapshot file is being written already does what it would be asked.
+      if (group.durableSnapshotIndex < maxIndex && group.writing === undefined) pinning.add(group);
     }
     total -= segment.bytes;
   }

@@ -16,6 +16,20 @@
  * of every live group. So an old segment can be deleted as soon as each
  * group's durable snapshot covers the entries it holds there.
  *
+ * Snapshot files ahead of their markers. A marker must never be durable before
+ * the file it names. A snapshot from the leader (`applySnapshot`) has its file
+ * written by the sync that carries its marker: the replica answers the leader only
+ * once both are durable. A group's own snapshot (`createSnapshot`) is written in
+ * the background instead, and its marker appended only once the file and its
+ * directory entry are durable (then a sync is started for it). Nothing waits for
+ * that marker: until it is durable a crash recovers the previous snapshot and the
+ * entries after it, which the WAL keeps until then (a segment goes only once the
+ * durable markers cover it). So a turn's fsync never waits for a snapshot file's
+ * five round trips (open, write and fsync, close, rename, the directory's fsync).
+ * A newer marker or a tombstone for the group replaces a file still being
+ * written, which is deleted once written. Operations on one file name never
+ * overlap ({@link Wal} `onFile`).
+ *
  * Each sync's records are written as one batch behind a batch header (the
  * segment's random nonce and the batch's sequence number), and a batch is
  * written only once the previous one is durable; `wal-scan.ts` explains how
@@ -32,7 +46,7 @@ import { MemoryStorage, type MemoryStorageOptions } from './memory-storage.js';
 import { loadSnapshots, removeFile, TEMP_SUFFIX, writeFileAtomically, writeFully } from './snapshot-files.js';
 import { BATCH_HEADER_BYTES, RecordEncoder, type SnapshotMarker } from './wal-codec.js';
 import { WalError } from './wal-errors.js';
-import { snapshotFileName, WalGroup } from './wal-group.js';
+import { snapshotFileName, WalGroup, type SnapshotWrite } from './wal-group.js';
 import { listSegments, replaySegments, type SegmentInfo } from './wal-recovery.js';
 import { groupsPinning } from './wal-purge.js';
 import { createSegment, cryptoRandom, drawNonce, encodeCheckpoint } from './wal-segment.js';
@@ -153,6 +167,10 @@ export class Wal {
   private queued: Promise<void> | undefined;
   private failure: WalError | undefined;
   private closed = false;
+  /** The last operation queued on each snapshot file name (`onFile`). */
+  private readonly fileOps = new Map<string, Promise<void>>();
+  /** Snapshot files being written ahead of their markers, until the marker is appended or the file deleted. */
+  private readonly snapshotWrites = new Set<Promise<void>>();
 
   private constructor(init: {
     fs: FileSystem;
@@ -318,6 +336,7 @@ export class Wal {
     this.active.encoder.tombstone(groupId);
     group.dropped = true;
     group.recovered = undefined;
+    group.writing = undefined; // deleted once written: no marker will name it
     this.groups.delete(groupId);
     this.active.tombstones.push(group);
     this.dropping.add(group);
@@ -326,11 +345,13 @@ export class Wal {
   }
 
   /**
-   * Makes every record appended before this call durable: writes pending
-   * snapshot files, then the buffered records, with one fsync for all groups.
-   * Calls made while a sync is on disk share the next one. After an I/O
-   * failure every sync rejects with `WalError('IO_FAILED')`: the node must
-   * stop (a failed fsync cannot be retried safely).
+   * Makes every record appended before this call durable: writes the files of
+   * snapshots from a leader, then the buffered records, with one fsync for all
+   * groups. A group's own snapshot is not such a record: its marker follows its
+   * file, later (see the file's comment; {@link syncAll} waits for it). Calls
+   * made while a sync is on disk share the next one. After an I/O failure every
+   * sync rejects with `WalError('IO_FAILED')`: the node must stop (a failed
+   * fsync cannot be retried safely).
    */
   sync(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
@@ -346,10 +367,21 @@ export class Wal {
     return this.startFlush();
   }
 
-  /** Syncs what is buffered and closes the segment; later writes throw `WalError('CLOSED')`. */
+  /**
+   * {@link sync}, once every snapshot file being written has its marker appended: on return
+   * everything appended before the call is durable, the markers of `createSnapshot` included.
+   * For shutdown and tests; a host's turn calls `sync()`, which never waits for a snapshot file.
+   */
+  async syncAll(): Promise<void> {
+    await this.snapshotsWritten();
+    await this.sync();
+  }
+
+  /** Syncs what is buffered, snapshots being written included, and closes the segment; later writes throw `WalError('CLOSED')`. */
   async close(): Promise<void> {
     if (this.closed) return;
     try {
+      await this.snapshotsWritten();
       if (this.failure === undefined) await this.sync();
     } finally {
       await Promise.allSettled([this.running, this.queued]);
@@ -384,7 +416,7 @@ export class Wal {
     }
     try {
       if (batch.snapshotFiles.size > 0) {
-        for (const [name, data] of batch.snapshotFiles) await writeFileAtomically(this.fs, this.snapDir, name, data);
+        for (const [name, data] of batch.snapshotFiles) await this.onFile(name, () => writeFileAtomically(this.fs, this.snapDir, name, data));
         await this.fs.syncDirectory(this.snapDir);
       }
       if (records > 0) {
@@ -404,9 +436,7 @@ export class Wal {
       await this.deleteObsoleteSnapshots(batch.obsoleteFiles);
       await this.collectGarbage();
     } catch (error) {
-      this.failure = new WalError('IO_FAILED', `wal write failed: ${String(error)}`, { cause: error });
-      this.logger.error('wal write failed', { dir: this.walDir, error: String(error) });
-      throw this.failure;
+      throw this.fail(error);
     } finally {
       clearBatch(batch);
     }
@@ -445,20 +475,57 @@ export class Wal {
     this.logger.debug('wal segment rolled', { sequence, groups: this.groups.size });
   }
 
-  /**
-   * Deletes those of `names` that no group needs: neither its latest marker
-   * (written by this or a later flush) nor its latest durable marker, which a
-   * crash now would recover, names them. A group whose tombstone is not
-   * durable yet still counts.
-   */
+  /** Deletes those of `names` that no group needs ({@link removeIfUnneeded}). */
   private async deleteObsoleteSnapshots(names: readonly string[]): Promise<void> {
-    if (names.length === 0) return;
-    const referenced = new Set<string>();
-    for (const group of [...this.groups.values(), ...this.dropping]) {
-      if (group.snapshotFile !== undefined) referenced.add(group.snapshotFile);
-      if (group.durableSnapshotFile !== undefined) referenced.add(group.durableSnapshotFile);
+    for (const name of names) await this.removeIfUnneeded(name);
+  }
+
+  /**
+   * Deletes snapshot file `name` unless a group needs it: its latest marker (written
+   * by this or a later flush) or its latest durable marker (which a crash now would
+   * recover) names it, or it is the group's snapshot being written. A group whose
+   * tombstone is not durable yet still counts. Decided when the deletion's turn comes
+   * (`onFile`), so a write of the same name queued before it wins.
+   */
+  private removeIfUnneeded(name: string): Promise<void> {
+    return this.onFile(name, async () => {
+      for (const group of [...this.groups.values(), ...this.dropping]) {
+        if (group.snapshotFile === name || group.durableSnapshotFile === name || group.writing?.file === name) return;
+      }
+      await removeFile(this.fs, join(this.snapDir, name));
+    });
+  }
+
+  /**
+   * Runs `operation` on snapshot file `name` once every operation queued on that name
+   * before it has settled. A write ahead of its marker, a flush's write and a deletion of
+   * one name (two incarnations of a group can snapshot at the same term and index) so
+   * never overlap: a deletion never removes a file just renamed into place, nor two
+   * writes share the temp file.
+   */
+  private onFile(name: string, operation: () => Promise<void>): Promise<void> {
+    const previous = this.fileOps.get(name);
+    const run = previous === undefined ? operation() : previous.then(operation, operation);
+    this.fileOps.set(name, run);
+    const forget = (): void => {
+      if (this.fileOps.get(name) === run) this.fileOps.delete(name);
+    };
+    void run.then(forget, forget);
+    return run;
+  }
+
+  /** Resolves once no snapshot file is being written ahead of its marker. */
+  private async snapshotsWritten(): Promise<void> {
+    while (this.snapshotWrites.size > 0) await Promise.allSettled([...this.snapshotWrites]);
+  }
+
+  /** Records the first I/O failure (every later sync rejects with it) and returns it. */
+  private fail(error: unknown): WalError {
+    if (this.failure === undefined) {
+      this.failure = new WalError('IO_FAILED', `wal write failed: ${String(error)}`, { cause: error });
+      this.logger.error('wal write failed', { dir: this.walDir, error: String(error) });
     }
-    for (const name of names) if (!referenced.has(name)) await removeFile(this.fs, join(this.snapDir, name));
+    return this.failure;
   }
 
   /**
@@ -508,6 +575,12 @@ export class Wal {
     group.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
   }
 
+  /**
+   * A snapshot from the leader (`replacesLog`) or one without data: its marker now, its file
+   * (if any) written by the flush that carries the marker, before the marker. The group's
+   * own snapshot with data: its file now, in the background, and its marker once the file
+   * is durable.
+   */
   private appendSnapshot(group: WalGroup, snapshot: Snapshot, replacesLog: boolean): void {
     const { index, term, confState } = snapshot.metadata;
     const data = snapshot.data;
@@ -519,11 +592,52 @@ export class Wal {
       dataLength: data.length,
       dataCrc: data.length === 0 ? 0 : crc32c(data),
     };
+    // A newer marker replaces a snapshot still being written: it would go back in time (an
+    // older index after this one), so it is deleted once written instead.
+    group.writing = undefined;
+    const file = snapshotFileName(group.groupId, marker);
+    if (replacesLog || file === undefined) {
+      this.appendMarker(group, marker, data);
+      return;
+    }
+    const write: SnapshotWrite = { marker, file };
+    group.writing = write;
+    const done = this.onFile(file, async () => {
+      await writeFileAtomically(this.fs, this.snapDir, file, data);
+      await this.fs.syncDirectory(this.snapDir);
+    })
+      .then(() => this.written(group, write))
+      .catch((error: unknown) => {
+        this.fail(error);
+      });
+    this.snapshotWrites.add(done);
+    void done.then(() => this.snapshotWrites.delete(done));
+  }
+
+  /**
+   * The file of `write` is durable: its marker joins the WAL, and a sync starts for it (the host
+   * may have nothing else to sync). If a newer marker or a tombstone replaced it meanwhile, the
+   * file is deleted. After a failure nothing is appended: the node stops, and a restart deletes
+   * the file no marker names.
+   */
+  private async written(group: WalGroup, write: SnapshotWrite): Promise<void> {
+    if (this.failure !== undefined) return;
+    if (group.writing !== write) {
+      await this.removeIfUnneeded(write.file);
+      return;
+    }
+    group.writing = undefined;
+    this.appendMarker(group, write.marker, undefined);
+    void this.sync().catch(() => undefined); // its failure is the host's next sync's
+  }
+
+  /** Appends `marker`; `data`: its file, to be written by the flush before the marker (undefined: written already). */
+  private appendMarker(group: WalGroup, marker: SnapshotMarker, data: Uint8Array | undefined): void {
     this.active.encoder.snapshot(group.groupId, marker);
     const previousFile = group.snapshotFile;
     group.marker = marker;
     const file = group.snapshotFile;
-    if (file !== undefined) this.active.snapshotFiles.set(file, data);
+    if (file !== undefined && data !== undefined) this.active.snapshotFiles.set(file, data);
     if (previousFile !== undefined && previousFile !== file) this.active.obsoleteFiles.push(previousFile);
     this.active.snapshotMarkers.set(group, marker);
   }

@@ -59,10 +59,9 @@ describe('raft/storage/wal crash ordering', () => {
     storage.append(makeEntries(1, 3, 1));
     storage.setHardState({ term: 1, vote: 1, commit: 3 });
     storage.createSnapshot(2, CONF, Uint8Array.of(2));
-    await runUntilSettled(scheduler, wal.sync());
-    // The next snapshot's file is written and synced, its marker written but not synced: killed.
+    await runUntilSettled(scheduler, wal.syncAll());
+    // The next snapshot's file is written and synced, then its marker written but not synced: killed.
     storage.createSnapshot(3, CONF, Uint8Array.of(3));
-    void wal.sync();
     await untilUnsynced(scheduler, disk, '/node/wal/0000000000000001.log');
     disk.kill();
 
@@ -122,14 +121,13 @@ describe('raft/storage/wal crash ordering', () => {
       first.append(makeEntries(1, 4, 1));
       first.setHardState({ term: 1, vote: 1, commit: 4 });
       first.createSnapshot(4, CONF, Uint8Array.of(4));
-      await wal.sync();
-      // The replica is removed and added back, and the new one snapshots at the same (term, index):
-      // the same file name, 1-1-4.snap, which the tombstone lists as obsolete.
+      await wal.syncAll();
+      // The replica is removed and added back, and the new one is sent a snapshot at the same
+      // (term, index): the same file name, 1-1-4.snap, which the tombstone lists as obsolete.
       wal.dropGroup(1);
       const second = wal.openGroup(1, { confState: CONF });
-      second.append(makeEntries(1, 4, 1));
+      second.applySnapshot({ metadata: { index: 4, term: 1, confState: CONF }, data: Uint8Array.of(4) });
       second.setHardState({ term: 1, vote: 1, commit: 4 });
-      second.createSnapshot(4, CONF, Uint8Array.of(4));
       const flushing = wal.sync();
       moveOn(wal, second); // in the next batch, while that one is on its way to disk
       await flushing;

@@ -166,7 +166,7 @@ describe('raft/storage/wal crash recovery', () => {
     const storage = wal.openGroup(3, { confState: { voters: [1], learners: [] } });
     storage.append(makeEntries(1, 2, 1));
     storage.createSnapshot(2, { voters: [1], learners: [] }, Uint8Array.of(1, 2, 3));
-    await wal.sync();
+    await wal.syncAll();
     const file = join(source, 'snap', '3-1-2.snap');
     await writeFile(file, Uint8Array.of(1, 2, 4));
     await expectCorruption(Wal.open(source), 'SNAPSHOT_CORRUPT', file, 0);

@@ -47,12 +47,12 @@ describe('raft/storage/wal segments', () => {
     // Group 1 snapshots everything, but group 2 still needs every segment.
     one.createSnapshot(60, { voters: [1], learners: [] }, Uint8Array.of(1));
     one.compact(61);
-    await wal.sync();
+    await wal.syncAll();
     expect(wal.segments()).to.deep.equal(rolled);
 
     // Group 2 snapshots through 50: the segments holding only entries ≤ 50 go.
     two.createSnapshot(50, { voters: [2], learners: [] }, Uint8Array.of(2));
-    await wal.sync();
+    await wal.syncAll();
     const kept = wal.segments();
     expect(kept.length).to.be.lessThan(rolled.length);
     expect(kept[0]).to.be.greaterThan(rolled[0] as number);
@@ -74,7 +74,7 @@ describe('raft/storage/wal segments', () => {
 
     // The reopened WAL keeps collecting: a snapshot through 60 frees all but the current segment.
     recoveredTwo.createSnapshot(60, { voters: [2], learners: [] }, Uint8Array.of(3));
-    await reopened.sync();
+    await reopened.syncAll();
     expect(reopened.segments()).to.deep.equal([kept[kept.length - 1]]);
     expect(await listDir('snap')).to.deep.equal(['1-1-60.snap', '2-2-60.snap']);
   });

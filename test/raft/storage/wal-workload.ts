@@ -11,12 +11,18 @@
  * Each storage call writes exactly one WAL record, and recovery applies whole
  * batches, so whatever a crash leaves, the recovered WAL must equal the state
  * the workload had after some call. The workload keeps that history: the
- * state after every call, as a fingerprint, and the models to resume from.
+ * state after every call and the models to resume from.
+ *
+ * "Equal" is logical for a group's own snapshots (`createSnapshot`): the WAL
+ * writes their marker only once their file is durable, later than the call, so
+ * a recovered group may hold any snapshot it had since its last one from a
+ * leader, with the entries after it. Its hard state, its log and that leader's
+ * snapshot must be the state's exactly.
  */
 import { SeededRandom, type RandomSource } from '../../../src/raft/index.js';
 import { crc32c, MemoryStorage, type DurableStorage, type Wal } from '../../../src/raft/storage/index.js';
 import { raiseToSnapshot } from '../../../src/raft/storage/wal-recovery.js';
-import { EntryType, type ConfState, type Entry, type Snapshot, type WritableStorage } from '../../../src/raft/types.js';
+import { EntryType, type ConfState, type Entry, type HardState, type Snapshot, type WritableStorage } from '../../../src/raft/types.js';
 
 /** The group ids of a workload. */
 export const GROUPS = [1, 2, 3] as const;
@@ -39,28 +45,74 @@ export function entriesAfterSnapshot(storage: WritableStorage): Entry[] {
   return result.value;
 }
 
-/** The hard state a storage restarts with: its own, raised to its snapshot as recovery does. */
-export function restartHardState(storage: WritableStorage): { term: number; vote: number; commit: number } {
-  const { index, term } = snapshotOf(storage).metadata;
-  return raiseToSnapshot(storage.initialState().hardState, index, term);
+function describeSnapshot({ metadata, data }: Snapshot): string {
+  return `${metadata.index}/${metadata.term} ${JSON.stringify(metadata.confState)} ${data.length}:${crc32c(data)}`;
 }
 
-/** One group's recoverable state as a string: equal strings, equal states. */
-function describeGroup(id: number, storage: WritableStorage): string {
-  const { metadata, data } = snapshotOf(storage);
-  const hardState = restartHardState(storage);
-  const entries = entriesAfterSnapshot(storage).map((entry) => `${entry.index}:${entry.term}:${entry.type}:${entry.data.length}:${crc32c(entry.data)}`);
-  return [
-    `group ${id}`,
-    `hard ${hardState.term}/${hardState.vote}/${hardState.commit}`,
-    `snapshot ${metadata.index}/${metadata.term} ${JSON.stringify(metadata.confState)} ${data.length}:${crc32c(data)}`,
-    `entries ${entries.join(' ')}`,
-  ].join('\n');
+function describeEntries(entries: readonly Entry[]): string {
+  return entries.map((entry) => `${entry.index}:${entry.term}:${entry.type}:${entry.data.length}:${crc32c(entry.data)}`).join(' ');
 }
 
-/** A whole WAL's state: every live group's, by id. */
-export function describeState(groups: ReadonlyMap<number, WritableStorage>): string {
-  return [...groups].sort(([a], [b]) => a - b).map(([id, storage]) => describeGroup(id, storage)).join('\n');
+/**
+ * What a group's WAL records say, independent of where its own snapshots fall: its raw hard
+ * state, its snapshots since the last one from a leader (that one, or its creation's, first),
+ * and every entry after that one, none compacted.
+ */
+class LogicalGroup {
+  constructor(
+    public hardState: HardState,
+    private snapshots: Snapshot[],
+    private entries: Entry[],
+  ) {}
+
+  static created(group: number): LogicalGroup {
+    return new LogicalGroup({ term: 0, vote: 0, commit: 0 }, [{ metadata: { index: 0, term: 0, confState: confOf(group) }, data: new Uint8Array(0) }], []);
+  }
+
+  clone(): LogicalGroup {
+    return new LogicalGroup({ ...this.hardState }, [...this.snapshots], [...this.entries]);
+  }
+
+  append(entries: readonly Entry[]): void {
+    const first = entries[0];
+    if (first === undefined) return;
+    this.entries = [...this.entries.filter((entry) => entry.index < first.index), ...entries];
+  }
+
+  createSnapshot(snapshot: Snapshot): void {
+    this.snapshots.push(snapshot);
+  }
+
+  applySnapshot(snapshot: Snapshot): void {
+    this.snapshots = [snapshot];
+    this.entries = [];
+  }
+
+  /** Why `storage`, as recovered, is not this group's state, or undefined when it is. */
+  mismatch(storage: WritableStorage): string | undefined {
+    const snapshot = snapshotOf(storage);
+    const recovered = describeSnapshot(snapshot);
+    if (!this.snapshots.some((had) => describeSnapshot(had) === recovered)) return `snapshot ${recovered} is none of ${this.snapshots.map(describeSnapshot).join(', ')}`;
+    const { index, term } = snapshot.metadata;
+    const entries = describeEntries(entriesAfterSnapshot(storage));
+    const expected = describeEntries(this.entries.filter((entry) => entry.index > index));
+    if (entries !== expected) return `entries after ${index}: ${entries} instead of ${expected}`;
+    const hard = storage.initialState().hardState;
+    const raised = raiseToSnapshot(this.hardState, index, term);
+    if (hard.term !== raised.term || hard.vote !== raised.vote || hard.commit !== raised.commit) return `hard state ${JSON.stringify(hard)} instead of ${JSON.stringify(raised)}`;
+    return undefined;
+  }
+}
+
+/** Why the recovered `storages` are not the state `groups` describes, or undefined when they are. */
+function mismatch(groups: ReadonlyMap<number, LogicalGroup>, storages: ReadonlyMap<number, WritableStorage>): string | undefined {
+  const ids = (map: ReadonlyMap<number, unknown>): string => [...map.keys()].sort((a, b) => a - b).join(',');
+  if (ids(groups) !== ids(storages)) return `groups ${ids(storages)} instead of ${ids(groups)}`;
+  for (const [id, group] of groups) {
+    const why = group.mismatch(storages.get(id) as WritableStorage);
+    if (why !== undefined) return `group ${id}: ${why}`;
+  }
+  return undefined;
 }
 
 /** The snapshot data of `group` at (`term`, `index`): up to 200 bytes, the same every time. */
@@ -71,9 +123,9 @@ function snapshotData(group: number, term: number, index: number): Uint8Array {
   return data;
 }
 
-/** The state after one call: its fingerprint and the models to resume from. */
+/** The state after one call, and the models to resume from. */
 interface HistoryEntry {
-  state: string;
+  groups: Map<number, LogicalGroup>;
   models: Map<number, MemoryStorage>;
 }
 
@@ -86,6 +138,7 @@ export class WalWorkload {
   /** Errors of syncs that rejected (never expected). */
   readonly failures: unknown[] = [];
   private models = new Map<number, MemoryStorage>();
+  private groups = new Map<number, LogicalGroup>();
   private storages = new Map<number, DurableStorage>();
   private readonly terms = new Map<number, number>();
   private wal: Wal | undefined;
@@ -106,27 +159,35 @@ export class WalWorkload {
     this.wal = wal;
     this.storages = new Map(wal.groupIds().map((id) => [id, wal.openGroup(id)]));
     const recovered = new Map(this.storages);
-    const state = describeState(this.storages);
     let match = -1;
     for (let at = this.history.length - 1; at >= this.durable; at--) {
-      if ((this.history[at] as HistoryEntry).state === state) {
+      if (mismatch((this.history[at] as HistoryEntry).groups, this.storages) === undefined) {
         match = at;
         break;
       }
     }
     if (match < 0) {
-      const durable = (this.history[this.durable] as HistoryEntry).state;
-      throw new Error(`recovered a state the workload never had at or after its durable one\n--- recovered\n${state}\n--- durable\n${durable}`);
+      const why = mismatch((this.history[this.durable] as HistoryEntry).groups, this.storages);
+      throw new Error(`recovered a state the workload never had at or after its durable one; against the durable one: ${why}`);
     }
     this.history.splice(match + 1);
-    this.models = new Map([...(this.history[match] as HistoryEntry).models].map(([id, model]) => [id, model.clone()]));
-    for (const model of this.models.values()) model.setHardState(restartHardState(model));
+    const resumed = this.history[match] as HistoryEntry;
+    this.models = new Map([...resumed.models].map(([id, model]) => [id, model.clone()]));
+    this.groups = new Map([...resumed.groups].map(([id, group]) => [id, group.clone()]));
+    // The hard state the WAL restarted with (raised to the snapshot it recovered, which may be older
+    // than the model's): what the next hard state record builds on.
+    for (const [id, storage] of this.storages) {
+      const hardState = storage.initialState().hardState;
+      (this.models.get(id) as MemoryStorage).setHardState(hardState);
+      (this.groups.get(id) as LogicalGroup).hardState = { ...hardState };
+    }
     this.history.splice(0, match);
     this.durable = 0;
     for (const id of GROUPS) {
       if (this.storages.has(id)) continue;
       this.storages.set(id, wal.openGroup(id, { confState: confOf(id) }));
       this.models.set(id, new MemoryStorage({ confState: confOf(id) }));
+      this.groups.set(id, LogicalGroup.created(id));
       this.record();
     }
     return recovered;
@@ -166,6 +227,7 @@ export class WalWorkload {
     this.terms.set(group, term);
     model.append(entries);
     storage.append(entries);
+    this.logical(group).append(entries);
     this.record();
   }
 
@@ -177,6 +239,7 @@ export class WalWorkload {
     const next = { term, vote: term === hardState.term ? hardState.vote : this.random.nextInt(4), commit };
     model.setHardState(next);
     storage.setHardState(next);
+    this.logical(group).hardState = next;
     this.record();
   }
 
@@ -190,7 +253,7 @@ export class WalWorkload {
     const term = model.term(index);
     if (!term.ok) throw new Error(`no term at snapshot index ${index}`);
     const data = snapshotData(storage.groupId, term.value, index);
-    model.createSnapshot(index, confState, data);
+    this.logical(storage.groupId).createSnapshot(model.createSnapshot(index, confState, data));
     storage.createSnapshot(index, confState, data);
     this.record();
     if (this.random.nextInt(2) === 0) {
@@ -206,6 +269,7 @@ export class WalWorkload {
     const snapshot: Snapshot = { metadata: { index, term, confState: confOf(group) }, data: snapshotData(group, term, index) };
     model.applySnapshot(snapshot);
     storage.applySnapshot(snapshot);
+    this.logical(group).applySnapshot(snapshot);
     this.record();
     this.setHardState(group, storage, model, index);
   }
@@ -215,9 +279,11 @@ export class WalWorkload {
     wal.dropGroup(group);
     this.storages.delete(group);
     this.models.delete(group);
+    this.groups.delete(group);
     this.record();
     this.storages.set(group, wal.openGroup(group, { confState: confOf(group) }));
     this.models.set(group, new MemoryStorage({ confState: confOf(group) }));
+    this.groups.set(group, LogicalGroup.created(group));
     this.record();
   }
 
@@ -237,7 +303,14 @@ export class WalWorkload {
     return data;
   }
 
+  private logical(group: number): LogicalGroup {
+    return this.groups.get(group) as LogicalGroup;
+  }
+
   private record(): void {
-    this.history.push({ state: describeState(this.models), models: new Map([...this.models].map(([id, model]) => [id, model.clone()])) });
+    this.history.push({
+      groups: new Map([...this.groups].map(([id, group]) => [id, group.clone()])),
+      models: new Map([...this.models].map(([id, model]) => [id, model.clone()])),
+    });
   }
 }

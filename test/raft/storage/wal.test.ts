@@ -86,7 +86,7 @@ describe('raft/storage/wal', () => {
     storage.compact(7);
     storage.append(makeEntries(11, 12, 3));
     storage.setHardState({ term: 3, vote: 1, commit: 12 });
-    await wal.sync();
+    await wal.syncAll();
     expect(await readdir(join(dir as string, 'snap'))).to.deep.equal(['1-2-6.snap']);
 
     const recovered = (await openWal()).openGroup(1);
@@ -150,7 +150,7 @@ describe('raft/storage/wal', () => {
     storage.append(makeEntries(1, 3, 1));
     storage.createSnapshot(2, { voters: [1], learners: [] }, Uint8Array.of(9));
     wal.openGroup(5).append(makeEntries(1, 1, 1));
-    await wal.sync();
+    await wal.syncAll();
     expect(await readdir(join(dir as string, 'snap'))).to.deep.equal(['4-1-2.snap']);
 
     wal.dropGroup(4);
@@ -205,7 +205,7 @@ describe('raft/storage/wal', () => {
     await rm(join(dir as string, 'snap'), { recursive: true });
     await writeFile(join(dir as string, 'snap'), 'not a directory');
     storage.createSnapshot(2, { voters: [1], learners: [] }, Uint8Array.of(1));
-    const failed: unknown = await wal.sync().then(() => undefined, (error: unknown) => error);
+    const failed: unknown = await wal.syncAll().then(() => undefined, (error: unknown) => error);
     expect(failed).to.be.instanceOf(WalError).with.property('code', 'IO_FAILED');
     storage.setHardState({ term: 2, vote: 1, commit: 2 });
     const again: unknown = await wal.sync().then(() => undefined, (error: unknown) => error);
