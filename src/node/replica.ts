@@ -707,11 +707,11 @@ export class Replica {
   }
 
   /**
-   * In a turn where this replica has no Ready: takes the snapshot asked for, if any (its
-   * marker goes into the WAL with the turn's sync). Returns true if it wrote one.
+   * In a turn where this replica has no Ready: takes the snapshot asked for, if any. It needs
+   * no sync of the turn's: the storage makes it durable on its own (`wal.ts`).
    */
-  snapshotIfWanted(): boolean {
-    return this.snapshots.wanted && this.maybeSnapshot();
+  snapshotIfWanted(): void {
+    if (this.snapshots.wanted) this.maybeSnapshot();
   }
 
   /** True when a snapshot this replica was due waits for a turn with room in the budget (`snapshot-budget.ts`). */

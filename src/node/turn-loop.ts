@@ -162,15 +162,15 @@ export class TurnLoop {
     const batch = [...this.marked];
     this.marked.clear();
     const waiting: [Replica, Ready, boolean][] = [];
-    let wroteWithoutReady = false;
     const router = this.options.router;
     for (const replica of batch) {
       replica.step();
       const ready = replica.collectReady();
       if (ready === undefined) {
-        if (replica.snapshotIfWanted()) wroteWithoutReady = true;
+        // A snapshot needs no sync: its marker follows its file (wal.ts), and nothing waits for it.
+        replica.snapshotIfWanted();
         // Put off by this turn's snapshot budget: the next turn (an idle replica has no Ready to bring it back).
-        else if (replica.snapshotDue) this.marked.add(replica);
+        if (replica.snapshotDue) this.marked.add(replica);
         continue;
       }
       if (!replica.needsSync(ready)) {
@@ -194,7 +194,7 @@ export class TurnLoop {
       waiting.push([replica, ready, sendEarly]);
     }
     this.options.flush();
-    if (waiting.length > 0 || wroteWithoutReady) this.startSync(waiting);
+    if (waiting.length > 0) this.startSync(waiting);
   }
 
   /** One fsync for every group's writes of this turn; the waiting Readies finish after it. */

@@ -59,11 +59,13 @@ export class WalGroup {
   /** Present between recovery and `openGroup`. */
   recovered: RecoveredLog | undefined;
   /**
-   * The group's latest snapshot of its own (`createSnapshot`) while its file is being written:
-   * its marker joins the WAL once the file is durable (`Wal`, "snapshot files ahead of their
-   * markers"). Undefined when none is, or once a newer marker or a tombstone replaced it.
+   * The group's own snapshot (`createSnapshot`) whose file is being written: its marker joins
+   * the WAL once the file is durable, unless a tombstone or a newer marker came first (`Wal`,
+   * "snapshot files ahead of their markers"). One at a time per group.
    */
   writing: SnapshotWrite | undefined;
+  /** The newest own snapshot taken while `writing` was: written next. A newer one replaces it. */
+  nextWrite: { write: SnapshotWrite; data: Uint8Array } | undefined;
 
   constructor(groupId: number, marker: SnapshotMarker = emptyMarker()) {
     this.groupId = groupId;

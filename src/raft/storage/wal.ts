@@ -26,9 +26,15 @@
  * entries after it, which the WAL keeps until then (a segment goes only once the
  * durable markers cover it). So a turn's fsync never waits for a snapshot file's
  * five round trips (open, write and fsync, close, rename, the directory's fsync).
- * A newer marker or a tombstone for the group replaces a file still being
- * written, which is deleted once written. Operations on one file name never
- * overlap ({@link Wal} `onFile`).
+ * - One file is written at a time per group; the newest snapshot taken meanwhile
+ *   is written next. So a group that snapshots faster than its disk writes a file
+ *   still gets its markers in (each write lands), and holds at most two.
+ * - A written file's marker is appended only if it is newer than the group's latest
+ *   marker and no tombstone came first: markers never go back in time. A passed
+ *   file is deleted like any obsolete one, after the next flush: only then is every
+ *   marker that may name a file of that name (two incarnations of a group can
+ *   snapshot at the same term and index) known durable or replaced.
+ * - Operations on one file name never overlap ({@link Wal} `onFile`).
  *
  * Each sync's records are written as one batch behind a batch header (the
  * segment's random nonce and the batch's sequence number), and a batch is
@@ -336,7 +342,7 @@ export class Wal {
     this.active.encoder.tombstone(groupId);
     group.dropped = true;
     group.recovered = undefined;
-    group.writing = undefined; // deleted once written: no marker will name it
+    group.nextWrite = undefined; // a file being written is deleted once written: no marker will name it
     this.groups.delete(groupId);
     this.active.tombstones.push(group);
     this.dropping.add(group);
@@ -483,14 +489,17 @@ export class Wal {
   /**
    * Deletes snapshot file `name` unless a group needs it: its latest marker (written
    * by this or a later flush) or its latest durable marker (which a crash now would
-   * recover) names it, or it is the group's snapshot being written. A group whose
-   * tombstone is not durable yet still counts. Decided when the deletion's turn comes
-   * (`onFile`), so a write of the same name queued before it wins.
+   * recover) names it, or it is the group's snapshot being or to be written. A group
+   * whose tombstone is not durable yet still counts. Only at the end of a flush, after
+   * `markDurable`: a marker that named `name` in the batch just written is then durable
+   * or replaced by a durable one. Decided when the deletion's turn comes (`onFile`), so
+   * a write of the same name queued before it wins.
    */
   private removeIfUnneeded(name: string): Promise<void> {
     return this.onFile(name, async () => {
       for (const group of [...this.groups.values(), ...this.dropping]) {
-        if (group.snapshotFile === name || group.durableSnapshotFile === name || group.writing?.file === name) return;
+        if (group.snapshotFile === name || group.durableSnapshotFile === name) return;
+        if (group.writing?.file === name || group.nextWrite?.write.file === name) return;
       }
       await removeFile(this.fs, join(this.snapDir, name));
     });
@@ -592,18 +601,22 @@ export class Wal {
       dataLength: data.length,
       dataCrc: data.length === 0 ? 0 : crc32c(data),
     };
-    // A newer marker replaces a snapshot still being written: it would go back in time (an
-    // older index after this one), so it is deleted once written instead.
-    group.writing = undefined;
     const file = snapshotFileName(group.groupId, marker);
     if (replacesLog || file === undefined) {
+      group.nextWrite = undefined; // older than this marker: it would go back in time
       this.appendMarker(group, marker, data);
       return;
     }
     const write: SnapshotWrite = { marker, file };
+    if (group.writing !== undefined) group.nextWrite = { write, data };
+    else this.startWrite(group, write, data);
+  }
+
+  /** Writes the file of `write` in the background; {@link written} follows. */
+  private startWrite(group: WalGroup, write: SnapshotWrite, data: Uint8Array): void {
     group.writing = write;
-    const done = this.onFile(file, async () => {
-      await writeFileAtomically(this.fs, this.snapDir, file, data);
+    const done = this.onFile(write.file, async () => {
+      await writeFileAtomically(this.fs, this.snapDir, write.file, data);
       await this.fs.syncDirectory(this.snapDir);
     })
       .then(() => this.written(group, write))
@@ -615,19 +628,20 @@ export class Wal {
   }
 
   /**
-   * The file of `write` is durable: its marker joins the WAL, and a sync starts for it (the host
-   * may have nothing else to sync). If a newer marker or a tombstone replaced it meanwhile, the
-   * file is deleted. After a failure nothing is appended: the node stops, and a restart deletes
-   * the file no marker names.
+   * The file of `write` is durable: its marker joins the WAL, unless a tombstone or a newer
+   * marker (a snapshot from the leader) came first, and then the file is obsolete. Then the
+   * snapshot taken meanwhile, if any, is written, and a sync starts (the host may have nothing
+   * else to sync). After a failure nothing is appended: the node stops, and a restart deletes
+   * the files no marker names.
    */
-  private async written(group: WalGroup, write: SnapshotWrite): Promise<void> {
-    if (this.failure !== undefined) return;
-    if (group.writing !== write) {
-      await this.removeIfUnneeded(write.file);
-      return;
-    }
+  private written(group: WalGroup, write: SnapshotWrite): void {
     group.writing = undefined;
-    this.appendMarker(group, write.marker, undefined);
+    if (this.failure !== undefined) return;
+    if (!group.dropped && write.marker.index > group.marker.index) this.appendMarker(group, write.marker, undefined);
+    else this.active.obsoleteFiles.push(write.file);
+    const next = group.nextWrite;
+    group.nextWrite = undefined;
+    if (next !== undefined && !group.dropped && next.write.marker.index > group.marker.index) this.startWrite(group, next.write, next.data);
     void this.sync().catch(() => undefined); // its failure is the host's next sync's
   }
 
