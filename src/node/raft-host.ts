@@ -389,6 +389,13 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
   }
 
   private onTick(): void {
+    // A write the storage makes on its own (a snapshot's file, wal.ts) failed: no sync may
+    // report it on an idle node, and the node cannot go on.
+    const failure = this.options.storage.failure();
+    if (failure !== undefined) {
+      this.fail(failure);
+      return;
+    }
     const nowMs = this.runtime.monotonicMs();
     if (++this.ticks % PURGE_CHECK_TICKS === 0) this.purgeLog();
     this.checkPeers(nowMs);

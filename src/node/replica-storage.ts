@@ -19,6 +19,8 @@ export interface ReplicaStorageProvider {
   drop(shardId: number): void;
   /** Makes every buffered write of every group durable (one fsync). */
   sync(): Promise<void>;
+  /** The error that stopped the storage, if one did, also in a write no `sync()` waits for. */
+  failure(): Error | undefined;
   /** Groups that must snapshot for the log on disk to shrink back under its bound (`wal-purge.ts`). */
   groupsPinningLog(): number[];
   /** Bytes of log on disk (0 in memory). */
@@ -51,6 +53,10 @@ export class MemoryStorageProvider implements ReplicaStorageProvider {
 
   async sync(): Promise<void> {
     // Nothing is buffered.
+  }
+
+  failure(): Error | undefined {
+    return undefined;
   }
 
   groupsPinningLog(): number[] {
@@ -104,6 +110,10 @@ export class WalStorageProvider implements ReplicaStorageProvider {
 
   sync(): Promise<void> {
     return this.wal.sync();
+  }
+
+  failure(): Error | undefined {
+    return this.wal.failed();
   }
 
   groupsPinningLog(): number[] {

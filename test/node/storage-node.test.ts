@@ -7,6 +7,9 @@ import {
   type GetResponse,
   type PutResponse,
 } from '../../src/gen/kvstore/v1/kvstore.js';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WalError } from '../../src/raft/storage/index.js';
 import { waitFor } from '../support/wait-for.js';
 import { NodeCluster } from './support/node-cluster.js';
 
@@ -46,6 +49,28 @@ describe('node/storage-node (3 nodes in process, loopback gRPC)', function () {
     expect(deleted.existed).to.equal(true);
     const again = await c.call<object, DeleteResponse>('delete', { key: bytes('alpha'), epoch: 0 });
     expect(again.existed).to.equal(false);
+  });
+
+  it('stops a node whose snapshot file could not be written, though no write of a client follows to report it', async () => {
+    const fatal: unknown[] = [];
+    cluster = await NodeCluster.start({
+      nodeCount: 1, shardCount: 1, durable: true, overrides: { snapshotIntervalEntries: 4, onFatal: (error) => fatal.push(error) },
+    });
+    await cluster.waitForLeaders();
+    const node = cluster.nodes[0];
+    if (node === undefined) throw new Error('no node 0');
+    // snap/ becomes a plain file: the next snapshot's file, written in the background, fails.
+    const snapDir = join(cluster.dataDirs[0] as string, 'snap');
+    rmSync(snapDir, { recursive: true });
+    writeFileSync(snapDir, 'not a directory');
+    const snapshots = async (): Promise<number> => (await node.metrics.registry.getSingleMetric('kvstore_node_snapshots_created_total')?.get())?.values[0]?.value ?? 0;
+    for (let i = 0; (await snapshots()) === 0; i++) {
+      expect(i, 'puts before the first snapshot').to.be.below(20);
+      await cluster.call<object, PutResponse>('put', { key: bytes(`k${i}`), value: bytes('v'), epoch: 0 });
+    }
+    // No request follows: only the host's own check can find the failure.
+    await waitFor('the node to stop', () => fatal.length > 0, 10_000, 20);
+    expect(fatal[0]).to.be.instanceOf(WalError).with.property('code', 'IO_FAILED');
   });
 
   it('serves per-shard series on /metrics only with metricsPerShard (--metrics-per-shard)', async () => {

@@ -18,6 +18,7 @@ export function checkedStorage(provider: ReplicaStorageProvider, checker: SimChe
     create: (shardId, confState) => wrap(shardId, provider.create(shardId, confState)),
     drop: (shardId) => provider.drop(shardId),
     sync: () => provider.sync(),
+    failure: () => provider.failure(),
     groupsPinningLog: () => provider.groupsPinningLog(),
     logBytes: () => provider.logBytes(),
     close: () => provider.close(),

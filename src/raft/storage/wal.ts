@@ -273,6 +273,14 @@ export class Wal {
     return make(handle, checkpoint.length, nonce, 1);
   }
 
+  /**
+   * The I/O failure that stopped this WAL, if any: every sync rejects with it. A snapshot file
+   * written in the background can fail with no sync to report it, so a host asks now and then.
+   */
+  failed(): WalError | undefined {
+    return this.failure;
+  }
+
   /** Bytes of every segment on disk (the WAL's share of the data dir). */
   bytes(): number {
     let total = this.segmentSize;
