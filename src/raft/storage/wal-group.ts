@@ -23,6 +23,11 @@ export function snapshotFileName(groupId: number, marker: SnapshotMarker): strin
   return marker.dataLength === 0 ? undefined : `${groupId}-${marker.term}-${marker.index}.snap`;
 }
 
+/** The group whose snapshot files are named `name` (the inverse of {@link snapshotFileName}). */
+export function groupIdOfSnapshotFile(name: string): number {
+  return Number(name.slice(0, name.indexOf('-')));
+}
+
 /** State recovered from disk, handed to the group's storage when it is opened, then released. */
 export interface RecoveredLog {
   /** Entries after the snapshot, consecutive from `marker.index + 1`. */
@@ -72,6 +77,14 @@ export class WalGroup {
     this.marker = marker;
     this.durableSnapshotIndex = marker.index;
     this.durableSnapshotFile = snapshotFileName(groupId, marker);
+  }
+
+  /**
+   * True when this incarnation may still need snapshot file `name`: its latest marker or its
+   * latest durable marker names it, or it is being or is to be written.
+   */
+  needsFile(name: string): boolean {
+    return this.snapshotFile === name || this.durableSnapshotFile === name || this.writing?.file === name || this.nextWrite?.write.file === name;
   }
 
   /** Name of the latest marker's data file, if it has data. */

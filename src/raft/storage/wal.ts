@@ -52,7 +52,7 @@ import { MemoryStorage, type MemoryStorageOptions } from './memory-storage.js';
 import { loadSnapshots, removeFile, TEMP_SUFFIX, writeFileAtomically, writeFully } from './snapshot-files.js';
 import { BATCH_HEADER_BYTES, RecordEncoder, type SnapshotMarker } from './wal-codec.js';
 import { WalError } from './wal-errors.js';
-import { snapshotFileName, WalGroup, type SnapshotWrite } from './wal-group.js';
+import { groupIdOfSnapshotFile, snapshotFileName, WalGroup, type SnapshotWrite } from './wal-group.js';
 import { listSegments, replaySegments, type SegmentInfo } from './wal-recovery.js';
 import { groupsPinning } from './wal-purge.js';
 import { createSegment, cryptoRandom, drawNonce, encodeCheckpoint } from './wal-segment.js';
@@ -505,10 +505,10 @@ export class Wal {
    */
   private removeIfUnneeded(name: string): Promise<void> {
     return this.onFile(name, async () => {
-      for (const group of [...this.groups.values(), ...this.dropping]) {
-        if (group.snapshotFile === name || group.durableSnapshotFile === name) return;
-        if (group.writing?.file === name || group.nextWrite?.write.file === name) return;
-      }
+      // A file's name starts with its group's id: only incarnations of that group can need it.
+      const groupId = groupIdOfSnapshotFile(name);
+      if (this.groups.get(groupId)?.needsFile(name) === true) return;
+      for (const group of this.dropping) if (group.groupId === groupId && group.needsFile(name)) return;
       await removeFile(this.fs, join(this.snapDir, name));
     });
   }
