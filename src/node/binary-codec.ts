@@ -13,8 +13,13 @@ export class BinaryWriter {
   private buffer: Buffer;
   private offset = 0;
 
-  constructor(initialBytes = 256) {
-    this.buffer = Buffer.allocUnsafe(initialBytes);
+  /**
+   * @param initialBytes the starting capacity; it grows as needed.
+   * @param exact the writer is filled to exactly `initialBytes`: its buffer is its own
+   *   allocation (not a slice of Node's shared pool) and {@link finish} returns it uncopied.
+   */
+  constructor(initialBytes = 256, exact = false) {
+    this.buffer = exact ? Buffer.allocUnsafeSlow(initialBytes) : Buffer.allocUnsafe(initialBytes);
   }
 
   private reserve(bytes: number): void {
@@ -73,8 +78,20 @@ export class BinaryWriter {
     return this.u32(bytes.length).raw(bytes);
   }
 
-  /** A copy of everything written, exactly sized. */
+  /** A string's UTF-8 bytes prefixed by a u8 length; `bytes` is its UTF-8 length (≤ 255). */
+  utf8String8(text: string, bytes: number): this {
+    this.reserve(1 + bytes);
+    this.buffer[this.offset++] = bytes;
+    this.offset += this.buffer.write(text, this.offset, bytes, 'utf8');
+    return this;
+  }
+
+  /**
+   * Everything written, exactly sized: the writer's own buffer when it is exactly full (an
+   * exact writer filled as sized), else a copy. Nothing may be written after it.
+   */
   finish(): Buffer {
+    if (this.offset === this.buffer.length) return this.buffer;
     return Buffer.from(this.buffer.subarray(0, this.offset));
   }
 }

@@ -118,17 +118,24 @@ export type WriteRequest =
   /** `key` is the first key of the transaction: it names the shard, as every key does. */
   | { op: CommandOp.Txn; key: Uint8Array; txn: TxnSpec<Uint8Array, Uint8Array>; session?: CommandSession };
 
-/** Encodes a write for the log, stamping it with the proposer's log time (`log-clock.ts`). */
+/**
+ * Encodes a write for the log, stamping it with the proposer's log time (`log-clock.ts`).
+ * A single-key write comes out in one allocation of its exact size, its own (not a slice of
+ * Node's shared pool), so {@link decodeCommand} may keep views of it (see there).
+ */
 export function encodeCommand(request: WriteRequest, proposedAtMs: number): Buffer {
-  const writer = new BinaryWriter(32 + writeRequestBytes(request));
   const ttlMs = request.op === CommandOp.Put ? request.ttlMs ?? 0 : 0;
+  const session = request.op === CommandOp.Expire || request.session?.clientId === '' ? undefined : request.session;
+  const clientIdBytes = session === undefined ? 0 : Buffer.byteLength(session.clientId, 'utf8');
+  const headerBytes = 1 + 8 + 1 + (session === undefined ? 0 : clientIdBytes + 8);
+  const writer =
+    request.op === CommandOp.Txn
+      ? new BinaryWriter(headerBytes + writeRequestBytes(request))
+      : new BinaryWriter(headerBytes + singleKeyBodyBytes(request, ttlMs), true);
   writer.u8(ttlMs > 0 ? CommandOp.PutTtl : request.op).u64(proposedAtMs);
-  if (request.op === CommandOp.Expire) return writer.u8(0).finish();
-  if (request.session === undefined || request.session.clientId === '') {
-    writer.u8(0);
-  } else {
-    writer.bytes8(Buffer.from(request.session.clientId, 'utf8')).u64(request.session.seq);
-  }
+  if (session === undefined) writer.u8(0);
+  else writer.utf8String8(session.clientId, clientIdBytes).u64(session.seq);
+  if (request.op === CommandOp.Expire) return writer.finish();
   if (request.op === CommandOp.Txn) {
     encodeTxn(writer, request.txn);
     return writer.finish();
@@ -138,6 +145,20 @@ export function encodeCommand(request: WriteRequest, proposedAtMs: number): Buff
   if (request.op !== CommandOp.Delete) writer.u16(request.value.length).raw(request.value);
   if (ttlMs > 0) writer.u64(ttlMs);
   return writer.finish();
+}
+
+/** The bytes of a single-key command after its session, exactly as {@link encodeCommand} writes them. */
+function singleKeyBodyBytes(request: Exclude<WriteRequest, { op: CommandOp.Txn }>, ttlMs: number): number {
+  switch (request.op) {
+    case CommandOp.Expire:
+      return 0;
+    case CommandOp.Delete:
+      return 1 + request.key.length;
+    case CommandOp.Put:
+      return 1 + request.key.length + 2 + request.value.length + (ttlMs > 0 ? 8 : 0);
+    case CommandOp.Cas:
+      return 1 + request.key.length + 8 + 2 + request.value.length;
+  }
 }
 
 /** Bytes of keys and values a write carries (what admission and the encoder's buffer count). */
@@ -224,9 +245,20 @@ function nonZero(ttlMs: number, what: string): number {
   return ttlMs;
 }
 
-/** Decodes an entry's data; throws CodecError on corrupt data (a bug or a broken log). */
+/**
+ * Decodes an entry's data; throws CodecError on corrupt data (a bug or a broken log).
+ *
+ * A put's or cas's value is a view of `data`, not a copy, when `data` is a whole allocation of
+ * its own (as {@link encodeCommand} and a follower's received entries make it): the stored value
+ * then keeps alive no more than its own command's bytes. Data that shares its memory with other
+ * bytes (a slice of a segment read at recovery, of a message, of Node's pool) has its value
+ * copied, so that one stored value never holds a larger buffer in memory. Entry data is never
+ * written after it is made, so a view sees the bytes that were proposed.
+ */
 export function decodeCommand(data: Uint8Array): KvCommand {
   const reader = new BinaryReader(data);
+  const ownsMemory = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  const value = (length: number): Buffer => (ownsMemory ? reader.raw(length) : Buffer.from(reader.raw(length)));
   const op = reader.u8() as CommandOp;
   const proposedAtMs = reader.u64();
   if (op === CommandOp.Expire) {
@@ -244,20 +276,17 @@ export function decodeCommand(data: Uint8Array): KvCommand {
   }
   const key = reader.latin1String8();
   switch (op) {
-    case CommandOp.Put: {
-      const value = Buffer.from(reader.raw(reader.u16()));
-      return { op, proposedAtMs, ...withSession, key, value, ttlMs: 0 };
-    }
+    case CommandOp.Put:
+      return { op, proposedAtMs, ...withSession, key, value: value(reader.u16()), ttlMs: 0 };
     case CommandOp.PutTtl: {
-      const value = Buffer.from(reader.raw(reader.u16()));
-      return { op: CommandOp.Put, proposedAtMs, ...withSession, key, value, ttlMs: nonZero(reader.u64(), 'put TTL') };
+      const putValue = value(reader.u16());
+      return { op: CommandOp.Put, proposedAtMs, ...withSession, key, value: putValue, ttlMs: nonZero(reader.u64(), 'put TTL') };
     }
     case CommandOp.Delete:
       return { op, proposedAtMs, ...withSession, key };
     case CommandOp.Cas: {
       const expectedVersion = reader.u64();
-      const value = Buffer.from(reader.raw(reader.u16()));
-      return { op, proposedAtMs, ...withSession, key, expectedVersion, value };
+      return { op, proposedAtMs, ...withSession, key, expectedVersion, value: value(reader.u16()) };
     }
     default:
       throw new CodecError(`unknown KV command op ${String(op)}`);

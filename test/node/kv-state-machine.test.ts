@@ -42,7 +42,10 @@ describe('node/kv-command', () => {
             op === CommandOp.Put ? { op, key, value, ...base }
             : op === CommandOp.Delete ? { op, key, ...base }
             : { op, key, value, expectedVersion, ...base };
-          const decoded = decodeCommand(encodeCommand(request, atMs));
+          const encoded = encodeCommand(request, atMs);
+          // Sized exactly, in an allocation of its own: decodeCommand may keep views of it.
+          expect([encoded.byteOffset, encoded.byteLength]).to.deep.equal([0, encoded.buffer.byteLength]);
+          const decoded = decodeCommand(encoded);
           expect(decoded.op).to.equal(op);
           expect(decoded.proposedAtMs).to.equal(atMs);
           if (decoded.op === CommandOp.Txn || decoded.op === CommandOp.Expire) throw new Error('decoded a transaction or an expire');
@@ -54,6 +57,34 @@ describe('node/kv-command', () => {
       ),
       { seed: Number(process.env['SEED'] ?? Date.now()), verbose: true },
     );
+  });
+
+  it('keeps a value as a view of data that owns its memory, and copies it out of shared memory', () => {
+    const session = { clientId: 'клиент-7', seq: 3 }; // a multi-byte UTF-8 client id
+    const requests: WriteRequest[] = [
+      { op: CommandOp.Put, key: bytes('k'), value: bytes('v1'), session },
+      { op: CommandOp.Put, key: bytes('k'), value: bytes('v2'), ttlMs: 5000 },
+      { op: CommandOp.Cas, key: bytes('k'), value: bytes('v3'), expectedVersion: 4, session },
+      { op: CommandOp.Delete, key: bytes('k'), session },
+      { op: CommandOp.Expire, key: Buffer.alloc(0) },
+    ];
+    for (const request of requests) {
+      const own = encodeCommand(request, T0);
+      expect([own.byteOffset, own.byteLength], `op ${request.op}`).to.deep.equal([0, own.buffer.byteLength]);
+      const decoded = decodeCommand(own);
+      if (decoded.op === CommandOp.Put || decoded.op === CommandOp.Cas) {
+        expect(decoded.value.buffer).to.equal(own.buffer);
+        // The same bytes inside a larger buffer (a segment read at recovery): copied out.
+        const shared = Buffer.alloc(own.length + 4096);
+        own.copy(shared, 100);
+        const data = shared.subarray(100, 100 + own.length);
+        const copied = decodeCommand(data);
+        if (copied.op !== decoded.op) throw new Error('decoded another op');
+        expect(copied.value.buffer).to.not.equal(shared.buffer);
+        shared.fill(0);
+        expect(copied.value.toString()).to.equal(decoded.value.toString());
+      }
+    }
   });
 });
 

@@ -80,6 +80,14 @@ describe('node/send-request-codec', () => {
     expect(decoded.messages[1]?.entries[0]?.data.every((byte) => byte === 7)).to.equal(true);
   });
 
+  it('gives each received entry memory of its own, so a value kept from one pins no other entry', () => {
+    const entries = ['first entry', 'second, longer entry', 'third'].map((text, i) => ({ term: 1, index: 7 + i, type: 0, data: Buffer.from(text) }));
+    const decoded = decodeSendRequest(encodeSendRequest({ fromNodeId: 'n1', messages: [{ ...emptyMessage(), shardId: 1, entries }] }));
+    const received = decoded.messages[0]?.entries ?? [];
+    expect(received.map((entry) => Buffer.from(entry.data).toString())).to.deep.equal(['first entry', 'second, longer entry', 'third']);
+    for (const entry of received) expect([entry.data.byteOffset, entry.data.buffer.byteLength]).to.deep.equal([0, entry.data.length]);
+  });
+
   it('reads what other encoders may write: unknown fields, unpacked replica ids, fields out of order', () => {
     const unknownVarint = Buffer.from([0xf8, 0x01, 0x05]); // field 31, varint 5
     const unknownFixed64 = Buffer.from([0xf9, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]); // field 31, fixed64
