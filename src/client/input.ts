@@ -5,28 +5,32 @@
 import { checkKeyBytes, checkTtl, checkValueBytes } from '../common/index.js';
 import { KVError } from './errors.js';
 
-const encoder = new TextEncoder();
-
-/** Validates and encodes a key; rejects with INVALID_ARGUMENT naming the limit. */
-export function keyToBytes(key: unknown): Uint8Array {
+/**
+ * Validates and encodes a key; rejects with INVALID_ARGUMENT naming the limit. The bytes are the
+ * call's own (a Buffer, as the wire types want it): every attempt of the call sends them as they are.
+ */
+export function keyToBytes(key: unknown): Buffer {
   if (typeof key !== 'string') throw new KVError('INVALID_ARGUMENT', `key must be a string, got ${typeof key}`);
-  const bytes = encoder.encode(key);
+  const bytes = Buffer.from(key, 'utf8');
   const check = checkKeyBytes(bytes);
   if (!check.ok) throw new KVError('INVALID_ARGUMENT', check.message);
   return bytes;
 }
 
-/** Validates and encodes a value; rejects with INVALID_ARGUMENT naming the limit. */
-export function valueToBytes(value: unknown): Uint8Array {
-  let bytes: Uint8Array;
-  if (typeof value === 'string') bytes = encoder.encode(value);
-  else if (value instanceof Uint8Array) bytes = value;
+/**
+ * Validates and encodes a value; rejects with INVALID_ARGUMENT naming the limit. A string is
+ * encoded once; a Uint8Array is copied once, so that the caller changing it after the call
+ * changes nothing that a retry of the call sends.
+ */
+export function valueToBytes(value: unknown): Buffer {
+  let bytes: Buffer;
+  if (typeof value === 'string') bytes = Buffer.from(value, 'utf8');
+  else if (value instanceof Uint8Array) bytes = Buffer.from(value);
   else throw new KVError('INVALID_ARGUMENT', `value must be a string or Uint8Array, got ${typeof value}`);
   const check = checkValueBytes(bytes);
   if (!check.ok) throw new KVError('INVALID_ARGUMENT', check.message);
   return bytes;
 }
-
 
 /** Validates a `ttlMs` option: absent is 0 (no TTL); else 1 ms to 365 days. */
 export function ttlOf(ttlMs: unknown): number {

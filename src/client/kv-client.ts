@@ -168,7 +168,7 @@ export class KVClient {
           name: 'put',
           key: keyBytes,
           isWrite: true,
-          build: (epoch) => ({ $case: 'put', value: { key: Buffer.from(keyBytes), value: Buffer.from(valueBytes), session, epoch, ttlMs } }),
+          build: (epoch) => ({ $case: 'put', value: { key: keyBytes, value: valueBytes, session, epoch, ttlMs } }),
           interpret: (response): AttemptOutcome<void> => {
             if (response.$case !== 'put') return mismatched('put', response.$case);
             return response.value.error === undefined ? { ok: true, value: undefined } : { ok: false, error: response.value.error };
@@ -207,7 +207,7 @@ export class KVClient {
           name: 'delete',
           key: keyBytes,
           isWrite: true,
-          build: (epoch) => ({ $case: 'delete', value: { key: Buffer.from(keyBytes), session, epoch } }),
+          build: (epoch) => ({ $case: 'delete', value: { key: keyBytes, session, epoch } }),
           interpret: (response): AttemptOutcome<boolean> => {
             if (response.$case !== 'delete') return mismatched('delete', response.$case);
             const result = response.value;
@@ -404,13 +404,13 @@ export class KVClient {
     this.logger.debug('shard map loaded', { manager: this.manager.address, shards: this.map.shardCount });
   }
 
-  private readEntry(keyBytes: Uint8Array, deadline: CallDeadline): Promise<KVEntry | null> {
+  private readEntry(keyBytes: Buffer, deadline: CallDeadline): Promise<KVEntry | null> {
     return this.router.execute(
       {
         name: 'get',
         key: keyBytes,
         isWrite: false,
-        build: (epoch) => ({ $case: 'get', value: { key: Buffer.from(keyBytes), epoch } }),
+        build: (epoch) => ({ $case: 'get', value: { key: keyBytes, epoch } }),
         interpret: (response): AttemptOutcome<KVEntry | null> => {
           if (response.$case !== 'get') return mismatched('get', response.$case);
           const result = response.value;
@@ -429,7 +429,7 @@ export class KVClient {
     );
   }
 
-  private compareAndSet(keyBytes: Uint8Array, expectedVersion: number, valueBytes: Uint8Array, deadline: CallDeadline): Promise<number> {
+  private compareAndSet(keyBytes: Buffer, expectedVersion: number, valueBytes: Buffer, deadline: CallDeadline): Promise<number> {
     const session = this.newSession();
     return this.router.execute(
       {
@@ -438,7 +438,7 @@ export class KVClient {
         isWrite: true,
         build: (epoch) => ({
           $case: 'cas',
-          value: { key: Buffer.from(keyBytes), expectedVersion, value: Buffer.from(valueBytes), session, epoch },
+          value: { key: keyBytes, expectedVersion, value: valueBytes, session, epoch },
         }),
         interpret: (response): AttemptOutcome<number> => {
           if (response.$case !== 'cas') return mismatched('cas', response.$case);

@@ -63,13 +63,13 @@ export function txnRequestOf(txn: KVTxn, shardCount: number): TxnPlan {
     const where = `compare ${i + 1}`;
     if (typeof input !== 'object' || input === null) throw new KVError('INVALID_ARGUMENT', `${where} is not an object`);
     const compare = input as { key?: unknown; value?: unknown; version?: unknown; exists?: unknown };
-    const key = Buffer.from(keyAt(compare.key, where));
+    const key = keyAt(compare.key, where);
     const targets = (['value', 'version', 'exists'] as const).filter((name) => name in compare);
     if (targets.length !== 1) {
       throw new KVError('INVALID_ARGUMENT', `${where} needs exactly one of value, version or exists, got ${targets.length === 0 ? 'none' : targets.join(' and ')}`);
     }
     if ('value' in compare) {
-      const value = Buffer.from(valueAt(compare.value, where));
+      const value = valueAt(compare.value, where);
       compares.push({ key, target: { $case: 'value', value } });
       compareUses.push({ key, value, writes: false });
     } else if ('version' in compare) {
@@ -131,10 +131,10 @@ function branchOf(input: unknown, name: string): { ops: TxnOp[]; uses: TxnKeyUse
     const body: unknown = (op as Record<string, unknown>)[kind];
     if (typeof body !== 'object' || body === null) throw new KVError('INVALID_ARGUMENT', `${where}: ${kind} takes an object with a key`);
     const { key: keyInput, value: valueInput, ttlMs: ttlInput } = body as { key?: unknown; value?: unknown; ttlMs?: unknown };
-    const key = Buffer.from(keyAt(keyInput, where));
+    const key = keyAt(keyInput, where);
     keys.push(keyInput as string);
     if (kind === 'put') {
-      const value = Buffer.from(valueAt(valueInput, where));
+      const value = valueAt(valueInput, where);
       const ttlMs = withPlace(where, () => ttlOf(ttlInput));
       ops.push({ op: { $case: 'put', value: { key, value, ttlMs } } });
       uses.push({ key, value, writes: true, ttlMs });
@@ -155,11 +155,11 @@ function listOf(input: unknown, name: string): readonly unknown[] {
   return input;
 }
 
-function keyAt(key: unknown, where: string): Uint8Array {
+function keyAt(key: unknown, where: string): Buffer {
   return withPlace(where, () => keyToBytes(key));
 }
 
-function valueAt(value: unknown, where: string): Uint8Array {
+function valueAt(value: unknown, where: string): Buffer {
   return withPlace(where, () => valueToBytes(value));
 }
 

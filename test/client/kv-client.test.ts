@@ -173,6 +173,26 @@ describe('client/KVClient against fake servers', function () {
     expect(seqOf(next)).to.equal((seqOf(puts[0]) ?? 0) + 1);
   });
 
+  it('sends a Uint8Array value as it was when put was called, on every attempt', async () => {
+    let broken = false;
+    nodeA.hook = (op) => {
+      if (op.$case === 'put' && !broken) {
+        broken = true;
+        return 'break';
+      }
+      return undefined;
+    };
+    const kv = client();
+    const value = Uint8Array.from([1, 2, 3]);
+    const put = kv.put('k', value);
+    value.fill(9); // the caller reuses its array while the put (and its retry) is under way
+    await put;
+    const sent = [...nodeA.received, ...nodeB.received].flatMap((op) => (op.$case === 'put' ? [[...op.value.value]] : []));
+    expect(sent.length).to.be.greaterThanOrEqual(2);
+    for (const bytes of sent) expect(bytes).to.deep.equal([1, 2, 3]);
+    expect(await kv.getBytes('k')).to.deep.equal(Buffer.from([1, 2, 3]));
+  });
+
   it('retries UNAVAILABLE and node TIMEOUT answers until one succeeds', async () => {
     let failures = 0;
     nodeA.hook = (op) => {
