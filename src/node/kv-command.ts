@@ -249,10 +249,10 @@ function nonZero(ttlMs: number, what: string): number {
  * Decodes an entry's data; throws CodecError on corrupt data (a bug or a broken log).
  *
  * A put's or cas's value is a view of `data`, not a copy, when `data` is a whole allocation of
- * its own (as {@link encodeCommand} and a follower's received entries make it): the stored value
- * then keeps alive no more than its own command's bytes. Data that shares its memory with other
- * bytes (a slice of a segment read at recovery, of a message, of Node's pool) has its value
- * copied, so that one stored value never holds a larger buffer in memory. Entry data is never
+ * its own (as {@link encodeCommand}, a follower's received entries and the WAL's recovery make
+ * it): the stored value then keeps alive no more than its own command's bytes. Data that shares
+ * its memory with other bytes (a slice of a larger buffer, of Node's pool) has its value copied,
+ * so that one stored value never holds a larger buffer in memory. Entry data is never
  * written after it is made, so a view sees the bytes that were proposed.
  */
 export function decodeCommand(data: Uint8Array): KvCommand {

@@ -74,7 +74,7 @@ describe('node/kv-command', () => {
       const decoded = decodeCommand(own);
       if (decoded.op === CommandOp.Put || decoded.op === CommandOp.Cas) {
         expect(decoded.value.buffer).to.equal(own.buffer);
-        // The same bytes inside a larger buffer (a segment read at recovery): copied out.
+        // The same bytes inside a larger buffer: copied out.
         const shared = Buffer.alloc(own.length + 4096);
         own.copy(shared, 100);
         const data = shared.subarray(100, 100 + own.length);
