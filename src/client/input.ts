@@ -23,10 +23,13 @@ export function keyToBytes(key: unknown): Buffer {
  * changes nothing that a retry of the call sends.
  */
 export function valueToBytes(value: unknown): Buffer {
-  let bytes: Buffer;
-  if (typeof value === 'string') bytes = Buffer.from(value, 'utf8');
-  else if (value instanceof Uint8Array) bytes = Buffer.from(value);
-  else throw new KVError('INVALID_ARGUMENT', `value must be a string or Uint8Array, got ${typeof value}`);
+  if (typeof value === 'string') return checkedValue(Buffer.from(value, 'utf8'));
+  // Checked before the copy: an oversized array is refused without being copied.
+  if (value instanceof Uint8Array) return Buffer.from(checkedValue(value));
+  throw new KVError('INVALID_ARGUMENT', `value must be a string or Uint8Array, got ${typeof value}`);
+}
+
+function checkedValue<T extends Uint8Array>(bytes: T): T {
   const check = checkValueBytes(bytes);
   if (!check.ok) throw new KVError('INVALID_ARGUMENT', check.message);
   return bytes;

@@ -130,7 +130,7 @@ export function encodeCommand(request: WriteRequest, proposedAtMs: number): Buff
   const headerBytes = 1 + 8 + 1 + (session === undefined ? 0 : clientIdBytes + 8);
   const writer =
     request.op === CommandOp.Txn
-      ? new BinaryWriter(headerBytes + writeRequestBytes(request))
+      ? new BinaryWriter(headerBytes + TXN_COUNT_BYTES + writeRequestBytes(request))
       : new BinaryWriter(headerBytes + singleKeyBodyBytes(request, ttlMs), true);
   writer.u8(ttlMs > 0 ? CommandOp.PutTtl : request.op).u64(proposedAtMs);
   if (session === undefined) writer.u8(0);
@@ -160,6 +160,9 @@ function singleKeyBodyBytes(request: Exclude<WriteRequest, { op: CommandOp.Txn }
       return 1 + request.key.length + 8 + 2 + request.value.length;
   }
 }
+
+/** A transaction's three one-byte counts (compares, success, failure), which writeRequestBytes leaves out. */
+const TXN_COUNT_BYTES = 3;
 
 /** Bytes of keys and values a write carries (what admission and the encoder's buffer count). */
 export function writeRequestBytes(request: WriteRequest): number {
