@@ -5,17 +5,25 @@
  * request blocks nobody. A broken stream fails the requests in flight on it (the router retries them,
  * writes with the same session) and the next request opens a new stream.
  */
-import { status as GrpcStatus, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { status as GrpcStatus, makeGenericClientConstructor, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { batchChunkLength } from '../common/index.js';
 import {
-  KvServiceClient,
+  KvServiceService,
+  type KvServiceClient,
   type BatchRequest,
   type BatchRequestItem,
   type BatchResponse,
   type BatchResponseItem,
 } from '../gen/kvstore/v1/kvstore.js';
 import { ChannelSecurity, securityFailure } from '../security/channel-security.js';
+import { encodeBatchRequest } from './batch-codec.js';
 import { CHANNEL_OPTIONS } from './channel-options.js';
+
+/** `KvService` as the generated client, with the `Batch` stream's requests encoded by `batch-codec.ts`. */
+const KvClient = makeGenericClientConstructor(
+  { ...KvServiceService, batch: { ...KvServiceService.batch, requestSerialize: encodeBatchRequest } },
+  'kvstore.v1.KvService',
+) as unknown as typeof KvServiceClient;
 
 /** One request: the `op` of a BatchRequestItem. */
 export type NodeRequest = NonNullable<BatchRequestItem['op']>;
@@ -92,7 +100,7 @@ export class NodeConnection {
   constructor(address: string, private readonly security: ChannelSecurity = ChannelSecurity.NONE) {
     this.address = address;
     const target = security.forTarget(address);
-    this.client = new KvServiceClient(address, target.credentials, { ...CHANNEL_OPTIONS, ...target.options, interceptors: security.interceptors });
+    this.client = new KvClient(address, target.credentials, { ...CHANNEL_OPTIONS, ...target.options, interceptors: security.interceptors });
   }
 
   /** Requests in flight on this connection (for tests and metrics). */
