@@ -151,15 +151,18 @@ describe('client/KVClient against fake servers', function () {
     expect(nodeB.received.length).to.be.greaterThanOrEqual(2);
   });
 
-  it('retries a write whose stream broke with the same (clientId, seq), applying it once', async () => {
+  /** Node A answers the first put it gets with `decision` (a broken stream), every later one normally. */
+  function breakFirstPut(decision: 'break' | 'apply-then-break'): void {
     let broken = false;
     nodeA.hook = (op) => {
-      if (op.$case === 'put' && !broken) {
-        broken = true;
-        return 'apply-then-break';
-      }
-      return undefined;
+      if (op.$case !== 'put' || broken) return undefined;
+      broken = true;
+      return decision;
     };
+  }
+
+  it('retries a write whose stream broke with the same (clientId, seq), applying it once', async () => {
+    breakFirstPut('apply-then-break');
     const kv = client();
     await kv.put('k', 'v');
     const puts = [...nodeA.received, ...nodeB.received].filter((op) => op.$case === 'put');
@@ -174,14 +177,7 @@ describe('client/KVClient against fake servers', function () {
   });
 
   it('sends a Uint8Array value as it was when put was called, on every attempt', async () => {
-    let broken = false;
-    nodeA.hook = (op) => {
-      if (op.$case === 'put' && !broken) {
-        broken = true;
-        return 'break';
-      }
-      return undefined;
-    };
+    breakFirstPut('break');
     const kv = client();
     const value = Uint8Array.from([1, 2, 3]);
     const put = kv.put('k', value);
