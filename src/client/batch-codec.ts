@@ -27,8 +27,12 @@ function lenField(length: number): number {
   return 1 + varintBytes(length) + length;
 }
 
-/** A uint64 field (one-byte tag), or nothing when it is 0. */
+/**
+ * A uint64 field (one-byte tag), or nothing when it is 0. Like the generated encoder, it refuses
+ * a number that is not a non-negative safe integer (it would be written wrong, or never end).
+ */
 function uintField(value: number): number {
+  if (!(Number.isSafeInteger(value) && value >= 0)) throw new RangeError(`batch codec: ${value} is not a uint64 this client sends`);
   return value === 0 ? 0 : 1 + varintBytes(value);
 }
 

@@ -7,9 +7,9 @@ const SEED = { seed: Number(process.env['SEED'] ?? Date.now()), verbose: true };
 
 const uint64 = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
 const bytes = fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ minLength: 100, maxLength: 1100 })).map((array) => Buffer.from(array));
-// Client ids: empty (left out on the wire), ASCII like a UUID, or any Unicode (multi-byte UTF-8).
+// Client ids: empty (left out on the wire), ASCII like a UUID, any Unicode (multi-byte UTF-8), or lone surrogates.
 const session: fc.Arbitrary<Session | undefined> = fc.option(
-  fc.record({ clientId: fc.oneof(fc.constant(''), fc.uuid(), fc.string({ unit: 'grapheme', maxLength: 40 })), seq: uint64 }),
+  fc.record({ clientId: fc.oneof(fc.constant(''), fc.uuid(), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 20 })), seq: uint64 }),
   { nil: undefined },
 );
 const withSession = <T extends object>(value: T, s: Session | undefined): T & { session?: Session } => (s === undefined ? value : { ...value, session: s });
@@ -39,6 +39,14 @@ describe('client/batch-codec', () => {
       }),
       SEED,
     );
+  });
+
+  it('refuses a number that is not a uint64, as the generated encoder does, instead of writing it wrong', () => {
+    for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 64]) {
+      const request: BatchRequest = { items: [{ requestId: 1, op: { $case: 'get', value: { key: Buffer.from('k'), epoch: bad } } }] };
+      expect(() => BatchRequest.encode(request).finish(), `generated, ${bad}`).to.throw();
+      expect(() => encodeBatchRequest(request), String(bad)).to.throw(RangeError, 'not a uint64');
+    }
   });
 
   it('writes an empty batch and a put at the largest request id as the generated encoder does', () => {
