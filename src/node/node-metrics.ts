@@ -239,6 +239,10 @@ export class NodeMetrics implements RaftHostEvents {
       name: 'kvstore_node_wal_bytes', help: 'Bytes of WAL segments on disk (bounded by the purge threshold plus a segment)', registers,
       collect() { this.set(host.logBytes()); },
     });
+    new Gauge({
+      name: 'kvstore_node_wal_fsync_inline', help: '1 while the WAL fsyncs on the node\'s own thread (its disk proved fast), 0 while on the I/O thread pool', registers,
+      collect() { this.set(host.fsyncsInline() ? 1 : 0); },
+    });
     new Counter({
       name: 'kvstore_node_transport_messages_total', help: 'Raft messages to peers, sent or dropped (queue full, peer unreachable)',
       labelNames: ['outcome'], registers,

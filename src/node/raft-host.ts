@@ -201,6 +201,11 @@ export class RaftHost implements TransportReceiver, TransportReporter, MessageRo
     return this.options.storage.logBytes();
   }
 
+  /** True while the WAL fsyncs inline, on this thread (`fsync-policy.ts`): metrics, tests. */
+  fsyncsInline(): boolean {
+    return this.options.storage.fsyncsInline();
+  }
+
   /** True once the host stopped (closed, or a fatal error). */
   get isClosed(): boolean {
     return this.closed;

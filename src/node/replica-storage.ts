@@ -25,6 +25,8 @@ export interface ReplicaStorageProvider {
   groupsPinningLog(): number[];
   /** Bytes of log on disk (0 in memory). */
   logBytes(): number;
+  /** True while the log fsyncs inline, on the node's thread (`fsync-policy.ts`); false in memory. */
+  fsyncsInline(): boolean;
   /** Syncs and releases files. */
   close(): Promise<void>;
 }
@@ -65,6 +67,10 @@ export class MemoryStorageProvider implements ReplicaStorageProvider {
 
   logBytes(): number {
     return 0;
+  }
+
+  fsyncsInline(): boolean {
+    return false;
   }
 
   async close(): Promise<void> {
@@ -114,6 +120,10 @@ export class WalStorageProvider implements ReplicaStorageProvider {
 
   failure(): Error | undefined {
     return this.wal.failed();
+  }
+
+  fsyncsInline(): boolean {
+    return this.wal.fsyncPolicy.isInline;
   }
 
   groupsPinningLog(): number[] {

@@ -21,6 +21,14 @@
  * a node whose fsync stalls for seconds keeps its leaderships — heartbeats go on, and
  * CheckQuorum sees its followers' answers — and its followers keep answering their leaders.
  *
+ * **An inline fsync.** While its disk proves fast, the WAL fsyncs on this thread
+ * (`fsync-policy.ts`): `sync()` then returns a promise already settled, and the waiting
+ * Readies finish in the microtasks right after the turn, before any input is read. That is
+ * one of the orders the thread-pool fsync allows already (a sync that ends before anything
+ * else arrives), so every rule below holds unchanged; only the light turns cannot run
+ * during it. The policy's bound: one stall per backoff may hold the node whole; the next
+ * finds the fsync back on the thread pool, and the light turns with it.
+ *
  * ## The durability order (what keeps early sends and early applies safe)
  * - **A replica takes its next Ready only once the sync of its previous Ready finished.**
  *   So when it takes a Ready, everything it wrote before is durable: {@link Replica.applyDurable}

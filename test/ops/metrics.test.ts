@@ -63,6 +63,7 @@ const NODE_METRICS: [string, string][] = [
   ['kvstore_node_requests_waiting_for_leader', 'gauge'],
   ['kvstore_node_proposals_dropped_total', 'counter'],
   ['kvstore_node_wal_fsync_duration_seconds', 'histogram'],
+  ['kvstore_node_wal_fsync_inline', 'gauge'],
   ['kvstore_node_snapshots_created_total', 'counter'],
   ['kvstore_node_snapshots_installed_total', 'counter'],
   ['kvstore_node_snapshots_sent_total', 'counter'],

@@ -21,6 +21,7 @@ export function checkedStorage(provider: ReplicaStorageProvider, checker: SimChe
     failure: () => provider.failure(),
     groupsPinningLog: () => provider.groupsPinningLog(),
     logBytes: () => provider.logBytes(),
+    fsyncsInline: () => provider.fsyncsInline(),
     close: () => provider.close(),
   };
 }

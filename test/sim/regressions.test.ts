@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import { loadHasher } from '../../src/common/index.js';
+import type { RaftHost } from '../../src/node/raft-host.js';
 import { Role } from '../../src/raft/index.js';
 import { quietScenario } from './scenario.js';
 import { SimCluster } from './sim-cluster.js';
@@ -54,6 +55,41 @@ describe('simulator regressions (issue 14)', function () {
     expect(before.map((shardId) => cluster.node('n1').host?.replica(shardId)?.rawNode.term()), 'no election').to.deep.equal(terms);
     await cluster.liveness(5_000);
     expect(cluster.node('n1').host?.stats.lightTurns, 'light turns kept the heartbeats going').to.be.greaterThan(0);
+  });
+
+  it('a node whose fast disk stalls: one inline fsync holds it, then the thread pool and light turns take over (issue 16)', async () => {
+    const cluster = new SimCluster(quietScenario({ nodes: 3, replicationFactor: 3, shards: 3, fsyncMs: [0.02, 0.1], slowFsyncMs: 2_700, inlineFsyncs: true }));
+    await cluster.start();
+    const host = (): RaftHost | undefined => cluster.node('n1').host;
+    const write = async (seq: number): Promise<void> => {
+      const operation = await cluster.settle(cluster.clients.write(0, cluster.keys[0] as string, `v${seq}`, seq), 10_000, `write ${seq}`);
+      expect(operation?.status).to.equal('ok');
+    };
+    for (let seq = 1; seq <= 5; seq++) await write(seq);
+    await cluster.runFor(500);
+    expect(host()?.fsyncsInline(), 'a disk syncing in 20–100 µs: n1 fsyncs inline').to.equal(true);
+    // Every fsync of n1 now takes 0.7–2.7 s for 8 s; writes make it sync.
+    cluster.disks.get('n1')?.slowFor(cluster.nowMs, 8_000);
+    const stalledAt = cluster.nowMs;
+    void cluster.clients.write(0, cluster.keys[0] as string, 'slow', 6);
+    await cluster.runFor(3_000);
+    expect(host()?.fsyncsInline(), 'after the first slow one: the thread pool').to.equal(false);
+    const stalls = (): number => cluster.node('n1').stalledMs;
+    const stalledOnce = stalls();
+    expect(stalledOnce, 'one inline fsync held n1').to.be.within(600, 2_700);
+    // The rest of the slow spell: more writes, no probe (the pool's fsyncs are slow), n1 never held again.
+    for (let seq = 7; seq <= 9; seq++) await write(seq);
+    expect(cluster.nowMs, 'the writes ended inside the slow spell').to.be.below(stalledAt + 8_000);
+    await cluster.runFor(stalledAt + 8_000 - cluster.nowMs);
+    expect(stalls(), 'no inline fsync during the rest of the stall').to.equal(stalledOnce);
+    expect(host()?.stats.lightTurns, 'light turns kept the heartbeats going').to.be.greaterThan(0);
+    // The disk is fast again: after the backoff and quiet pool fsyncs, inline again.
+    await cluster.liveness(5_000);
+    for (let seq = 10; seq <= 40 && host()?.fsyncsInline() !== true; seq++) {
+      await write(seq);
+      await cluster.runFor(200);
+    }
+    expect(host()?.fsyncsInline(), 'fast again: inline').to.equal(true);
   });
 
   it('the WAL stays bounded with one hot shard beside cold ones: the host snapshots the shards that pin it (issue 15)', async () => {

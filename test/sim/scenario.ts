@@ -43,6 +43,11 @@ export interface Scenario {
   /** Usual fsync latency range (ms); a slow-disk fault makes them up to `slowFsyncMs`. */
   fsyncMs: [number, number];
   slowFsyncMs: number;
+  /**
+   * The disks offer inline fsyncs: the WAL fsyncs inline while they prove fast
+   * (`fsync-policy.ts`), and the process stalls for each inline fsync's latency.
+   */
+  inlineFsyncs: boolean;
   manager: { moveRate: number; transferRate: number; maxPromotionDelayMs: number };
   clients: number;
   /** Clients that only read. */
@@ -103,6 +108,7 @@ export function scenarioFor(seed: number): Scenario {
     },
     fsyncMs: pick<[number, number]>([[0.05, 0.5], [0.5, 3], [2, 10]]),
     slowFsyncMs: pick([200, 1_000, 2_500]),
+    inlineFsyncs: false,
     manager: { moveRate: pick([0, 0.05, 0.2]), transferRate: pick([0, 0.02, 0.1]), maxPromotionDelayMs: pick([0, 500, 2_000]) },
     clients: pick([2, 3, 4]),
     readers: 0,
@@ -138,6 +144,11 @@ export function scenarioFor(seed: number): Scenario {
   // one a turn, or about a kilobyte, puts off every other one (drawn last: older seeds keep the rest).
   const snapshotBytesPerTurn = pick([undefined, 1, 1024]);
   if (snapshotBytesPerTurn !== undefined) scenario.snapshotBytesPerTurn = snapshotBytesPerTurn;
+  // Inline fsyncs (drawn last, like every knob added later): in half the runs with them the
+  // disks sync in 10–200 µs, so the WAL stays inline, stalled now and then by slow-disk faults;
+  // in the rest they take their usual range, and the WAL probes and goes back to the pool.
+  scenario.inlineFsyncs = random.nextInt(3) !== 0;
+  if (scenario.inlineFsyncs && random.nextInt(2) === 0) scenario.fsyncMs = [0.01, 0.2];
   return scenario;
 }
 
@@ -158,6 +169,7 @@ export function describeScenario(scenario: Scenario): string {
     `wall clocks off by ${scenario.wallOffsetsMs.map((offsetMs) => `${Math.round(offsetMs / 1000)} s`).join(', ')}` +
     (scenario.wal === undefined ? '' : `; WAL segments of ${scenario.wal.segmentBytes} bytes, purged past ${scenario.wal.purgeBytes}`) +
     (scenario.snapshotSendSlots === undefined ? '' : `; ${scenario.snapshotSendSlots} snapshot send slot(s) per node`) +
+    `; fsyncs ${scenario.fsyncMs[0]}–${scenario.fsyncMs[1]} ms${scenario.inlineFsyncs ? ', inline while fast' : ''}` +
     (scenario.lullRate === 0 ? '' : `; client lulls ${scenario.lullRate}`)
   );
 }
@@ -175,6 +187,7 @@ export function quietScenario(shape: Pick<Scenario, 'nodes' | 'replicationFactor
     faults: { kill: 0, powerLoss: 0, pause: 0, partition: 0, oneWayCut: 0, slowLink: 0, streamReset: 0, flakyLeaderLink: 0, slowDisk: 0 },
     fsyncMs: [1, 1],
     slowFsyncMs: 2_000,
+    inlineFsyncs: false,
     manager: { moveRate: 0, transferRate: 0, maxPromotionDelayMs: 0 },
     clients: 1,
     readers: 0,

@@ -74,7 +74,7 @@ export class SimCluster {
     const [low, high] = scenario.fsyncMs;
     nodeIds.forEach((nodeId, i) => {
       const fsyncMs = (): number => low + (this.random.nextInt(1001) / 1000) * (high - low);
-      const disk = newNodeDisk(this.random, fsyncMs, scenario.slowFsyncMs, () => this.scheduler.nowMs);
+      const disk = newNodeDisk(this.random, fsyncMs, scenario.slowFsyncMs, () => this.scheduler.nowMs, scenario.inlineFsyncs);
       this.disks.set(nodeId, disk);
       const clock = new SimClock(this.scheduler, scenario.clockRates[i] ?? 1, scenario.wallOffsetsMs[i] ?? 0);
       this.nodes.set(nodeId, new SimNode(nodeId, context, clock, disk));

@@ -47,6 +47,11 @@ export interface SimDiskOptions {
   syncLatencyMs?: (path: string) => number;
   /** Latency of every other async operation. Default 0–1 ms, drawn from `random`. */
   operationLatencyMs?: (path: string) => number;
+  /**
+   * Whether file handles offer `datasyncSync` (the WAL's inline fsync, `fsync-policy.ts`).
+   * Default false: every fsync is async.
+   */
+  inlineSyncs?: boolean;
 }
 
 /** Choices a test can make for a {@link SimDisk.powerLoss} instead of leaving them to chance. */
@@ -76,6 +81,14 @@ export class SimDisk {
   syncLatencyMs: (path: string) => number;
   /** Latency of every other async operation. */
   operationLatencyMs: (path: string) => number;
+  /** Whether file handles offer `datasyncSync` ({@link SimDiskOptions.inlineSyncs}). */
+  readonly inlineSyncs: boolean;
+  /**
+   * Stalls the current process for an inline fsync's latency (ms): nothing of it runs
+   * meanwhile, as a thread blocked in `fdatasync`. Set by whoever attaches a process; without
+   * it an inline fsync takes no time.
+   */
+  stallProcess: ((latencyMs: number) => void) | undefined;
   private readonly random: RandomSource;
   private readonly scheduler: Scheduler | undefined;
   private readonly namespace = new SimNamespace();
@@ -86,6 +99,7 @@ export class SimDisk {
     this.scheduler = options.scheduler;
     this.syncLatencyMs = options.syncLatencyMs ?? (() => 1 + this.random.nextInt(4));
     this.operationLatencyMs = options.operationLatencyMs ?? (() => this.random.nextInt(2));
+    this.inlineSyncs = options.inlineSyncs ?? false;
   }
 
   /** A new process's view of the disk: the disk as it is now (after any crash). */
@@ -265,13 +279,24 @@ export class SimProcess implements FileSystem, TextFileStore {
 /** An open file of one process. */
 class SimHandle implements FileHandle {
   private closed = false;
+  datasyncSync?: () => void;
 
   constructor(
     private readonly disk: SimDisk,
     private readonly incarnation: Incarnation,
     private readonly file: SimFile,
     private readonly path: string,
-  ) {}
+  ) {
+    if (disk.inlineSyncs) this.datasyncSync = () => this.syncInline();
+  }
+
+  /** An inline datasync: durable at once, then the process stalls for the fsync's latency. */
+  private syncInline(): void {
+    if (!this.incarnation.alive) throw killedError('datasync');
+    if (this.closed) throw new SimFileSystemError('EBADF', 'datasync', this.path);
+    this.file.applySync(this.file.captureSync());
+    this.disk.stallProcess?.(this.disk.syncLatencyMs(this.path));
+  }
 
   writeSync(data: Uint8Array, offset: number, length: number, position: number): number {
     if (!this.incarnation.alive) throw killedError('write');

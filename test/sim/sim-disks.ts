@@ -18,9 +18,10 @@ export interface SlowableDisk extends SimNodeDisk {
 
 /**
  * A disk whose fsyncs take `fsyncMs()` (ms), or up to `slowFsyncMs` during a slow-disk
- * fault. `nowMs` reads global virtual time.
+ * fault. `nowMs` reads global virtual time. With `inlineSyncs` the WAL may fsync inline: the
+ * process then stalls for the fsync's latency.
  */
-export function newNodeDisk(random: SeededRandom, fsyncMs: () => number, slowFsyncMs: number, nowMs: () => number): SlowableDisk {
+export function newNodeDisk(random: SeededRandom, fsyncMs: () => number, slowFsyncMs: number, nowMs: () => number, inlineSyncs = false): SlowableDisk {
   let schedule: ((delayMs: number, run: () => void) => void) | undefined;
   let slowUntilMs = 0;
   const disk = new SimDisk({
@@ -31,11 +32,13 @@ export function newNodeDisk(random: SeededRandom, fsyncMs: () => number, slowFsy
     },
     syncLatencyMs: () => (nowMs() < slowUntilMs ? slowFsyncMs / 4 + random.nextInt(Math.ceil(slowFsyncMs * 0.75)) : fsyncMs()),
     operationLatencyMs: () => random.nextInt(100) / 1000,
+    inlineSyncs,
   });
   return {
     disk,
-    attach(scheduleForProcess): FileSystem & TextFileStore {
+    attach(scheduleForProcess, stallProcess): FileSystem & TextFileStore {
       schedule = scheduleForProcess;
+      disk.stallProcess = stallProcess;
       return disk.process();
     },
     kill: () => disk.kill(),

@@ -23,8 +23,11 @@ import { SimProcess, type SimScheduler } from './sim-scheduler.js';
 
 /** The disk of one machine, as the node sees it across its processes. */
 export interface SimNodeDisk {
-  /** The file system of a new process; its operations complete through `schedule` (owned by that process). */
-  attach(schedule: (delayMs: number, run: () => void) => void): FileSystem & TextFileStore;
+  /**
+   * The file system of a new process; its operations complete through `schedule` (owned by
+   * that process), and an inline fsync stalls it through `stall`.
+   */
+  attach(schedule: (delayMs: number, run: () => void) => void, stall: (durationMs: number) => void): FileSystem & TextFileStore;
   /** The process was killed: its pending operations never complete; the page cache stays. */
   kill(): void;
   /** Power was lost: like kill, and unsynced data is dropped, zeroed or torn (as `plan` says, else at random). */
@@ -73,6 +76,8 @@ export class SimNode {
   executor: KvRequestExecutor | undefined;
   /** Processes started so far (restarts + 1). */
   incarnations = 0;
+  /** Virtual ms its processes were held by inline fsyncs, since the start. */
+  stalledMs = 0;
 
   constructor(
     readonly nodeId: string,
@@ -107,9 +112,17 @@ export class SimNode {
 
   private async boot(process: SimProcess): Promise<void> {
     const { scheduler, network, checker, settings, logger } = this.context;
-    const files = this.disk.attach((delayMs, run) => scheduler.after(delayMs, process, run));
+    // An inline fsync holds the process as a blocked thread would: its events wait until
+    // the fsync's latency has passed, and its WAL's clock (which times the fsync) reads that end.
+    const stall = (durationMs: number): void => {
+      if (!process.alive) return;
+      process.pausedUntilMs = Math.max(process.pausedUntilMs, scheduler.nowMs + durationMs);
+      this.stalledMs += durationMs;
+    };
+    const files = this.disk.attach((delayMs, run) => scheduler.after(delayMs, process, run), stall);
     const nodeLogger = logger.child({ component: 'node', node: this.nodeId });
-    const provider = await WalStorageProvider.open(DATA_DIR, raftLogger(nodeLogger), { fs: files, random: this.context.random, ...settings.wal });
+    const walClock = (): number => Math.max(scheduler.nowMs, process.pausedUntilMs) * this.clock.rate;
+    const provider = await WalStorageProvider.open(DATA_DIR, raftLogger(nodeLogger), { fs: files, random: this.context.random, clock: walClock, ...settings.wal });
     if (!process.alive) return;
     const runtime = new SimRuntime(scheduler, process, this.clock, this.context.random);
     const state = new NodeStateFile(DATA_DIR, files);

@@ -7,7 +7,7 @@
  * {@link FileHandle.datasync} resolves; a creation, rename or deletion once
  * {@link FileSystem.syncDirectory} of its directory resolves.
  */
-import { writeSync } from 'node:fs';
+import { fdatasyncSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle as NodeFileHandle } from 'node:fs/promises';
 
 /** An open file. */
@@ -20,6 +20,12 @@ export interface FileHandle {
   writeSync(data: Uint8Array, offset: number, length: number, position: number): number;
   /** Makes every byte written so far, and the file's length, durable. */
   datasync(): Promise<void>;
+  /**
+   * {@link datasync} on the calling thread: durable when it returns, and nothing else runs
+   * meanwhile. Optional: the WAL uses it only while the disk proves fast (`fsync-policy.ts`),
+   * and a handle without it is always synced through {@link datasync}.
+   */
+  datasyncSync?(): void;
   /** Sets the file's length (durable after the next {@link datasync}). */
   truncate(length: number): Promise<void>;
   close(): Promise<void>;
@@ -59,6 +65,10 @@ class NodeHandle implements FileHandle {
 
   datasync(): Promise<void> {
     return this.handle.datasync();
+  }
+
+  datasyncSync(): void {
+    fdatasyncSync(this.handle.fd);
   }
 
   truncate(length: number): Promise<void> {

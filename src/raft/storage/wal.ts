@@ -48,6 +48,7 @@ import type { ConfState, Entry, HardState, RaftLogger, RandomSource, Snapshot } 
 import { crc32c } from './crc32c.js';
 import { DurableStorage, type GroupLog } from './durable-storage.js';
 import { nodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
+import { InlineFsyncPolicy } from './fsync-policy.js';
 import { MemoryStorage, type MemoryStorageOptions } from './memory-storage.js';
 import { loadSnapshots, removeFile, TEMP_SUFFIX, writeFileAtomically, writeFully } from './snapshot-files.js';
 import { BATCH_HEADER_BYTES, RecordEncoder, type SnapshotMarker } from './wal-codec.js';
@@ -87,6 +88,11 @@ export interface WalOptions {
    * corruption, keeping the node from starting.
    */
   random?: RandomSource;
+  /**
+   * Monotonic time (ms) that times the inline fsyncs and spaces their probes
+   * (`fsync-policy.ts`). Default `performance.now`; the simulator passes its node's clock.
+   */
+  clock?: () => number;
 }
 
 /** Options of {@link Wal.openGroup}. */
@@ -177,6 +183,9 @@ export class Wal {
   private readonly fileOps = new Map<string, Promise<void>>();
   /** Snapshot files being written ahead of their markers, until the marker is appended or the file deleted. */
   private readonly snapshotWrites = new Set<Promise<void>>();
+  /** Whether a flush fsyncs inline or on the thread pool (`fsync-policy.ts`). */
+  readonly fsyncPolicy = new InlineFsyncPolicy();
+  private readonly clock: () => number;
 
   private constructor(init: {
     fs: FileSystem;
@@ -192,8 +201,10 @@ export class Wal {
     segmentSize: number;
     nonce: number;
     nextSequence: number;
+    clock: () => number;
   }) {
     this.fs = init.fs;
+    this.clock = init.clock;
     this.random = init.random;
     this.walDir = init.walDir;
     this.snapDir = init.snapDir;
@@ -254,7 +265,8 @@ export class Wal {
       const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
       const purgeBytes = options.purgeBytes ?? 3 * segmentBytes;
       const { segments, groups } = replay;
-      const wal = new Wal({ fs, random, walDir, snapDir, logger, segmentBytes, purgeBytes, segments, groups, handle, segmentSize, nonce, nextSequence });
+      const clock = options.clock ?? (() => performance.now());
+      const wal = new Wal({ fs, random, walDir, snapDir, logger, segmentBytes, purgeBytes, segments, groups, handle, segmentSize, nonce, nextSequence, clock });
       for (const { groupId, from, to } of replay.raised) {
         // Recorded, so the next sync makes the raise durable and the log says what the group runs with.
         wal.active.encoder.hardState(groupId, to);
@@ -436,14 +448,15 @@ export class Wal {
       if (records > 0) {
         // A synchronous write: it only copies into the page cache (microseconds for a turn's
         // records), while an async write is a thread-pool round trip per turn — on the 2-core
-        // bench machine ~13% of a busy node's samples sat in it. The fsync stays async.
+        // bench machine ~13% of a busy node's samples sat in it. The fsync is inline too while
+        // the disk proves fast, else on the thread pool (fsync-policy.ts).
         // Flushes never overlap (sync() queues the next behind this one), so this batch is
         // durable BEFORE the next is written: the rule recovery relies on (wal-scan.ts).
         const bytes = batch.encoder.framedBytes(this.nonce, this.nextSequence);
         this.nextSequence += 1;
         writeFully(this.handle, bytes, this.segmentSize);
         this.segmentSize += bytes.length;
-        await this.handle.datasync();
+        await this.datasync();
       }
       this.markDurable(batch);
       if (next !== undefined) await this.roll(next.checkpoint, next.nonce);
@@ -454,6 +467,28 @@ export class Wal {
     } finally {
       clearBatch(batch);
     }
+  }
+
+  /**
+   * Makes the current segment durable: inline while the disk proves fast, on the thread pool
+   * otherwise (`fsync-policy.ts`). Either way the bytes are durable once this settles; inline,
+   * it returns with them durable and nothing else having run.
+   */
+  private datasync(): Promise<void> | undefined {
+    const handle = this.handle;
+    const startMs = this.clock();
+    if (handle.datasyncSync === undefined) return handle.datasync();
+    if (!this.fsyncPolicy.inlineAt(startMs)) return handle.datasync().then(() => this.fsyncPolicy.tookOnPool(this.clock() - startMs));
+    const wasInline = this.fsyncPolicy.isInline;
+    handle.datasyncSync();
+    const endMs = this.clock();
+    const change = this.fsyncPolicy.tookInline(endMs - startMs, endMs);
+    if (change === undefined) return undefined;
+    const fsyncMs = Math.round(change.fsyncMs * 1000) / 1000;
+    if (change.inline) this.logger.info('wal fsyncs inline: the disk syncs fast', { fsyncMs });
+    else if (wasInline) this.logger.info('wal fsyncs on the thread pool again: an inline fsync was slow', { fsyncMs, nextProbeInMs: change.nextProbeInMs });
+    else this.logger.debug('wal fsync probe slow: staying on the thread pool', { fsyncMs, nextProbeInMs: change.nextProbeInMs });
+    return undefined;
   }
 
   /** Records what became true now that `batch` is on disk in the current segment. */
