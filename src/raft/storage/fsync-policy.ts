@@ -5,9 +5,7 @@
  * one to hand the call to a pool thread and one to bring its completion back to the
  * event loop. On a disk that syncs in microseconds (tmpfs, a drive with power-loss
  * protection) those wake-ups are most of the cost, and on a machine whose cores are all
- * busy each one may wait for a core. Measured on the 2-core bench machine with the data
- * on /dev/shm (3 nodes, K=3, 1 KiB values): +20–27% throughput at 64 requests in flight,
- * and a fifth off the put p50 and p99 at one in flight (docs/benchmarks.md).
+ * busy each one may wait for a core (docs/benchmarks.md has the measurements).
  *
  * The price of an inline fsync is that nothing else runs while it lasts: no heartbeats,
  * no lease reads on arrival, no messages read. That is cheap while fsyncs are short, and
@@ -17,15 +15,19 @@
  * - it starts on the thread pool;
  * - it tries one fsync inline (a *probe*) once the last {@link QUIET_POOL_SYNCS} thread-pool
  *   fsyncs each came back within {@link QUIET_POOL_SYNC_MS} (so never into a stall that is
- *   going on), and a backoff has passed since the last slow one;
- * - every inline fsync is timed; while each takes at most {@link INLINE_FSYNC_MAX_MS}, the
- *   next is inline too;
- * - one that takes longer sends the WAL back to the thread pool at once, and the backoff
- *   before the next probe doubles (1 s up to 5 min). So a slow disk pays one blocked fsync
- *   per backoff at most, and a stall holds the whole node only when it begins during an
- *   inline fsync: the rest of it, and the stalls after it until the disk is quiet again, find
- *   the WAL on the thread pool, where the node's light turns keep its leaderships
- *   (`turn-loop.ts`).
+ *   going on), and a backoff has passed since it last left inline fsyncs;
+ * - every inline fsync is timed. The WAL stays inline while the median of the last
+ *   {@link INLINE_WINDOW} is at most {@link INLINE_FSYNC_MAX_MS} and none reaches
+ *   {@link INLINE_STALL_MS}. The median, because a busy machine takes the core away from a
+ *   thread in the middle of an fsync now and then: one fsync in many then measures a few
+ *   milliseconds, which says nothing of the disk;
+ * - a stall (one inline fsync of {@link INLINE_STALL_MS} or more), or a median over the bound,
+ *   sends the WAL back to the thread pool at once. The backoff before the next probe doubles
+ *   each time (1 s up to 5 min; back to 1 s after five minutes inline). So a slow disk pays a
+ *   few blocked fsyncs per backoff at most, and a stall holds the whole node only when it
+ *   begins during an inline fsync: the rest of it, and the stalls after it until the disk is
+ *   quiet again, find the WAL on the thread pool, where the node's light turns keep its
+ *   leaderships (`turn-loop.ts`).
  *
  * A thread-pool fsync's own time is not known (its round trip adds the wake-ups and the
  * loop's delays), so it only bounds the disk's: a round trip of 2 ms says the fsync took no
@@ -33,11 +35,15 @@
  * promises: its bytes are durable when `sync()` resolves.
  */
 
-/** Longest inline fsync (ms) that keeps the next one inline. */
+/** Highest median (ms) of the recent inline fsyncs that keeps them inline. */
 export const INLINE_FSYNC_MAX_MS = 0.25;
-/** The first backoff after a slow inline fsync (ms). */
+/** Inline fsyncs whose median decides. */
+export const INLINE_WINDOW = 16;
+/** An inline fsync this long (ms) is a stall: back to the thread pool at once. */
+export const INLINE_STALL_MS = 20;
+/** The first backoff after leaving inline fsyncs (ms). */
 export const INLINE_FSYNC_FIRST_BACKOFF_MS = 1_000;
-/** The longest backoff between probes (ms). */
+/** The longest backoff between probes (ms); also how long inline resets the backoff. */
 export const INLINE_FSYNC_MAX_BACKOFF_MS = 5 * 60_000;
 /** A thread-pool fsync whose round trip took at most this (ms) says the disk is not stalling. */
 export const QUIET_POOL_SYNC_MS = 2;
@@ -49,6 +55,8 @@ export interface FsyncModeChange {
   inline: boolean;
   /** The inline fsync that decided it (ms). */
   fsyncMs: number;
+  /** The median of the recent inline fsyncs (ms). */
+  medianMs: number;
   /** When back on the thread pool: how long until the next probe (ms). */
   nextProbeInMs?: number;
 }
@@ -56,14 +64,16 @@ export interface FsyncModeChange {
 /** Decides, flush by flush, whether the WAL fsyncs inline (see the file comment). */
 export class InlineFsyncPolicy {
   private inline = false;
+  private inlineSinceMs = 0;
   private probeAtMs = Number.NEGATIVE_INFINITY;
   private backoffMs = INLINE_FSYNC_FIRST_BACKOFF_MS;
   /** Thread-pool fsyncs in a row that came back within {@link QUIET_POOL_SYNC_MS}. */
   private quietPoolSyncs = 0;
-  /** Inline fsyncs and probes that came back slow, since start (tests, the WAL's log). */
-  readonly stats = { inline: 0, slow: 0 };
-
-  constructor(private readonly maxInlineMs = INLINE_FSYNC_MAX_MS) {}
+  /** The last inline fsyncs (ms), a ring of {@link INLINE_WINDOW}; emptied on leaving. */
+  private readonly window: number[] = [];
+  private next = 0;
+  /** Inline fsyncs, and the times the WAL left them, since start (tests, the WAL's log). */
+  readonly stats = { inline: 0, left: 0 };
 
   /** True while fsyncs run inline. */
   get isInline(): boolean {
@@ -82,22 +92,37 @@ export class InlineFsyncPolicy {
 
   /**
    * Records an inline fsync that took `fsyncMs` and ended at `nowMs`. Returns what it
-   * decided when that is news: the WAL turned inline, or an fsync came back slow (the WAL
-   * is on the thread pool after it, whether it was inline or probing).
+   * decided when that is news: the WAL turned inline, or it is on the thread pool after
+   * this one (it left inline fsyncs, or a probe failed).
    */
   tookInline(fsyncMs: number, nowMs: number): FsyncModeChange | undefined {
     this.stats.inline += 1;
     const wasInline = this.inline;
-    if (fsyncMs <= this.maxInlineMs) {
+    if (this.window.length < INLINE_WINDOW) this.window.push(fsyncMs);
+    else this.window[this.next] = fsyncMs;
+    this.next = (this.next + 1) % INLINE_WINDOW;
+    const medianMs = median(this.window);
+    if (fsyncMs < INLINE_STALL_MS && medianMs <= INLINE_FSYNC_MAX_MS) {
+      if (wasInline) return undefined;
       this.inline = true;
-      return wasInline ? undefined : { inline: true, fsyncMs };
+      this.inlineSinceMs = nowMs;
+      return { inline: true, fsyncMs, medianMs };
     }
-    this.stats.slow += 1;
     this.inline = false;
+    this.stats.left += 1;
+    this.window.length = 0;
+    this.next = 0;
     this.quietPoolSyncs = 0;
+    if (wasInline && nowMs - this.inlineSinceMs >= INLINE_FSYNC_MAX_BACKOFF_MS) this.backoffMs = INLINE_FSYNC_FIRST_BACKOFF_MS;
     this.probeAtMs = nowMs + this.backoffMs;
-    const change: FsyncModeChange = { inline: false, fsyncMs, nextProbeInMs: this.backoffMs };
+    const change: FsyncModeChange = { inline: false, fsyncMs, medianMs, nextProbeInMs: this.backoffMs };
     this.backoffMs = Math.min(this.backoffMs * 2, INLINE_FSYNC_MAX_BACKOFF_MS);
     return change;
   }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }

@@ -484,10 +484,10 @@ export class Wal {
     const endMs = this.clock();
     const change = this.fsyncPolicy.tookInline(endMs - startMs, endMs);
     if (change === undefined) return undefined;
-    const fsyncMs = Math.round(change.fsyncMs * 1000) / 1000;
-    if (change.inline) this.logger.info('wal fsyncs inline: the disk syncs fast', { fsyncMs });
-    else if (wasInline) this.logger.info('wal fsyncs on the thread pool again: an inline fsync was slow', { fsyncMs, nextProbeInMs: change.nextProbeInMs });
-    else this.logger.debug('wal fsync probe slow: staying on the thread pool', { fsyncMs, nextProbeInMs: change.nextProbeInMs });
+    const fields = { fsyncMs: round3(change.fsyncMs), medianMs: round3(change.medianMs), nextProbeInMs: change.nextProbeInMs };
+    if (change.inline) this.logger.info('wal fsyncs inline: the disk syncs fast', fields);
+    else if (wasInline) this.logger.info('wal fsyncs on the thread pool again: inline fsyncs got slow', fields);
+    else this.logger.debug('wal fsync probe slow: staying on the thread pool', fields);
     return undefined;
   }
 
@@ -698,4 +698,8 @@ export class Wal {
     if (previousFile !== undefined && previousFile !== file) this.active.obsoleteFiles.push(previousFile);
     this.active.snapshotMarkers.set(group, marker);
   }
+}
+
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
