@@ -114,14 +114,16 @@ export class SimNode {
     const { scheduler, network, checker, settings, logger } = this.context;
     // An inline fsync holds the process as a blocked thread would: its events wait until
     // the fsync's latency has passed, and its WAL's clock (which times the fsync) reads that end.
+    // (Stalls add up: two inline fsyncs in one slice hold it for both. A pause fault's end does not cut one short.)
     const stall = (durationMs: number): void => {
       if (!process.alive) return;
-      process.pausedUntilMs = Math.max(process.pausedUntilMs, scheduler.nowMs + durationMs);
+      process.stalledUntilMs = Math.max(scheduler.nowMs, process.stalledUntilMs) + durationMs;
+      process.pausedUntilMs = Math.max(process.pausedUntilMs, process.stalledUntilMs);
       this.stalledMs += durationMs;
     };
     const files = this.disk.attach((delayMs, run) => scheduler.after(delayMs, process, run), stall);
     const nodeLogger = logger.child({ component: 'node', node: this.nodeId });
-    const walClock = (): number => Math.max(scheduler.nowMs, process.pausedUntilMs) * this.clock.rate;
+    const walClock = (): number => Math.max(scheduler.nowMs, process.stalledUntilMs) * this.clock.rate;
     const provider = await WalStorageProvider.open(DATA_DIR, raftLogger(nodeLogger), { fs: files, random: this.context.random, clock: walClock, ...settings.wal });
     if (!process.alive) return;
     const runtime = new SimRuntime(scheduler, process, this.clock, this.context.random);
@@ -204,9 +206,9 @@ export class SimNode {
     process.pausedUntilMs = Math.max(process.pausedUntilMs, this.context.scheduler.nowMs + durationMs);
   }
 
-  /** Resumes a paused process now. */
+  /** Resumes a paused process now (an inline fsync's stall still runs its course). */
   resume(): void {
-    if (this.process !== undefined) this.process.pausedUntilMs = 0;
+    if (this.process !== undefined) this.process.pausedUntilMs = this.process.stalledUntilMs;
   }
 
   /** The running process's replicas. */

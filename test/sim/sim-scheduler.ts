@@ -13,6 +13,8 @@ export class SimProcess {
   alive = true;
   /** Global virtual ms until which the process is stopped; its events wait until then. */
   pausedUntilMs = 0;
+  /** Global virtual ms until which an inline fsync holds it (part of {@link pausedUntilMs}). */
+  stalledUntilMs = 0;
 
   constructor(readonly name: string) {}
 }

@@ -14,8 +14,9 @@
  *
  * - it starts on the thread pool;
  * - it tries one fsync inline (a *probe*) once the last {@link QUIET_POOL_SYNCS} thread-pool
- *   fsyncs each came back within {@link QUIET_POOL_SYNC_MS} (so never into a stall that is
- *   going on), and a backoff has passed since it last left inline fsyncs;
+ *   fsyncs each came back within {@link QUIET_POOL_SYNC_MS}, the last of them less than
+ *   {@link QUIET_POOL_FRESH_MS} ago (so not into a stall its thread-pool fsyncs have seen),
+ *   and a backoff has passed since it last left inline fsyncs;
  * - every inline fsync is timed. The WAL stays inline while the median of the last
  *   {@link INLINE_WINDOW} is at most {@link INLINE_FSYNC_MAX_MS} and none reaches
  *   {@link INLINE_STALL_MS}. The median, because a busy machine takes the core away from a
@@ -24,10 +25,10 @@
  * - a stall (one inline fsync of {@link INLINE_STALL_MS} or more), or a median over the bound,
  *   sends the WAL back to the thread pool at once. The backoff before the next probe doubles
  *   each time (1 s up to 5 min; back to 1 s after five minutes inline). So a slow disk pays a
- *   few blocked fsyncs per backoff at most, and a stall holds the whole node only when it
- *   begins during an inline fsync: the rest of it, and the stalls after it until the disk is
- *   quiet again, find the WAL on the thread pool, where the node's light turns keep its
- *   leaderships (`turn-loop.ts`).
+ *   few blocked fsyncs per backoff at most. A stall holds the whole node for as long as the
+ *   one inline fsync that meets it lasts (a node idle when its disk froze meets it at its next
+ *   write); the fsyncs after it, until the disk is quiet again, run on the thread pool, where
+ *   the node's light turns keep its leaderships (`turn-loop.ts`).
  *
  * A thread-pool fsync's own time is not known (its round trip adds the wake-ups and the
  * loop's delays), so it only bounds the disk's: a round trip of 2 ms says the fsync took no
@@ -49,6 +50,8 @@ export const INLINE_FSYNC_MAX_BACKOFF_MS = 5 * 60_000;
 export const QUIET_POOL_SYNC_MS = 2;
 /** Thread-pool fsyncs in a row within {@link QUIET_POOL_SYNC_MS} before a probe. */
 export const QUIET_POOL_SYNCS = 8;
+/** A probe needs the last quiet thread-pool fsync to have ended at most this long ago (ms). */
+export const QUIET_POOL_FRESH_MS = 1_000;
 
 /** A change of where the WAL's fsyncs run, for the WAL's log. */
 export interface FsyncModeChange {
@@ -67,8 +70,9 @@ export class InlineFsyncPolicy {
   private inlineSinceMs = 0;
   private probeAtMs = Number.NEGATIVE_INFINITY;
   private backoffMs = INLINE_FSYNC_FIRST_BACKOFF_MS;
-  /** Thread-pool fsyncs in a row that came back within {@link QUIET_POOL_SYNC_MS}. */
+  /** Thread-pool fsyncs in a row that came back within {@link QUIET_POOL_SYNC_MS}, the last at {@link lastQuietMs}. */
   private quietPoolSyncs = 0;
+  private lastQuietMs = Number.NEGATIVE_INFINITY;
   /** The last inline fsyncs (ms), a ring of {@link INLINE_WINDOW}; emptied on leaving. */
   private readonly window: number[] = [];
   private next = 0;
@@ -82,12 +86,18 @@ export class InlineFsyncPolicy {
 
   /** Whether the flush starting at `nowMs` (monotonic) fsyncs inline: the mode says so, or a probe is due. */
   inlineAt(nowMs: number): boolean {
-    return this.inline || (nowMs >= this.probeAtMs && this.quietPoolSyncs >= QUIET_POOL_SYNCS);
+    if (this.inline) return true;
+    return nowMs >= this.probeAtMs && this.quietPoolSyncs >= QUIET_POOL_SYNCS && nowMs - this.lastQuietMs <= QUIET_POOL_FRESH_MS;
   }
 
-  /** Records a thread-pool fsync whose round trip (call to completion) took `roundTripMs`. */
-  tookOnPool(roundTripMs: number): void {
-    this.quietPoolSyncs = roundTripMs <= QUIET_POOL_SYNC_MS ? this.quietPoolSyncs + 1 : 0;
+  /** Records a thread-pool fsync whose round trip (call to completion) took `roundTripMs`, ending at `nowMs`. */
+  tookOnPool(roundTripMs: number, nowMs: number): void {
+    if (roundTripMs > QUIET_POOL_SYNC_MS) {
+      this.quietPoolSyncs = 0;
+      return;
+    }
+    this.quietPoolSyncs += 1;
+    this.lastQuietMs = nowMs;
   }
 
   /**

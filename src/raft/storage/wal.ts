@@ -478,7 +478,12 @@ export class Wal {
     const handle = this.handle;
     const startMs = this.clock();
     if (handle.datasyncSync === undefined) return handle.datasync();
-    if (!this.fsyncPolicy.inlineAt(startMs)) return handle.datasync().then(() => this.fsyncPolicy.tookOnPool(this.clock() - startMs));
+    if (!this.fsyncPolicy.inlineAt(startMs)) {
+      return handle.datasync().then(() => {
+        const endMs = this.clock();
+        this.fsyncPolicy.tookOnPool(endMs - startMs, endMs);
+      });
+    }
     const wasInline = this.fsyncPolicy.isInline;
     handle.datasyncSync();
     const endMs = this.clock();

@@ -10,6 +10,7 @@ import {
   INLINE_STALL_MS,
   INLINE_WINDOW,
   InlineFsyncPolicy,
+  QUIET_POOL_FRESH_MS,
   QUIET_POOL_SYNC_MS,
   QUIET_POOL_SYNCS,
 } from '../../../src/raft/storage/fsync-policy.js';
@@ -19,19 +20,20 @@ import { SimDisk } from '../../sim/sim-disk.js';
 import { WalWorkload } from './wal-workload.js';
 
 describe('raft/storage/fsync-policy', () => {
-  const quietPool = (policy: InlineFsyncPolicy): void => {
-    for (let i = 0; i < QUIET_POOL_SYNCS; i++) policy.tookOnPool(QUIET_POOL_SYNC_MS);
+  const quietPool = (policy: InlineFsyncPolicy, nowMs = 0): void => {
+    for (let i = 0; i < QUIET_POOL_SYNCS; i++) policy.tookOnPool(QUIET_POOL_SYNC_MS, nowMs);
   };
 
   it('probes once the thread pool is quiet, stays inline while the median is fast, and leaves at a stall', () => {
     const policy = new InlineFsyncPolicy();
     expect(policy.isInline).to.equal(false);
-    for (let i = 0; i < QUIET_POOL_SYNCS - 1; i++) policy.tookOnPool(1);
+    for (let i = 0; i < QUIET_POOL_SYNCS - 1; i++) policy.tookOnPool(1, 0);
     expect(policy.inlineAt(0), 'one quiet pool fsync short').to.equal(false);
-    policy.tookOnPool(QUIET_POOL_SYNC_MS + 1);
-    policy.tookOnPool(1);
+    policy.tookOnPool(QUIET_POOL_SYNC_MS + 1, 0);
+    policy.tookOnPool(1, 0);
     expect(policy.inlineAt(0), 'a slow one starts the count again').to.equal(false);
     quietPool(policy);
+    expect(policy.inlineAt(QUIET_POOL_FRESH_MS + 1), 'quiet, but too long ago').to.equal(false);
     expect(policy.inlineAt(0), 'the probe').to.equal(true);
     expect(policy.tookInline(0.01, 0)).to.deep.equal({ inline: true, fsyncMs: 0.01, medianMs: 0.01 });
     expect(policy.isInline).to.equal(true);
@@ -43,7 +45,7 @@ describe('raft/storage/fsync-policy', () => {
       inline: false, fsyncMs: INLINE_STALL_MS, medianMs: 0.05, nextProbeInMs: INLINE_FSYNC_FIRST_BACKOFF_MS,
     });
     expect(policy.isInline).to.equal(false);
-    quietPool(policy);
+    quietPool(policy, 10 + INLINE_FSYNC_FIRST_BACKOFF_MS - 1);
     expect(policy.inlineAt(10 + INLINE_FSYNC_FIRST_BACKOFF_MS - 1), 'before the backoff ends').to.equal(false);
     expect(policy.inlineAt(10 + INLINE_FSYNC_FIRST_BACKOFF_MS), 'the probe').to.equal(true);
     expect(policy.stats).to.deep.equal({ inline: 11, left: 1 });
@@ -66,18 +68,18 @@ describe('raft/storage/fsync-policy', () => {
     let nowMs = 0;
     const backoffs: number[] = [];
     for (let i = 0; i < 12; i++) {
-      quietPool(policy);
+      quietPool(policy, nowMs);
       expect(policy.inlineAt(nowMs)).to.equal(true);
       const change = policy.tookInline(1, nowMs);
       backoffs.push(change?.nextProbeInMs ?? -1);
-      quietPool(policy);
+      quietPool(policy, nowMs + 1);
       expect(policy.inlineAt(nowMs + 1), 'on the thread pool until the probe').to.equal(false);
       nowMs += change?.nextProbeInMs ?? 0;
     }
     expect(backoffs.slice(0, 4)).to.deep.equal([1_000, 2_000, 4_000, 8_000]);
     expect(backoffs.at(-1)).to.equal(INLINE_FSYNC_MAX_BACKOFF_MS);
     expect(Math.max(...backoffs)).to.equal(INLINE_FSYNC_MAX_BACKOFF_MS);
-    quietPool(policy);
+    quietPool(policy, nowMs);
     expect(policy.tookInline(0.1, nowMs)).to.deep.equal({ inline: true, fsyncMs: 0.1, medianMs: 0.1 });
     // Five minutes inline, then a stall: the backoff starts again from its first value.
     expect(policy.tookInline(INLINE_STALL_MS, nowMs + INLINE_FSYNC_MAX_BACKOFF_MS)?.nextProbeInMs).to.equal(INLINE_FSYNC_FIRST_BACKOFF_MS);

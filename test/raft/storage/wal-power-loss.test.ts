@@ -92,7 +92,8 @@ async function runSeed(seed: number, tally: Tally): Promise<void> {
   for (let round = 1; round <= rounds; round++) {
     let wal: Wal | undefined;
     while (wal === undefined) {
-      const opening = Wal.open('/node', logger, { fs: disk.process(), segmentBytes, random: walRandom });
+      // A clock that stands still: the policy's choices replay from the seed (every fsync is fast).
+      const opening = Wal.open('/node', logger, { fs: disk.process(), segmentBytes, random: walRandom, clock: () => 0 });
       wal = await openWithin(scheduler, opening, random.nextInt(4) === 0 ? random.nextInt(40) : Number.POSITIVE_INFINITY);
       if (wal === undefined) {
         tally.crashesInRecovery++;
