@@ -176,21 +176,23 @@ describe('raft/storage/wal on a simulated disk that crashes', () => {
         if (random.nextInt(3) === 0) await wal.sync();
       }
       // Any byte of a segment but the last, or of the last segment before its last batch.
-      const targets = async (): Promise<{ path: string; bytes: Uint8Array; end: number }[]> => {
-        await wal.sync();
-        return wal.segments().flatMap((sequence, i, all) => {
+      const targets = (): { path: string; bytes: Uint8Array; end: number }[] =>
+        wal.segments().flatMap((sequence, i, all) => {
           const path = `/node/wal/${sequence.toString().padStart(16, '0')}.log`;
           const bytes = disk.read(path) as Uint8Array;
           const end = i < all.length - 1 ? bytes.length : (batchStarts(bytes).at(-1) as number);
           return end > 0 ? [{ path, bytes, end }] : [];
         });
-      };
-      let candidates = await targets();
-      while (candidates.length === 0) {
-        workload.step(); // the only segment holds just its checkpoint: write a batch after it
-        candidates = await targets();
+      // Until the last segment has a batch before its last one: closing never deletes it.
+      const lastSegmentHasTarget = (): boolean => targets().at(-1)?.path.endsWith(`${wal.segments().at(-1)?.toString().padStart(16, '0')}.log`) === true;
+      await wal.sync();
+      while (!lastSegmentHasTarget()) {
+        workload.step();
+        await wal.sync();
       }
+      // Chosen once closed: closing may delete old segments (seed 172), and may add a batch.
       await wal.close();
+      const candidates = targets();
       const { path, bytes, end } = candidates[random.nextInt(candidates.length)] as { path: string; bytes: Uint8Array; end: number };
       const position = random.nextInt(end);
       disk.corrupt(path, position, 1 << random.nextInt(8));
