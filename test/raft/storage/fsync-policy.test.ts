@@ -6,10 +6,12 @@ import { expect } from 'chai';
 import {
   INLINE_FSYNC_FIRST_BACKOFF_MS,
   INLINE_FSYNC_MAX_BACKOFF_MS,
+  INLINE_FSYNC_MAX_MEAN_MS,
   INLINE_FSYNC_MAX_MS,
   INLINE_STALL_MS,
   INLINE_WINDOW,
   InlineFsyncPolicy,
+  MEDIAN_MIN_SAMPLES,
   QUIET_POOL_FRESH_MS,
   QUIET_POOL_SYNC_MS,
   QUIET_POOL_SYNCS,
@@ -37,9 +39,9 @@ describe('raft/storage/fsync-policy', () => {
     expect(policy.inlineAt(0), 'the probe').to.equal(true);
     expect(policy.tookInline(0.01, 0)).to.deep.equal({ inline: true, fsyncMs: 0.01, medianMs: 0.01 });
     expect(policy.isInline).to.equal(true);
-    // A few fsyncs a busy machine stretched (the thread lost its core): the median stays fast.
-    for (let i = 0; i < 5; i++) expect(policy.tookInline(0.05, i)).to.equal(undefined);
-    for (let i = 0; i < 4; i++) expect(policy.tookInline(INLINE_STALL_MS - 1, i)).to.equal(undefined);
+    for (let i = 0; i < INLINE_WINDOW - 2; i++) expect(policy.tookInline(0.05, i)).to.equal(undefined);
+    // One fsync a busy machine stretched (the thread lost its core): median and mean stay fast.
+    expect(policy.tookInline(8, 9)).to.equal(undefined);
     expect(policy.isInline).to.equal(true);
     expect(policy.tookInline(INLINE_STALL_MS, 10)).to.deep.equal({
       inline: false, fsyncMs: INLINE_STALL_MS, medianMs: 0.05, nextProbeInMs: INLINE_FSYNC_FIRST_BACKOFF_MS,
@@ -48,7 +50,7 @@ describe('raft/storage/fsync-policy', () => {
     quietPool(policy, 10 + INLINE_FSYNC_FIRST_BACKOFF_MS - 1);
     expect(policy.inlineAt(10 + INLINE_FSYNC_FIRST_BACKOFF_MS - 1), 'before the backoff ends').to.equal(false);
     expect(policy.inlineAt(10 + INLINE_FSYNC_FIRST_BACKOFF_MS), 'the probe').to.equal(true);
-    expect(policy.stats).to.deep.equal({ inline: 11, left: 1 });
+    expect(policy.stats).to.deep.equal({ inline: INLINE_WINDOW + 1, left: 1 });
   });
 
   it('leaves once the median of the last fsyncs passes the bound, without any stall', () => {
@@ -61,6 +63,27 @@ describe('raft/storage/fsync-policy', () => {
     expect(left, 'slow fsyncs until the median moved').to.equal(INLINE_WINDOW / 2);
     expect(policy.isInline).to.equal(false);
     expect(INLINE_FSYNC_MAX_MS).to.be.below(1);
+  });
+
+  it('leaves when a slow minority pushes the mean over its bound, below any stall', () => {
+    const policy = new InlineFsyncPolicy();
+    quietPool(policy);
+    for (let i = 0; i < INLINE_WINDOW; i++) policy.tookInline(0.05, i);
+    expect(policy.tookInline(10, 20), 'one 10 ms fsync: mean 0.67 ms').to.equal(undefined);
+    expect(policy.tookInline(10, 21)).to.include({ inline: false, fsyncMs: 10 });
+    expect(INLINE_FSYNC_MAX_MEAN_MS).to.equal(1);
+  });
+
+  it('judges the median only from four samples on: one slow fsync right after the probe does not decide', () => {
+    const policy = new InlineFsyncPolicy();
+    quietPool(policy);
+    expect(policy.tookInline(0.3, 0), 'a probe over the bound').to.include({ inline: false });
+    quietPool(policy, INLINE_FSYNC_FIRST_BACKOFF_MS);
+    expect(policy.tookInline(0.05, INLINE_FSYNC_FIRST_BACKOFF_MS)).to.include({ inline: true });
+    expect(policy.tookInline(0.46, INLINE_FSYNC_FIRST_BACKOFF_MS + 1), 'median of two would be 0.255').to.equal(undefined);
+    expect(policy.tookInline(0.46, INLINE_FSYNC_FIRST_BACKOFF_MS + 2)).to.equal(undefined);
+    expect(policy.tookInline(0.46, INLINE_FSYNC_FIRST_BACKOFF_MS + 3), 'four samples: the median counts').to.include({ inline: false });
+    expect(MEDIAN_MIN_SAMPLES).to.equal(4);
   });
 
   it('doubles the backoff after every slow probe, up to its cap, and a fast probe goes inline again', () => {
@@ -81,7 +104,13 @@ describe('raft/storage/fsync-policy', () => {
     expect(Math.max(...backoffs)).to.equal(INLINE_FSYNC_MAX_BACKOFF_MS);
     quietPool(policy, nowMs);
     expect(policy.tookInline(0.1, nowMs)).to.deep.equal({ inline: true, fsyncMs: 0.1, medianMs: 0.1 });
+    // Just under five minutes inline, then a stall: the backoff stays at its cap.
+    const stallAt = nowMs + INLINE_FSYNC_MAX_BACKOFF_MS - 1;
+    expect(policy.tookInline(INLINE_STALL_MS, stallAt)?.nextProbeInMs).to.equal(INLINE_FSYNC_MAX_BACKOFF_MS);
     // Five minutes inline, then a stall: the backoff starts again from its first value.
+    nowMs = stallAt + INLINE_FSYNC_MAX_BACKOFF_MS;
+    quietPool(policy, nowMs);
+    expect(policy.tookInline(0.1, nowMs)).to.include({ inline: true });
     expect(policy.tookInline(INLINE_STALL_MS, nowMs + INLINE_FSYNC_MAX_BACKOFF_MS)?.nextProbeInMs).to.equal(INLINE_FSYNC_FIRST_BACKOFF_MS);
   });
 
