@@ -26,8 +26,9 @@
  * Readies finish in the microtasks right after the turn, before any input is read. That is
  * one of the orders the thread-pool fsync allows already (a sync that ends before anything
  * else arrives), so every rule below holds unchanged; only the light turns cannot run
- * during it. The policy's bound: one stall per backoff may hold the node whole; the next
- * finds the fsync back on the thread pool, and the light turns with it.
+ * during it. The policy's bound: an inline fsync that meets a stall holds the node for as
+ * long as it lasts, one per backoff at most; the fsyncs after it run on the thread pool, and
+ * the light turns with them.
  *
  * ## The durability order (what keeps early sends and early applies safe)
  * - **A replica takes its next Ready only once the sync of its previous Ready finished.**

@@ -38,6 +38,9 @@
  * promises: its bytes are durable when `sync()` resolves.
  */
 
+import type { RaftLogger } from '../types.js';
+import type { FileHandle } from './file-system.js';
+
 /** Highest median (ms) of the recent inline fsyncs that keeps them inline. */
 export const INLINE_FSYNC_MAX_MS = 0.25;
 /** Highest mean (ms) of the recent inline fsyncs that keeps them inline. */
@@ -143,4 +146,35 @@ function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
   return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/**
+ * Makes what was written to the WAL segment `handle` durable: inline while `policy` says so,
+ * timed on `clock`, else on the thread pool (timed too, as a bound). Either way the bytes
+ * are durable once the result settles; inline, they are when this returns, nothing else
+ * having run. Logs the policy's changes of mode.
+ */
+export function fsyncSegment(handle: FileHandle, policy: InlineFsyncPolicy, clock: () => number, logger: RaftLogger): Promise<void> | undefined {
+  const startMs = clock();
+  if (handle.datasyncSync === undefined) return handle.datasync();
+  if (!policy.inlineAt(startMs)) {
+    return handle.datasync().then(() => {
+      const endMs = clock();
+      policy.tookOnPool(endMs - startMs, endMs);
+    });
+  }
+  const wasInline = policy.isInline;
+  handle.datasyncSync();
+  const endMs = clock();
+  const change = policy.tookInline(endMs - startMs, endMs);
+  if (change === undefined) return undefined;
+  const fields = { fsyncMs: round3(change.fsyncMs), medianMs: round3(change.medianMs), nextProbeInMs: change.nextProbeInMs };
+  if (change.inline) logger.info('wal fsyncs inline: the disk syncs fast', fields);
+  else if (wasInline) logger.info('wal fsyncs on the thread pool again: inline fsyncs got slow', fields);
+  else logger.debug('wal fsync probe slow: staying on the thread pool', fields);
+  return undefined;
+}
+
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }

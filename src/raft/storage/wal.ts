@@ -48,7 +48,7 @@ import type { ConfState, Entry, HardState, RaftLogger, RandomSource, Snapshot } 
 import { crc32c } from './crc32c.js';
 import { DurableStorage, type GroupLog } from './durable-storage.js';
 import { nodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
-import { InlineFsyncPolicy } from './fsync-policy.js';
+import { fsyncSegment, InlineFsyncPolicy } from './fsync-policy.js';
 import { MemoryStorage, type MemoryStorageOptions } from './memory-storage.js';
 import { loadSnapshots, removeFile, TEMP_SUFFIX, writeFileAtomically, writeFully } from './snapshot-files.js';
 import { BATCH_HEADER_BYTES, RecordEncoder, type SnapshotMarker } from './wal-codec.js';
@@ -456,7 +456,7 @@ export class Wal {
         this.nextSequence += 1;
         writeFully(this.handle, bytes, this.segmentSize);
         this.segmentSize += bytes.length;
-        await this.datasync();
+        await fsyncSegment(this.handle, this.fsyncPolicy, this.clock, this.logger);
       }
       this.markDurable(batch);
       if (next !== undefined) await this.roll(next.checkpoint, next.nonce);
@@ -467,33 +467,6 @@ export class Wal {
     } finally {
       clearBatch(batch);
     }
-  }
-
-  /**
-   * Makes the current segment durable: inline while the disk proves fast, on the thread pool
-   * otherwise (`fsync-policy.ts`). Either way the bytes are durable once this settles; inline,
-   * it returns with them durable and nothing else having run.
-   */
-  private datasync(): Promise<void> | undefined {
-    const handle = this.handle;
-    const startMs = this.clock();
-    if (handle.datasyncSync === undefined) return handle.datasync();
-    if (!this.fsyncPolicy.inlineAt(startMs)) {
-      return handle.datasync().then(() => {
-        const endMs = this.clock();
-        this.fsyncPolicy.tookOnPool(endMs - startMs, endMs);
-      });
-    }
-    const wasInline = this.fsyncPolicy.isInline;
-    handle.datasyncSync();
-    const endMs = this.clock();
-    const change = this.fsyncPolicy.tookInline(endMs - startMs, endMs);
-    if (change === undefined) return undefined;
-    const fields = { fsyncMs: round3(change.fsyncMs), medianMs: round3(change.medianMs), nextProbeInMs: change.nextProbeInMs };
-    if (change.inline) this.logger.info('wal fsyncs inline: the disk syncs fast', fields);
-    else if (wasInline) this.logger.info('wal fsyncs on the thread pool again: inline fsyncs got slow', fields);
-    else this.logger.debug('wal fsync probe slow: staying on the thread pool', fields);
-    return undefined;
   }
 
   /** Records what became true now that `batch` is on disk in the current segment. */
@@ -703,8 +676,4 @@ export class Wal {
     if (previousFile !== undefined && previousFile !== file) this.active.obsoleteFiles.push(previousFile);
     this.active.snapshotMarkers.set(group, marker);
   }
-}
-
-function round3(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
 }
