@@ -1,6 +1,7 @@
 /**
  * A `ReplicaStorageProvider` that hands the host its real storage (the WAL on the simulated
- * disk) wrapped, so the checker sees every append before it happens (log matching).
+ * disk) wrapped, so the checker sees every append before it happens, and what the WAL
+ * recovered at every restart (log matching).
  */
 import type { ReplicaStorageProvider } from '../../src/node/replica-storage.js';
 import type { ConfState, Entry, HardState, Snapshot, WritableStorage } from '../../src/raft/index.js';
@@ -12,7 +13,12 @@ export function checkedStorage(provider: ReplicaStorageProvider, checker: SimChe
   return {
     recovered: (shardId) => {
       const storage = provider.recovered(shardId);
-      return storage === undefined ? undefined : wrap(shardId, storage);
+      if (storage === undefined) return undefined;
+      const first = storage.firstIndex();
+      const entries = storage.entries(first, storage.lastIndex() + 1, Number.POSITIVE_INFINITY);
+      const previous = storage.term(first - 1);
+      if (entries.ok) checker.onAppend(shardId, nodeId, entries.value, previous.ok ? previous.value : undefined);
+      return wrap(shardId, storage);
     },
     recoveredShardIds: () => provider.recoveredShardIds(),
     create: (shardId, confState) => wrap(shardId, provider.create(shardId, confState)),

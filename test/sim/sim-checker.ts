@@ -3,7 +3,13 @@
  *
  * - election safety: at most one leader per shard per term (after every event);
  * - log matching: an entry at (index, term) has the same data and the same previous term
- *   in every replica's log that ever held it (at every append to storage);
+ *   in every replica's log that holds it (at every append to storage, and at every restart
+ *   for what the WAL recovered). An entry that only a lost process held, and that its disk
+ *   did not keep, is no longer in any log: a restarted one-voter leader whose term was never
+ *   durable may win that term again and write other entries there (seed 29,083,968). Raft
+ *   allows that: nothing of the lost term left the node (no message carries a term before
+ *   it is durable: `turn-loop.ts`), and whatever did — an append a peer holds, or one still
+ *   in flight — keeps or brings back its record;
  * - state-machine safety: every replica applies the same entry at an index (at every apply),
  *   so every replica's applied sequence is a prefix of one sequence;
  * - exactly-once and determinism: a naive reference state machine (a map, and every
@@ -32,6 +38,8 @@ export class SimViolation extends Error {
 interface LogRecord {
   hash: number;
   prevTerm: number;
+  /** The nodes whose logs hold it (as far as the checker knows: from their appends and recoveries). */
+  holders: Set<string>;
 }
 
 interface AppliedRecord {
@@ -82,8 +90,11 @@ export class SimChecker {
   corruptedSnapshots: () => number = () => 0;
   private falseAlarm: SimViolation | undefined;
 
-  /** Entries a replica of `shardId` is about to append after `prevTerm` (its term at index first−1). */
-  onAppend(shardId: number, where: string, entries: readonly Entry[], prevTerm: number | undefined): void {
+  /**
+   * Entries a replica of `shardId` on node `nodeId` is about to append after `prevTerm` (its
+   * term at index first−1), or that its WAL recovered at a restart.
+   */
+  onAppend(shardId: number, nodeId: string, entries: readonly Entry[], prevTerm: number | undefined): void {
     let byIndex = this.logs.get(shardId);
     if (byIndex === undefined) {
       byIndex = new Map();
@@ -100,14 +111,33 @@ export class SimChecker {
       const hash = entryHash(entry);
       const known = byTerm.get(entry.term);
       if (known === undefined) {
-        if (previous !== undefined) byTerm.set(entry.term, { hash, prevTerm: previous });
+        if (previous !== undefined) byTerm.set(entry.term, { hash, prevTerm: previous, holders: new Set([nodeId]) });
       } else if (known.hash !== hash || (previous !== undefined && known.prevTerm !== previous)) {
         throw new SimViolation(
-          `log matching: shard ${shardId} ${where} holds a different entry at index ${entry.index} term ${entry.term}` +
-            ` (previous term ${String(previous)}, elsewhere ${known.prevTerm})`,
+          `log matching: shard ${shardId} ${nodeId} holds a different entry at index ${entry.index} term ${entry.term}` +
+            ` (previous term ${String(previous)}; ${[...known.holders].join(', ')} held one after term ${known.prevTerm})`,
         );
+      } else {
+        known.holders.add(nodeId);
       }
       previous = entry.term;
+    }
+  }
+
+  /**
+   * Node `nodeId`'s process ended (a kill or a power loss): its logs are whatever its disk
+   * kept, which it reports again when it restarts ({@link onAppend}). Until then it holds
+   * nothing; an entry no other node holds is forgotten. What replicas applied stays: a lost
+   * process takes nothing back from the state-machine checks.
+   */
+  onProcessLost(nodeId: string): void {
+    for (const byIndex of this.logs.values()) {
+      for (const [index, byTerm] of byIndex) {
+        for (const [term, record] of byTerm) {
+          if (record.holders.delete(nodeId) && record.holders.size === 0) byTerm.delete(term);
+        }
+        if (byTerm.size === 0) byIndex.delete(index);
+      }
     }
   }
 
