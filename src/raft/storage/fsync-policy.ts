@@ -85,6 +85,8 @@ export class InlineFsyncPolicy {
   /** The last inline fsyncs (ms), a ring of {@link INLINE_WINDOW}; emptied on leaving. */
   private readonly window: number[] = [];
   private next = 0;
+  /** Scratch for the median: sorted in place, so timing an fsync allocates nothing. */
+  private readonly sorted = new Float64Array(INLINE_WINDOW);
   /** Inline fsyncs, and the times one sent the WAL to the thread pool (leaving, or a failed probe), since start. */
   readonly stats = { inline: 0, left: 0 };
 
@@ -120,8 +122,10 @@ export class InlineFsyncPolicy {
     if (this.window.length < INLINE_WINDOW) this.window.push(fsyncMs);
     else this.window[this.next] = fsyncMs;
     this.next = (this.next + 1) % INLINE_WINDOW;
-    const medianMs = median(this.window);
-    const meanMs = this.window.reduce((sum, ms) => sum + ms, 0) / this.window.length;
+    const medianMs = median(this.window, this.sorted);
+    let sumMs = 0;
+    for (const ms of this.window) sumMs += ms;
+    const meanMs = sumMs / this.window.length;
     const medianFast = wasInline ? this.window.length < MEDIAN_MIN_SAMPLES || medianMs <= INLINE_FSYNC_MAX_MS : fsyncMs <= INLINE_FSYNC_MAX_MS;
     if (fsyncMs < INLINE_STALL_MS && medianFast && meanMs <= INLINE_FSYNC_MAX_MEAN_MS) {
       if (wasInline) return undefined;
@@ -142,10 +146,17 @@ export class InlineFsyncPolicy {
   }
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+/** The median of `values` (at most `scratch.length` of them), sorted by insertion into `scratch`. @internal */
+export function median(values: readonly number[], scratch: Float64Array): number {
+  const count = values.length;
+  for (let i = 0; i < count; i++) {
+    const value = values[i] as number;
+    let j = i;
+    for (; j > 0 && (scratch[j - 1] as number) > value; j--) scratch[j] = scratch[j - 1] as number;
+    scratch[j] = value;
+  }
+  const middle = count >> 1;
+  return count % 2 === 1 ? (scratch[middle] as number) : ((scratch[middle - 1] as number) + (scratch[middle] as number)) / 2;
 }
 
 /**

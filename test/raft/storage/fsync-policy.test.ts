@@ -3,6 +3,7 @@
  * on the thread pool after a slow one, probing again after a doubling backoff.
  */
 import { expect } from 'chai';
+import fc from 'fast-check';
 import {
   INLINE_FSYNC_FIRST_BACKOFF_MS,
   INLINE_FSYNC_MAX_BACKOFF_MS,
@@ -11,6 +12,7 @@ import {
   INLINE_STALL_MS,
   INLINE_WINDOW,
   InlineFsyncPolicy,
+  median,
   MEDIAN_MIN_SAMPLES,
   QUIET_POOL_FRESH_MS,
   QUIET_POOL_SYNC_MS,
@@ -22,6 +24,20 @@ import { SimDisk } from '../../sim/sim-disk.js';
 import { WalWorkload } from './wal-workload.js';
 
 describe('raft/storage/fsync-policy', () => {
+  it('takes the median of up to a window of fsync times in a reused scratch array, as a sort would', () => {
+    const seed = Number(process.env['SEED'] ?? 20261206); // fast-check names it in any failure
+    const scratch = new Float64Array(INLINE_WINDOW);
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: 0, max: 100, noNaN: true }), { minLength: 1, maxLength: INLINE_WINDOW }), (values) => {
+        const sorted = [...values].sort((a, b) => a - b);
+        const middle = sorted.length >> 1;
+        const expected = sorted.length % 2 === 1 ? sorted[middle] : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+        return median(values, scratch) === expected;
+      }),
+      { seed, numRuns: 500 },
+    );
+  });
+
   const quietPool = (policy: InlineFsyncPolicy, nowMs = 0): void => {
     for (let i = 0; i < QUIET_POOL_SYNCS; i++) policy.tookOnPool(QUIET_POOL_SYNC_MS, nowMs);
   };
