@@ -1,9 +1,13 @@
 /**
- * The simulator checker's log matching across lost processes: an entry only a lost process
- * held, and its disk did not keep, may be written differently; one any log still holds may not.
+ * The simulator checker's log matching across restarts: a restarted replica no longer holds
+ * the entries of terms above the one its WAL recovered, so it may write that term again; any
+ * other entry keeps its record, and a synced term must come back. Also what the storage wrapper
+ * (`checked-storage.ts`) reports: recovered logs and hard states, and the terms a sync covered.
  */
 import { expect } from 'chai';
+import { MemoryStorageProvider } from '../../src/node/replica-storage.js';
 import { type Entry, EntryType } from '../../src/raft/index.js';
+import { checkedStorage } from './checked-storage.js';
 import { SimChecker, SimViolation } from './sim-checker.js';
 
 const SHARD = 0;
@@ -14,46 +18,97 @@ function entry(index: number, term: number, text: string): Entry {
 }
 
 describe('SimChecker log matching', () => {
-  it('refuses a second entry at an index and term while the first is held', () => {
+  it('refuses a second entry at an index and term, from the same node or another', () => {
     const checker = new SimChecker();
     checker.onAppend(SHARD, 'n1', [entry(72, 3, 'a')], 3);
     expect(() => checker.onAppend(SHARD, 'n1', [entry(72, 3, 'b')], 3)).to.throw(SimViolation, /index 72 term 3.*n1 held one/);
     expect(() => checker.onAppend(SHARD, 'n2', [entry(72, 3, 'a')], 2)).to.throw(SimViolation, /previous term 2/);
   });
 
-  it('forgets an entry whose only holder lost its process: a restarted one-voter leader may write that term again', () => {
+  it('lets a restarted replica write again in a term its WAL did not keep (seed 29,083,968)', () => {
     const checker = new SimChecker();
     checker.onAppend(SHARD, 'n1', [entry(71, 3, ''), entry(72, 3, 'a')], 2);
-    checker.onProcessLost('n1');
-    // Its WAL kept entry 71 but not 72 (the torn tail): it reports what it recovered, then writes anew.
-    checker.onAppend(SHARD, 'n1', [entry(71, 3, '')], 2);
-    expect(() => checker.onAppend(SHARD, 'n1', [entry(72, 3, 'b')], 3)).not.to.throw();
+    // Power lost before the sync: the WAL recovered term 2 and the log up to 70.
+    checker.onRecovered(SHARD, 'n1', 2, [entry(70, 2, 'x')], 2);
+    expect(() => checker.onAppend(SHARD, 'n1', [entry(71, 3, ''), entry(72, 3, 'b')], 2)).not.to.throw();
     // The new entry is held now: writing yet another one is refused.
     expect(() => checker.onAppend(SHARD, 'n1', [entry(72, 3, 'c')], 3)).to.throw(SimViolation);
   });
 
-  it('keeps an entry another node holds when its writer loses its process', () => {
+  it('keeps what a restarted replica held in the terms it recovered, even entries its log lost', () => {
+    const checker = new SimChecker();
+    checker.onAppend(SHARD, 'n1', [entry(72, 3, 'a')], 3);
+    checker.onRecovered(SHARD, 'n1', 3, [], 3);
+    expect(() => checker.onAppend(SHARD, 'n1', [entry(72, 3, 'b')], 3)).to.throw(SimViolation, /n1 held one/);
+  });
+
+  it('keeps an entry another node holds when its writer restarts without it', () => {
     const checker = new SimChecker();
     checker.onAppend(SHARD, 'n1', [entry(72, 3, 'a')], 3);
     checker.onAppend(SHARD, 'n2', [entry(72, 3, 'a')], 3);
-    checker.onProcessLost('n1');
+    checker.onRecovered(SHARD, 'n1', 2, [], 2);
     expect(() => checker.onAppend(SHARD, 'n1', [entry(72, 3, 'b')], 3)).to.throw(SimViolation, /n2 held one/);
   });
 
-  it('holds a lost process to what its WAL recovered', () => {
+  it('forgets only the restarted node\'s entries of its shard', () => {
     const checker = new SimChecker();
-    checker.onAppend(SHARD, 'n1', [entry(72, 3, 'a')], 3);
-    checker.onProcessLost('n1');
-    checker.onAppend(SHARD, 'n1', [entry(72, 3, 'a')], 3);
-    expect(() => checker.onAppend(SHARD, 'n2', [entry(72, 3, 'b')], 3)).to.throw(SimViolation, /n1 held one/);
+    checker.onAppend(1, 'n1', [entry(5, 4, 'x')], 4);
+    checker.onAppend(SHARD, 'n1', [entry(5, 4, 'y')], 4);
+    checker.onRecovered(SHARD, 'n1', 3, [], 3);
+    expect(() => checker.onAppend(1, 'n1', [entry(5, 4, 'z')], 4)).to.throw(SimViolation, /shard 1/);
+    expect(() => checker.onAppend(SHARD, 'n1', [entry(5, 4, 'z')], 4)).not.to.throw();
   });
 
-  it('forgets only the lost node: other shards and nodes keep their records', () => {
+  it('fails a restart that recovers a term below one a completed sync covered', () => {
     const checker = new SimChecker();
-    checker.onAppend(1, 'n2', [entry(5, 1, 'x')], 1);
-    checker.onAppend(SHARD, 'n1', [entry(5, 1, 'y')], 1);
-    checker.onProcessLost('n1');
-    expect(() => checker.onAppend(1, 'n3', [entry(5, 1, 'z')], 1)).to.throw(SimViolation, /shard 1/);
-    expect(() => checker.onAppend(SHARD, 'n3', [entry(5, 1, 'z')], 1)).not.to.throw();
+    checker.onDurableTerm('n1', SHARD, 3);
+    expect(() => checker.onRecovered(SHARD, 'n1', 2, [], 2)).to.throw(SimViolation, /durability: shard 0 n1 recovered term 2, below the term 3/);
+    expect(() => checker.onRecovered(SHARD, 'n1', 3, [], 3)).not.to.throw();
+    // A replica created anew has nothing durable yet.
+    checker.onReplicaReset('n1', SHARD);
+    expect(() => checker.onRecovered(SHARD, 'n1', 0, [], 0)).not.to.throw();
+  });
+});
+
+describe('checkedStorage', () => {
+  it('reports what a restart recovered: the log, held again, and the hard state, against what syncs covered', async () => {
+    const provider = new MemoryStorageProvider();
+    const before = checkedStorage(provider, new SimChecker(), 'n1');
+    const storage = before.create(SHARD, { voters: [1], learners: [] });
+    storage.setHardState({ term: 3, vote: 1, commit: 0 });
+    storage.append([entry(1, 3, 'a')]);
+    await before.sync();
+
+    // A restart, seen by a checker that knows only what the sync covered.
+    const checker = new SimChecker();
+    checker.onDurableTerm('n1', SHARD, 3);
+    checkedStorage(provider, checker, 'n1').recovered(SHARD);
+    expect(() => checker.onAppend(SHARD, 'n2', [entry(1, 3, 'b')], 0)).to.throw(SimViolation, /n1 held one after term 0/);
+
+    // A WAL that lost the synced term fails the restart.
+    const lossy = new SimChecker();
+    const after = checkedStorage(provider, lossy, 'n1');
+    after.recovered(SHARD)?.setHardState({ term: 3, vote: 1, commit: 0 });
+    await after.sync();
+    provider.recovered(SHARD)?.setHardState({ term: 2, vote: 1, commit: 0 });
+    expect(() => after.recovered(SHARD)).to.throw(SimViolation, /durability/);
+  });
+
+  it('credits a sync only to the replica that was there when it began', async () => {
+    const provider = new MemoryStorageProvider();
+    const checker = new SimChecker();
+    const wrapped = checkedStorage(provider, checker, 'n1');
+    wrapped.create(SHARD, { voters: [1], learners: [] }).setHardState({ term: 5, vote: 1, commit: 0 });
+    const sync = wrapped.sync();
+    // The replica is dropped and a new one created before the sync ends.
+    wrapped.drop(SHARD);
+    wrapped.create(SHARD);
+    await sync;
+    expect(() => wrapped.recovered(SHARD)).not.to.throw();
+    // Without the drop, the same sync is credited: a restart at term 0 fails.
+    wrapped.recovered(SHARD)?.setHardState({ term: 5, vote: 1, commit: 0 });
+    await wrapped.sync();
+    provider.recovered(SHARD)?.setHardState({ term: 0, vote: 0, commit: 0 });
+    expect(() => wrapped.recovered(SHARD)).to.throw(SimViolation, /durability/);
   });
 });

@@ -4,12 +4,14 @@
  * - election safety: at most one leader per shard per term (after every event);
  * - log matching: an entry at (index, term) has the same data and the same previous term
  *   in every replica's log that holds it (at every append to storage, and at every restart
- *   for what the WAL recovered). An entry that only a lost process held, and that its disk
- *   did not keep, is no longer in any log: a restarted one-voter leader whose term was never
- *   durable may win that term again and write other entries there (seed 29,083,968). Raft
- *   allows that: nothing of the lost term left the node (no message carries a term before
- *   it is durable: `turn-loop.ts`), and whatever did — an append a peer holds, or one still
- *   in flight — keeps or brings back its record;
+ *   for what the WAL recovered). One exception, at a restart: the restarted replica no longer
+ *   holds the entries of terms above the term its WAL recovered. Those terms never became
+ *   durable there, so nothing of them left the node (no message carries a term before it is
+ *   durable: `turn-loop.ts`), and a one-voter leader may win such a term again and write
+ *   other entries in it (seed 29,083,968). Raft allows that; an entry of the lost term that
+ *   another replica holds keeps its record, and one still in flight conflicts when it lands;
+ * - durable terms: a restarted replica recovers at least the term of every hard state a
+ *   completed sync covered (the exception above must not hide a WAL that loses synced state);
  * - state-machine safety: every replica applies the same entry at an index (at every apply),
  *   so every replica's applied sequence is a prefix of one sequence;
  * - exactly-once and determinism: a naive reference state machine (a map, and every
@@ -76,6 +78,8 @@ export class SimChecker {
   private readonly leaders = new Map<string, string>();
   /** shard → index → term → record. */
   private readonly logs = new Map<number, Map<number, Map<number, LogRecord>>>();
+  /** `node/shard` → the highest term a completed sync made durable there. */
+  private readonly durableTerms = new Map<string, number>();
   /** shard → index → what applied there. */
   private readonly applied = new Map<number, Map<number, AppliedRecord>>();
   private readonly models = new Map<number, ShardModel>();
@@ -124,21 +128,39 @@ export class SimChecker {
     }
   }
 
+  /** A sync on node `nodeId` completed that covered a hard state of `term` for shard `shardId`. */
+  onDurableTerm(nodeId: string, shardId: number, term: number): void {
+    const key = `${nodeId}/${shardId}`;
+    if (term > (this.durableTerms.get(key) ?? 0)) this.durableTerms.set(key, term);
+  }
+
+  /** Node `nodeId` created a new replica of `shardId`, or dropped its replica: nothing of it is durable. */
+  onReplicaReset(nodeId: string, shardId: number): void {
+    this.durableTerms.delete(`${nodeId}/${shardId}`);
+  }
+
   /**
-   * Node `nodeId`'s process ended (a kill or a power loss): its logs are whatever its disk
-   * kept, which it reports again when it restarts ({@link onAppend}). Until then it holds
-   * nothing; an entry no other node holds is forgotten. What replicas applied stays: a lost
-   * process takes nothing back from the state-machine checks.
+   * Node `nodeId` restarted with its replica of `shardId` recovered from its WAL: hard state
+   * term `term`, and `entries` after `prevTerm`. It must have kept every synced term; it no
+   * longer holds the entries of the terms above `term` (see the file comment); what it
+   * recovered is checked and held again. What replicas applied stays: a lost process takes
+   * nothing back from the state-machine checks.
    */
-  onProcessLost(nodeId: string): void {
-    for (const byIndex of this.logs.values()) {
+  onRecovered(shardId: number, nodeId: string, term: number, entries: readonly Entry[], prevTerm: number | undefined): void {
+    const durable = this.durableTerms.get(`${nodeId}/${shardId}`) ?? 0;
+    if (term < durable) {
+      throw new SimViolation(`durability: shard ${shardId} ${nodeId} recovered term ${term}, below the term ${durable} a completed sync covered`);
+    }
+    const byIndex = this.logs.get(shardId);
+    if (byIndex !== undefined) {
       for (const [index, byTerm] of byIndex) {
-        for (const [term, record] of byTerm) {
-          if (record.holders.delete(nodeId) && record.holders.size === 0) byTerm.delete(term);
+        for (const [recordTerm, record] of byTerm) {
+          if (recordTerm > term && record.holders.delete(nodeId) && record.holders.size === 0) byTerm.delete(recordTerm);
         }
         if (byTerm.size === 0) byIndex.delete(index);
       }
     }
+    this.onAppend(shardId, nodeId, entries, prevTerm);
   }
 
   /** A replica applied `entry` (events.entryApplied). */

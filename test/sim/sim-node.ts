@@ -194,7 +194,6 @@ export class SimNode {
     const process = this.process;
     if (process === undefined || !process.alive) return;
     process.alive = false;
-    this.context.checker.onProcessLost(this.nodeId);
     this.context.network.detach(this.nodeId);
     this.host = undefined;
     this.executor = undefined;
