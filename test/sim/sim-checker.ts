@@ -9,7 +9,7 @@
  *   durable there, so nothing of them left the node (no message carries a term before it is
  *   durable: `turn-loop.ts`), and a one-voter leader may win such a term again and write
  *   other entries in it (seed 29,083,968). Raft allows that; an entry of the lost term that
- *   another replica holds keeps its record, and one still in flight conflicts when it lands;
+ *   another replica holds keeps its record, and one still in flight conflicts if it is appended when it lands;
  * - durable terms: a restarted replica recovers at least the term of every hard state a
  *   completed sync covered (the exception above must not hide a WAL that loses synced state);
  * - state-machine safety: every replica applies the same entry at an index (at every apply),
