@@ -26,7 +26,10 @@ export function checkedStorage(provider: ReplicaStorageProvider, checker: SimChe
   return {
     recovered: (shardId) => {
       const storage = provider.recovered(shardId);
-      if (storage === undefined) return undefined;
+      if (storage === undefined) {
+        checker.onGroupMissing(shardId, nodeId);
+        return undefined;
+      }
       const first = storage.firstIndex();
       const entries = storage.entries(first, storage.lastIndex() + 1, Number.POSITIVE_INFINITY);
       if (!entries.ok) throw new Error(`recovered storage of shard ${shardId} on ${nodeId} cannot read its own entries`);

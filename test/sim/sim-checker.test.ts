@@ -54,8 +54,10 @@ describe('SimChecker log matching', () => {
     const checker = new SimChecker();
     checker.onAppend(1, 'n1', [entry(5, 4, 'x')], 4);
     checker.onAppend(SHARD, 'n1', [entry(5, 4, 'y')], 4);
+    checker.onAppend(SHARD, 'n2', [entry(6, 4, 'w')], 4);
     checker.onRecovered(SHARD, 'n1', 3, [], 3);
     expect(() => checker.onAppend(1, 'n1', [entry(5, 4, 'z')], 4)).to.throw(SimViolation, /shard 1/);
+    expect(() => checker.onAppend(SHARD, 'n3', [entry(6, 4, 'v')], 4)).to.throw(SimViolation, /n2 held one/);
     expect(() => checker.onAppend(SHARD, 'n1', [entry(5, 4, 'z')], 4)).not.to.throw();
   });
 
@@ -70,7 +72,58 @@ describe('SimChecker log matching', () => {
   });
 });
 
+/** Memory storage whose syncs complete only when the test says so (a power cut may come first). */
+class ManualSyncProvider extends MemoryStorageProvider {
+  readonly pending: (() => void)[] = [];
+
+  override async sync(): Promise<void> {
+    await new Promise<void>((resolve) => this.pending.push(resolve));
+  }
+
+  complete(): void {
+    const resolve = this.pending.shift();
+    if (resolve === undefined) throw new Error('no sync is pending');
+    resolve();
+  }
+}
+
 describe('checkedStorage', () => {
+  it('credits a sync only once it completes', async () => {
+    const provider = new ManualSyncProvider();
+    const wrapped = checkedStorage(provider, new SimChecker(), 'n1');
+    wrapped.create(SHARD, { voters: [1], learners: [] }).setHardState({ term: 5, vote: 1, commit: 0 });
+    const sync = wrapped.sync();
+    // The power is cut before the sync completes: term 0 comes back, and that is allowed.
+    provider.recovered(SHARD)?.setHardState({ term: 0, vote: 0, commit: 0 });
+    expect(() => wrapped.recovered(SHARD)).not.to.throw();
+    provider.complete();
+    await sync;
+    expect(() => wrapped.recovered(SHARD)).to.throw(SimViolation, /durability/);
+  });
+
+  it('forgets a replica\'s unsynced hard states when it is dropped or created anew', async () => {
+    const provider = new ManualSyncProvider();
+    const wrapped = checkedStorage(provider, new SimChecker(), 'n1');
+    wrapped.create(SHARD, { voters: [1], learners: [] }).setHardState({ term: 5, vote: 1, commit: 0 });
+    wrapped.drop(SHARD);
+    wrapped.create(SHARD);
+    const sync = wrapped.sync();
+    provider.complete();
+    await sync;
+    expect(() => wrapped.recovered(SHARD)).not.to.throw();
+  });
+
+  it('fails a restart whose WAL lost a group a completed sync covered, not one it dropped', async () => {
+    const provider = new MemoryStorageProvider();
+    const wrapped = checkedStorage(provider, new SimChecker(), 'n1');
+    wrapped.create(SHARD, { voters: [1], learners: [] }).setHardState({ term: 2, vote: 1, commit: 0 });
+    await wrapped.sync();
+    provider.drop(SHARD); // behind the wrapper's back: the WAL lost it
+    expect(() => wrapped.recovered(SHARD)).to.throw(SimViolation, /recovered no group, though a completed sync covered its term 2/);
+    wrapped.drop(SHARD);
+    expect(wrapped.recovered(SHARD)).to.equal(undefined);
+  });
+
   it('reports what a restart recovered: the log, held again, and the hard state, against what syncs covered', async () => {
     const provider = new MemoryStorageProvider();
     const before = checkedStorage(provider, new SimChecker(), 'n1');
@@ -105,7 +158,7 @@ describe('checkedStorage', () => {
     wrapped.create(SHARD);
     await sync;
     expect(() => wrapped.recovered(SHARD)).not.to.throw();
-    // Without the drop, the same sync is credited: a restart at term 0 fails.
+    // Without a drop, a sync is credited: a restart at term 0 fails.
     wrapped.recovered(SHARD)?.setHardState({ term: 5, vote: 1, commit: 0 });
     await wrapped.sync();
     provider.recovered(SHARD)?.setHardState({ term: 0, vote: 0, commit: 0 });

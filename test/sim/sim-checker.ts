@@ -140,6 +140,16 @@ export class SimChecker {
   }
 
   /**
+   * Node `nodeId` restarted and expected a replica of `shardId` (its node state names it) that its
+   * WAL does not hold: legitimate only if no completed sync covered a hard state of it (a sync
+   * covers the group's creation too) since the replica was last created or dropped.
+   */
+  onGroupMissing(shardId: number, nodeId: string): void {
+    const durable = this.durableTerms.get(`${nodeId}/${shardId}`) ?? 0;
+    if (durable > 0) throw new SimViolation(`durability: shard ${shardId} ${nodeId} recovered no group, though a completed sync covered its term ${durable}`);
+  }
+
+  /**
    * Node `nodeId` restarted with its replica of `shardId` recovered from its WAL: hard state
    * term `term`, and `entries` after `prevTerm`. It must have kept every synced term; it no
    * longer holds the entries of the terms above `term` (see the file comment); what it
