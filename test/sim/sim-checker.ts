@@ -11,7 +11,9 @@
  *   other entries in it (seed 29,083,968). Raft allows that; an entry of the lost term that
  *   another replica holds keeps its record, and one still in flight conflicts if it is appended when it lands;
  * - durable terms: a restarted replica recovers at least the term of every hard state a
- *   completed sync covered (the exception above must not hide a WAL that loses synced state);
+ *   completed sync covered (the exception above must not hide a WAL that loses synced state),
+ *   and no message a node sends carries a term its sender has not made durable (at every send;
+ *   pre-votes and their answers excepted, by design): the rule the exception rests on;
  * - state-machine safety: every replica applies the same entry at an index (at every apply),
  *   so every replica's applied sequence is a prefix of one sequence;
  * - exactly-once and determinism: a naive reference state machine (a map, and every
@@ -25,6 +27,7 @@
  *
  * A violation throws {@link SimViolation}; the run reports its seed.
  */
+import { RaftMessageType, type RaftMessage } from '../../src/gen/kvstore/v1/raft.js';
 import { CommandOp, decodeCommand } from '../../src/node/kv-command.js';
 import type { Replica } from '../../src/node/replica.js';
 import { type Entry, EntryType, Role } from '../../src/raft/index.js';
@@ -171,6 +174,22 @@ export class SimChecker {
       }
     }
     this.onAppend(shardId, nodeId, entries, prevTerm);
+    // What recovery read is durable once the WAL opened (`Wal.open` syncs it before use).
+    this.onDurableTerm(nodeId, shardId, term);
+  }
+
+  /** Node `nodeId` handed the network `message` (a batch's, or a snapshot's header). */
+  onSend(nodeId: string, message: RaftMessage): void {
+    if (message.term === 0) return;
+    const type = message.type;
+    if (type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE || type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE_RESPONSE) return;
+    const durable = this.durableTerms.get(`${nodeId}/${message.shardId}`) ?? 0;
+    if (message.term > durable) {
+      throw new SimViolation(
+        `durability: ${nodeId} sent a message of type ${type} for shard ${message.shardId} carrying term ${message.term}, ` +
+          `above its durable term ${durable}`,
+      );
+    }
   }
 
   /** A replica applied `entry` (events.entryApplied). */
