@@ -5,6 +5,7 @@
  * (`checked-storage.ts`) reports: recovered logs and hard states, and the terms a sync covered.
  */
 import { expect } from 'chai';
+import { RaftMessage, RaftMessageType } from '../../src/gen/kvstore/v1/raft.js';
 import { MemoryStorageProvider } from '../../src/node/replica-storage.js';
 import { type Entry, EntryType } from '../../src/raft/index.js';
 import { checkedStorage } from './checked-storage.js';
@@ -86,6 +87,30 @@ class ManualSyncProvider extends MemoryStorageProvider {
     resolve();
   }
 }
+
+describe('SimChecker sends', () => {
+  const message = (type: RaftMessageType, term: number): RaftMessage => RaftMessage.fromPartial({ shardId: SHARD, type, term });
+
+  it('refuses a message whose term its sender has not made durable, but for pre-votes and term 0', () => {
+    const checker = new SimChecker();
+    expect(() => checker.onSend('n1', message(RaftMessageType.RAFT_MESSAGE_TYPE_HEARTBEAT_RESPONSE, 2)))
+      .to.throw(SimViolation, /n1 sent a message of type 8 for shard 0 carrying term 2, above its durable term 0/);
+    checker.onSend('n1', message(RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE, 2));
+    checker.onSend('n1', message(RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE_RESPONSE, 2));
+    checker.onSend('n1', message(RaftMessageType.RAFT_MESSAGE_TYPE_READ_INDEX, 0));
+    checker.onDurableTerm('n1', SHARD, 2);
+    checker.onSend('n1', message(RaftMessageType.RAFT_MESSAGE_TYPE_APPEND, 2));
+    expect(() => checker.onSend('n1', message(RaftMessageType.RAFT_MESSAGE_TYPE_VOTE, 3))).to.throw(SimViolation);
+    expect(() => checker.onSend('n2', message(RaftMessageType.RAFT_MESSAGE_TYPE_APPEND, 2)), 'another node').to.throw(SimViolation);
+  });
+
+  it('counts what a restart recovered as durable', () => {
+    const checker = new SimChecker();
+    checker.onRecovered(SHARD, 'n1', 4, [], 4);
+    checker.onSend('n1', message(RaftMessageType.RAFT_MESSAGE_TYPE_HEARTBEAT, 4));
+    expect(() => checker.onSend('n1', message(RaftMessageType.RAFT_MESSAGE_TYPE_HEARTBEAT, 5))).to.throw(SimViolation);
+  });
+});
 
 describe('checkedStorage', () => {
   it('credits a sync only once it completes', async () => {
