@@ -104,6 +104,14 @@ describe('SimChecker sends', () => {
     expect(() => checker.onSend('n2', message(RaftMessageType.RAFT_MESSAGE_TYPE_APPEND, 2)), 'another node').to.throw(SimViolation);
   });
 
+  it('lets a destroyed replica\'s queued messages leave with the terms it had made durable (seed 37,005,157)', () => {
+    const checker = new SimChecker();
+    checker.onDurableTerm('n2', SHARD, 1);
+    checker.onReplicaReset('n2', SHARD);
+    checker.onSend('n2', message(RaftMessageType.RAFT_MESSAGE_TYPE_APPEND, 1));
+    expect(() => checker.onSend('n2', message(RaftMessageType.RAFT_MESSAGE_TYPE_APPEND, 2))).to.throw(SimViolation);
+  });
+
   it('counts what a restart recovered as durable', () => {
     const checker = new SimChecker();
     checker.onRecovered(SHARD, 'n1', 4, [], 4);

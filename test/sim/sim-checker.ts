@@ -81,8 +81,15 @@ export class SimChecker {
   private readonly leaders = new Map<string, string>();
   /** shard → index → term → record. */
   private readonly logs = new Map<number, Map<number, Map<number, LogRecord>>>();
-  /** `node/shard` → the highest term a completed sync made durable there. */
+  /** `node/shard` → the highest term a completed sync made durable there, since the replica was created. */
   private readonly durableTerms = new Map<string, number>();
+  /**
+   * `node/shard` → the highest term ever durable there, over every replica of the shard the node
+   * had: what a send is checked against. A destroyed replica's messages may still sit in the
+   * transport's queue for a peer whose stream is not writable, and leave after it is gone (seed
+   * 37,005,157); they carry its terms.
+   */
+  private readonly everDurableTerms = new Map<string, number>();
   /** shard → index → what applied there. */
   private readonly applied = new Map<number, Map<number, AppliedRecord>>();
   private readonly models = new Map<number, ShardModel>();
@@ -135,6 +142,7 @@ export class SimChecker {
   onDurableTerm(nodeId: string, shardId: number, term: number): void {
     const key = `${nodeId}/${shardId}`;
     if (term > (this.durableTerms.get(key) ?? 0)) this.durableTerms.set(key, term);
+    if (term > (this.everDurableTerms.get(key) ?? 0)) this.everDurableTerms.set(key, term);
   }
 
   /** Node `nodeId` created a new replica of `shardId`, or dropped its replica: nothing of it is durable. */
@@ -183,7 +191,7 @@ export class SimChecker {
     if (message.term === 0) return;
     const type = message.type;
     if (type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE || type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE_RESPONSE) return;
-    const durable = this.durableTerms.get(`${nodeId}/${message.shardId}`) ?? 0;
+    const durable = this.everDurableTerms.get(`${nodeId}/${message.shardId}`) ?? 0;
     if (message.term > durable) {
       throw new SimViolation(
         `durability: ${nodeId} sent a message of type ${type} for shard ${message.shardId} carrying term ${message.term}, ` +

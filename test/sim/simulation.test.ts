@@ -19,10 +19,13 @@ const seedCount = Number(process.env['SIM_SEEDS'] ?? 1000);
  * had left, which its node served no request for (`applyConfChange` now ends the campaign).
  * 29,083,968 — a false alarm of the checker: a one-voter leader lost power before its new
  * term's first fsync, won that term again after the restart and wrote other entries where
- * the lost ones had been. Nothing of the lost term had left the node; the checker now forgets
- * entries only a lost process held (`SimChecker.onProcessLost`).
+ * the lost ones had been. Nothing of the lost term had left the node; the checker now forgets,
+ * at a restart, the entries of terms its WAL did not keep (`SimChecker.onRecovered`).
+ * 37,005,157 — a false alarm of the checker's send rule: a replica's appends, queued for a peer
+ * whose stream was not writable, left 450 ms later, after the replica was destroyed; their term
+ * had been durable (the send rule now holds a node to the terms any replica of the shard made durable there).
  */
-const FOUND_SEEDS = [1_030_103, 18_005_310, 29_083_968];
+const FOUND_SEEDS = [1_030_103, 18_005_310, 29_083_968, 37_005_157];
 
 describe('whole-node simulation (real RaftHost, replicas, WAL on simulated disk, network and clocks)', function () {
   this.timeout(900_000);
