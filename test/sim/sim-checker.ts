@@ -12,8 +12,9 @@
  *   another replica holds keeps its record, and one still in flight conflicts if it is appended when it lands;
  * - durable terms: a restarted replica recovers at least the term of every hard state a
  *   completed sync covered (the exception above must not hide a WAL that loses synced state),
- *   and no message a node sends carries a term its sender has not made durable (at every send;
- *   pre-votes and their answers excepted, by design): the rule the exception rests on;
+ *   and no message a node sends carries a term its replica has not made durable (at every hand-over
+ *   to the transport; pre-votes and granted answers to them excepted, by design): the rule the
+ *   exception rests on;
  * - state-machine safety: every replica applies the same entry at an index (at every apply),
  *   so every replica's applied sequence is a prefix of one sequence;
  * - exactly-once and determinism: a naive reference state machine (a map, and every
@@ -83,13 +84,6 @@ export class SimChecker {
   private readonly logs = new Map<number, Map<number, Map<number, LogRecord>>>();
   /** `node/shard` → the highest term a completed sync made durable there, since the replica was created. */
   private readonly durableTerms = new Map<string, number>();
-  /**
-   * `node/shard` → the highest term ever durable there, over every replica of the shard the node
-   * had: what a send is checked against. A destroyed replica's messages may still sit in the
-   * transport's queue for a peer whose stream is not writable, and leave after it is gone (seed
-   * 37,005,157); they carry its terms.
-   */
-  private readonly everDurableTerms = new Map<string, number>();
   /** shard → index → what applied there. */
   private readonly applied = new Map<number, Map<number, AppliedRecord>>();
   private readonly models = new Map<number, ShardModel>();
@@ -142,7 +136,6 @@ export class SimChecker {
   onDurableTerm(nodeId: string, shardId: number, term: number): void {
     const key = `${nodeId}/${shardId}`;
     if (term > (this.durableTerms.get(key) ?? 0)) this.durableTerms.set(key, term);
-    if (term > (this.everDurableTerms.get(key) ?? 0)) this.everDurableTerms.set(key, term);
   }
 
   /** Node `nodeId` created a new replica of `shardId`, or dropped its replica: nothing of it is durable. */
@@ -182,16 +175,23 @@ export class SimChecker {
       }
     }
     this.onAppend(shardId, nodeId, entries, prevTerm);
-    // What recovery read is durable once the WAL opened (`Wal.open` syncs it before use).
+    // What recovery read is durable once the WAL opened: `Wal.open` syncs the log it recovered,
+    // and a term it raises to a snapshot's is recomputed from that durable snapshot at every recovery.
     this.onDurableTerm(nodeId, shardId, term);
   }
 
-  /** Node `nodeId` handed the network `message` (a batch's, or a snapshot's header). */
+  /**
+   * Node `nodeId`'s host handed its transport `message` (or a snapshot's header), from a replica
+   * that exists: checked then, not when it leaves, for it may wait in the transport's backlog
+   * (seed 37,005,157: a destroyed replica's appends left 450 ms later).
+   */
   onSend(nodeId: string, message: RaftMessage): void {
     if (message.term === 0) return;
     const type = message.type;
-    if (type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE || type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE_RESPONSE) return;
-    const durable = this.everDurableTerms.get(`${nodeId}/${message.shardId}`) ?? 0;
+    // A pre-vote asks for the next term, and a granted answer carries the asker's: neither is durable by design.
+    if (type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE) return;
+    if (type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE_RESPONSE && !message.reject) return;
+    const durable = this.durableTerms.get(`${nodeId}/${message.shardId}`) ?? 0;
     if (message.term > durable) {
       throw new SimViolation(
         `durability: ${nodeId} sent a message of type ${type} for shard ${message.shardId} carrying term ${message.term}, ` +

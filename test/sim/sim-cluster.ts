@@ -54,7 +54,6 @@ export class SimCluster {
     this.random = new SeededRandom(scenario.seed);
     this.network = new SimNetwork(this.scheduler, this.random, scenario.network);
     this.checker.corruptedSnapshots = () => this.network.stats.snapshotsCorrupted;
-    this.network.onSend = (from, message) => this.checker.onSend(from, message);
     const nodeIds = Array.from({ length: scenario.nodes }, (_, i) => `n${i + 1}`);
     const settings: SimNodeSettings = {
       ...TIMING,

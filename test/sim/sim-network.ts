@@ -94,8 +94,6 @@ export class SimNetwork {
   readonly stats = { batches: 0, lost: 0, duplicated: 0, cutDrops: 0, snapshots: 0, snapshotsCorrupted: 0 };
   /** Sees every message as its receiver gets it, after the codec (tests collect real traffic to mutate). */
   onDeliver: ((from: string, to: string, message: RaftMessage) => void) | undefined;
-  /** Sees every message a node hands the network (snapshot headers too), before any fault decides its fate. */
-  onSend: ((from: string, message: RaftMessage) => void) | undefined;
 
   constructor(
     readonly scheduler: SimScheduler,
@@ -216,7 +214,6 @@ export class SimNetwork {
   /** Carries one batch of `stream`; returns what `write` returns. */
   carry(stream: SimStream, batch: SendRequest): boolean {
     this.stats.batches += 1;
-    if (this.onSend !== undefined) for (const message of batch.messages) this.onSend(stream.from, message);
     const target = stream.target;
     if (target === undefined || !target.process.alive) {
       stream.fail('connection reset', this.delay());
@@ -277,7 +274,6 @@ export class SimNetwork {
   ): Promise<boolean> {
     const { header, data, dataCrc32c } = snapshot;
     this.stats.snapshots += 1;
-    this.onSend?.(from, header);
     const target = this.endpoints.get(to);
     return new Promise<boolean>((resolve) => {
       const refuse = (afterMs: number): void => this.scheduler.after(afterMs, owner, () => resolve(false));

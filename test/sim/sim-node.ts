@@ -154,6 +154,20 @@ export class SimNode {
         if (process.alive) this.context.fail(new Error(`${this.nodeId} stopped on a fatal error: ${String(error)}`, { cause: error }));
       },
     });
+    // The send rule (sim-checker.ts) is checked where the host hands a message to its transport,
+    // while the replica that made it still exists: a message may then wait in the transport's
+    // backlog for a peer whose stream is not writable, and leave much later.
+    const transport = host.transport;
+    const send = transport.send.bind(transport);
+    const sendSnapshot = transport.sendSnapshot.bind(transport);
+    transport.send = (peer, message) => {
+      checker.onSend(this.nodeId, message);
+      send(peer, message);
+    };
+    transport.sendSnapshot = (peer, header, data) => {
+      checker.onSend(this.nodeId, header);
+      sendSnapshot(peer, header, data);
+    };
     network.attach(this.nodeId, process, host);
     host.start();
     this.host = host;

@@ -23,7 +23,7 @@ const seedCount = Number(process.env['SIM_SEEDS'] ?? 1000);
  * at a restart, the entries of terms its WAL did not keep (`SimChecker.onRecovered`).
  * 37,005,157 — a false alarm of the checker's send rule: a replica's appends, queued for a peer
  * whose stream was not writable, left 450 ms later, after the replica was destroyed; their term
- * had been durable (the send rule now holds a node to the terms any replica of the shard made durable there).
+ * had been durable (the rule is now checked where the host hands a message to its transport).
  */
 const FOUND_SEEDS = [1_030_103, 18_005_310, 29_083_968, 37_005_157];
 
