@@ -9,7 +9,8 @@
  *   durable there, so nothing of them left the node (no message carries a term before it is
  *   durable: `turn-loop.ts`), and a one-voter leader may win such a term again and write
  *   other entries in it (seed 29,083,968). Raft allows that; an entry of the lost term that
- *   another replica holds keeps its record, and one still in flight conflicts if it is appended when it lands;
+ *   another replica holds keeps its record, and one still in flight conflicts if it is appended
+ *   when it lands;
  * - durable terms: a restarted replica recovers at least the term of every hard state a
  *   completed sync covered (the exception above must not hide a WAL that loses synced state),
  *   and no message a node sends carries a term its replica has not made durable (at every hand-over
@@ -132,10 +133,14 @@ export class SimChecker {
     }
   }
 
+  /** The highest term a completed sync made durable for node `nodeId`'s replica of `shardId` (0: none). */
+  private durableTerm(nodeId: string, shardId: number): number {
+    return this.durableTerms.get(`${nodeId}/${shardId}`) ?? 0;
+  }
+
   /** A sync on node `nodeId` completed that covered a hard state of `term` for shard `shardId`. */
   onDurableTerm(nodeId: string, shardId: number, term: number): void {
-    const key = `${nodeId}/${shardId}`;
-    if (term > (this.durableTerms.get(key) ?? 0)) this.durableTerms.set(key, term);
+    if (term > this.durableTerm(nodeId, shardId)) this.durableTerms.set(`${nodeId}/${shardId}`, term);
   }
 
   /** Node `nodeId` created a new replica of `shardId`, or dropped its replica: nothing of it is durable. */
@@ -149,7 +154,7 @@ export class SimChecker {
    * covers the group's creation too) since the replica was last created or dropped.
    */
   onGroupMissing(shardId: number, nodeId: string): void {
-    const durable = this.durableTerms.get(`${nodeId}/${shardId}`) ?? 0;
+    const durable = this.durableTerm(nodeId, shardId);
     if (durable > 0) throw new SimViolation(`durability: shard ${shardId} ${nodeId} recovered no group, though a completed sync covered its term ${durable}`);
   }
 
@@ -161,7 +166,7 @@ export class SimChecker {
    * nothing back from the state-machine checks.
    */
   onRecovered(shardId: number, nodeId: string, term: number, entries: readonly Entry[], prevTerm: number | undefined): void {
-    const durable = this.durableTerms.get(`${nodeId}/${shardId}`) ?? 0;
+    const durable = this.durableTerm(nodeId, shardId);
     if (term < durable) {
       throw new SimViolation(`durability: shard ${shardId} ${nodeId} recovered term ${term}, below the term ${durable} a completed sync covered`);
     }
@@ -191,7 +196,7 @@ export class SimChecker {
     // A pre-vote asks for the next term, and a granted answer carries the asker's: neither is durable by design.
     if (type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE) return;
     if (type === RaftMessageType.RAFT_MESSAGE_TYPE_PRE_VOTE_RESPONSE && !message.reject) return;
-    const durable = this.durableTerms.get(`${nodeId}/${message.shardId}`) ?? 0;
+    const durable = this.durableTerm(nodeId, message.shardId);
     if (message.term > durable) {
       throw new SimViolation(
         `durability: ${nodeId} sent a message of type ${type} for shard ${message.shardId} carrying term ${message.term}, ` +
