@@ -22,6 +22,8 @@ import { NodeStateFile } from './node-state.js';
 import { PeerDirectory } from './peer-directory.js';
 import { PeerReachability } from './peer-reachability.js';
 import { type CreateReplicaSpec, RaftHost } from './raft-host.js';
+import { PeerListener } from './peer-listener.js';
+import { TcpPeerLinks } from './tcp-peer-links.js';
 import { GrpcPeerLinks, RAFT_CHANNEL_OPTIONS, RAFT_SERVICE, raftService } from './grpc-peer-links.js';
 import { RefusalLog } from './refusal-log.js';
 import { MemoryStorageProvider, type ReplicaStorageProvider, WalStorageProvider } from './replica-storage.js';
@@ -94,6 +96,8 @@ export class StorageNode {
   private constructor(
     private readonly options: StorageNodeOptions,
     private readonly server: Server,
+    /** The node's listening socket, shared by gRPC and the Raft message streams (exposed for tests). */
+    readonly listener: PeerListener,
     private readonly state: NodeStateFile,
     private readonly peers: PeerDirectory,
     storage: ReplicaStorageProvider,
@@ -122,7 +126,13 @@ export class StorageNode {
       ...(options.snapshotIntervalEntries === undefined ? {} : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       ...(options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
       ...(options.leaseReads === false ? { leaseReads: false } : {}),
-      links: new GrpcPeerLinks(options.nodeId, this.channelSecurity, undefined, undefined, this.reachability),
+      links: new TcpPeerLinks({
+        localNodeId: options.nodeId,
+        security: this.channelSecurity,
+        grpc: new GrpcPeerLinks(options.nodeId, this.channelSecurity, undefined, undefined, this.reachability),
+        logger: options.logger.child({ component: 'transport', node: options.nodeId }),
+        reachability: this.reachability,
+      }),
       events: this.hostEvents(),
       onFatal: (error) => {
         logger.error('node stopped: fatal error', { error: error instanceof Error ? error.message : String(error) });
@@ -187,17 +197,28 @@ export class StorageNode {
       // call takes no admission slot and is told UNAUTHENTICATED even when the node is saturated.
       interceptors: [clientCallInterceptor(admission, (reason) => refused(reason)), ...security.interceptors()],
     });
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(hostPort(listenHost, options.port), security.credentials(), (error, bound) => {
-        if (error !== null) reject(error);
-        else resolve(bound);
-      });
+    // Raft message streams arrive on the same port as gRPC (`peer-listener.ts`); those of the moments
+    // before the host exists are dropped, as gRPC drops calls before its services are added.
+    const late: { host?: RaftHost } = {};
+    const listener = await PeerListener.listen({
+      host: listenHost,
+      port: options.port,
+      grpc: server,
+      security,
+      receiver: {
+        heardFrom: (nodeId) => late.host?.heardFrom(nodeId),
+        deliver: (nodeId, message) => late.host?.deliver(nodeId, message),
+      },
+      logger: options.logger.child({ component: 'transport', node: options.nodeId }),
+      maxFrameBytes: SERVER_MAX_RECEIVE_MESSAGE_BYTES,
     }).catch((error: unknown) => {
       security.close(); // stop watching the token file of a node that never started
       throw error;
     });
+    const port = listener.port;
     const address = options.advertise ?? hostPort(listenHost, port);
-    const node = new StorageNode(options, server, state, peers, storage, admission, port, address, security);
+    const node = new StorageNode(options, server, listener, state, peers, storage, admission, port, address, security);
+    late.host = node.host;
     node.scratchDir = scratchDir;
     const refusalLog = new RefusalLog((reason, count) => node.metrics.requests.refused(reason, count), logger);
     refused = (reason, count) => refusalLog.refused(reason, count);
@@ -344,6 +365,7 @@ export class StorageNode {
         resolve();
       });
     });
+    await this.listener.close();
     await this.metricsServer?.close();
     this.security.close();
     if (this.scratchDir !== undefined) await rm(this.scratchDir, { recursive: true, force: true });

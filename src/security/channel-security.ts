@@ -10,7 +10,7 @@ import {
   credentials as grpcCredentials,
   status as GrpcStatus,
 } from '@grpc/grpc-js';
-import { connect as tlsConnect, checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { connect as tlsConnect, checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { isIP } from 'node:net';
 import { splitHostPort } from '../common/ports.js';
 
@@ -43,6 +43,8 @@ export class ChannelSecurity {
   private readonly byIp = new Map<string, ChannelCredentials>();
   /** Interceptors to pass in the client's options; empty without a token. */
   readonly interceptors: Interceptor[];
+  /** The bearer token to send, read at every call; undefined without one. */
+  readonly token: (() => string | undefined) | undefined;
 
   /**
    * @param tls undefined for plaintext.
@@ -57,6 +59,7 @@ export class ChannelSecurity {
       ? grpcCredentials.createInsecure()
       : grpcCredentials.createSsl(bytes(tls.ca), tls.key === undefined ? null : bytes(tls.key), tls.cert === undefined ? null : bytes(tls.cert));
     this.interceptors = token === undefined ? [] : [tokenInterceptor(token)];
+    this.token = token;
   }
 
   /** Whether channels use TLS. */
@@ -82,6 +85,24 @@ export class ChannelSecurity {
       this.byIp.set(host, credentials);
     }
     return { credentials, options: { 'grpc.ssl_target_name_override': SNI_FOR_IP } };
+  }
+
+  /**
+   * Options for a TLS connection of its own to `address` (the Raft message stream,
+   * `tcp-peer-links.ts`), checked as {@link forTarget}'s are; undefined without TLS.
+   */
+  tlsConnectOptions(address: string): ConnectionOptions | undefined {
+    const tls = this.tls;
+    if (tls === undefined) return undefined;
+    const { host } = splitHostPort(address);
+    return {
+      ca: bytes(tls.ca),
+      ...(tls.cert === undefined ? {} : { cert: bytes(tls.cert) }),
+      ...(tls.key === undefined ? {} : { key: bytes(tls.key) }),
+      servername: isIP(host) === 0 ? host : SNI_FOR_IP,
+      minVersion: 'TLSv1.2',
+      checkServerIdentity: (_name: string, certificate: PeerCertificate) => checkServerIdentity(host, certificate),
+    };
   }
 }
 

@@ -24,6 +24,7 @@ import {
 } from '@grpc/grpc-js';
 import { type Stats, unwatchFile, watchFile } from 'node:fs';
 import type { SecureServerOptions } from 'node:http2';
+import type { PeerCertificate, TLSSocket, TlsOptions } from 'node:tls';
 import { AUTHORIZATION_HEADER } from './channel-security.js';
 import type { TokenFile } from './token-file.js';
 import type { TlsMaterial } from './tls-files.js';
@@ -77,6 +78,19 @@ export interface ServerSecurityOptions {
 
 /** The extended key usage OID of TLS server certificates. */
 const SERVER_AUTH_OID = '1.3.6.1.5.5.7.3.1';
+
+/** How a refused Raft message stream is named in the log, beside the gRPC methods. */
+const PEER_STREAM_METHOD = 'raft message stream';
+
+/** Why a cluster method refuses a peer with `certificate` (verified against the CA, or none). */
+function certificateRefusal(certificate: PeerCertificate | undefined): string | undefined {
+  if (certificate === undefined) return 'a cluster method: needs a server certificate signed by the cluster CA';
+  const usages = (certificate as { ext_key_usage?: string[] }).ext_key_usage;
+  if (usages?.includes(SERVER_AUTH_OID) !== true) {
+    return 'a cluster method: the certificate is not a server certificate (extended key usage lacks serverAuth)';
+  }
+  return undefined;
+}
 
 /** A server process's credentials and its authentication check. */
 export class ServerSecurity {
@@ -153,19 +167,44 @@ export class ServerSecurity {
     return [interceptor as ServerInterceptor];
   }
 
+  /**
+   * TLS options for a connection this server secures itself (the Raft message stream,
+   * `peer-listener.ts`): what the gRPC server binds with. Undefined without TLS.
+   */
+  tlsServerOptions(): TlsOptions | undefined {
+    const tls = this.tls;
+    if (tls === undefined) return undefined;
+    return { ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' };
+  }
+
+  /**
+   * Why a Raft message stream is refused, or undefined when it is admitted: the rule of the
+   * cluster methods. With TLS, `socket` must have presented a server certificate the CA signed;
+   * without TLS but with tokens, `token` must be valid.
+   */
+  peerStreamRefusal(socket: TLSSocket | undefined, token: string | undefined): string | undefined {
+    if (this.tls !== undefined) {
+      // As grpc-js reads it: a certificate only from a peer OpenSSL verified in this handshake.
+      const certificate = socket?.authorized === true ? socket.getPeerCertificate() : undefined;
+      return certificateRefusal(certificate?.raw === undefined ? undefined : certificate);
+    }
+    if (this.tokens === undefined) return undefined;
+    if (token === undefined) return 'no token (this cluster requires one: --token or KVSTORE_TOKEN)';
+    return this.tokens.accepts(token) ? undefined : 'the token is not valid';
+  }
+
+  /** Counts and logs (once per peer host and reason) a refused Raft message stream. */
+  refusePeerStream(peer: string, reason: string): void {
+    this.refuse(peer, PEER_STREAM_METHOD, reason);
+  }
+
   /** Why the call is refused, or undefined when it is admitted. */
   private refusal(path: string, call: ServerInterceptingCallInterface, metadata: Metadata): string | undefined {
     if (this.tls !== undefined && this.peerMethods(path)) {
       // Only ever `sslPeerCertificate`: grpc-js sets it only for a peer OpenSSL verified against the
       // CA in this handshake. (`socket.authorized` alone can be true for a resumed TLS 1.3 session
       // that presented no certificate.)
-      const certificate = call.getAuthContext().sslPeerCertificate;
-      if (certificate === undefined) return 'a cluster method: needs a server certificate signed by the cluster CA';
-      const usages = (certificate as { ext_key_usage?: string[] }).ext_key_usage;
-      if (usages?.includes(SERVER_AUTH_OID) !== true) {
-        return 'a cluster method: the certificate is not a server certificate (extended key usage lacks serverAuth)';
-      }
-      return undefined;
+      return certificateRefusal(call.getAuthContext().sslPeerCertificate);
     }
     let tokenProblem: string | undefined;
     if (this.tokens !== undefined) {
