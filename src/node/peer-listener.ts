@@ -10,9 +10,10 @@
  * @internal
  */
 import type { ConnectionInjector, Server as GrpcServer } from '@grpc/grpc-js';
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { createServer, isIP, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import type { Logger } from '../common/index.js';
+import { hostPort, type Logger } from '../common/index.js';
 import type { ServerSecurity } from '../security/index.js';
 import {
   ALIVE_INTERVAL_MS,
@@ -29,6 +30,10 @@ import { decodeSendRequest } from './send-request-codec.js';
 
 /** A connection that says nothing for this long is dropped before it is known what it is. */
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
+/** How long a TLS handshake on a message stream may take. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a message stream may take to send its hello, from the end of its handshake. */
+const HELLO_TIMEOUT_MS = 10_000;
 /** How long a refused message stream stays open for its peer to read why. */
 const REFUSED_LINGER_MS = 1_000;
 
@@ -56,37 +61,58 @@ export class PeerListener {
   /** Counters for tests and metrics. */
   readonly stats = { messageStreams: 0, grpcConnections: 0, refused: 0 };
 
-  private constructor(private readonly server: NetServer, private readonly options: PeerListenerOptions) {
+  private readonly servers: NetServer[] = [];
+
+  private constructor(private readonly options: PeerListenerOptions) {
     this.injector = options.grpc.createConnectionInjector(options.security.credentials());
     const tls = options.security.tlsServerOptions();
     if (tls !== undefined) {
       // Never listens: TLS on connections whose magic was read here (the same trick as the injector's).
-      this.tlsServer = createTlsServer(tls, (secure: TLSSocket) => this.serve(secure, secure));
+      this.tlsServer = createTlsServer({ ...tls, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, (secure: TLSSocket) => this.serve(secure, secure));
       this.tlsServer.on('tlsClientError', (error: Error, socket: TLSSocket) => {
         options.logger.debug('message stream TLS handshake failed', { peer: socket.remoteAddress, error: error.message });
       });
     }
   }
 
-  /** Binds `host:port` and serves. */
+  /**
+   * Binds `host:port` and serves: every address a host name resolves to, as gRPC bound them (the
+   * first must bind; the others are logged when they cannot).
+   */
   static async listen(options: PeerListenerOptions): Promise<PeerListener> {
-    const server = createServer({ noDelay: true, pauseOnConnect: false });
-    const listener = new PeerListener(server, options);
-    server.on('connection', (socket: Socket) => listener.sniff(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: options.host.replace(/^\[(.*)\]$/, '$1'), port: options.port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (error: Error) => options.logger.error('listening socket failed', { error: error.message }));
+    const host = options.host.replace(/^\[(.*)\]$/, '$1');
+    const addresses = isIP(host) !== 0 ? [host] : [...new Set((await lookup(host, { all: true })).map((found) => found.address))];
+    const listener = new PeerListener(options);
+    let port = options.port;
+    for (const [i, address] of addresses.entries()) {
+      const server = createServer({ noDelay: true });
+      server.on('connection', (socket: Socket) => listener.sniff(socket));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: address, port }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (error) {
+        if (i === 0) {
+          await listener.close();
+          throw error;
+        }
+        options.logger.warn('not listening on one of the host\'s addresses', { host, address, error: (error as Error).message });
+        continue;
+      }
+      server.on('error', (error: Error) => options.logger.error('listening socket failed', { address, error: error.message }));
+      listener.servers.push(server);
+      if (i === 0) port = listener.port;
+    }
     return listener;
   }
 
   /** The bound port. */
   get port(): number {
-    const address = this.server.address();
+    const address = this.servers[0]?.address();
     return typeof address === 'object' && address !== null ? address.port : 0;
   }
 
@@ -127,10 +153,16 @@ export class PeerListener {
   /** Serves one message stream: hello, then `SendRequest` frames to the receiver. */
   private serve(stream: Socket | TLSSocket, secure: TLSSocket | undefined): void {
     const { security, receiver, logger } = this.options;
-    const peer = `${stream.remoteAddress ?? '?'}:${stream.remotePort ?? 0}`;
+    const peer = hostPort(stream.remoteAddress ?? '?', stream.remotePort ?? 0);
     this.streams.add(stream);
     const reader = new FrameReader(MAX_CONTROL_FRAME_BYTES);
     let hello = false;
+    // A peer has this long to say hello, however it dribbles its bytes (the silence limit alone would not do).
+    const helloDeadline = setTimeout(() => {
+      logger.debug('message stream dropped: no hello in time', { peer, ms: HELLO_TIMEOUT_MS });
+      drop();
+    }, HELLO_TIMEOUT_MS);
+    helloDeadline.unref();
     let lastHeardMs = performance.now();
     const alive = setInterval(() => {
       if (performance.now() - lastHeardMs > SERVER_SILENCE_LIMIT_MS) stream.destroy();
@@ -177,6 +209,7 @@ export class PeerListener {
             return;
           }
           hello = true;
+          clearTimeout(helloDeadline);
           reader.maxFrameBytes = this.options.maxFrameBytes;
           stream.write(controlFrame({ ok: true }));
           continue;
@@ -198,9 +231,15 @@ export class PeerListener {
     stream.on('error', (error: Error) => logger.debug('message stream failed', { peer, error: error.message }));
     stream.on('close', () => {
       clearInterval(alive);
+      clearTimeout(helloDeadline);
       this.streams.delete(stream);
     });
     stream.resume();
+  }
+
+  /** Stops accepting connections; those open go on. Before the gRPC server's shutdown, so none comes after it. */
+  stopAccepting(): void {
+    for (const server of this.servers) server.close();
   }
 
   /**
@@ -208,11 +247,14 @@ export class PeerListener {
    * shutdown, which ends its own connections gracefully; any connection still open then is dropped.
    */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = this.servers.map((server) => new Promise<void>((resolve) => {
+      if (server.listening) server.close(() => resolve());
+      else resolve();
+    }));
     for (const stream of this.streams) stream.destroy();
     for (const socket of this.sockets) socket.destroy();
     this.streams.clear();
     this.sockets.clear();
-    await closed;
+    await Promise.all(closed);
   }
 }

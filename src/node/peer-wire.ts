@@ -65,23 +65,27 @@ export class FrameTooLarge extends Error {}
 /**
  * Cuts a byte stream into frames, one at a time, so the limit may change between two frames of
  * one chunk (a stream's first frame is a small hello; the frames after it may be large). Frames
- * are slices of the chunks, not copies; only a frame split across chunks is copied together.
+ * are slices of the chunks, not copies; a frame split across chunks is copied together once, when
+ * all of it has come (a 4 MiB frame arrives in hundreds of reads).
  */
 export class FrameReader {
-  private pending: Buffer | undefined;
+  /** Bytes read and not yet returned as frames, in order; the first may be a slice of a chunk. */
+  private readonly chunks: Buffer[] = [];
+  private total = 0;
 
   /** @param maxFrameBytes the largest frame accepted (checked from its length, before it is buffered). */
   constructor(public maxFrameBytes: number) {}
 
   /** Bytes held and not yet returned as frames. */
   get buffered(): number {
-    return this.pending?.length ?? 0;
+    return this.total;
   }
 
   /** Adds bytes read off the stream. */
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.pending = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
+    this.chunks.push(chunk);
+    this.total += chunk.length;
   }
 
   /**
@@ -89,13 +93,29 @@ export class FrameReader {
    * @throws FrameTooLarge when the next frame's length is over the limit.
    */
   next(): Buffer | undefined {
-    const bytes = this.pending;
-    if (bytes === undefined || bytes.length < 4) return undefined;
-    const length = bytes.readUInt32BE(0);
+    if (this.total < 4) return undefined;
+    let head = this.joinFirst(4);
+    const length = head.readUInt32BE(0);
     if (length > this.maxFrameBytes) throw new FrameTooLarge(`a frame of ${length} bytes (limit ${this.maxFrameBytes})`);
-    if (bytes.length < 4 + length) return undefined;
-    this.pending = bytes.length === 4 + length ? undefined : bytes.subarray(4 + length);
-    return bytes.subarray(4, 4 + length);
+    if (this.total < 4 + length) return undefined;
+    head = this.joinFirst(4 + length); // a frame split across chunks is copied together once, when whole
+    const rest = head.subarray(4 + length);
+    if (rest.length > 0) this.chunks[0] = rest;
+    else this.chunks.shift();
+    this.total -= 4 + length;
+    return head.subarray(4, 4 + length);
+  }
+
+  /** Makes the first chunk hold at least `bytes` bytes (there are that many), joining as few chunks as it takes. */
+  private joinFirst(bytes: number): Buffer {
+    const first = this.chunks[0] as Buffer;
+    if (first.length >= bytes) return first;
+    let count = 0;
+    let joined = 0;
+    while (joined < bytes) joined += (this.chunks[count++] as Buffer).length;
+    const head = Buffer.concat(this.chunks.slice(0, count), joined);
+    this.chunks.splice(0, count, head);
+    return head;
   }
 }
 

@@ -355,6 +355,7 @@ export class StorageNode {
     this.closing = true;
     await this.manager?.close();
     await this.host.close();
+    this.listener.stopAccepting();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.server.forceShutdown();

@@ -11,7 +11,7 @@
  * @internal
  */
 import { connectivityState } from '@grpc/grpc-js';
-import { connect as netConnect, type Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Logger } from '../common/index.js';
 import { splitHostPort } from '../common/ports.js';
@@ -30,6 +30,12 @@ import {
   PEER_STREAM_MAGIC,
 } from './peer-wire.js';
 import { encodeSendRequest } from './send-request-codec.js';
+
+/** How long a stream ended just before its links close may still send what was written on it. */
+const CLOSE_GRACE_MS = 1_000;
+
+/** A TLS error about certificates (verification, names), not the connection. */
+const CERTIFICATE_PROBLEM = /certificate|self[- ]signed|issuer|altname/i;
 
 /** How long a peer that does not speak this wire gets its messages over gRPC before it is tried again. */
 export const GRPC_FALLBACK_MS = 60_000;
@@ -52,6 +58,7 @@ export class TcpPeerLinks implements PeerLinks {
   /** The last refusal each peer gave, logged once. */
   private readonly refusals = new Map<string, string>();
   private readonly open = new Set<TcpPeerStream>();
+  private readonly fallbackTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly now: () => number;
   /** Counters for tests and metrics: streams opened on this wire, and those that fell back on gRPC. */
   readonly stats = { tcpStreams: 0, grpcStreams: 0 };
@@ -61,10 +68,8 @@ export class TcpPeerLinks implements PeerLinks {
   }
 
   openStream(nodeId: string, address: string, events: PeerStreamEvents): PeerStream {
-    if ((this.grpcUntil.get(nodeId) ?? Number.NEGATIVE_INFINITY) > this.now()) {
-      this.stats.grpcStreams += 1;
-      return this.options.grpc.openStream(nodeId, address, events);
-    }
+    const until = this.grpcUntil.get(nodeId) ?? Number.NEGATIVE_INFINITY;
+    if (until > this.now()) return this.fallbackStream(nodeId, address, events, until);
     this.stats.tcpStreams += 1;
     const stream = new TcpPeerStream(nodeId, address, this.options, {
       onDrain: () => events.onDrain(),
@@ -92,6 +97,30 @@ export class TcpPeerLinks implements PeerLinks {
     return stream;
   }
 
+  /**
+   * A gRPC stream for a peer that does not speak this wire. It ends (cleanly) when the window
+   * does, so the transport's next stream tries this wire again: a peer upgraded meanwhile is
+   * found, though a healthy gRPC stream would otherwise live for good.
+   */
+  private fallbackStream(nodeId: string, address: string, events: PeerStreamEvents, until: number): PeerStream {
+    this.stats.grpcStreams += 1;
+    const window: { timer?: ReturnType<typeof setTimeout> } = {};
+    const stream = this.options.grpc.openStream(nodeId, address, {
+      onDrain: () => events.onDrain(),
+      onEnd: (failure) => {
+        if (window.timer !== undefined) {
+          this.fallbackTimers.delete(window.timer);
+          clearTimeout(window.timer);
+        }
+        events.onEnd(failure);
+      },
+    });
+    window.timer = setTimeout(() => stream.end(), Math.max(0, until - this.now()));
+    window.timer.unref();
+    this.fallbackTimers.add(window.timer);
+    return stream;
+  }
+
   sendSnapshot(nodeId: string, address: string, snapshot: OutgoingSnapshot, cancelled: () => boolean): Promise<boolean> {
     return this.options.grpc.sendSnapshot(nodeId, address, snapshot, cancelled);
   }
@@ -102,9 +131,12 @@ export class TcpPeerLinks implements PeerLinks {
     this.options.grpc.reset(nodeId);
   }
 
+  /** Drops every stream; one already ended gets a moment to send what was written on it. */
   close(): void {
     for (const stream of this.open) stream.close();
     this.open.clear();
+    for (const timer of this.fallbackTimers) clearTimeout(timer);
+    this.fallbackTimers.clear();
     this.options.grpc.close();
   }
 }
@@ -132,6 +164,8 @@ class TcpPeerStream implements PeerStream {
   private readonly reader = new FrameReader(MAX_CONTROL_FRAME_BYTES);
   private connected = false;
   private answered = false;
+  /** This side gave up waiting, or the TLS handshake got as far as certificates: the peer speaks the wire or is not there. */
+  private gaveUp = false;
   private ending = false;
   private ended = false;
   private corked = false;
@@ -147,15 +181,21 @@ class TcpPeerStream implements PeerStream {
   ) {
     const now = options.now ?? (() => performance.now());
     this.lastHeardMs = now();
-    const { host, port } = splitHostPort(address);
-    this.socket = netConnect({ host, port });
-    this.socket.setNoDelay(true);
+    this.socket = new Socket();
     this.socket.on('error', (error: Error) => this.fail(error.message));
     this.socket.on('close', () => this.finish());
     this.socket.once('connect', () => this.onConnect());
+    try {
+      const { host, port } = splitHostPort(address);
+      this.socket.connect({ host, port, noDelay: true });
+    } catch (error) {
+      // A bad address (no port, one out of range): the stream fails, after its opener has it.
+      process.nextTick(() => this.abort(`cannot connect to ${address}: ${(error as Error).message}`));
+    }
     // A peer that went silent (its host gone, a partition) is given up as gRPC's keepalive would.
     this.silence = setInterval(() => {
       if (now() - this.lastHeardMs <= CLIENT_SILENCE_LIMIT_MS) return;
+      this.gaveUp = true; // a peer that is stopped or slow, not one that does not speak the wire
       this.abort(`no word from the peer for ${CLIENT_SILENCE_LIMIT_MS} ms`);
     }, ALIVE_INTERVAL_MS);
     this.silence.unref();
@@ -165,14 +205,22 @@ class TcpPeerStream implements PeerStream {
     this.connected = true;
     // The magic goes out in plaintext and alone: TLS, when used, starts only once it has left.
     this.socket.write(PEER_STREAM_MAGIC, () => {
-      if (this.ended || this.ending) return;
+      if (this.ended) return;
       const tls = this.options.security.tlsConnectOptions(this.address);
       if (tls === undefined) {
         this.ready(this.socket);
         return;
       }
       const secure = tlsConnect({ ...tls, socket: this.socket });
-      secure.on('error', (error: Error) => this.fail(error.message));
+      secure.on('error', (error: Error) => {
+        // An older node never gets as far as a certificate after the magic: this one speaks TLS
+        // here, and its certificate (or ours) is the problem, as it would be on gRPC.
+        if (CERTIFICATE_PROBLEM.test(error.message) || (error as NodeJS.ErrnoException).code?.startsWith('ERR_TLS_CERT') === true) {
+          this.gaveUp = true;
+          this.events.onRefused(`TLS: ${error.message}`);
+        }
+        this.fail(error.message);
+      });
       secure.once('secureConnect', () => this.ready(secure));
     });
   }
@@ -183,13 +231,13 @@ class TcpPeerStream implements PeerStream {
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     const token = this.options.security.token?.();
     stream.write(controlFrame({ node: this.options.localNodeId, ...(this.options.security.tls === undefined && token !== undefined ? { token } : {}) }));
-    if (this.ending) {
-      stream.end();
-      return;
-    }
     let writable = true;
     for (const bytes of this.waiting) writable = stream.write(bytes);
     this.waiting.length = 0;
+    if (this.ending) {
+      stream.end(); // ended before it was ready: what was written still goes out
+      return;
+    }
     if (writable) this.events.onDrain();
     stream.on('drain', () => this.events.onDrain());
   }
@@ -254,12 +302,16 @@ class TcpPeerStream implements PeerStream {
   end(): void {
     if (this.ending || this.ended) return;
     this.ending = true;
-    if (this.stream === undefined) this.socket.destroy();
-    else this.stream.end();
+    // Before it is ready, `ready()` writes what waits and ends it (or the connection fails).
+    this.stream?.end();
   }
 
-  /** Drops the connection at once (the links close). */
+  /** Drops the connection (the links close); one already ended gets a second to send what was written. */
   close(): void {
+    if (this.ending && !this.ended) {
+      setTimeout(() => this.abort('closed'), CLOSE_GRACE_MS).unref();
+      return;
+    }
     this.ending = true;
     this.stream?.destroy();
     this.socket.destroy();
@@ -282,7 +334,7 @@ class TcpPeerStream implements PeerStream {
     clearInterval(this.silence);
     this.waiting.length = 0;
     // Connected, and closed without an answer, or with bytes that are not one: not this wire.
-    const unanswered = this.connected && !this.answered && !this.ending;
+    const unanswered = this.connected && !this.answered && !this.ending && !this.gaveUp;
     if (!this.connected && this.failure !== undefined) {
       this.options.reachability?.streamFailed(this.nodeId, this.failure);
       this.options.reachability?.channelState(this.nodeId, this.address, connectivityState.TRANSIENT_FAILURE);

@@ -10,7 +10,7 @@ import {
   credentials as grpcCredentials,
   status as GrpcStatus,
 } from '@grpc/grpc-js';
-import { connect as tlsConnect, checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
+import { connect as tlsConnect, checkServerIdentity, createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext } from 'node:tls';
 import { isIP } from 'node:net';
 import { splitHostPort } from '../common/ports.js';
 
@@ -45,6 +45,7 @@ export class ChannelSecurity {
   readonly interceptors: Interceptor[];
   /** The bearer token to send, read at every call; undefined without one. */
   readonly token: (() => string | undefined) | undefined;
+  private secureContext: SecureContext | undefined;
 
   /**
    * @param tls undefined for plaintext.
@@ -94,13 +95,17 @@ export class ChannelSecurity {
   tlsConnectOptions(address: string): ConnectionOptions | undefined {
     const tls = this.tls;
     if (tls === undefined) return undefined;
-    const { host } = splitHostPort(address);
-    return {
+    // One context for every connection: the PEM files are parsed once.
+    this.secureContext ??= createSecureContext({
       ca: bytes(tls.ca),
       ...(tls.cert === undefined ? {} : { cert: bytes(tls.cert) }),
       ...(tls.key === undefined ? {} : { key: bytes(tls.key) }),
-      servername: isIP(host) === 0 ? host : SNI_FOR_IP,
       minVersion: 'TLSv1.2',
+    });
+    const { host } = splitHostPort(address);
+    return {
+      secureContext: this.secureContext,
+      servername: isIP(host) === 0 ? host : SNI_FOR_IP,
       checkServerIdentity: (_name: string, certificate: PeerCertificate) => checkServerIdentity(host, certificate),
     };
   }

@@ -7,7 +7,7 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSilentLogger } from '../../src/common/index.js';
@@ -16,11 +16,11 @@ import { type RaftMessage, RaftMessageType, type SendRequest } from '../../src/g
 import { GrpcPeerLinks, RAFT_SERVICE, raftService } from '../../src/node/grpc-peer-links.js';
 import type { PeerLinks, PeerStream } from '../../src/node/peer-links.js';
 import { PeerListener } from '../../src/node/peer-listener.js';
-import { controlFrame, FrameReader, frameHeader, parseControlFrame, PEER_STREAM_MAGIC } from '../../src/node/peer-wire.js';
+import { ALIVE_INTERVAL_MS, CLIENT_SILENCE_LIMIT_MS, controlFrame, FrameReader, frameHeader, parseControlFrame, PEER_STREAM_MAGIC } from '../../src/node/peer-wire.js';
 import type { TransportReceiver } from '../../src/node/raft-transport.js';
 import { encodeSendRequest } from '../../src/node/send-request-codec.js';
 import { SERVER_MAX_RECEIVE_MESSAGE_BYTES } from '../../src/node/server-limits.js';
-import { TcpPeerLinks } from '../../src/node/tcp-peer-links.js';
+import { GRPC_FALLBACK_MS, TcpPeerLinks } from '../../src/node/tcp-peer-links.js';
 import { createCertificates } from '../../src/security/certificates.js';
 import { ChannelSecurity, loadServerTls, ServerSecurity, TokenFile } from '../../src/security/index.js';
 import { waitFor } from '../support/wait-for.js';
@@ -292,12 +292,79 @@ describe('node: the Raft message stream on real sockets', function () {
       entries: [{ term: 3, index: 5, type: 0, data: Buffer.alloc(100_000, 7) }],
     };
     // Queued until the connection is ready, then written right behind the hello: one read holds both.
+    // Ended before it was ready: what was written still goes out.
     stream.write({ fromNodeId: 'n3', messages: [append] });
+    stream.end();
     await waitFor('the large append delivered', () => receiver.delivered.length === 1, 5_000, 10);
     expect(receiver.delivered[0]?.[1].entries[0]?.data.length).to.equal(100_000);
-    expect(ends).to.deep.equal([]);
+    await waitFor('the stream to end', () => ends.length === 1, 5_000, 10);
+    expect(ends, 'a clean end').to.deep.equal([undefined]);
     expect(links.stats).to.deep.equal({ tcpStreams: 1, grpcStreams: 0 });
     expect(fallback.used).to.equal(0);
+  });
+
+  it('a peer that takes the connection and goes silent (stopped, not old) is given up without falling back on gRPC', async () => {
+    const silent = createServer((socket) => socket.resume()); // reads everything, answers nothing
+    cleanups.push(() => new Promise<void>((resolve) => silent.close(() => resolve())));
+    const sockets: Socket[] = [];
+    silent.on('connection', (socket) => sockets.push(socket));
+    cleanups.push(() => { for (const socket of sockets) socket.destroy(); });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    let clock = 0;
+    const fallback = unusedLinks();
+    const links = new TcpPeerLinks({ localNodeId: 'n4', security: ChannelSecurity.NONE, grpc: fallback, logger: createSilentLogger(), now: () => clock });
+    cleanups.push(() => links.close());
+    const ends: (string | undefined)[] = [];
+    links.openStream('stopped', address, { onDrain: () => undefined, onEnd: (failure) => ends.push(failure) });
+    await waitFor('the connection accepted', () => sockets.length === 1, 5_000, 10);
+    clock = CLIENT_SILENCE_LIMIT_MS + 1; // the silence check runs every ALIVE_INTERVAL_MS
+    await waitFor('the silent stream given up', () => ends.length === 1, ALIVE_INTERVAL_MS * 3, 20);
+    expect(ends[0]).to.match(/no word from the peer/);
+    links.openStream('stopped', address, { onDrain: () => undefined, onEnd: () => undefined });
+    expect(links.stats).to.deep.equal({ tcpStreams: 2, grpcStreams: 0 });
+    expect(fallback.used).to.equal(0);
+  });
+
+  it('a bad peer address fails the stream after openStream returns, without throwing', async () => {
+    const links = new TcpPeerLinks({ localNodeId: 'n4', security: ChannelSecurity.NONE, grpc: unusedLinks(), logger: createSilentLogger() });
+    cleanups.push(() => links.close());
+    for (const address of ['n1', 'n1:70000']) {
+      const ends: (string | undefined)[] = [];
+      links.openStream('bad', address, { onDrain: () => undefined, onEnd: (failure) => ends.push(failure) });
+      expect(ends, 'not from inside openStream').to.deep.equal([]);
+      await waitFor('the stream to fail', () => ends.length === 1, 5_000, 10);
+      expect(ends[0]).to.match(/cannot connect to/);
+    }
+  });
+
+  it('ends the gRPC stream of a peer that did not speak the wire when its window closes, so the next stream tries the wire again', async () => {
+    const receiver = recordingReceiver();
+    const server = new Server();
+    cleanups.push(() => server.forceShutdown());
+    server.addService(RAFT_SERVICE, raftService(receiver, await tempSpool(), createSilentLogger()));
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
+    });
+    const address = `127.0.0.1:${port}`;
+    let clock = 0;
+    const links = new TcpPeerLinks({ localNodeId: 'n2', security: ChannelSecurity.NONE, grpc: new GrpcPeerLinks('n2'), logger: createSilentLogger(), now: () => clock });
+    cleanups.push(() => links.close());
+    const firstEnds: (string | undefined)[] = [];
+    links.openStream('old', address, { onDrain: () => undefined, onEnd: (failure) => firstEnds.push(failure) });
+    await waitFor('the unanswered stream to end', () => firstEnds.length === 1, 5_000, 10);
+
+    clock = GRPC_FALLBACK_MS - 100; // 100 ms of the window left
+    const grpcEnds: (string | undefined)[] = [];
+    const onGrpc = links.openStream('old', address, { onDrain: () => undefined, onEnd: (failure) => grpcEnds.push(failure) });
+    onGrpc.write({ fromNodeId: 'n2', messages: [heartbeat(5)] });
+    await waitFor('the batch delivered over gRPC', () => receiver.delivered.length === 1, 5_000, 10);
+    await waitFor('the gRPC stream ended with its window', () => grpcEnds.length === 1, 5_000, 10);
+    expect(grpcEnds[0], 'a clean end').to.equal(undefined);
+
+    clock = GRPC_FALLBACK_MS + 1;
+    links.openStream('old', address, { onDrain: () => undefined, onEnd: () => undefined });
+    expect(links.stats).to.deep.equal({ tcpStreams: 2, grpcStreams: 1 });
   });
 
   it('falls back on gRPC for a peer that takes the connection and does not answer (an older node)', async () => {
