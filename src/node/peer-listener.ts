@@ -71,42 +71,45 @@ export class PeerListener {
       this.tlsServer = createTlsServer({ ...tls, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, (secure: TLSSocket) => this.serve(secure, secure));
       this.tlsServer.on('tlsClientError', (error: Error, socket: TLSSocket) => {
         options.logger.debug('message stream TLS handshake failed', { peer: socket.remoteAddress, error: error.message });
+        socket.destroy(); // the server only reports it (a handshake timeout too): the connection must go
       });
     }
   }
 
   /**
-   * Binds `host:port` and serves: every address a host name resolves to, as gRPC bound them (the
-   * first must bind; the others are logged when they cannot).
+   * Binds `host:port` and serves: every address a host name resolves to, as gRPC bound them (at
+   * least one must bind; the others are logged when they cannot). An empty host is every interface.
    */
   static async listen(options: PeerListenerOptions): Promise<PeerListener> {
     const host = options.host.replace(/^\[(.*)\]$/, '$1');
-    const addresses = isIP(host) !== 0 ? [host] : [...new Set((await lookup(host, { all: true })).map((found) => found.address))];
+    const addresses: (string | undefined)[] = host === '' ? [undefined]
+      : isIP(host) !== 0 ? [host]
+      : [...new Set((await lookup(host, { all: true })).map((found) => found.address))];
+    if (addresses.length === 0) throw new Error(`host ${host} resolves to no address`);
     const listener = new PeerListener(options);
     let port = options.port;
-    for (const [i, address] of addresses.entries()) {
+    let firstError: unknown;
+    for (const address of addresses) {
       const server = createServer({ noDelay: true });
       server.on('connection', (socket: Socket) => listener.sniff(socket));
       try {
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
-          server.listen({ host: address, port }, () => {
+          server.listen({ ...(address === undefined ? {} : { host: address }), port }, () => {
             server.off('error', reject);
             resolve();
           });
         });
       } catch (error) {
-        if (i === 0) {
-          await listener.close();
-          throw error;
-        }
+        firstError ??= error;
         options.logger.warn('not listening on one of the host\'s addresses', { host, address, error: (error as Error).message });
         continue;
       }
       server.on('error', (error: Error) => options.logger.error('listening socket failed', { address, error: error.message }));
       listener.servers.push(server);
-      if (i === 0) port = listener.port;
+      port = listener.port; // the others on the port the first one got
     }
+    if (listener.servers.length === 0) throw firstError;
     return listener;
   }
 

@@ -34,7 +34,13 @@ import { encodeSendRequest } from './send-request-codec.js';
 /** How long a stream ended just before its links close may still send what was written on it. */
 const CLOSE_GRACE_MS = 1_000;
 
-/** A TLS error about certificates (verification, names), not the connection. */
+/** OpenSSL's verification codes: a TLS error about certificates, not the connection. */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'HOSTNAME_MISMATCH',
+]);
+/** The same, for errors that carry no code. */
 const CERTIFICATE_PROBLEM = /certificate|self[- ]signed|issuer|altname/i;
 
 /** How long a peer that does not speak this wire gets its messages over gRPC before it is tried again. */
@@ -74,11 +80,11 @@ export class TcpPeerLinks implements PeerLinks {
     const stream = new TcpPeerStream(nodeId, address, this.options, {
       onDrain: () => events.onDrain(),
       onAccepted: () => this.refusals.delete(nodeId),
-      onRefused: (error) => {
+      onRefused: (error, by) => {
         // Once per peer and reason: the transport retries every few seconds.
         if (this.refusals.get(nodeId) === error) return;
         this.refusals.set(nodeId, error);
-        this.options.logger.warn('peer refused the message stream', { peer: nodeId, address, error });
+        this.options.logger.warn(by === 'peer' ? 'peer refused the message stream' : 'message stream TLS failed on a certificate', { peer: nodeId, address, error });
       },
       onEnd: (failure, unanswered) => {
         this.open.delete(stream);
@@ -104,21 +110,39 @@ export class TcpPeerLinks implements PeerLinks {
    */
   private fallbackStream(nodeId: string, address: string, events: PeerStreamEvents, until: number): PeerStream {
     this.stats.grpcStreams += 1;
+    let over = false;
     const window: { timer?: ReturnType<typeof setTimeout> } = {};
-    const stream = this.options.grpc.openStream(nodeId, address, {
-      onDrain: () => events.onDrain(),
+    const stopTimer = (): void => {
+      if (window.timer === undefined) return;
+      this.fallbackTimers.delete(window.timer);
+      clearTimeout(window.timer);
+    };
+    const inner = this.options.grpc.openStream(nodeId, address, {
+      onDrain: () => {
+        if (!over) events.onDrain();
+      },
       onEnd: (failure) => {
-        if (window.timer !== undefined) {
-          this.fallbackTimers.delete(window.timer);
-          clearTimeout(window.timer);
-        }
-        events.onEnd(failure);
+        stopTimer();
+        if (!over) events.onEnd(failure);
+        over = true;
       },
     });
-    window.timer = setTimeout(() => stream.end(), Math.max(0, until - this.now()));
+    // The transport lets go of the stream first (a clean end), so nothing is written on it after `end()`.
+    window.timer = setTimeout(() => {
+      if (over) return;
+      over = true;
+      events.onEnd(undefined);
+      inner.end();
+    }, Math.max(0, until - this.now()));
     window.timer.unref();
     this.fallbackTimers.add(window.timer);
-    return stream;
+    return {
+      write: (batch) => (over ? true : inner.write(batch)),
+      end: () => {
+        stopTimer();
+        inner.end();
+      },
+    };
   }
 
   sendSnapshot(nodeId: string, address: string, snapshot: OutgoingSnapshot, cancelled: () => boolean): Promise<boolean> {
@@ -146,8 +170,8 @@ interface StreamEvents {
   onDrain(): void;
   /** The peer took the stream. */
   onAccepted(): void;
-  /** The peer refused the stream, saying why. */
-  onRefused(error: string): void;
+  /** The peer refused the stream, saying why; or TLS failed on a certificate (the peer's or ours). */
+  onRefused(error: string, by: 'peer' | 'tls'): void;
   onEnd(failure: string | undefined, unanswered: boolean): void;
 }
 
@@ -182,12 +206,13 @@ class TcpPeerStream implements PeerStream {
     const now = options.now ?? (() => performance.now());
     this.lastHeardMs = now();
     this.socket = new Socket();
+    this.socket.setNoDelay(true); // kept until connected (connect()'s own noDelay option is not read)
     this.socket.on('error', (error: Error) => this.fail(error.message));
     this.socket.on('close', () => this.finish());
     this.socket.once('connect', () => this.onConnect());
     try {
       const { host, port } = splitHostPort(address);
-      this.socket.connect({ host, port, noDelay: true });
+      this.socket.connect({ host, port });
     } catch (error) {
       // A bad address (no port, one out of range): the stream fails, after its opener has it.
       process.nextTick(() => this.abort(`cannot connect to ${address}: ${(error as Error).message}`));
@@ -215,9 +240,10 @@ class TcpPeerStream implements PeerStream {
       secure.on('error', (error: Error) => {
         // An older node never gets as far as a certificate after the magic: this one speaks TLS
         // here, and its certificate (or ours) is the problem, as it would be on gRPC.
-        if (CERTIFICATE_PROBLEM.test(error.message) || (error as NodeJS.ErrnoException).code?.startsWith('ERR_TLS_CERT') === true) {
+        const code = (error as NodeJS.ErrnoException).code ?? '';
+        if (CERTIFICATE_CODES.has(code) || code.startsWith('ERR_TLS_CERT') || CERTIFICATE_PROBLEM.test(error.message)) {
           this.gaveUp = true;
-          this.events.onRefused(`TLS: ${error.message}`);
+          this.events.onRefused(`TLS: ${error.message}`, 'tls');
         }
         this.fail(error.message);
       });
@@ -271,7 +297,7 @@ class TcpPeerStream implements PeerStream {
         return;
       }
       this.answered = true; // refused: a peer that speaks the wire, so gRPC would not do better
-      this.events.onRefused(answer['error']);
+      this.events.onRefused(answer['error'], 'peer');
       this.abort(`refused by the peer: ${answer['error']}`);
       return;
     }
@@ -341,7 +367,8 @@ class TcpPeerStream implements PeerStream {
     } else if (this.failure !== undefined) {
       this.options.reachability?.streamFailed(this.nodeId, this.failure);
     }
-    const failure = this.ending && this.failure === undefined ? undefined : this.failure ?? 'the peer closed the connection';
+    // A peer that does not speak the wire has not failed: its messages go over gRPC from the next stream.
+    const failure = unanswered || (this.ending && this.failure === undefined) ? undefined : this.failure ?? 'the peer closed the connection';
     this.events.onEnd(failure, unanswered);
   }
 }
