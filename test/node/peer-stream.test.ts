@@ -166,6 +166,18 @@ describe('node: the Raft message stream on real sockets', function () {
     return { listener, receiver };
   };
 
+  /** A node of an older version: gRPC's `RaftService` alone, no message stream on its port. */
+  const olderNode = async (): Promise<{ receiver: ReturnType<typeof recordingReceiver>; address: string }> => {
+    const receiver = recordingReceiver();
+    const server = new Server();
+    cleanups.push(() => server.forceShutdown());
+    server.addService(RAFT_SERVICE, raftService(receiver, await tempSpool(), createSilentLogger()));
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
+    });
+    return { receiver, address: `127.0.0.1:${port}` };
+  };
+
   it('carries a cluster\'s Raft traffic: leaders are elected, a put and a get are served, every node took message streams', async () => {
     const cluster = await startCluster();
     await putSucceeds(cluster, 'stream-key');
@@ -347,14 +359,7 @@ describe('node: the Raft message stream on real sockets', function () {
   });
 
   it('ends the gRPC stream of a peer that did not speak the wire when its window closes, so the next stream tries the wire again', async () => {
-    const receiver = recordingReceiver();
-    const server = new Server();
-    cleanups.push(() => server.forceShutdown());
-    server.addService(RAFT_SERVICE, raftService(receiver, await tempSpool(), createSilentLogger()));
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
-    });
-    const address = `127.0.0.1:${port}`;
+    const { receiver, address } = await olderNode();
     let clock = 0;
     const links = new TcpPeerLinks({ localNodeId: 'n2', security: ChannelSecurity.NONE, grpc: new GrpcPeerLinks('n2'), logger: createSilentLogger(), now: () => clock });
     cleanups.push(() => links.close());
@@ -379,14 +384,7 @@ describe('node: the Raft message stream on real sockets', function () {
   });
 
   it('falls back on gRPC for a peer that takes the connection and does not answer (an older node)', async () => {
-    const receiver = recordingReceiver();
-    const server = new Server();
-    cleanups.push(() => server.forceShutdown());
-    server.addService(RAFT_SERVICE, raftService(receiver, await tempSpool(), createSilentLogger()));
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
-    });
-    const address = `127.0.0.1:${port}`;
+    const { receiver, address } = await olderNode();
     const links = new TcpPeerLinks({ localNodeId: 'n2', security: ChannelSecurity.NONE, grpc: new GrpcPeerLinks('n2'), logger: createSilentLogger() });
     cleanups.push(() => links.close());
 
