@@ -72,7 +72,7 @@ export function registerNodeCommand(program: Command): void {
     .option('--manager <host:port>', 'the manager to register with (required)', parseHostPort)
     .option('--data-dir <dir>', 'where the node keeps its WAL, snapshots and peer list (required)')
     .option('--advertise <host:port>', 'address peers and clients use (default HOST:PORT)', parseHostPort)
-    .option('--host <host>', 'interface to listen on (default 127.0.0.1; with --advertise naming another host, every interface)')
+    .addOption(new Option('--host <host>', 'interface to listen on (default 127.0.0.1; with --advertise naming another host, every interface)').argParser(parseHost))
     .addOption(new Option('--metrics-port <port>', 'HTTP port for /metrics, /healthz, /readyz (default PORT+1000)').argParser(parsePort))
     .addOption(new Option('--log-level <level>', 'error, warn, info or debug').argParser(parseLogLevel))
     .option('--metrics-per-shard', 'also export per-shard series on /metrics (term, commit, applied, leader, epoch and leader changes by {shard}); a node hosting thousands of replicas then serves thousands of lines per series')
@@ -176,6 +176,12 @@ async function runNode(flags: NodeFlags): Promise<void> {
     logger.on('finish', () => resolveFlush());
     logger.end();
   });
+}
+
+/** `--host`: an address or a name to listen on; empty says nothing (every interface is 0.0.0.0 or ::). */
+function parseHost(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('expected an address or host name to listen on (every interface: 0.0.0.0 or ::).');
+  return value;
 }
 
 /**

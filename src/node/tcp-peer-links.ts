@@ -110,36 +110,47 @@ export class TcpPeerLinks implements PeerLinks {
    */
   private fallbackStream(nodeId: string, address: string, events: PeerStreamEvents, until: number): PeerStream {
     this.stats.grpcStreams += 1;
-    let over = false;
+    /** No more writes reach the gRPC stream (ended, or its window closed). */
+    let closed = false;
+    /** Its end was reported: once only. */
+    let reported = false;
     const window: { timer?: ReturnType<typeof setTimeout> } = {};
     const stopTimer = (): void => {
       if (window.timer === undefined) return;
       this.fallbackTimers.delete(window.timer);
       clearTimeout(window.timer);
     };
+    const report = (failure: string | undefined): void => {
+      if (reported) return;
+      reported = true;
+      events.onEnd(failure);
+    };
     const inner = this.options.grpc.openStream(nodeId, address, {
       onDrain: () => {
-        if (!over) events.onDrain();
+        if (!reported) events.onDrain();
       },
       onEnd: (failure) => {
         stopTimer();
-        if (!over) events.onEnd(failure);
-        over = true;
+        closed = true;
+        report(failure);
       },
     });
     // The transport lets go of the stream first (a clean end), so nothing is written on it after `end()`.
     window.timer = setTimeout(() => {
-      if (over) return;
-      over = true;
-      events.onEnd(undefined);
+      stopTimer();
+      if (closed) return;
+      closed = true;
+      report(undefined);
       inner.end();
     }, Math.max(0, until - this.now()));
     window.timer.unref();
     this.fallbackTimers.add(window.timer);
     return {
-      write: (batch) => (over ? true : inner.write(batch)),
+      write: (batch) => (closed ? true : inner.write(batch)),
       end: () => {
         stopTimer();
+        if (closed) return;
+        closed = true;
         inner.end();
       },
     };
@@ -367,7 +378,9 @@ class TcpPeerStream implements PeerStream {
     } else if (this.failure !== undefined) {
       this.options.reachability?.streamFailed(this.nodeId, this.failure);
     }
-    // A peer that does not speak the wire has not failed: its messages go over gRPC from the next stream.
+    // A peer that does not speak the wire has not failed: its messages go over gRPC from the next
+    // stream. (A peer that died between accept and answer is taken for one too; the gRPC stream
+    // that follows a backoff later fails and reports it.)
     const failure = unanswered || (this.ending && this.failure === undefined) ? undefined : this.failure ?? 'the peer closed the connection';
     this.events.onEnd(failure, unanswered);
   }

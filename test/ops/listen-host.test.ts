@@ -4,7 +4,7 @@
  * It now listens on every interface (and says so); `--host` still decides when given.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -48,6 +48,12 @@ describe('ops: where a node listens', function () {
     expect(listenHost('10.0.0.5', undefined)).to.equal('10.0.0.5');
     expect(listenHost(undefined, '[fd00::2]:7001'), 'IPv6: every interface of both families').to.equal('::');
     expect(listenHost(undefined, '[::1]:7001')).to.equal('::1');
+  });
+
+  it('refuses an empty --host, which would advertise an address no peer can dial', () => {
+    const run = spawnSync(process.execPath, [MAIN_SCRIPT, 'node', '--id', 'n1', '--port', '7001', '--manager', '127.0.0.1:7000', '--data-dir', tmpdir(), '--host', ''], { encoding: 'utf8', timeout: 20_000 });
+    expect(run.status).to.equal(2);
+    expect(run.stderr).to.match(/--host.*expected an address or host name.*0\.0\.0\.0 or ::/);
   });
 
   it('a node listening on IPv6 loopback (as --advertise [::1]:PORT makes it) is reachable there', async function () {
