@@ -174,6 +174,30 @@ export class NodeMetrics implements RaftHostEvents {
     });
   }
 
+  /**
+   * Counts the Raft message streams this node opened, by wire (`tcp-peer-links.ts`: "tcp", or
+   * "grpc" for a peer that does not speak it), and those it refused (`peer-listener.ts`).
+   */
+  observePeerStreams(opened: () => { tcp: number; grpc: number }, refused: () => number): void {
+    new Counter({
+      name: 'kvstore_node_peer_streams_opened_total',
+      help: 'Raft message streams this node opened to peers, by wire: tcp, or grpc for a peer that does not speak it (an older node)',
+      labelNames: ['wire'], registers: [this.registry],
+      collect() {
+        this.reset();
+        const counts = opened();
+        this.inc({ wire: 'tcp' }, counts.tcp);
+        this.inc({ wire: 'grpc' }, counts.grpc);
+      },
+    });
+    new Counter({
+      name: 'kvstore_node_peer_streams_refused_total',
+      help: 'Raft message streams from peers this node refused (no trusted server certificate, or no valid token)',
+      registers: [this.registry],
+      collect() { this.reset(); this.inc(refused()); },
+    });
+  }
+
   /** Registers the gauges and counters sampled from `host` at each scrape. */
   observe(host: RaftHost): void {
     const registers = [this.registry];

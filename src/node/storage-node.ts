@@ -87,6 +87,8 @@ export class StorageNode {
   private readonly channelSecurity: ChannelSecurity;
   /** Which peers this node cannot connect to (logged, counted, reported to the manager). */
   readonly reachability: PeerReachability;
+  /** The Raft message streams to peers (counted in the metrics). */
+  private readonly links: TcpPeerLinks;
   private closing = false;
   private closed: Promise<void> | undefined;
 
@@ -114,6 +116,13 @@ export class StorageNode {
     const logger = options.logger.child({ component: 'node', node: options.nodeId });
     this.metrics = new NodeMetrics({ perShard: options.metricsPerShard === true });
     this.admission = admission;
+    this.links = new TcpPeerLinks({
+      localNodeId: options.nodeId,
+      security: this.channelSecurity,
+      grpc: new GrpcPeerLinks(options.nodeId, this.channelSecurity, undefined, undefined, this.reachability),
+      logger: options.logger.child({ component: 'transport', node: options.nodeId }),
+      reachability: this.reachability,
+    });
     this.host = new RaftHost({
       nodeId: options.nodeId,
       logger,
@@ -126,13 +135,7 @@ export class StorageNode {
       ...(options.snapshotIntervalEntries === undefined ? {} : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       ...(options.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
       ...(options.leaseReads === false ? { leaseReads: false } : {}),
-      links: new TcpPeerLinks({
-        localNodeId: options.nodeId,
-        security: this.channelSecurity,
-        grpc: new GrpcPeerLinks(options.nodeId, this.channelSecurity, undefined, undefined, this.reachability),
-        logger: options.logger.child({ component: 'transport', node: options.nodeId }),
-        reachability: this.reachability,
-      }),
+      links: this.links,
       events: this.hostEvents(),
       onFatal: (error) => {
         logger.error('node stopped: fatal error', { error: error instanceof Error ? error.message : String(error) });
@@ -224,6 +227,7 @@ export class StorageNode {
     refused = (reason, count) => refusalLog.refused(reason, count);
     node.metrics.requests.observeAdmission(() => admission.usage);
     node.metrics.observeReachability(() => node.reachability.peers().length);
+    node.metrics.observePeerStreams(() => ({ tcp: node.links.stats.tcpStreams, grpc: node.links.stats.grpcStreams }), () => listener.stats.refused);
     const executor = new KvRequestExecutor({
       host: node.host,
       peers,

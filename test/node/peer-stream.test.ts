@@ -187,6 +187,10 @@ describe('node: the Raft message stream on real sockets', function () {
     for (const node of cluster.nodes) {
       expect(node?.listener.stats.messageStreams, `node ${node?.host.nodeId}`).to.be.greaterThan(0);
       expect(node?.listener.stats.refused).to.equal(0);
+      const metrics = await node?.metrics.registry.metrics();
+      expect(metrics).to.match(/^kvstore_node_peer_streams_opened_total\{wire="tcp"\} [1-9]/m);
+      expect(metrics).to.match(/^kvstore_node_peer_streams_opened_total\{wire="grpc"\} 0$/m);
+      expect(metrics).to.match(/^kvstore_node_peer_streams_refused_total 0$/m);
     }
   });
 
