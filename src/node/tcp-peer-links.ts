@@ -206,6 +206,8 @@ class TcpPeerStream implements PeerStream {
   private corked = false;
   private failure: string | undefined;
   private lastHeardMs: number;
+  /** Monotonic ms: the links' clock, resolved once (read on every chunk). */
+  private readonly now: () => number;
   private readonly silence: ReturnType<typeof setInterval>;
 
   constructor(
@@ -214,7 +216,8 @@ class TcpPeerStream implements PeerStream {
     private readonly options: TcpPeerLinksOptions,
     private readonly events: StreamEvents,
   ) {
-    const now = options.now ?? (() => performance.now());
+    this.now = options.now ?? (() => performance.now());
+    const now = this.now;
     this.lastHeardMs = now();
     this.socket = new Socket();
     this.socket.setNoDelay(true); // kept until connected (connect()'s own noDelay option is not read)
@@ -280,7 +283,7 @@ class TcpPeerStream implements PeerStream {
   }
 
   private onData(chunk: Buffer): void {
-    this.lastHeardMs = (this.options.now ?? (() => performance.now()))();
+    this.lastHeardMs = this.now();
     this.reader.push(chunk);
     for (;;) {
       let frame: Buffer | undefined;
