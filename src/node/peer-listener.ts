@@ -49,6 +49,15 @@ export interface PeerListenerOptions {
   logger: Logger;
   /** The largest `SendRequest` frame taken (the gRPC server's receive limit). */
   maxFrameBytes: number;
+  /** Shorter deadlines than the defaults, for tests (ms). */
+  deadlines?: Partial<ListenerDeadlines>;
+}
+
+/** How long a connection may take over each step before it is known to be a peer. */
+export interface ListenerDeadlines {
+  firstBytesMs: number;
+  handshakeMs: number;
+  helloMs: number;
 }
 
 /** The listening socket of a node, shared by gRPC and the Raft message streams. */
@@ -62,13 +71,15 @@ export class PeerListener {
   readonly stats = { messageStreams: 0, grpcConnections: 0, refused: 0 };
 
   private readonly servers: NetServer[] = [];
+  private readonly deadlines: ListenerDeadlines;
 
   private constructor(private readonly options: PeerListenerOptions) {
+    this.deadlines = { firstBytesMs: FIRST_BYTES_TIMEOUT_MS, handshakeMs: HANDSHAKE_TIMEOUT_MS, helloMs: HELLO_TIMEOUT_MS, ...options.deadlines };
     this.injector = options.grpc.createConnectionInjector(options.security.credentials());
     const tls = options.security.tlsServerOptions();
     if (tls !== undefined) {
       // Never listens: TLS on connections whose magic was read here (the same trick as the injector's).
-      this.tlsServer = createTlsServer({ ...tls, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, (secure: TLSSocket) => this.serve(secure, secure));
+      this.tlsServer = createTlsServer({ ...tls, handshakeTimeout: this.deadlines.handshakeMs }, (secure: TLSSocket) => this.serve(secure, secure));
       this.tlsServer.on('tlsClientError', (error: Error, socket: TLSSocket) => {
         options.logger.debug('message stream TLS handshake failed', { peer: socket.remoteAddress, error: error.message });
         socket.destroy(); // the server only reports it (a handshake timeout too): the connection must go
@@ -124,7 +135,7 @@ export class PeerListener {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     let head: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), FIRST_BYTES_TIMEOUT_MS);
+    const timer = setTimeout(() => socket.destroy(), this.deadlines.firstBytesMs);
     timer.unref();
     const onError = (): void => undefined; // nothing to do before it is known what it is
     const decide = (chunk: Buffer): void => {
@@ -162,9 +173,9 @@ export class PeerListener {
     let hello = false;
     // A peer has this long to say hello, however it dribbles its bytes (the silence limit alone would not do).
     const helloDeadline = setTimeout(() => {
-      logger.debug('message stream dropped: no hello in time', { peer, ms: HELLO_TIMEOUT_MS });
+      logger.debug('message stream dropped: no hello in time', { peer, ms: this.deadlines.helloMs });
       drop();
-    }, HELLO_TIMEOUT_MS);
+    }, this.deadlines.helloMs);
     helloDeadline.unref();
     let lastHeardMs = performance.now();
     const alive = setInterval(() => {

@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { createSilentLogger } from '../../src/common/index.js';
 import { ErrorCode, type GetResponse, type PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
@@ -295,6 +296,64 @@ describe('node: the Raft message stream on real sockets', function () {
     client.links.openStream('server', address, { onDrain: () => undefined, onEnd: () => undefined });
     expect(client.links.stats).to.deep.equal({ tcpStreams: 2, grpcStreams: 0 });
     expect(peer.fallback.used + client.fallback.used).to.equal(0);
+  });
+
+  it('drops a connection that stalls before it is known: silent from the start, in its TLS handshake, before its hello', async () => {
+    const dir = tempDir();
+    await createCertificates({ dir });
+    const file = (name: string): Buffer => readFileSync(join(dir, name));
+    const deadlines = { firstBytesMs: 300, handshakeMs: 300, helloMs: 300 };
+    const listenerWith = async (security: ServerSecurity): Promise<{ listener: PeerListener; receiver: ReturnType<typeof recordingReceiver> }> => {
+      const grpc = new Server();
+      cleanups.push(() => grpc.forceShutdown());
+      const receiver = recordingReceiver();
+      const listener = await PeerListener.listen({
+        host: '127.0.0.1', port: 0, grpc, security, receiver, logger: createSilentLogger(), maxFrameBytes: SERVER_MAX_RECEIVE_MESSAGE_BYTES, deadlines,
+      });
+      cleanups.push(() => listener.close());
+      cleanups.push(() => security.close());
+      return { listener, receiver };
+    };
+    const closedWithin = async (client: RawClient, what: string): Promise<void> => {
+      await waitFor(`${what}: the server closed the connection`, () => client.closed, 5_000, 10);
+    };
+
+    const plain = await listenerWith(new ServerSecurity({ log: quietLog }));
+    await closedWithin(await rawClient(plain.listener.port), 'no bytes at all');
+    await closedWithin(await rawClient(plain.listener.port, PEER_STREAM_MAGIC), 'the magic and no hello');
+
+    const tls = loadServerTls({ ca: join(dir, 'ca.crt'), cert: join(dir, 'server.crt'), key: join(dir, 'server.key') }, () => undefined);
+    const secured = await listenerWith(new ServerSecurity({ tls, log: quietLog }));
+    await closedWithin(await rawClient(secured.listener.port, PEER_STREAM_MAGIC), 'the magic and no TLS handshake');
+
+    // The handshake done, then nothing: the hello's deadline drops it.
+    const socket = connect({ host: '127.0.0.1', port: secured.listener.port });
+    cleanups.push(() => { socket.destroy(); });
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    await new Promise<void>((resolve) => socket.write(PEER_STREAM_MAGIC, () => resolve()));
+    const options = new ChannelSecurity({ ca: file('ca.crt'), cert: file('server.crt'), key: file('server.key') }, undefined).tlsConnectOptions(`127.0.0.1:${secured.listener.port}`);
+    const secure = tlsConnect({ ...options, socket });
+    cleanups.push(() => { secure.destroy(); });
+    secure.on('error', () => undefined);
+    let secureClosed = false;
+    secure.on('close', () => { secureClosed = true; });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    await waitFor('the server closed a stream that sent no hello after its handshake', () => secureClosed, 5_000, 10);
+
+    // None of them counted as refused, and nothing reached the receiver; a peer that says hello in time is still served.
+    expect(plain.listener.stats.refused + secured.listener.stats.refused).to.equal(0);
+    expect(plain.receiver.delivered.length + secured.receiver.delivered.length).to.equal(0);
+    const client = await rawClient(plain.listener.port, hello('n7'));
+    expect(await client.answer()).to.deep.equal({ ok: true });
+    client.socket.write(sendRequestFrame({ fromNodeId: 'n7', messages: [heartbeat(2)] }));
+    await waitFor('the message delivered', () => plain.receiver.delivered.length === 1, 5_000, 10);
   });
 
   it('takes a batch far larger than the hello that arrives with it, written before the connection was ready', async () => {
