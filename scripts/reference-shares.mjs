@@ -61,15 +61,29 @@ function runBench(main, args, out, running) {
     running.add(child);
     let stderr = '';
     child.stderr.on('data', (chunk) => { stderr = (stderr + chunk.toString()).slice(-4000); });
-    child.on('exit', (code, signal) => {
+    child.on('error', (error) => {
       running.delete(child);
-      if (code === 0) {
-        resolvePromise(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')));
-      } else {
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      running.delete(child);
+      if (code !== 0) {
         reject(new Error(`kvstore bench exited with ${signal ?? code}:\n${stderr.trim()}`));
+        return;
+      }
+      try {
+        resolvePromise(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')));
+      } catch (error) {
+        reject(new Error(`kvstore bench left no readable results.json in ${out}: ${error.message}`));
       }
     });
   });
+}
+
+/** The replication factors a bench was asked for that its results lack (a run cut short). */
+export function missingReplicas(results) {
+  const measured = new Set(results.runs.map((run) => run.replicas));
+  return (results.settings.replicas ?? []).filter((replicas) => !measured.has(replicas));
 }
 
 export function median(values) {
@@ -146,9 +160,9 @@ async function main() {
   const outRoot = options.keep ?? mkdtempSync(join(tmpdir(), 'kvstore-shares-'));
   mkdirSync(outRoot, { recursive: true });
   const running = new Set();
-  const stop = () => {
+  const stop = (signal) => {
     for (const child of running) child.kill('SIGINT'); // the bench stops its clusters on SIGINT
-    process.exitCode = 130;
+    process.exitCode = signal === 'SIGTERM' ? 143 : 130;
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -158,23 +172,26 @@ async function main() {
       for (const [at, build] of builds.entries()) {
         if (process.exitCode !== undefined) break;
         const results = await runBench(build.main, options.bench, join(outRoot, `${at === 0 ? 'a' : 'b'}-run${index}`), running);
+        // A bench stopped by a signal writes what it measured so far: not a run to count.
+        if (process.exitCode !== undefined) break;
+        const missing = missingReplicas(results);
+        if (missing.length > 0) throw new Error(`${build.label} run ${index} has no result for K=${missing.join(', K=')}`);
         const figures = runFigures(results);
         build.figures.push(figures);
         process.stdout.write(`${runLine(build.label, index, figures)}\n`);
       }
     }
-    for (const build of builds) if (build.figures.length > 0) process.stdout.write(`${summaryTable(build.label, summarize(build.figures))}\n`);
-    if (options.keep !== undefined) process.stdout.write(`results kept in ${outRoot}\n`);
   } catch (error) {
     if (process.exitCode === undefined) {
       process.stderr.write(`reference-shares: ${error.message}\n`);
       process.exitCode = 1;
-    } else {
-      process.stderr.write('reference-shares: interrupted; the bench stopped its clusters\n');
     }
   } finally {
     if (options.keep === undefined) rmSync(outRoot, { recursive: true, force: true });
   }
+  if (process.exitCode !== undefined) process.stderr.write('reference-shares: stopped early; only the runs that finished are counted\n');
+  for (const build of builds) if (build.figures.length > 0) process.stdout.write(`${summaryTable(build.label, summarize(build.figures))}\n`);
+  if (options.keep !== undefined) process.stdout.write(`results kept in ${outRoot}\n`);
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../ops/support/compose-file.js';
-import { killProcessesUsing } from './helpers.js';
+import { waitFor } from '../support/wait-for.js';
+import { killProcessesUsing, processesUsing } from './helpers.js';
 
 const SCRIPT = join(REPO_ROOT, 'scripts', 'reference-shares.mjs');
 
@@ -51,7 +52,8 @@ describe('scripts/reference-shares.mjs', function () {
   it('prints every run and the medians of its shares, as its results.json files give them', async () => {
     const keep = join(privateTmp, 'kept');
     const result = await runScript(
-      ['--runs', '2', '--keep', keep, '--', '--nodes', '2', '--replicas', '1,2', '--shards', '4', '--ops', '300',
+      // K given largest first: each share is still against the smallest K.
+      ['--runs', '2', '--keep', keep, '--', '--nodes', '2', '--replicas', '2,1', '--shards', '4', '--ops', '300',
         '--keys', '100', '--clients', '1', '--concurrency', '4', '--seed', '3'],
       { ...process.env, TMPDIR: privateTmp },
       200_000,
@@ -81,6 +83,30 @@ describe('scripts/reference-shares.mjs', function () {
     const k2Row = /^ {2}2 +[\d,]+ +(\d+)% /m.exec(table);
     expect(k2Row, table).to.not.equal(null);
     expect(Number(k2Row![1])).to.equal(Math.round(((shares[0]! + shares[1]!) / 2) * 100));
+  });
+
+  it('on SIGINT stops the bench, counts no run cut short, and leaves no process', async () => {
+    const ownTmp = mkdtempSync(join(privateTmp, 'interrupted-'));
+    const child = spawn(process.execPath, [SCRIPT, '--runs', '2', '--', '--nodes', '2', '--replicas', '1,2', '--shards', '4',
+      '--duration', '60', '--keys', '100', '--clients', '1', '--concurrency', '4'], { env: { ...process.env, TMPDIR: ownTmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      // Interrupt once the bench's nodes are up.
+      await waitFor('the bench\'s cluster started', () => processesUsing(ownTmp).length >= 3, 60_000, 100);
+      child.kill('SIGINT');
+      const code = await exited;
+      expect(code, stderr).to.equal(130);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const leaked = killProcessesUsing(ownTmp);
+    expect(leaked, 'processes still running after the script exited').to.deep.equal([]);
+    expect(stdout, 'no run is counted').to.not.match(/run \d:/);
+    expect(stderr).to.include('stopped early; only the runs that finished are counted');
   });
 
   it('refuses bad flags with the reason, and runs nothing', async () => {

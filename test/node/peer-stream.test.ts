@@ -9,14 +9,14 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { createSilentLogger } from '../../src/common/index.js';
 import { ErrorCode, type GetResponse, type PutResponse } from '../../src/gen/kvstore/v1/kvstore.js';
 import { type RaftMessage, RaftMessageType, type SendRequest } from '../../src/gen/kvstore/v1/raft.js';
 import { GrpcPeerLinks, RAFT_SERVICE, raftService } from '../../src/node/grpc-peer-links.js';
 import type { PeerLinks, PeerStream } from '../../src/node/peer-links.js';
-import { PeerListener } from '../../src/node/peer-listener.js';
+import { type ListenerDeadlines, PeerListener } from '../../src/node/peer-listener.js';
 import { ALIVE_INTERVAL_MS, CLIENT_SILENCE_LIMIT_MS, controlFrame, FrameReader, frameHeader, parseControlFrame, PEER_STREAM_MAGIC } from '../../src/node/peer-wire.js';
 import type { TransportReceiver } from '../../src/node/raft-transport.js';
 import { encodeSendRequest } from '../../src/node/send-request-codec.js';
@@ -154,13 +154,13 @@ describe('node: the Raft message stream on real sockets', function () {
   };
 
   /** A standalone listener in front of a plain gRPC server (no service), with `security`. */
-  const standaloneListener = (security: ServerSecurity): Promise<{ listener: PeerListener; receiver: ReturnType<typeof recordingReceiver> }> => standaloneListenerOn('127.0.0.1', security);
-  const standaloneListenerOn = async (host: string, security: ServerSecurity): Promise<{ listener: PeerListener; receiver: ReturnType<typeof recordingReceiver> }> => {
+  const standaloneListener = (security: ServerSecurity, deadlines?: Partial<ListenerDeadlines>): Promise<{ listener: PeerListener; receiver: ReturnType<typeof recordingReceiver> }> => standaloneListenerOn('127.0.0.1', security, deadlines);
+  const standaloneListenerOn = async (host: string, security: ServerSecurity, deadlines: Partial<ListenerDeadlines> = {}): Promise<{ listener: PeerListener; receiver: ReturnType<typeof recordingReceiver> }> => {
     const grpc = new Server();
     cleanups.push(() => grpc.forceShutdown());
     const receiver = recordingReceiver();
     const listener = await PeerListener.listen({
-      host, port: 0, grpc, security, receiver, logger: createSilentLogger(), maxFrameBytes: SERVER_MAX_RECEIVE_MESSAGE_BYTES,
+      host, port: 0, grpc, security, receiver, logger: createSilentLogger(), maxFrameBytes: SERVER_MAX_RECEIVE_MESSAGE_BYTES, deadlines,
     });
     cleanups.push(() => listener.close());
     cleanups.push(() => security.close());
@@ -302,58 +302,71 @@ describe('node: the Raft message stream on real sockets', function () {
     const dir = tempDir();
     await createCertificates({ dir });
     const file = (name: string): Buffer => readFileSync(join(dir, name));
-    const deadlines = { firstBytesMs: 300, handshakeMs: 300, helloMs: 300 };
-    const listenerWith = async (security: ServerSecurity): Promise<{ listener: PeerListener; receiver: ReturnType<typeof recordingReceiver> }> => {
-      const grpc = new Server();
-      cleanups.push(() => grpc.forceShutdown());
-      const receiver = recordingReceiver();
-      const listener = await PeerListener.listen({
-        host: '127.0.0.1', port: 0, grpc, security, receiver, logger: createSilentLogger(), maxFrameBytes: SERVER_MAX_RECEIVE_MESSAGE_BYTES, deadlines,
+    // Each listener shortens only the deadline under test; the steps that must succeed keep 10 s.
+    const STALL_MS = 1_000;
+    /** Waits for the server to close `isClosed`'s connection, and says how long after `since` it did. */
+    const closedAfter = async (what: string, since: number, isClosed: () => boolean): Promise<void> => {
+      await waitFor(`${what}: the server closed the connection`, isClosed, 10_000, 10);
+      expect(performance.now() - since, `${what}: closed before its deadline`).to.be.at.least(STALL_MS * 0.8);
+    };
+
+    const silent = await standaloneListener(new ServerSecurity({ log: quietLog }), { firstBytesMs: STALL_MS });
+    let since = performance.now();
+    const mute = await rawClient(silent.listener.port);
+    await closedAfter('no bytes at all', since, () => mute.closed);
+
+    const helloLate = await standaloneListener(new ServerSecurity({ log: quietLog }), { helloMs: STALL_MS });
+    since = performance.now();
+    const magicOnly = await rawClient(helloLate.listener.port, PEER_STREAM_MAGIC);
+    await closedAfter('the magic and no hello', since, () => magicOnly.closed);
+
+    const tls = (): ServerSecurity => new ServerSecurity({ tls: loadServerTls({ ca: join(dir, 'ca.crt'), cert: join(dir, 'server.crt'), key: join(dir, 'server.key') }, () => undefined), log: quietLog });
+    const handshakeLate = await standaloneListener(tls(), { handshakeMs: STALL_MS });
+    since = performance.now();
+    const noHandshake = await rawClient(handshakeLate.listener.port, PEER_STREAM_MAGIC);
+    await closedAfter('the magic and no TLS handshake', since, () => noHandshake.closed);
+
+    // Over TLS: one peer completes its handshake and says nothing (dropped at the hello's deadline);
+    // another says hello in time and is served.
+    const tlsHelloLate = await standaloneListener(tls(), { helloMs: STALL_MS });
+    const address = `127.0.0.1:${tlsHelloLate.listener.port}`;
+    const secureClient = async (): Promise<{ secure: TLSSocket; frames: Buffer[]; closed: () => boolean; handshaken: number }> => {
+      const socket = connect({ host: '127.0.0.1', port: tlsHelloLate.listener.port });
+      cleanups.push(() => { socket.destroy(); });
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
       });
-      cleanups.push(() => listener.close());
-      cleanups.push(() => security.close());
-      return { listener, receiver };
+      await new Promise<void>((resolve) => socket.write(PEER_STREAM_MAGIC, () => resolve()));
+      const options = new ChannelSecurity({ ca: file('ca.crt'), cert: file('server.crt'), key: file('server.key') }, undefined).tlsConnectOptions(address);
+      const secure = tlsConnect({ ...options, socket });
+      cleanups.push(() => { secure.destroy(); });
+      secure.on('error', () => undefined);
+      let isClosed = false;
+      secure.on('close', () => { isClosed = true; });
+      const frames: Buffer[] = [];
+      const reader = new FrameReader(1024 * 1024);
+      secure.on('data', (chunk: Buffer) => frames.push(...take(reader, chunk)));
+      await new Promise<void>((resolve, reject) => {
+        secure.once('secureConnect', resolve);
+        secure.once('error', reject);
+      });
+      return { secure, frames, closed: () => isClosed, handshaken: performance.now() };
     };
-    const closedWithin = async (client: RawClient, what: string): Promise<void> => {
-      await waitFor(`${what}: the server closed the connection`, () => client.closed, 5_000, 10);
-    };
+    const quiet = await secureClient();
+    await closedAfter('a TLS handshake and no hello', quiet.handshaken, quiet.closed);
+    const talker = await secureClient();
+    talker.secure.write(controlFrame({ node: 'n8' }));
+    const answer = await waitFor('the answer to a hello over TLS', () => talker.frames[0], 5_000, 10);
+    expect(parseControlFrame(answer)).to.deep.equal({ ok: true });
+    talker.secure.write(sendRequestFrame({ fromNodeId: 'n8', messages: [heartbeat(2)] }));
+    await waitFor('the message delivered over TLS', () => tlsHelloLate.receiver.delivered.length === 1, 5_000, 10);
 
-    const plain = await listenerWith(new ServerSecurity({ log: quietLog }));
-    await closedWithin(await rawClient(plain.listener.port), 'no bytes at all');
-    await closedWithin(await rawClient(plain.listener.port, PEER_STREAM_MAGIC), 'the magic and no hello');
-
-    const tls = loadServerTls({ ca: join(dir, 'ca.crt'), cert: join(dir, 'server.crt'), key: join(dir, 'server.key') }, () => undefined);
-    const secured = await listenerWith(new ServerSecurity({ tls, log: quietLog }));
-    await closedWithin(await rawClient(secured.listener.port, PEER_STREAM_MAGIC), 'the magic and no TLS handshake');
-
-    // The handshake done, then nothing: the hello's deadline drops it.
-    const socket = connect({ host: '127.0.0.1', port: secured.listener.port });
-    cleanups.push(() => { socket.destroy(); });
-    socket.on('error', () => undefined);
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
-    await new Promise<void>((resolve) => socket.write(PEER_STREAM_MAGIC, () => resolve()));
-    const options = new ChannelSecurity({ ca: file('ca.crt'), cert: file('server.crt'), key: file('server.key') }, undefined).tlsConnectOptions(`127.0.0.1:${secured.listener.port}`);
-    const secure = tlsConnect({ ...options, socket });
-    cleanups.push(() => { secure.destroy(); });
-    secure.on('error', () => undefined);
-    let secureClosed = false;
-    secure.on('close', () => { secureClosed = true; });
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', resolve);
-      secure.once('error', reject);
-    });
-    await waitFor('the server closed a stream that sent no hello after its handshake', () => secureClosed, 5_000, 10);
-
-    // None of them counted as refused, and nothing reached the receiver; a peer that says hello in time is still served.
-    expect(plain.listener.stats.refused + secured.listener.stats.refused).to.equal(0);
-    expect(plain.receiver.delivered.length + secured.receiver.delivered.length).to.equal(0);
-    const client = await rawClient(plain.listener.port, hello('n7'));
-    expect(await client.answer()).to.deep.equal({ ok: true });
-    client.socket.write(sendRequestFrame({ fromNodeId: 'n7', messages: [heartbeat(2)] }));
-    await waitFor('the message delivered', () => plain.receiver.delivered.length === 1, 5_000, 10);
+    // None of the stalled ones counted as refused, and nothing of theirs reached a receiver.
+    const listeners = [silent, helloLate, handshakeLate, tlsHelloLate];
+    expect(listeners.reduce((sum, { listener }) => sum + listener.stats.refused, 0)).to.equal(0);
+    expect(listeners.map(({ receiver }) => receiver.delivered.length)).to.deep.equal([0, 0, 0, 1]);
   });
 
   it('takes a batch far larger than the hello that arrives with it, written before the connection was ready', async () => {
