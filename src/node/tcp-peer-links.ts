@@ -114,16 +114,25 @@ export class TcpPeerLinks implements PeerLinks {
     let closed = false;
     /** Its end was reported: once only. */
     let reported = false;
-    const window: { timer?: ReturnType<typeof setTimeout> } = {};
-    const stopTimer = (): void => {
-      if (window.timer === undefined) return;
-      this.fallbackTimers.delete(window.timer);
-      clearTimeout(window.timer);
-    };
     const report = (failure: string | undefined): void => {
       if (reported) return;
       reported = true;
       events.onEnd(failure);
+    };
+    // The window's end: the transport lets go of the stream first (a clean end), so nothing is
+    // written on it after `end()`. Set before the inner stream exists, whose end stops it.
+    const timer = setTimeout(() => {
+      stopTimer();
+      if (closed) return;
+      closed = true;
+      report(undefined);
+      inner.end();
+    }, Math.max(0, until - this.now()));
+    timer.unref();
+    this.fallbackTimers.add(timer);
+    const stopTimer = (): void => {
+      this.fallbackTimers.delete(timer);
+      clearTimeout(timer);
     };
     const inner = this.options.grpc.openStream(nodeId, address, {
       onDrain: () => {
@@ -135,16 +144,6 @@ export class TcpPeerLinks implements PeerLinks {
         report(failure);
       },
     });
-    // The transport lets go of the stream first (a clean end), so nothing is written on it after `end()`.
-    window.timer = setTimeout(() => {
-      stopTimer();
-      if (closed) return;
-      closed = true;
-      report(undefined);
-      inner.end();
-    }, Math.max(0, until - this.now()));
-    window.timer.unref();
-    this.fallbackTimers.add(window.timer);
     return {
       write: (batch) => (closed ? true : inner.write(batch)),
       end: () => {
@@ -217,8 +216,7 @@ class TcpPeerStream implements PeerStream {
     private readonly events: StreamEvents,
   ) {
     this.now = options.now ?? (() => performance.now());
-    const now = this.now;
-    this.lastHeardMs = now();
+    this.lastHeardMs = this.now();
     this.socket = new Socket();
     this.socket.setNoDelay(true); // kept until connected (connect()'s own noDelay option is not read)
     this.socket.on('error', (error: Error) => this.fail(error.message));
@@ -233,7 +231,7 @@ class TcpPeerStream implements PeerStream {
     }
     // A peer that went silent (its host gone, a partition) is given up as gRPC's keepalive would.
     this.silence = setInterval(() => {
-      if (now() - this.lastHeardMs <= CLIENT_SILENCE_LIMIT_MS) return;
+      if (this.now() - this.lastHeardMs <= CLIENT_SILENCE_LIMIT_MS) return;
       this.gaveUp = true; // a peer that is stopped or slow, not one that does not speak the wire
       this.abort(`no word from the peer for ${CLIENT_SILENCE_LIMIT_MS} ms`);
     }, ALIVE_INTERVAL_MS);
